@@ -1,0 +1,343 @@
+//! The one public error type of the SDK.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::meta::{RateLimit, ResponseMeta};
+
+/// How much of a non-JSON error body is kept (an HTML page from a proxy can be large).
+const RAW_BODY_LIMIT: usize = 64 * 1024;
+
+/// Message of [`Error::MissingApiKey`]; also how the generated client's hook reports it.
+pub(crate) const MISSING_API_KEY: &str =
+    "this operation needs an API key: pass one to the client builder or set TOKPORTAL_API_KEY";
+
+/// Everything that can go wrong with a call.
+///
+/// ```no_run
+/// # async fn run(client: tokportal::Client) {
+/// match client.get_current_user().send().await.map_err(tokportal::Error::from) {
+///     Ok(me) => println!("{:?}", me.into_inner()),
+///     Err(tokportal::Error::Api(e)) if e.is_retryable() => {
+///         println!("retry in {:?}s (request {:?})", e.retry_after_seconds, e.request_id)
+///     }
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The API answered with an error status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+    /// The connection could not be made (DNS, refused, TLS).
+    #[error("cannot connect to the TokPortal API: {0}")]
+    Connect(#[source] reqwest::Error),
+    /// The connect or request timeout elapsed.
+    #[error("the request timed out: {0}")]
+    Timeout(#[source] reqwest::Error),
+    /// Any other transport failure (connection reset, body stream error).
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// An argument does not match the spec; nothing was sent.
+    #[error("invalid argument{}: {message}", field.as_ref().map(|f| format!(" `{f}`")).unwrap_or_default())]
+    InvalidArgument {
+        /// The operation, when known.
+        operation: Option<String>,
+        /// The offending parameter or body field, when known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The operation needs an API key and the client has none; nothing was sent.
+    #[error("{MISSING_API_KEY}")]
+    MissingApiKey,
+    /// A success response whose body could not be decoded.
+    #[error("cannot decode the HTTP {status} response: {message}")]
+    Decode {
+        /// HTTP status of the response.
+        status: u16,
+        /// Why decoding failed.
+        message: String,
+        /// The body as received (lossy UTF-8, truncated to 64 KiB).
+        body: String,
+    },
+    /// A local file could not be read (an upload source).
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client configuration is invalid (a bad base URL, a bad header value).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// True for failures worth retrying: 408, 429, 5xx, connection failures and timeouts.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api(e) => e.is_retryable(),
+            Error::Connect(_) | Error::Timeout(_) | Error::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The API error, when the server answered with an error status.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// HTTP status, when a response was received.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            Error::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(operation: Option<&str>, field: Option<&str>, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            operation: operation.map(str::to_owned),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Error::Timeout(e)
+        } else if e.is_connect() {
+            Error::Connect(e)
+        } else {
+            Error::Transport(e)
+        }
+    }
+
+    pub(crate) fn decode(status: u16, message: impl fmt::Display, body: &[u8]) -> Self {
+        Error::Decode {
+            status,
+            message: message.to_string(),
+            body: lossy_truncated(body),
+        }
+    }
+}
+
+/// An error answer from the TokPortal API, with everything the response said.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// TokPortal error code (`RATE_LIMIT_EXCEEDED`), when the body is the JSON error envelope.
+    pub code: Option<String>,
+    /// Human-readable message: the API's, or the status reason when the body is not JSON.
+    pub message: String,
+    /// `error.details`, when present.
+    pub details: Option<Value>,
+    /// `X-TokPortal-Request-ID`, else `X-Request-ID`.
+    pub request_id: Option<String>,
+    /// `Retry-After`, in seconds.
+    pub retry_after_seconds: Option<u64>,
+    /// `X-RateLimit-*`.
+    pub rate_limit: Option<RateLimit>,
+    /// The body as received when it is not the JSON error envelope (an HTML page
+    /// from a proxy, an empty body, truncated JSON); lossy UTF-8, at most 64 KiB.
+    pub raw_body: Option<String>,
+    /// The body parsed as JSON, when it is JSON (envelope or not).
+    pub body_json: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: EnvelopeError,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeError {
+    code: String,
+    message: String,
+    #[serde(default)]
+    details: Option<Value>,
+}
+
+impl ApiError {
+    /// Builds the error from a response's status, headers and body.
+    pub fn from_parts(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+        let meta = ResponseMeta::from_parts(status.as_u16(), headers);
+        let body_json = serde_json::from_slice::<Value>(body).ok();
+        let envelope = body_json
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok());
+        let reason = status.canonical_reason().unwrap_or("error").to_owned();
+        let (code, message, details, raw_body) = match envelope {
+            Some(Envelope { error }) => (Some(error.code), error.message, error.details, None),
+            None => (None, reason, None, Some(lossy_truncated(body))),
+        };
+        Self {
+            status: status.as_u16(),
+            code,
+            message,
+            details,
+            request_id: meta.request_id,
+            retry_after_seconds: meta.retry_after_seconds,
+            rate_limit: meta.rate_limit,
+            raw_body,
+            body_json,
+        }
+    }
+
+    /// True for 408, 429 and every 5xx.
+    pub fn is_retryable(&self) -> bool {
+        is_retryable_status(self.status)
+    }
+
+    /// The API's JSON payload, or `{"raw_body": ...}` when the body was not JSON
+    /// (what the CLI and the MCP server report as `payload`).
+    pub fn payload(&self) -> Value {
+        match (&self.body_json, &self.raw_body) {
+            (Some(json), _) => json.clone(),
+            (None, raw) => serde_json::json!({ "raw_body": raw.clone().unwrap_or_default() }),
+        }
+    }
+
+    /// `{"request_id", "status", "retry_after_seconds", "rate_limit"}`, as the other official clients report it.
+    pub fn diagnostics(&self) -> Value {
+        serde_json::json!({
+            "request_id": self.request_id,
+            "status": self.status,
+            "retry_after_seconds": self.retry_after_seconds,
+            "rate_limit": self.rate_limit,
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        write!(f, ": {}", self.message.replace(['\r', '\n'], " "))?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// 408, 429 and 5xx.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+fn lossy_truncated(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(RAW_BODY_LIMIT)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+/// Carried in the extensions of an error response by the transport, so that the
+/// generated client's errors convert into [`Error::Api`] with nothing lost.
+#[derive(Clone, Debug)]
+pub(crate) struct DecodedApiError(pub Arc<ApiError>);
+
+impl<E> From<progenitor_client::Error<E>> for Error {
+    fn from(e: progenitor_client::Error<E>) -> Self {
+        use progenitor_client::Error as P;
+        match e {
+            P::InvalidRequest(message) => Error::invalid(None, None, message),
+            P::Custom(message) if message == MISSING_API_KEY => Error::MissingApiKey,
+            P::Custom(message) => Error::invalid(None, None, message),
+            P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => Error::from_reqwest(e),
+            P::ErrorResponse(rv) => {
+                let status = rv.status();
+                Error::Api(Box::new(ApiError::from_parts(status, rv.headers(), &[])))
+            }
+            P::InvalidResponsePayload(body, e) => Error::decode(200, e, &body),
+            P::UnexpectedResponse(response) => match response.extensions().get::<DecodedApiError>() {
+                Some(decoded) => Error::Api(Box::new((*decoded.0).clone())),
+                None => Error::Decode {
+                    status: response.status().as_u16(),
+                    message: "a status the spec does not document for this operation".into(),
+                    body: String::new(),
+                },
+            },
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-tokportal-request-id", "req_9".parse().unwrap());
+        h.insert("retry-after", "2".parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn envelope_is_decoded() {
+        let body = br#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"Not enough credits.","details":{"required":50}}}"#;
+        let e = ApiError::from_parts(StatusCode::PAYMENT_REQUIRED, &headers(), body);
+        assert_eq!(e.code.as_deref(), Some("INSUFFICIENT_CREDITS"));
+        assert_eq!(e.details, Some(serde_json::json!({"required": 50})));
+        assert_eq!(e.raw_body, None);
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "HTTP 402 INSUFFICIENT_CREDITS: Not enough credits. (request id req_9)"
+        );
+    }
+
+    #[test]
+    fn html_body_is_kept_raw() {
+        let e = ApiError::from_parts(StatusCode::BAD_GATEWAY, &headers(), b"<html>bad gateway</html>");
+        assert_eq!(e.code, None);
+        assert_eq!(e.message, "Bad Gateway");
+        assert_eq!(e.raw_body.as_deref(), Some("<html>bad gateway</html>"));
+        assert!(e.is_retryable());
+        assert_eq!(e.payload(), serde_json::json!({"raw_body": "<html>bad gateway</html>"}));
+        assert_eq!(e.diagnostics()["retry_after_seconds"], 2);
+    }
+
+    #[test]
+    fn truncated_json_and_empty_bodies_are_raw() {
+        let e = ApiError::from_parts(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), br#"{"error":{"co"#);
+        assert_eq!(e.raw_body.as_deref(), Some(r#"{"error":{"co"#));
+        let e = ApiError::from_parts(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"");
+        assert_eq!(e.raw_body.as_deref(), Some(""));
+        assert_eq!(e.to_string(), "HTTP 503: Service Unavailable");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 599] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [400, 401, 402, 403, 404, 409] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Checks arguments against the spec's JSON Schemas before anything is sent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::operations::{Operation, ParamLocation};
+
+type Cache = Mutex<HashMap<(&'static str, &'static str), Arc<Validator>>>;
+
+fn validator(op: &'static Operation, field: &'static str, schema_json: &'static str) -> Result<Arc<Validator>, Error> {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().ok().and_then(|c| c.get(&(op.id, field)).cloned()) {
+        return Ok(v);
+    }
+    let schema: Value = serde_json::from_str(schema_json)
+        .map_err(|e| Error::Config(format!("{}: the schema of `{field}` is not JSON: {e}", op.id)))?;
+    let compiled = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| Error::Config(format!("{}: the schema of `{field}` does not compile: {e}", op.id)))?;
+    let compiled = Arc::new(compiled);
+    if let Ok(mut c) = cache.lock() {
+        c.insert((op.id, field), compiled.clone());
+    }
+    Ok(compiled)
+}
+
+/// Checks `value` against the schema of parameter or body `field` of `op`.
+pub(crate) fn check_value(op: &'static Operation, field: &'static str, schema_json: &'static str, value: &Value) -> Result<(), Error> {
+    let v = validator(op, field, schema_json)?;
+    let messages: Vec<String> = v
+        .iter_errors(value)
+        .take(3)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+        })
+        .collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(Some(op.id), Some(field), messages.join("; ")))
+}
+
+/// Turns a textual value (a query string, a command-line flag) into the JSON
+/// type its schema asks for; leaves it a string when it does not parse, so the
+/// schema check reports it.
+pub fn coerce(schema: &Value, raw: &str) -> Value {
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if types.contains(&"null") && raw == "null" {
+        return Value::Null;
+    }
+    if types.contains(&"integer") {
+        if let Ok(i) = raw.parse::<i64>() {
+            return Value::from(i);
+        }
+    }
+    if types.contains(&"number") {
+        if let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    if types.contains(&"boolean") {
+        match raw {
+            "true" => return Value::Bool(true),
+            "false" => return Value::Bool(false),
+            _ => {}
+        }
+    }
+    if types.contains(&"object") || types.contains(&"array") {
+        if let Ok(v) = serde_json::from_str::<Value>(raw) {
+            return v;
+        }
+    }
+    Value::String(raw.to_owned())
+}
+
+/// [`coerce`] for a JSON value that may be a string standing for another type.
+pub(crate) fn coerce_value(schema: &Value, value: Value) -> Value {
+    match (&value, schema.get("type").and_then(Value::as_str)) {
+        (Value::Array(items), Some("array")) => {
+            let item_schema = schema.get("items").cloned().unwrap_or(Value::Null);
+            Value::Array(items.iter().cloned().map(|i| coerce_value(&item_schema, i)).collect())
+        }
+        (_, Some("array")) => coerce_value(schema, Value::Array(vec![value])),
+        (Value::String(s), _) => coerce(schema, s),
+        _ => value,
+    }
+}
+
+/// Checks the query parameters and JSON body of a built request (the
+/// generated client's path: its typed values are re-checked against the spec).
+pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) -> Result<(), Error> {
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in request.url().query_pairs() {
+        query.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    for (name, values) in &query {
+        let param = op
+            .params
+            .iter()
+            .find(|p| p.location == ParamLocation::Query && p.name == name)
+            .ok_or_else(|| Error::invalid(Some(op.id), Some(name), "not a query parameter of this operation"))?;
+        let schema = param.schema();
+        let value = if param.repeatable() {
+            let items = schema.get("items").cloned().unwrap_or(Value::Null);
+            Value::Array(values.iter().map(|v| coerce(&items, v)).collect())
+        } else if let [single] = values.as_slice() {
+            coerce(&schema, single)
+        } else {
+            return Err(Error::invalid(Some(op.id), Some(param.name), "given more than once but not repeatable"));
+        };
+        check_value(op, param.name, param.schema_json, &value)?;
+    }
+    if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes)) {
+        if body.content_type == "application/json" {
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
+            check_value(op, "body", body.schema_json, &value)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn coercion_follows_schema() {
+        assert_eq!(coerce(&json!({"type": "integer"}), "5"), json!(5));
+        assert_eq!(coerce(&json!({"type": "integer"}), "x"), json!("x"));
+        assert_eq!(coerce(&json!({"type": "boolean"}), "true"), json!(true));
+        assert_eq!(coerce(&json!({"type": "string"}), "5"), json!("5"));
+        assert_eq!(coerce(&json!({"type": ["integer", "null"]}), "null"), Value::Null);
+        assert_eq!(
+            coerce_value(&json!({"type": "array", "items": {"type": "integer"}}), json!("3")),
+            json!([3])
+        );
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        let op = crate::operations::find("createBundle").unwrap();
+        let schema = op.body.as_ref().unwrap().schema_json;
+        let err = check_value(op, "body", schema, &json!({"bundle_type": "account_only", "title": "x".repeat(201)})).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/title"), "{text}");
+        assert!(check_value(op, "body", schema, &json!({"bundle_type": "nope"})).is_err());
+        assert!(check_value(op, "body", schema, &json!({"bundle_type": "account_only", "country": "USA"})).is_ok());
+    }
+}
