@@ -56,6 +56,9 @@ pub mod operations;
 mod retry;
 mod secret;
 mod transport;
+pub mod uploads;
+pub mod pagination;
+pub mod webhooks;
 mod validate;
 
 pub use client::{

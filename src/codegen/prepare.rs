@@ -234,6 +234,24 @@ pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
     Ok(doc)
 }
 
+/// Removes the array-typed query parameters (the repeatable filters) from a
+/// progenitor input, for progenitor's httpmock generator, which cannot match them.
+pub fn drop_array_query_params(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in item.values_mut() {
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                params.retain(|p| {
+                    !(p.get("in").and_then(Value::as_str) == Some("query")
+                        && p.pointer("/schema/type").and_then(Value::as_str) == Some("array"))
+                });
+            }
+        }
+    }
+}
+
 fn keep_success_responses(op: &mut Map<String, Value>, pointer: &str) -> Result<(), SpecError> {
     let responses = op
         .get_mut("responses")
