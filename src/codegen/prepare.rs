@@ -40,8 +40,14 @@ pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
 ///   scalar becomes an array of that scalar, sent as repeated keys
 ///   (`?account=a&account=b`), as the product docs' `exportVideos({account: [...]})`
 ///   does. This is the one place where that reading of the spec is made.
+///
+/// It also merges an `allOf` of inline object schemas into one object schema
+/// (`batchConfigureBundleVideos` combines a closed schema,
+/// `additionalProperties: false`, with one that adds `position`: read
+/// literally, no instance could satisfy both; merged, the intent holds).
 pub fn normalize(doc: &mut Value) {
     drop_undefined_descriptions(doc);
+    merge_object_all_of(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -58,6 +64,56 @@ pub fn normalize(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+fn merge_object_all_of(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.values_mut().for_each(merge_object_all_of);
+            let Some(Value::Array(members)) = map.get("allOf") else {
+                return;
+            };
+            let mergeable = members.iter().all(|m| {
+                m.get("$ref").is_none()
+                    && m.get("type").and_then(Value::as_str).is_none_or(|t| t == "object")
+                    && m.get("properties").is_none_or(Value::is_object)
+            });
+            if !mergeable {
+                return;
+            }
+            let members = members.clone();
+            map.remove("allOf");
+            let mut properties = Map::new();
+            let mut required: Vec<Value> = Vec::new();
+            let mut closed = false;
+            for member in members {
+                if let Some(Value::Object(props)) = member.get("properties") {
+                    properties.extend(props.clone());
+                }
+                for r in member.get("required").and_then(Value::as_array).into_iter().flatten() {
+                    if !required.contains(r) {
+                        required.push(r.clone());
+                    }
+                }
+                closed |= member.get("additionalProperties") == Some(&Value::Bool(false));
+                for (k, v) in member.as_object().into_iter().flatten() {
+                    if !matches!(k.as_str(), "properties" | "required" | "additionalProperties" | "type") {
+                        map.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+            map.insert("type".into(), Value::String("object".into()));
+            map.insert("properties".into(), Value::Object(properties));
+            if !required.is_empty() {
+                map.insert("required".into(), Value::Array(required));
+            }
+            if closed {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(merge_object_all_of),
+        _ => {}
     }
 }
 
@@ -313,6 +369,25 @@ mod tests {
         assert_eq!(params[0]["schema"], json!({"type": "array", "items": {"type": "string"}}));
         assert!(params[1].get("description").is_none());
         assert_eq!(params[1]["schema"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn object_all_of_is_merged() {
+        let mut d = json!({"paths": {}, "components": {"schemas": {"S": {"allOf": [
+            {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}, "additionalProperties": false},
+            {"type": "object", "required": ["b"], "properties": {"b": {"type": "integer"}}}
+        ]}}}});
+        normalize(&mut d);
+        assert_eq!(d["components"]["schemas"]["S"], json!({
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+            "additionalProperties": false
+        }));
+        // An allOf with a $ref member is left to the generators.
+        let mut d = json!({"x": {"allOf": [{"$ref": "#/a"}, {"type": "object"}]}});
+        normalize(&mut d);
+        assert!(d["x"].get("allOf").is_some());
     }
 
     #[test]
