@@ -308,7 +308,8 @@ impl ClientState {
 
 impl ClientHooks<ClientState> for Client {
     async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), progenitor_client::Error<E>> {
-        let op = operations::find(info.operation_id)
+        // progenitor names the operation by its Rust method.
+        let op = operations::find_by_rust_method(info.operation_id)
             .ok_or_else(|| progenitor_client::Error::Custom(format!("unknown operation {}", info.operation_id)))?;
         self.inner.prepare(op, request, false).map_err(|e| match e {
             Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),

@@ -200,6 +200,11 @@ pub fn find(id: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|op| op.id == id)
 }
 
+/// The operation whose generated Rust method is `rust_method` (`get_current_user`).
+pub fn find_by_rust_method(rust_method: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|op| op.rust_method == rust_method)
+}
+
 /// Arguments of a dynamic call.
 ///
 /// ```
