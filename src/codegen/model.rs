@@ -392,9 +392,11 @@ mod tests {
     #[test]
     fn dangling_and_recursive_refs_are_reported() {
         let mut d = doc();
+        d["paths"]["/things/{id}"]["get"]["parameters"][0]["schema"] = json!({"$ref": "#/components/schemas/T"});
         d["components"]["schemas"]["U"] = json!({"$ref": "#/components/schemas/Nope"});
         assert!(operations(&d).unwrap_err().message.contains("points nowhere"));
         let mut d = doc();
+        d["paths"]["/things/{id}"]["get"]["parameters"][0]["schema"] = json!({"$ref": "#/components/schemas/T"});
         d["components"]["schemas"]["U"] = json!({"type": "object", "properties": {"t": {"$ref": "#/components/schemas/T"}}});
         assert!(operations(&d).unwrap_err().message.contains("recursive"));
     }
