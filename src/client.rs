@@ -151,14 +151,22 @@ impl ClientBuilder {
         let raw = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let url = Url::parse(raw).map_err(|e| Error::Config(format!("base URL `{raw}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(Error::Config(format!("base URL `{raw}` must be an http(s) URL with a host")));
+            return Err(Error::Config(format!(
+                "base URL `{raw}` must be an http(s) URL with a host"
+            )));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(Error::Config(format!("base URL `{raw}` must not carry a query or fragment")));
+            return Err(Error::Config(format!(
+                "base URL `{raw}` must not carry a query or fragment"
+            )));
         }
         let base = url.as_str().trim_end_matches('/').to_owned();
-        let identifier = HeaderValue::from_str(&self.identifier)
-            .map_err(|_| Error::Config(format!("client identifier `{}` is not a valid header value", self.identifier)))?;
+        let identifier = HeaderValue::from_str(&self.identifier).map_err(|_| {
+            Error::Config(format!(
+                "client identifier `{}` is not a valid header value",
+                self.identifier
+            ))
+        })?;
         if let Some(key) = &self.api_key {
             let mut value = HeaderValue::from_str(key.expose())
                 .map_err(|_| Error::Config("the API key is not a valid header value".into()))?;
@@ -258,7 +266,12 @@ impl ClientState {
 
     /// Sets the headers and checks the request before it is sent. Used by the
     /// generated client's `pre` hook and by the hand-written calls alike.
-    pub(crate) fn prepare(&self, op: &'static Operation, request: &mut reqwest::Request, upload: bool) -> Result<(), Error> {
+    pub(crate) fn prepare(
+        &self,
+        op: &'static Operation,
+        request: &mut reqwest::Request,
+        upload: bool,
+    ) -> Result<(), Error> {
         if request.url().origin() != self.0.origin {
             return Err(Error::Config(format!(
                 "refusing to send the API key to {}, which is not the configured API origin",
@@ -292,12 +305,16 @@ impl ClientState {
             IdempotencyKeySupport::Accepted if self.0.retry.enabled() && !headers.contains_key(IDEMPOTENCY_HEADER) => {
                 // Generated once here and reused by every attempt, so a retried create never creates twice.
                 let key = crate::idempotency::generate_key();
-                headers.insert(IDEMPOTENCY_HEADER, HeaderValue::from_str(&key).map_err(|e| Error::Config(e.to_string()))?);
+                headers.insert(
+                    IDEMPOTENCY_HEADER,
+                    HeaderValue::from_str(&key).map_err(|e| Error::Config(e.to_string()))?,
+                );
             }
             _ => {}
         }
         if let Some(value) = headers.get(IDEMPOTENCY_HEADER) {
-            crate::idempotency::validate_key(value.as_bytes()).map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
+            crate::idempotency::validate_key(value.as_bytes())
+                .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
         }
         if request.timeout().is_none() {
             *request.timeout_mut() = Some(if upload { self.0.upload_timeout } else { self.0.timeout });
@@ -307,7 +324,11 @@ impl ClientState {
 }
 
 impl ClientHooks<ClientState> for Client {
-    async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), progenitor_client::Error<E>> {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
         // progenitor names the operation by its Rust method.
         let op = operations::find_by_rust_method(info.operation_id)
             .ok_or_else(|| progenitor_client::Error::Custom(format!("unknown operation {}", info.operation_id)))?;

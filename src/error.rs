@@ -299,7 +299,8 @@ mod tests {
 
     #[test]
     fn envelope_is_decoded() {
-        let body = br#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"Not enough credits.","details":{"required":50}}}"#;
+        let body =
+            br#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"Not enough credits.","details":{"required":50}}}"#;
         let e = ApiError::from_parts(StatusCode::PAYMENT_REQUIRED, &headers(), body);
         assert_eq!(e.code.as_deref(), Some("INSUFFICIENT_CREDITS"));
         assert_eq!(e.details, Some(serde_json::json!({"required": 50})));
@@ -324,7 +325,11 @@ mod tests {
 
     #[test]
     fn truncated_json_and_empty_bodies_are_raw() {
-        let e = ApiError::from_parts(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), br#"{"error":{"co"#);
+        let e = ApiError::from_parts(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            br#"{"error":{"co"#,
+        );
         assert_eq!(e.raw_body.as_deref(), Some(r#"{"error":{"co"#));
         let e = ApiError::from_parts(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"");
         assert_eq!(e.raw_body.as_deref(), Some(""));

@@ -12,7 +12,10 @@ pub fn validate_key(key: &[u8]) -> Result<(), String> {
         return Err("an idempotency key must not be empty".into());
     }
     if key.len() > 255 {
-        return Err(format!("an idempotency key is at most 255 characters, this one has {}", key.len()));
+        return Err(format!(
+            "an idempotency key is at most 255 characters, this one has {}",
+            key.len()
+        ));
     }
     if let Some(pos) = key.iter().position(|b| !(0x21..=0x7e).contains(b)) {
         return Err(format!(

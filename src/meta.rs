@@ -133,7 +133,14 @@ mod tests {
         ]);
         let m = ResponseMeta::from_parts(429, &h);
         assert_eq!(m.request_id.as_deref(), Some("req_1"));
-        assert_eq!(m.rate_limit, Some(RateLimit { limit: Some(120), remaining: Some(0), reset: Some(1779724800) }));
+        assert_eq!(
+            m.rate_limit,
+            Some(RateLimit {
+                limit: Some(120),
+                remaining: Some(0),
+                reset: Some(1779724800)
+            })
+        );
         assert_eq!(m.retry_after_seconds, Some(3));
         assert!(m.idempotent_replayed);
         assert_eq!(m.api_version.as_deref(), Some("2026-05-25"));

@@ -67,7 +67,10 @@ impl HttpMethod {
 
     /// GET, HEAD, OPTIONS and TRACE change nothing on the server.
     pub fn is_read_only(self) -> bool {
-        matches!(self, HttpMethod::Get | HttpMethod::Head | HttpMethod::Options | HttpMethod::Trace)
+        matches!(
+            self,
+            HttpMethod::Get | HttpMethod::Head | HttpMethod::Options | HttpMethod::Trace
+        )
     }
 }
 
@@ -242,7 +245,11 @@ impl OperationArgs {
     /// Reads `{"path": {...}, "query": {...}, "body": ...}` (each part optional).
     pub fn from_json(value: Value) -> Result<Self, Error> {
         let Value::Object(mut map) = value else {
-            return Err(Error::invalid(None, None, "arguments must be a JSON object with `path`, `query` and `body`"));
+            return Err(Error::invalid(
+                None,
+                None,
+                "arguments must be a JSON object with `path`, `query` and `body`",
+            ));
         };
         let mut part = |name: &str| -> Result<Map<String, Value>, Error> {
             match map.remove(name) {
@@ -255,9 +262,18 @@ impl OperationArgs {
         let query = part("query")?;
         let body = map.remove("body").filter(|b| !b.is_null());
         if let Some(other) = map.keys().next() {
-            return Err(Error::invalid(None, Some(other), "unknown part; expected `path`, `query` or `body`"));
+            return Err(Error::invalid(
+                None,
+                Some(other),
+                "unknown part; expected `path`, `query` or `body`",
+            ));
         }
-        Ok(Self { path, query, body, ..Self::default() })
+        Ok(Self {
+            path,
+            query,
+            body,
+            ..Self::default()
+        })
     }
 
     /// Sets a path parameter.
@@ -357,8 +373,12 @@ impl Client {
         }
         let mut request = self.build_request(op, &args)?;
         if let Some(body) = &args.body {
-            let bytes = serde_json::to_vec(body).map_err(|e| Error::invalid(Some(op.id), Some("body"), e.to_string()))?;
-            request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            let bytes =
+                serde_json::to_vec(body).map_err(|e| Error::invalid(Some(op.id), Some("body"), e.to_string()))?;
+            request.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             *request.body_mut() = Some(bytes.into());
         }
         self.inner.prepare(op, &mut request, false)?;
@@ -385,32 +405,73 @@ impl Client {
                 let status = response.status();
                 let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
-                Err(Error::Api(Box::new(crate::error::ApiError::from_parts(status, &headers, &body))))
+                Err(Error::Api(Box::new(crate::error::ApiError::from_parts(
+                    status, &headers, &body,
+                ))))
             }
         }
     }
 
     /// Checks the path and query arguments and builds the request (no body yet).
-    pub(crate) fn build_request(&self, op: &'static Operation, args: &OperationArgs) -> Result<reqwest::Request, Error> {
+    pub(crate) fn build_request(
+        &self,
+        op: &'static Operation,
+        args: &OperationArgs,
+    ) -> Result<reqwest::Request, Error> {
         for name in args.path.keys() {
-            if !op.params.iter().any(|p| p.location == ParamLocation::Path && p.name == name) {
-                return Err(Error::invalid(Some(op.id), Some(name), format!("not a path parameter of {}", op.id)));
-            }
-        }
-        for name in args.query.keys() {
-            if !op.params.iter().any(|p| p.location == ParamLocation::Query && p.name == name) {
-                let known: Vec<_> = op.params.iter().filter(|p| p.location == ParamLocation::Query).map(|p| p.name).collect();
+            if !op
+                .params
+                .iter()
+                .any(|p| p.location == ParamLocation::Path && p.name == name)
+            {
                 return Err(Error::invalid(
                     Some(op.id),
                     Some(name),
-                    format!("not a query parameter of {}; it takes {}", op.id, if known.is_empty() { "none".into() } else { known.join(", ") }),
+                    format!("not a path parameter of {}", op.id),
+                ));
+            }
+        }
+        for name in args.query.keys() {
+            if !op
+                .params
+                .iter()
+                .any(|p| p.location == ParamLocation::Query && p.name == name)
+            {
+                let known: Vec<_> = op
+                    .params
+                    .iter()
+                    .filter(|p| p.location == ParamLocation::Query)
+                    .map(|p| p.name)
+                    .collect();
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some(name),
+                    format!(
+                        "not a query parameter of {}; it takes {}",
+                        op.id,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
                 ));
             }
         }
         match (&op.body, &args.body) {
-            (None, Some(_)) => return Err(Error::invalid(Some(op.id), Some("body"), format!("{} takes no body", op.id))),
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some("body"),
+                    format!("{} takes no body", op.id),
+                ));
+            }
             (Some(b), None) if b.required && !op.is_multipart() => {
-                return Err(Error::invalid(Some(op.id), Some("body"), format!("{} needs a JSON body", op.id)));
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some("body"),
+                    format!("{} needs a JSON body", op.id),
+                ));
             }
             (Some(b), Some(body)) if !op.is_multipart() => validate::check_value(op, "body", b.schema_json, body)?,
             _ => {}
@@ -451,7 +512,11 @@ impl Client {
             for segment in op.path.split('/').filter(|s| !s.is_empty()) {
                 match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     Some(name) => {
-                        let value = path_values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or_default();
+                        let value = path_values
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, v)| v.as_str())
+                            .unwrap_or_default();
                         segments.push(value);
                     }
                     None => {
@@ -468,16 +533,33 @@ impl Client {
         }
         let mut request = reqwest::Request::new(op.method.to_reqwest(), url);
         let headers = request.headers_mut();
-        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"));
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"),
+        );
         if let Some(key) = &args.idempotency_key {
-            crate::idempotency::validate_key(key.as_bytes()).map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
+            crate::idempotency::validate_key(key.as_bytes())
+                .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
             if op.idempotency_key == IdempotencyKeySupport::NotApplicable {
-                return Err(Error::invalid(Some(op.id), Some("idempotency_key"), "a read-only operation takes no idempotency key"));
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some("idempotency_key"),
+                    "a read-only operation takes no idempotency key",
+                ));
             }
-            headers.insert(crate::client::IDEMPOTENCY_HEADER, header_value(op, "idempotency_key", key)?);
+            headers.insert(
+                crate::client::IDEMPOTENCY_HEADER,
+                header_value(op, "idempotency_key", key)?,
+            );
         }
         if let Some(id) = &args.request_id {
-            crate::idempotency::validate_key(id.as_bytes()).map_err(|m| Error::invalid(Some(op.id), Some("request_id"), m.replace("idempotency key", "request id")))?;
+            crate::idempotency::validate_key(id.as_bytes()).map_err(|m| {
+                Error::invalid(
+                    Some(op.id),
+                    Some("request_id"),
+                    m.replace("idempotency key", "request id"),
+                )
+            })?;
             headers.insert(crate::client::REQUEST_ID_HEADER, header_value(op, "request_id", id)?);
         }
         if let Some(t) = args.timeout {
@@ -501,7 +583,11 @@ fn scalar_text(op: &Operation, name: &str, value: &Value) -> Result<String, Erro
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(Error::invalid(Some(op.id), Some(name), "must be a string, number or boolean")),
+        _ => Err(Error::invalid(
+            Some(op.id),
+            Some(name),
+            "must be a string, number or boolean",
+        )),
     }
 }
 
@@ -517,7 +603,9 @@ pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response)
     let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
     let body = if bytes.is_empty() && (meta.status == 204 || op.success_content_type.is_none()) {
         ResponseBody::Empty
-    } else if content_type.contains("json") || (content_type.is_empty() && op.success_content_type == Some("application/json")) {
+    } else if content_type.contains("json")
+        || (content_type.is_empty() && op.success_content_type == Some("application/json"))
+    {
         ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| Error::decode(meta.status, e, &bytes))?)
     } else {
         ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| Error::decode(meta.status, e, &bytes))?)

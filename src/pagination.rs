@@ -1,6 +1,7 @@
 //! Automatic pagination of the `page`/`per_page` list operations.
 
-use futures::{Stream, StreamExt, stream};
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -49,7 +50,11 @@ impl Client {
     pub fn paginate(&self, operation_id: &str, args: OperationArgs) -> Result<Paginator<'_>, Error> {
         let op = operations::lookup(operation_id)?;
         if !op.paginated {
-            return Err(Error::invalid(Some(op.id), None, format!("{} is not a page/per_page list", op.id)));
+            return Err(Error::invalid(
+                Some(op.id),
+                None,
+                format!("{} is not a page/per_page list", op.id),
+            ));
         }
         Ok(Paginator { client: self, op, args })
     }
@@ -62,11 +67,15 @@ struct State<'a> {
 }
 
 impl<'a> Paginator<'a> {
-    /// The pages, until `pagination.total_pages` or an empty page; the first
+    /// The pages (a boxed, `Unpin` stream), until `pagination.total_pages` or an empty page; the first
     /// error is yielded and ends the stream.
-    pub fn pages(self) -> impl Stream<Item = Result<Page, Error>> + 'a {
+    pub fn pages(self) -> BoxStream<'a, Result<Page, Error>> {
         let first = self.args.query.get("page").and_then(Value::as_u64).unwrap_or(1).max(1);
-        let state = State { paginator: self, page: first, done: false };
+        let state = State {
+            paginator: self,
+            page: first,
+            done: false,
+        };
         stream::unfold(state, |mut state| async move {
             if state.done {
                 return None;
@@ -83,14 +92,17 @@ impl<'a> Paginator<'a> {
             }
             Some((result, state))
         })
+        .boxed()
     }
 
     /// The items of every page, in order; the first error ends the stream.
-    pub fn items(self) -> impl Stream<Item = Result<Value, Error>> + 'a {
-        self.pages().flat_map(|page| match page {
-            Ok(page) => stream::iter(page.items.into_iter().map(Ok)).left_stream(),
-            Err(e) => stream::once(async { Err(e) }).right_stream(),
-        })
+    pub fn items(self) -> BoxStream<'a, Result<Value, Error>> {
+        self.pages()
+            .flat_map(|page| match page {
+                Ok(page) => stream::iter(page.items.into_iter().map(Ok)).left_stream(),
+                Err(e) => stream::once(async { Err(e) }).right_stream(),
+            })
+            .boxed()
     }
 
     async fn fetch(&self, page: u64) -> Result<Page, Error> {
@@ -104,7 +116,13 @@ impl<'a> Paginator<'a> {
         let items = match body.get("data") {
             Some(Value::Array(items)) => items.clone(),
             Some(Value::Null) | None => Vec::new(),
-            Some(_) => return Err(Error::decode(status, "`data` of a list answer must be an array", body.to_string().as_bytes())),
+            Some(_) => {
+                return Err(Error::decode(
+                    status,
+                    "`data` of a list answer must be an array",
+                    body.to_string().as_bytes(),
+                ));
+            }
         };
         let number = |key: &str| body.pointer(&format!("/pagination/{key}")).and_then(Value::as_u64);
         Ok(Page {

@@ -34,8 +34,10 @@ pub(crate) fn replay_clone(request: &reqwest::Request) -> Replay<'static> {
 
 /// Whether a request may be sent again once it may have reached the server.
 fn replay_safe(request: &reqwest::Request) -> bool {
-    matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS)
-        || request.headers().contains_key(IDEMPOTENCY_HEADER)
+    matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    ) || request.headers().contains_key(IDEMPOTENCY_HEADER)
 }
 
 /// Sends the request from `source`, retrying as the client's policy allows.
@@ -68,10 +70,20 @@ pub(crate) async fn execute(
                 state.note_api_version(response.headers());
                 let status = response.status().as_u16();
                 let retryable = !response.status().is_success() && is_retryable_status(status) && safe;
-                (retryable, server_wait(status, response.headers()), Some(status), crate::meta::request_id(response.headers()))
+                (
+                    retryable,
+                    server_wait(status, response.headers()),
+                    Some(status),
+                    crate::meta::request_id(response.headers()),
+                )
             }
             // A connection that was never made carried nothing: always safe to try again.
-            Err(e) => (e.is_connect() || (safe && (e.is_timeout() || e.is_request() || e.is_body())), None, None, None),
+            Err(e) => (
+                e.is_connect() || (safe && (e.is_timeout() || e.is_request() || e.is_body())),
+                None,
+                None,
+                None,
+            ),
         };
         let wait = next_wait(retryable, waits.next(), server_wait, policy, deadline);
         tracing::debug!(
@@ -91,7 +103,13 @@ pub(crate) async fn execute(
             // The body cannot be produced again: the last outcome stands.
             return finish(outcome).await;
         };
-        tracing::info!(operation, attempt, wait_ms = wait.as_millis() as u64, status, "tokportal: retrying");
+        tracing::info!(
+            operation,
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            status,
+            "tokportal: retrying"
+        );
         tokio::time::sleep(wait).await;
         request = next;
     }

@@ -68,13 +68,18 @@ impl fmt::Debug for UploadSource {
 impl UploadSource {
     /// A file on disk, streamed (and re-opened for each retry).
     pub fn path(path: impl Into<PathBuf>) -> Self {
-        Self { kind: SourceKind::Path(path.into()) }
+        Self {
+            kind: SourceKind::Path(path.into()),
+        }
     }
 
     /// Bytes in memory, with the file name to report.
     pub fn bytes(data: impl Into<Bytes>, filename: impl Into<String>) -> Self {
         Self {
-            kind: SourceKind::Bytes { data: data.into(), filename: filename.into() },
+            kind: SourceKind::Bytes {
+                data: data.into(),
+                filename: filename.into(),
+            },
         }
     }
 
@@ -91,7 +96,10 @@ impl UploadSource {
 
     fn filename(&self) -> String {
         match &self.kind {
-            SourceKind::Path(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into()),
+            SourceKind::Path(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "file".into()),
             SourceKind::Bytes { filename, .. } | SourceKind::Reader { filename, .. } => filename.clone(),
         }
     }
@@ -105,7 +113,10 @@ impl UploadSource {
     async fn open(&self) -> Result<Option<(BodyStream, u64)>, Error> {
         match &self.kind {
             SourceKind::Path(path) => {
-                let io = |source| Error::Io { path: path.display().to_string(), source };
+                let io = |source| Error::Io {
+                    path: path.display().to_string(),
+                    source,
+                };
                 let file = tokio::fs::File::open(path).await.map_err(io)?;
                 let len = file.metadata().await.map_err(io)?.len();
                 Ok(Some((Box::pin(ReaderStream::with_capacity(file, CHUNK)), len)))
@@ -317,9 +328,16 @@ impl Client {
         let mut checked = Map::new();
         for (name, value) in &form_fields {
             let field_schema = schema.pointer(&format!("/properties/{name}")).cloned().ok_or_else(|| {
-                Error::invalid(Some(op.id), Some(name), format!("not a form field or path parameter of {}", op.id))
+                Error::invalid(
+                    Some(op.id),
+                    Some(name),
+                    format!("not a form field or path parameter of {}", op.id),
+                )
             })?;
-            checked.insert(name.clone(), crate::validate::coerce_value(&field_schema, value.clone()));
+            checked.insert(
+                name.clone(),
+                crate::validate::coerce_value(&field_schema, value.clone()),
+            );
         }
         let mut for_check = checked.clone();
         for_check.insert("file".into(), Value::String(String::new()));
@@ -337,20 +355,35 @@ impl Client {
         }
         let template = self.build_request(op, &args)?;
         let filename = options.filename.clone().unwrap_or_else(|| file.filename());
-        let content_type = options
-            .content_type
-            .clone()
-            .unwrap_or_else(|| mime_guess::from_path(&filename).first_or_octet_stream().essence_str().to_owned());
+        let content_type = options.content_type.clone().unwrap_or_else(|| {
+            mime_guess::from_path(&filename)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned()
+        });
         let file = Arc::new(file);
-        let parts = Arc::new(FormParts { fields: checked, filename, content_type, progress: options.progress.clone() });
+        let parts = Arc::new(FormParts {
+            fields: checked,
+            filename,
+            content_type,
+            progress: options.progress.clone(),
+        });
 
-        let first = self.upload_request(op, &template, &file, &parts).await?.ok_or_else(|| {
-            Error::invalid(Some(op.id), Some("file"), "the reader of this upload source was already used")
-        })?;
+        let first = self
+            .upload_request(op, &template, &file, &parts)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    Some(op.id),
+                    Some("file"),
+                    "the reader of this upload source was already used",
+                )
+            })?;
         let replay: crate::transport::Replay<'_> = if file.replayable() {
             let (client, template, file, parts) = (self.clone(), template, file.clone(), parts.clone());
             Box::new(move || {
-                let (client, template, file, parts) = (client.clone(), template.try_clone(), file.clone(), parts.clone());
+                let (client, template, file, parts) =
+                    (client.clone(), template.try_clone(), file.clone(), parts.clone());
                 Box::pin(async move {
                     let template = template?;
                     match client.upload_request(op, &template, &file, &parts).await {
@@ -379,7 +412,8 @@ impl Client {
         let response = self.send_upload(op, fields, file, options).await?;
         let (status, headers) = (response.status(), response.headers().clone());
         let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
-        let map = serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| Error::decode(status.as_u16(), e, &bytes))?;
+        let map = serde_json::from_slice::<Map<String, Value>>(&bytes)
+            .map_err(|e| Error::decode(status.as_u16(), e, &bytes))?;
         Ok(ResponseValue::new(map, status, headers))
     }
 
@@ -409,7 +443,13 @@ impl Client {
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream.boxed()), len)
             .file_name(parts.filename.clone())
             .mime_str(&parts.content_type)
-            .map_err(|_| Error::invalid(Some(op.id), Some("content_type"), format!("`{}` is not a MIME type", parts.content_type)))?;
+            .map_err(|_| {
+                Error::invalid(
+                    Some(op.id),
+                    Some("content_type"),
+                    format!("`{}` is not a MIME type", parts.content_type),
+                )
+            })?;
         let mut form = reqwest::multipart::Form::new();
         for (name, value) in &parts.fields {
             let text = match value {
@@ -446,7 +486,10 @@ impl Client {
             ImagePurpose::Carousel => P::Carousel,
             ImagePurpose::ProfilePicture => P::ProfilePicture,
         };
-        let body = crate::types::UploadImageFromUrlRequest::builder().url(url.into()).bundle_id(bundle_id).purpose(purpose);
+        let body = crate::types::UploadImageFromUrlRequest::builder()
+            .url(url.into())
+            .bundle_id(bundle_id)
+            .purpose(purpose);
         Ok(self.upload_image_from_url().body(body).send().await?)
     }
 
@@ -460,8 +503,16 @@ impl Client {
     ) -> Result<ResponseValue<Map<String, Value>>, Error> {
         let position = std::num::NonZeroU64::new(position)
             .ok_or_else(|| Error::invalid(Some("fixBundleVideoDownload"), Some("position"), "positions start at 1"))?;
-        let body = crate::types::FixVideoDownloadRequest::Variant0 { video_url: video_url.into() };
-        Ok(self.fix_bundle_video_download().id(bundle_id).position(position).body(body).send().await?)
+        let body = crate::types::FixVideoDownloadRequest::Variant0 {
+            video_url: video_url.into(),
+        };
+        Ok(self
+            .fix_bundle_video_download()
+            .id(bundle_id)
+            .position(position)
+            .body(body)
+            .send()
+            .await?)
     }
 }
 
@@ -474,10 +525,16 @@ struct FormParts {
 
 /// Whether `path` names a readable regular file (for early, clear errors in front-ends).
 pub fn check_readable(path: &Path) -> Result<u64, Error> {
-    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
-        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
     }
     Ok(meta.len())
 }

@@ -31,14 +31,23 @@ fn validator(op: &'static Operation, field: &'static str, schema_json: &'static 
 }
 
 /// Checks `value` against the schema of parameter or body `field` of `op`.
-pub(crate) fn check_value(op: &'static Operation, field: &'static str, schema_json: &'static str, value: &Value) -> Result<(), Error> {
+pub(crate) fn check_value(
+    op: &'static Operation,
+    field: &'static str,
+    schema_json: &'static str,
+    value: &Value,
+) -> Result<(), Error> {
     let v = validator(op, field, schema_json)?;
     let messages: Vec<String> = v
         .iter_errors(value)
         .take(3)
         .map(|e| {
             let at = e.instance_path().to_string();
-            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
         })
         .collect();
     if messages.is_empty() {
@@ -59,15 +68,15 @@ pub fn coerce(schema: &Value, raw: &str) -> Value {
     if types.contains(&"null") && raw == "null" {
         return Value::Null;
     }
-    if types.contains(&"integer") {
-        if let Ok(i) = raw.parse::<i64>() {
-            return Value::from(i);
-        }
+    if types.contains(&"integer")
+        && let Ok(i) = raw.parse::<i64>()
+    {
+        return Value::from(i);
     }
-    if types.contains(&"number") {
-        if let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-            return Value::Number(n);
-        }
+    if types.contains(&"number")
+        && let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return Value::Number(n);
     }
     if types.contains(&"boolean") {
         match raw {
@@ -76,10 +85,10 @@ pub fn coerce(schema: &Value, raw: &str) -> Value {
             _ => {}
         }
     }
-    if types.contains(&"object") || types.contains(&"array") {
-        if let Ok(v) = serde_json::from_str::<Value>(raw) {
-            return v;
-        }
+    if (types.contains(&"object") || types.contains(&"array"))
+        && let Ok(v) = serde_json::from_str::<Value>(raw)
+    {
+        return v;
     }
     Value::String(raw.to_owned())
 }
@@ -117,16 +126,20 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) 
         } else if let [single] = values.as_slice() {
             coerce(&schema, single)
         } else {
-            return Err(Error::invalid(Some(op.id), Some(param.name), "given more than once but not repeatable"));
+            return Err(Error::invalid(
+                Some(op.id),
+                Some(param.name),
+                "given more than once but not repeatable",
+            ));
         };
         check_value(op, param.name, param.schema_json, &value)?;
     }
-    if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes)) {
-        if body.content_type == "application/json" {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
-            check_value(op, "body", body.schema_json, &value)?;
-        }
+    if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes))
+        && body.content_type == "application/json"
+    {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
+        check_value(op, "body", body.schema_json, &value)?;
     }
     Ok(())
 }
@@ -153,10 +166,24 @@ mod tests {
     fn body_errors_name_the_field() {
         let op = crate::operations::find("createBundle").unwrap();
         let schema = op.body.as_ref().unwrap().schema_json;
-        let err = check_value(op, "body", schema, &json!({"bundle_type": "account_only", "title": "x".repeat(201)})).unwrap_err();
+        let err = check_value(
+            op,
+            "body",
+            schema,
+            &json!({"bundle_type": "account_only", "title": "x".repeat(201)}),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/title"), "{text}");
         assert!(check_value(op, "body", schema, &json!({"bundle_type": "nope"})).is_err());
-        assert!(check_value(op, "body", schema, &json!({"bundle_type": "account_only", "country": "USA"})).is_ok());
+        assert!(
+            check_value(
+                op,
+                "body",
+                schema,
+                &json!({"bundle_type": "account_only", "country": "USA"})
+            )
+            .is_ok()
+        );
     }
 }

@@ -73,12 +73,16 @@ pub enum WebhookError {
 /// );
 /// ```
 pub fn sign(secret: impl AsRef<str>, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(mac(secret.as_ref(), timestamp, body).finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac(secret.as_ref(), timestamp, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -109,7 +113,10 @@ fn parse_header(header: &str) -> Result<SignatureHeader, WebhookError> {
                     return Err(WebhookError::MalformedHeader("more than one timestamp".into()));
                 }
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(WebhookError::MalformedHeader(format!("timestamp `{}` is not a Unix time", truncate(value))));
+                    return Err(WebhookError::MalformedHeader(format!(
+                        "timestamp `{}` is not a Unix time",
+                        truncate(value)
+                    )));
                 }
                 timestamp = Some(
                     value
@@ -154,7 +161,10 @@ pub struct Verified {
 impl Verifier {
     /// A verifier for one secret, with the default 300 s tolerance.
     pub fn new(secret: impl Into<Secret>) -> Self {
-        Self { secrets: vec![secret.into()], tolerance: Some(DEFAULT_TOLERANCE) }
+        Self {
+            secrets: vec![secret.into()],
+            tolerance: Some(DEFAULT_TOLERANCE),
+        }
     }
 
     /// Also accepts deliveries signed with `secret` (during a rotation).
@@ -196,10 +206,16 @@ impl Verifier {
         if let Some(tolerance) = self.tolerance {
             let secs = tolerance.as_secs();
             if parsed.timestamp.abs_diff(now) > secs {
-                return Err(WebhookError::TimestampOutOfTolerance { timestamp: parsed.timestamp, now, tolerance_seconds: secs });
+                return Err(WebhookError::TimestampOutOfTolerance {
+                    timestamp: parsed.timestamp,
+                    now,
+                    tolerance_seconds: secs,
+                });
             }
         }
-        Ok(Verified { timestamp: parsed.timestamp })
+        Ok(Verified {
+            timestamp: parsed.timestamp,
+        })
     }
 
     /// Verifies a delivery from its headers (axum, actix, hyper) and raw body.
@@ -262,7 +278,8 @@ struct Envelope {
 
 impl Event {
     fn parse(body: &[u8]) -> Result<Event, WebhookError> {
-        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
+        let envelope: Envelope =
+            serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
         let payload = WebhookEvent::from_parts(&envelope.event_type, envelope.data)?;
         Ok(Event {
             id: envelope.id,
@@ -417,7 +434,10 @@ impl WebhookEvent {
             "video.published" => Self::VideoPublished(de(event_type, data)?),
             "video.pending_corrections" => Self::VideoPendingCorrections(de(event_type, data)?),
             "video.finalized" => Self::VideoFinalized(de(event_type, data)?),
-            other => Self::Unknown { event_type: other.to_owned(), data },
+            other => Self::Unknown {
+                event_type: other.to_owned(),
+                data,
+            },
         })
     }
 }
@@ -431,10 +451,19 @@ mod tests {
         let v = Verifier::new("s");
         let body = b"{}";
         let good = sign("s", 100, body);
-        assert_eq!(v.verify_at(body, "", 100), Err(WebhookError::MalformedHeader("empty".into())));
+        assert_eq!(
+            v.verify_at(body, "", 100),
+            Err(WebhookError::MalformedHeader("empty".into()))
+        );
         assert_eq!(v.verify_at(body, "t=100", 100), Err(WebhookError::NoSignature));
-        assert_eq!(v.verify_at(body, "t=100,v1=00", 100), Err(WebhookError::NoMatchingSignature));
-        assert!(matches!(v.verify_at(body, &good, 1000), Err(WebhookError::TimestampOutOfTolerance { .. })));
+        assert_eq!(
+            v.verify_at(body, "t=100,v1=00", 100),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        assert!(matches!(
+            v.verify_at(body, &good, 1000),
+            Err(WebhookError::TimestampOutOfTolerance { .. })
+        ));
         assert_eq!(v.verify_at(body, &good, 100), Ok(Verified { timestamp: 100 }));
         assert!(v.clone().without_age_check().verify_at(body, &good, 100_000).is_ok());
     }
@@ -444,13 +473,27 @@ mod tests {
         let body = b"x";
         let header = sign("new", 5, body);
         assert!(Verifier::new("old").verify_at(body, &header, 5).is_err());
-        assert!(Verifier::new("old").with_secret("new").verify_at(body, &header, 5).is_ok());
+        assert!(
+            Verifier::new("old")
+                .with_secret("new")
+                .verify_at(body, &header, 5)
+                .is_ok()
+        );
     }
 
     #[test]
     fn unknown_event_type_keeps_raw_data() {
-        let e = Event::parse(br#"{"id":"evt_1","type":"comment.created","api_version":"x","created_at":"y","data":{"a":1}}"#).unwrap();
-        assert_eq!(e.payload, WebhookEvent::Unknown { event_type: "comment.created".into(), data: serde_json::json!({"a": 1}) });
+        let e = Event::parse(
+            br#"{"id":"evt_1","type":"comment.created","api_version":"x","created_at":"y","data":{"a":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.payload,
+            WebhookEvent::Unknown {
+                event_type: "comment.created".into(),
+                data: serde_json::json!({"a": 1})
+            }
+        );
     }
 
     #[test]

@@ -33,7 +33,12 @@ fn error_mock<'a>(server: &'a MockServer, status: u16, code: &str) -> httpmock::
 }
 
 fn no_retry(base: &str) -> tokportal::Client {
-    tokportal::Client::builder().api_key(common::KEY).base_url(base).no_retries().build().unwrap()
+    tokportal::Client::builder()
+        .api_key(common::KEY)
+        .base_url(base)
+        .no_retries()
+        .build()
+        .unwrap()
 }
 
 fn check(err: &Error, status: u16, code: &str) {
@@ -45,9 +50,15 @@ fn check(err: &Error, status: u16, code: &str) {
     assert_eq!(api.request_id.as_deref(), Some(format!("req_{status}").as_str()));
     assert_eq!(api.retry_after_seconds, Some(7));
     let rl = api.rate_limit.expect("rate limit");
-    assert_eq!((rl.limit, rl.remaining, rl.reset), (Some(120), Some(0), Some(1779724800)));
+    assert_eq!(
+        (rl.limit, rl.remaining, rl.reset),
+        (Some(120), Some(0), Some(1779724800))
+    );
     assert_eq!(err.is_retryable(), matches!(status, 429 | 502));
-    assert_eq!(err.to_string(), format!("HTTP {status} {code}: status {status} (request id req_{status})"));
+    assert_eq!(
+        err.to_string(),
+        format!("HTTP {status} {code}: status {status} (request id req_{status})")
+    );
 }
 
 #[tokio::test]
@@ -76,7 +87,10 @@ async fn each_listed_status_decodes_through_the_dynamic_call() {
         let _mock = error_mock(&server, status, code);
         let client = no_retry(&server.base_url());
         let err = client
-            .request_operation("createBundle", OperationArgs::new().body(json!({"bundle_type": "account_only"})))
+            .request_operation(
+                "createBundle",
+                OperationArgs::new().body(json!({"bundle_type": "account_only"})),
+            )
             .await
             .unwrap_err();
         check(&err, status, code);
@@ -88,7 +102,10 @@ async fn an_html_502_from_a_proxy_keeps_its_raw_body() {
     let server = MockServer::start_async().await;
     server.mock(|when, then| {
         when.any_request();
-        then.status(502).header("content-type", "text/html").header("x-request-id", "edge-1").body("<html><h1>502 Bad Gateway</h1></html>");
+        then.status(502)
+            .header("content-type", "text/html")
+            .header("x-request-id", "edge-1")
+            .body("<html><h1>502 Bad Gateway</h1></html>");
     });
     let client = no_retry(&server.base_url());
     let err = Error::from(client.get_current_user().send().await.unwrap_err());
@@ -98,7 +115,10 @@ async fn an_html_502_from_a_proxy_keeps_its_raw_body() {
     assert_eq!(api.raw_body.as_deref(), Some("<html><h1>502 Bad Gateway</h1></html>"));
     assert_eq!(api.request_id.as_deref(), Some("edge-1"));
     assert!(err.is_retryable());
-    assert_eq!(api.payload(), json!({"raw_body": "<html><h1>502 Bad Gateway</h1></html>"}));
+    assert_eq!(
+        api.payload(),
+        json!({"raw_body": "<html><h1>502 Bad Gateway</h1></html>"})
+    );
     assert_eq!(err.to_string(), "HTTP 502: Bad Gateway (request id edge-1)");
 }
 
@@ -107,21 +127,36 @@ async fn an_undecodable_success_body_is_a_decode_error() {
     let server = MockServer::start_async().await;
     server.mock(|when, then| {
         when.any_request();
-        then.status(200).header("content-type", "application/json").body("{\"data\": ");
+        then.status(200)
+            .header("content-type", "application/json")
+            .body("{\"data\": ");
     });
     let client = no_retry(&server.base_url());
     let err = Error::from(client.get_current_user().send().await.unwrap_err());
     assert!(matches!(err, Error::Decode { .. }), "{err}");
-    let err = client.request_operation("getCurrentUser", OperationArgs::new()).await.unwrap_err();
-    assert!(matches!(&err, Error::Decode { body, .. } if body == "{\"data\": "), "{err}");
+    let err = client
+        .request_operation("getCurrentUser", OperationArgs::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { body, .. } if body == "{\"data\": "),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_a_retryable_connect_error() {
     // Bind then drop a listener: the port is free and nothing answers.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let client = no_retry(&format!("http://127.0.0.1:{port}"));
-    let err = client.request_operation("listCountries", OperationArgs::new()).await.unwrap_err();
+    let err = client
+        .request_operation("listCountries", OperationArgs::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Connect(_)), "{err}");
     assert!(err.is_retryable());
 }

@@ -84,7 +84,9 @@ async fn every_operation_sends_what_the_spec_says() {
                     when = when.json_body(b.clone()).header("content-type", "application/json");
                 }
                 if op.is_multipart() {
-                    when = when.header_includes("content-type", "multipart/form-data; boundary=").body_includes("file-content-of-the-upload");
+                    when = when
+                        .header_includes("content-type", "multipart/form-data; boundary=")
+                        .body_includes("file-content-of-the-upload");
                 }
                 // Retries are on: a generated key makes a mutating call safe to repeat.
                 let _matched = if op.idempotency_key == tokportal::operations::IdempotencyKeySupport::Accepted {
@@ -101,7 +103,8 @@ async fn every_operation_sends_what_the_spec_says() {
                         then.header("content-type", "text/html").body("<html>report</html>");
                     }
                     Some(_) => {
-                        then.header("content-type", "application/json").json_body(answer.clone());
+                        then.header("content-type", "application/json")
+                            .json_body(answer.clone());
                     }
                     None => {}
                 }
@@ -120,7 +123,12 @@ async fn every_operation_sends_what_the_spec_says() {
                 }
             }
             client
-                .request_upload(op.id, fields, UploadSource::bytes(&b"file-content-of-the-upload"[..], "a.csv"), UploadOptions::new())
+                .request_upload(
+                    op.id,
+                    fields,
+                    UploadSource::bytes(&b"file-content-of-the-upload"[..], "a.csv"),
+                    UploadOptions::new(),
+                )
                 .await
         } else {
             client.request_operation(op.id, args).await
@@ -146,16 +154,27 @@ fn table_matches_spec_facts() {
     unique.dedup();
     assert_eq!(unique.len(), 78);
     let handwritten: Vec<_> = OPERATIONS.iter().filter(|o| o.handwritten).map(|o| o.id).collect();
-    assert_eq!(handwritten, ["importBundleVideosCsv", "uploadVideoDirect", "uploadImageDirect"]);
+    assert_eq!(
+        handwritten,
+        ["importBundleVideosCsv", "uploadVideoDirect", "uploadImageDirect"]
+    );
     let find = |id| tokportal::operations::find(id).unwrap();
     assert_eq!(find("exportAnalyticsVideos").success_content_type, Some("text/csv"));
-    assert_eq!(find("exportAnalyticsReportHtml").success_content_type, Some("text/html"));
+    assert_eq!(
+        find("exportAnalyticsReportHtml").success_content_type,
+        Some("text/html")
+    );
     assert_eq!(find("deleteWebhookEndpoint").success_status, 204);
     assert!(!find("listCountries").requires_auth);
     assert!(find("exportAnalyticsVideos").param("account").unwrap().repeatable());
     assert!(find("getAnalyticsSeries").param("account").unwrap().repeatable());
     // `description: undefined` in the spec does not survive.
-    assert!(OPERATIONS.iter().flat_map(|o| o.params).all(|p| p.description != Some("undefined")));
+    assert!(
+        OPERATIONS
+            .iter()
+            .flat_map(|o| o.params)
+            .all(|p| p.description != Some("undefined"))
+    );
     let refused: Vec<_> = OPERATIONS
         .iter()
         .filter(|o| o.idempotency_key == tokportal::operations::IdempotencyKeySupport::Refused)

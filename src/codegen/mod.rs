@@ -48,8 +48,7 @@ pub fn pointer_segment(s: &str) -> String {
 
 /// Parses the YAML text of a spec into JSON.
 pub fn parse_yaml(text: &str) -> Result<serde_json::Value, SpecError> {
-    serde_norway::from_str::<serde_json::Value>(text)
-        .map_err(|e| SpecError::new("", format!("not valid YAML: {e}")))
+    serde_norway::from_str::<serde_json::Value>(text).map_err(|e| SpecError::new("", format!("not valid YAML: {e}")))
 }
 
 /// `getCurrentUser` -> `get_current_user` (the Rust method name progenitor gives).

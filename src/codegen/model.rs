@@ -82,7 +82,9 @@ impl Operation {
     }
     /// Whether the request body is multipart (written by hand, not by progenitor).
     pub fn is_multipart(&self) -> bool {
-        self.body.as_ref().is_some_and(|b| b.content_type == "multipart/form-data")
+        self.body
+            .as_ref()
+            .is_some_and(|b| b.content_type == "multipart/form-data")
     }
 }
 
@@ -102,7 +104,11 @@ pub fn operations(doc: &Value) -> Result<Vec<Operation>, SpecError> {
         let item = item
             .as_object()
             .ok_or_else(|| SpecError::new(&item_ptr, "a path item must be a mapping"))?;
-        let shared_params = item.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+        let shared_params = item
+            .get("parameters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (method, op) in item {
             if !METHODS.contains(&method.as_str()) {
                 continue;
@@ -115,7 +121,12 @@ pub fn operations(doc: &Value) -> Result<Vec<Operation>, SpecError> {
             if let Some(dup) = ops.iter().find(|o| o.id == operation.id) {
                 return Err(SpecError::new(
                     format!("{ptr}/operationId"),
-                    format!("operationId `{}` is also used by {} {}", dup.id, dup.method.to_uppercase(), dup.path),
+                    format!(
+                        "operationId `{}` is also used by {} {}",
+                        dup.id,
+                        dup.method.to_uppercase(),
+                        dup.path
+                    ),
                 ));
             }
             ops.push(operation);
@@ -150,7 +161,11 @@ fn operation(
         _ => global_auth,
     };
     let mut params = Vec::new();
-    let own = op.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let own = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (index, raw) in shared_params.iter().chain(own.iter()).enumerate() {
         let pptr = format!("{ptr}/parameters/{index}");
         let raw = resolve(doc, raw, &pptr, &mut Vec::new())?;
@@ -222,8 +237,16 @@ fn operation(
                         ),
                     )
                 })?;
-            let schema = media.get("schema").cloned().unwrap_or_else(|| Value::Object(Map::new()));
-            let schema = resolve_all(doc, &schema, &format!("{bptr}/content/{}/schema", pointer_segment(content_type)), &mut Vec::new())?;
+            let schema = media
+                .get("schema")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Map::new()));
+            let schema = resolve_all(
+                doc,
+                &schema,
+                &format!("{bptr}/content/{}/schema", pointer_segment(content_type)),
+                &mut Vec::new(),
+            )?;
             Some(Body {
                 content_type: content_type.clone(),
                 required: raw.get("required").and_then(Value::as_bool).unwrap_or(false),
@@ -237,7 +260,12 @@ fn operation(
         .ok_or_else(|| SpecError::new(format!("{ptr}/responses"), format!("{id} has no `responses`")))?;
     let (status, response) = responses
         .iter()
-        .filter_map(|(code, r)| code.parse::<u16>().ok().filter(|c| (200..300).contains(c)).map(|c| (c, r)))
+        .filter_map(|(code, r)| {
+            code.parse::<u16>()
+                .ok()
+                .filter(|c| (200..300).contains(c))
+                .map(|c| (c, r))
+        })
         .min_by_key(|(c, _)| *c)
         .ok_or_else(|| SpecError::new(format!("{ptr}/responses"), format!("{id} documents no 2xx response")))?;
     let content = response.get("content").and_then(Value::as_object);
@@ -282,7 +310,10 @@ fn resolve(doc: &Value, value: &Value, ptr: &str, seen: &mut Vec<String>) -> Res
         None => Ok(value.clone()),
         Some(reference) => {
             let target = reference.strip_prefix('#').ok_or_else(|| {
-                SpecError::new(format!("{ptr}/$ref"), format!("external reference `{reference}` is not supported"))
+                SpecError::new(
+                    format!("{ptr}/$ref"),
+                    format!("external reference `{reference}` is not supported"),
+                )
             })?;
             if seen.iter().any(|s| s == reference) {
                 return Err(SpecError::new(
@@ -322,7 +353,10 @@ fn resolve_all(doc: &Value, value: &Value, ptr: &str, seen: &mut Vec<String>) ->
         Value::Object(map) => {
             let mut out = Map::new();
             for (k, v) in map {
-                out.insert(k.clone(), resolve_all(doc, v, &format!("{ptr}/{}", pointer_segment(k)), seen)?);
+                out.insert(
+                    k.clone(),
+                    resolve_all(doc, v, &format!("{ptr}/{}", pointer_segment(k)), seen)?,
+                );
             }
             Ok(Value::Object(out))
         }
@@ -364,7 +398,10 @@ mod tests {
         let ops = operations(&doc()).unwrap();
         assert_eq!(ops.len(), 2);
         let get = &ops[0];
-        assert_eq!((get.id.as_str(), get.method.as_str(), get.tag.as_str()), ("getThing", "get", "Things"));
+        assert_eq!(
+            (get.id.as_str(), get.method.as_str(), get.tag.as_str()),
+            ("getThing", "get", "Things")
+        );
         assert!(get.requires_auth);
         assert_eq!(get.success_schema_name.as_deref(), Some("T"));
         assert!(!ops[1].requires_auth);
@@ -397,7 +434,8 @@ mod tests {
         assert!(operations(&d).unwrap_err().message.contains("points nowhere"));
         let mut d = doc();
         d["paths"]["/things/{id}"]["get"]["parameters"][0]["schema"] = json!({"$ref": "#/components/schemas/T"});
-        d["components"]["schemas"]["U"] = json!({"type": "object", "properties": {"t": {"$ref": "#/components/schemas/T"}}});
+        d["components"]["schemas"]["U"] =
+            json!({"type": "object", "properties": {"t": {"$ref": "#/components/schemas/T"}}});
         assert!(operations(&d).unwrap_err().message.contains("recursive"));
     }
 

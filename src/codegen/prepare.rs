@@ -10,9 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{SpecError, lower, pointer_segment};
 
 /// HTTP methods that can carry an operation in a path item.
-pub const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+pub const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Operations whose response carries a secret or a one-time value. The server
 /// would store that response for 24 hours under an idempotency key, so every
@@ -58,10 +56,10 @@ pub fn normalize(doc: &mut Value) {
         for (key, op) in item.iter_mut() {
             if key == "parameters" {
                 make_repeatable_arrays(op);
-            } else if METHODS.contains(&key.as_str()) {
-                if let Some(params) = op.get_mut("parameters") {
-                    make_repeatable_arrays(params);
-                }
+            } else if METHODS.contains(&key.as_str())
+                && let Some(params) = op.get_mut("parameters")
+            {
+                make_repeatable_arrays(params);
             }
         }
     }
@@ -165,10 +163,8 @@ pub fn multipart_operations(doc: &Value) -> Vec<String> {
             .pointer("/requestBody/content")
             .and_then(Value::as_object)
             .is_some_and(|c| c.contains_key("multipart/form-data"));
-        if is_multipart {
-            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
-                ids.push(id.to_owned());
-            }
+        if is_multipart && let Some(id) = op.get("operationId").and_then(Value::as_str) {
+            ids.push(id.to_owned());
         }
     });
     ids
@@ -238,7 +234,11 @@ pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
                 .as_object_mut()
                 .ok_or_else(|| SpecError::new(&pointer, "an operation must be a mapping"))?;
             keep_success_responses(op, &pointer)?;
-            let id = op.get("operationId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let params = op
                 .entry("parameters")
                 .or_insert_with(|| Value::Array(Vec::new()))
@@ -321,7 +321,11 @@ fn keep_success_responses(op: &mut Map<String, Value>, pointer: &str) -> Result<
         ));
     }
     if responses.len() == 1 {
-        let (code, response) = responses.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+        let (code, response) = responses
+            .iter()
+            .next()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap_or_default();
         responses.remove(&code);
         responses.insert("2XX".into(), response);
     }
@@ -366,7 +370,10 @@ mod tests {
         let mut d = spec();
         normalize(&mut d);
         let params = &d["paths"]["/things"]["get"]["parameters"];
-        assert_eq!(params[0]["schema"], json!({"type": "array", "items": {"type": "string"}}));
+        assert_eq!(
+            params[0]["schema"],
+            json!({"type": "array", "items": {"type": "string"}})
+        );
         assert!(params[1].get("description").is_none());
         assert_eq!(params[1]["schema"], json!({"type": "string"}));
     }
@@ -378,12 +385,15 @@ mod tests {
             {"type": "object", "required": ["b"], "properties": {"b": {"type": "integer"}}}
         ]}}}});
         normalize(&mut d);
-        assert_eq!(d["components"]["schemas"]["S"], json!({
-            "type": "object",
-            "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-            "additionalProperties": false
-        }));
+        assert_eq!(
+            d["components"]["schemas"]["S"],
+            json!({
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+                "additionalProperties": false
+            })
+        );
         // An allOf with a $ref member is left to the generators.
         let mut d = json!({"x": {"allOf": [{"$ref": "#/a"}, {"type": "object"}]}});
         normalize(&mut d);
@@ -408,8 +418,13 @@ mod tests {
         normalize(&mut d);
         let p = for_progenitor(&d).unwrap();
         let names = |ptr: &str| -> Vec<String> {
-            p.pointer(ptr).unwrap().as_array().unwrap().iter()
-                .map(|x| x["name"].as_str().unwrap().to_string()).collect()
+            p.pointer(ptr)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
         };
         assert!(names("/paths/~1things/post/parameters").contains(&IDEMPOTENCY_HEADER.to_string()));
         assert!(!names("/paths/~1secret/post/parameters").contains(&IDEMPOTENCY_HEADER.to_string()));

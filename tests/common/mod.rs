@@ -24,7 +24,11 @@ pub fn sample(schema: &Value) -> Value {
         }
         return Value::Object(merged);
     }
-    if let Some(first) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(|v| v.get(0)) {
+    if let Some(first) = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(|v| v.get(0))
+    {
         if first.get("type").is_some() || first.get("properties").is_some() {
             return sample(first);
         }
@@ -42,7 +46,11 @@ pub fn sample(schema: &Value) -> Value {
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
@@ -130,7 +138,11 @@ pub enum Reply {
 }
 
 pub fn json_reply(status: u16, body: Value) -> Reply {
-    Reply::Http(status, vec![("content-type", "application/json".into())], body.to_string())
+    Reply::Http(
+        status,
+        vec![("content-type", "application/json".into())],
+        body.to_string(),
+    )
 }
 
 /// A server on 127.0.0.1 that answers each connection with the next scripted
@@ -150,8 +162,12 @@ impl Scripted {
         tokio::spawn(async move {
             let serve = async {
                 for reply in script {
-                    let Ok((mut socket, _)) = listener.accept().await else { return };
-                    let Some(request) = read_request(&mut socket).await else { continue };
+                    let Ok((mut socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let Some(request) = read_request(&mut socket).await else {
+                        continue;
+                    };
                     log.lock().unwrap().push(request);
                     match reply {
                         Reply::Drop => drop(socket),
@@ -160,7 +176,10 @@ impl Scripted {
                             let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
                         }
                         Reply::Http(status, headers, body) => {
-                            let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+                            let mut out = format!(
+                                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                                body.len()
+                            );
                             for (k, v) in headers {
                                 out.push_str(&format!("{k}: {v}\r\n"));
                             }
@@ -174,7 +193,10 @@ impl Scripted {
             };
             let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
         });
-        Self { base_url: format!("http://{addr}/api/ext"), received }
+        Self {
+            base_url: format!("http://{addr}/api/ext"),
+            received,
+        }
     }
 
     pub fn requests(&self) -> Vec<Received> {
@@ -186,7 +208,10 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -201,7 +226,10 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
     let method = first.next()?.to_owned();
     let target = first.next()?.to_owned();
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
         .collect();
     let len: usize = headers
         .iter()
@@ -210,13 +238,21 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
         .unwrap_or(0);
     let mut body = buf[header_end..].to_vec();
     while body.len() < len {
-        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             break;
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Received { method, target, headers, body })
+    Some(Received {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 /// A client for `base_url` with the test key and fast retries.
