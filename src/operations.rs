@@ -612,3 +612,165 @@ pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response)
     };
     Ok(OperationResponse { meta, body })
 }
+
+/// Names of the flat-argument keys that are not spec parameters.
+pub mod flat_keys {
+    /// The JSON request body.
+    pub const BODY: &str = "body";
+    /// The local file of a multipart upload.
+    pub const FILE_PATH: &str = "file_path";
+    /// The `Idempotency-Key` header.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+    /// The `X-Request-ID` header.
+    pub const REQUEST_ID: &str = "request_id";
+}
+
+impl Operation {
+    /// A JSON Schema for this operation's arguments as one flat object: path and
+    /// query parameters under their spec names, the JSON body under `body`, the
+    /// multipart file under `file_path` and its form fields under their names,
+    /// `idempotency_key` where one is accepted, and `request_id`. The MCP
+    /// server's tool schemas are these.
+    ///
+    /// ```
+    /// let op = tokportal::operations::find("uploadVideoDirect").unwrap();
+    /// let schema = op.input_schema();
+    /// assert_eq!(schema["required"], serde_json::json!(["file_path", "bundle_id"]));
+    /// ```
+    pub fn input_schema(&self) -> Value {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for p in self.params {
+            let mut schema = p.schema();
+            if let (Some(d), Value::Object(m)) = (p.description, &mut schema) {
+                m.entry("description").or_insert_with(|| Value::String(d.to_owned()));
+            }
+            properties.insert(p.name.to_owned(), schema);
+            if p.required {
+                required.push(Value::String(p.name.to_owned()));
+            }
+        }
+        if let Some(body) = self.body {
+            let schema = body.schema();
+            if self.is_multipart() {
+                properties.insert(
+                    flat_keys::FILE_PATH.into(),
+                    serde_json::json!({"type": "string", "minLength": 1, "description": "Path of the local file to upload (streamed from disk)."}),
+                );
+                required.push(Value::String(flat_keys::FILE_PATH.into()));
+                for (name, field) in schema
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if name != "file" {
+                        properties.insert(name.clone(), field.clone());
+                    }
+                }
+                for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                    if name != "file" {
+                        required.push(name.clone());
+                    }
+                }
+            } else {
+                properties.insert(flat_keys::BODY.into(), schema);
+                if body.required {
+                    required.push(Value::String(flat_keys::BODY.into()));
+                }
+            }
+        }
+        if self.idempotency_key == IdempotencyKeySupport::Accepted {
+            properties.insert(
+                flat_keys::IDEMPOTENCY_KEY.into(),
+                serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
+                    "description": "Idempotency-Key: a retry with the same key returns the first answer instead of acting twice."}),
+            );
+        }
+        properties.insert(
+            flat_keys::REQUEST_ID.into(),
+            serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
+                "description": "X-Request-ID to correlate this call."}),
+        );
+        serde_json::json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false
+        })
+    }
+}
+
+impl Client {
+    /// Calls an operation with flat arguments shaped by [`Operation::input_schema`]
+    /// (what an MCP client sends): unknown or malformed arguments are refused,
+    /// naming the field, before anything is sent.
+    pub async fn call_operation(
+        &self,
+        operation_id: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<OperationResponse, Error> {
+        let op = lookup(operation_id)?;
+        let mut args = OperationArgs::new();
+        let mut form = Map::new();
+        let mut file = None;
+        let form_schema = op.body.filter(|_| op.is_multipart()).map(|b| b.schema());
+        for (key, value) in arguments {
+            let text = || match &value {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(Error::invalid(Some(op.id), Some(&key), "must be a string")),
+            };
+            match key.as_str() {
+                flat_keys::IDEMPOTENCY_KEY => args.idempotency_key = Some(text()?),
+                flat_keys::REQUEST_ID => args.request_id = Some(text()?),
+                flat_keys::BODY if op.body.is_some() && !op.is_multipart() => args.body = Some(value),
+                flat_keys::FILE_PATH if op.is_multipart() => file = Some(text()?),
+                _ => match op.param(&key) {
+                    Some(p) if p.location == ParamLocation::Path => {
+                        args.path.insert(key, value);
+                    }
+                    Some(_) => {
+                        args.query.insert(key, value);
+                    }
+                    None if form_schema
+                        .as_ref()
+                        .is_some_and(|s| s.pointer(&format!("/properties/{key}")).is_some())
+                        && key != "file" =>
+                    {
+                        form.insert(key, value);
+                    }
+                    None => {
+                        return Err(Error::invalid(
+                            Some(op.id),
+                            Some(&key),
+                            format!("not an argument of {}", op.id),
+                        ));
+                    }
+                },
+            }
+        }
+        if op.is_multipart() {
+            let path = file.ok_or_else(|| Error::invalid(Some(op.id), Some(flat_keys::FILE_PATH), "required"))?;
+            if op.idempotency_key == IdempotencyKeySupport::Refused && args.idempotency_key.is_some() {
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some(flat_keys::IDEMPOTENCY_KEY),
+                    "refused by this operation",
+                ));
+            }
+            let mut fields = args.path.clone();
+            fields.extend(form);
+            let mut options = crate::uploads::UploadOptions::new();
+            if let Some(k) = args.idempotency_key {
+                options = options.idempotency_key(k);
+            }
+            if let Some(r) = args.request_id {
+                options = options.request_id(r);
+            }
+            return self
+                .request_upload(op.id, fields, crate::uploads::UploadSource::path(path), options)
+                .await;
+        }
+        self.request_operation(op.id, args).await
+    }
+}
