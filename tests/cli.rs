@@ -1,0 +1,418 @@
+//! The `tokportal` binary, run as a user would, against servers on 127.0.0.1.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{KEY, UUID_A, sample};
+use httpmock::prelude::*;
+use serde_json::{Value, json};
+use tokportal::operations::{OPERATIONS, ParamLocation};
+
+fn tokportal(base_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(args)
+        .env_remove("TOKPORTAL_API_KEY")
+        .env("TOKPORTAL_BASE_URL", base_url)
+        .env("TOKPORTAL_API_KEY", KEY)
+        .output()
+        .expect("the binary runs")
+}
+
+fn identifier() -> String {
+    format!("tokportal-rust-cli/{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn every_command_sends_its_request() {
+    let server = MockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let upload = dir.path().join("upload.csv");
+    std::fs::write(&upload, "id,description\n1,hello\n").unwrap();
+    for op in OPERATIONS {
+        let mut args: Vec<String> = vec![op.cli_command.to_string(), "--compact".into()];
+        let mut path = op.path.to_string();
+        let mut query = Vec::new();
+        for p in op.params {
+            let schema = p.schema();
+            let value = if p.repeatable() {
+                sample(&schema["items"])
+            } else {
+                sample(&schema)
+            };
+            if p.location == ParamLocation::Path {
+                path = path.replace(&format!("{{{}}}", p.name), &text(&value));
+            } else {
+                query.push((p.name, text(&value)));
+            }
+            // Alternate the spec spelling and the dashed one.
+            let flag = if query.len() % 2 == 0 {
+                p.name.replace('_', "-")
+            } else {
+                p.name.to_string()
+            };
+            args.push(format!("--{flag}"));
+            args.push(text(&value));
+        }
+        let mut body = None;
+        if let Some(b) = op.body {
+            if op.is_multipart() {
+                args.push("--file".into());
+                args.push(upload.display().to_string());
+                for (k, v) in sample(&b.schema()).as_object().unwrap() {
+                    if k != "file" {
+                        args.push(format!("--{k}"));
+                        args.push(text(v));
+                    }
+                }
+            } else {
+                let value = sample(&b.schema());
+                args.push("--body".into());
+                args.push(value.to_string());
+                body = Some(value);
+            }
+        }
+        let mock = server.mock(|when, then| {
+            let mut when = when
+                .method(op.method.as_str())
+                .path(path.clone())
+                .header("x-api-key", KEY)
+                .header("x-tokportal-client", identifier());
+            for (k, v) in &query {
+                when = when.query_param(*k, v.clone());
+            }
+            if let Some(b) = &body {
+                when = when.json_body(b.clone());
+            }
+            if op.is_multipart() {
+                when.body_includes("id,description\n1,hello\n");
+            }
+            let then = then.status(op.success_status);
+            match op.success_content_type {
+                Some("application/json") => {
+                    then.header("content-type", "application/json")
+                        .json_body(json!({"data": {"op": op.id}}));
+                }
+                Some(_) => {
+                    then.header("content-type", "text/plain").body("raw,text\n");
+                }
+                None => {}
+            }
+        });
+        let out = tokportal(&server.base_url(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            out.status.success(),
+            "{}: {:?}\n{}",
+            op.cli_command,
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mock.calls(), 1, "{}", op.cli_command);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match op.success_content_type {
+            Some("application/json") => assert_eq!(stdout.trim(), json!({"data": {"op": op.id}}).to_string()),
+            Some(_) => assert_eq!(stdout, "raw,text\n"),
+            None => assert_eq!(stdout, ""),
+        }
+    }
+}
+
+#[test]
+fn the_product_docs_lines_work_as_written() {
+    let server = MockServer::start();
+    let me = server.mock(|when, then| {
+        when.method(GET).path("/me");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"email": "you@example.com"}}));
+    });
+    let list = server.mock(|when, then| {
+        when.method(GET)
+            .path("/bundles")
+            .query_param("page", "1")
+            .query_param("per_page", "25");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": []}));
+    });
+    let create = server.mock(|when, then| {
+        when.method(POST)
+            .path("/bundles")
+            .json_body(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 5}))
+            .header_exists("idempotency-key");
+        then.status(201)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"id": UUID_A}}));
+    });
+    let upload = server.mock(|when, then| {
+        when.method(POST)
+            .path("/upload/video/direct")
+            .body_includes("name=\"bundle_id\"\r\n\r\n00000000-0000-0000-0000-000000000000")
+            .body_includes("filename=\"video.mp4\"\r\nContent-Type: video/mp4");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"url": "https://cdn/x.mp4"}}));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("video.mp4"), vec![1u8; 1024]).unwrap();
+    let run = |line: &str| {
+        let words: Vec<String> = shell_words(line);
+        let out = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(&words[1..])
+            .current_dir(dir.path())
+            .env("TOKPORTAL_API_KEY", KEY)
+            .env("TOKPORTAL_BASE_URL", server.base_url())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run("tokportal get-current-user").contains("you@example.com"));
+    run("tokportal list-bundles --page 1 --per_page 25");
+    run(r#"tokportal create-bundle --body '{"bundle_type":"account_and_videos","country":"USA","videos_quantity":5}'"#);
+    assert!(
+        run("tokportal upload-video-direct --file ./video.mp4 --bundle_id 00000000-0000-0000-0000-000000000000")
+            .contains("cdn/x.mp4")
+    );
+    for m in [&me, &list, &create, &upload] {
+        assert_eq!(m.calls(), 1);
+    }
+}
+
+/// Splits a command line the way a POSIX shell does for these simple cases (single quotes).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+#[test]
+fn exit_codes_and_the_error_json() {
+    let server = MockServer::start();
+    server.mock(|when, then| {
+        when.path("/me");
+        then.status(429)
+            .header("content-type", "application/json")
+            .header("x-tokportal-request-id", "req_42")
+            .header("retry-after", "1")
+            .header("x-ratelimit-limit", "120")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "1779724800")
+            .json_body(json!({"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Rate limit exceeded."}}));
+    });
+    // 1: the API's payload and diagnostics on stderr (retries off so it fails at once).
+    let out = tokportal(&server.base_url(), &["get-current-user", "--no-retry"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).expect("stderr is JSON");
+    assert_eq!(
+        err,
+        json!({
+            "payload": {"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Rate limit exceeded."}},
+            "diagnostics": {"request_id": "req_42", "status": 429, "retry_after_seconds": 1,
+                            "rate_limit": {"limit": 120, "remaining": 0, "reset": 1779724800}}
+        })
+    );
+    // 2: usage errors, before any request.
+    for args in [
+        vec!["list-bundles", "--per_page", "101"],
+        vec!["list-bundles", "--bundle_type", "nope"],
+        vec!["get-bundle", "--id", "not-a-uuid"],
+        vec!["create-bundle", "--body", "{not json"],
+        vec![
+            "create-bundle",
+            "--body",
+            r#"{"bundle_type":"account_only","title":"x","unknown":1}"#,
+        ],
+        vec!["reveal-account-credentials", "--id", UUID_A, "--idempotency-key", "k"],
+        vec!["no-such-command"],
+    ] {
+        let out = tokportal(&server.base_url(), &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // 3: no API key.
+    let out = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(["get-current-user"])
+        .env_remove("TOKPORTAL_API_KEY")
+        .env("TOKPORTAL_BASE_URL", server.base_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    // 4: a transport failure, with a one-line reason.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tokportal(&format!("http://127.0.0.1:{port}"), &["list-countries", "--no-retry"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn csv_export_to_a_file_and_repeated_filters() {
+    let server = MockServer::start();
+    let mock = server.mock(|when, then| {
+        when.path("/analytics/export/videos")
+            .query_param("account", "a1")
+            .query_param("account", "a2");
+        then.status(200)
+            .header("content-type", "text/csv")
+            .body("id,views\n1,2\n");
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("videos.csv");
+    let out = tokportal(
+        &server.base_url(),
+        &[
+            "--output",
+            file.to_str().unwrap(),
+            "export-analytics-videos",
+            "--account",
+            "a1",
+            "--account",
+            "a2",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "id,views\n1,2\n");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[test]
+fn a_multi_megabyte_upload_and_global_flags_after_the_command() {
+    let server = MockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mp4");
+    let content: Vec<u8> = (0..6 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let mock = server.mock(|when, then| {
+        when.path("/upload/video/direct")
+            .header("idempotency-key", "upload-1")
+            .header("x-request-id", "trace-9")
+            .header_includes("content-length", "")
+            .body_includes("filename=\"clip.mp4\"");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"url": "u"}}));
+    });
+    let out = tokportal(
+        &server.base_url(),
+        &[
+            "upload-video-direct",
+            "--file",
+            file.to_str().unwrap(),
+            "--bundle-id",
+            UUID_A,
+            "--idempotency-key",
+            "upload-1",
+            "--request-id",
+            "trace-9",
+            "--compact",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"data":{"url":"u"}}"#);
+    assert_eq!(mock.calls(), 1);
+}
+
+#[test]
+fn all_pages_prints_json_lines() {
+    let server = MockServer::start();
+    for page in 1..=2 {
+        server.mock(|when, then| {
+            when.path("/comments").query_param("page", page.to_string());
+            then.status(200)
+                .header("content-type", "application/json")
+                .json_body(json!({
+                    "data": [{"n": page * 10 + 1}, {"n": page * 10 + 2}],
+                    "pagination": {"page": page, "per_page": 2, "total": 4, "total_pages": 2}
+                }));
+        });
+    }
+    let out = tokportal(&server.base_url(), &["list-comment-tasks", "--all-pages"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"n\":11}\n{\"n\":12}\n{\"n\":21}\n{\"n\":22}\n"
+    );
+}
+
+#[test]
+fn webhooks_sign_then_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("event.json");
+    std::fs::write(&body, r#"{"id":"evt_7","type":"bundle.created","api_version":"2026-05-25","created_at":"2026-06-01T12:00:00Z","data":{"bundle_id":"b"}}"#).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let signed = run(&[
+        "webhooks",
+        "sign",
+        "--secret",
+        "whsec_x",
+        "--body-file",
+        body.to_str().unwrap(),
+    ]);
+    assert!(signed.status.success());
+    let header = String::from_utf8(signed.stdout).unwrap().trim().to_string();
+    assert!(header.starts_with("t="), "{header}");
+    let ok = run(&[
+        "webhooks",
+        "verify",
+        "--secret",
+        "whsec_old",
+        "--secret",
+        "whsec_x",
+        "--header",
+        &header,
+        "--body-file",
+        body.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "bundle.created evt_7");
+    let bad = run(&[
+        "webhooks",
+        "verify",
+        "--secret",
+        "whsec_wrong",
+        "--header",
+        &header,
+        "--body-file",
+        body.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no signature matches"));
+    let completions = run(&["completions", "bash"]);
+    assert!(completions.status.success() && String::from_utf8_lossy(&completions.stdout).contains("get-current-user"));
+}
