@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
 use crate::operations::{self, IdempotencyKeySupport, Operation, OperationResponse};
 
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 /// A progress callback: `(bytes sent, total bytes)`.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -119,7 +119,7 @@ impl UploadSource {
                 };
                 let file = tokio::fs::File::open(path).await.map_err(io)?;
                 let len = file.metadata().await.map_err(io)?.len();
-                Ok(Some((Box::pin(ReaderStream::with_capacity(file, CHUNK)), len)))
+                Ok(Some((file_stream(file.into_std().await), len)))
             }
             SourceKind::Bytes { data, .. } => {
                 let data = data.clone();
@@ -139,6 +139,38 @@ impl UploadSource {
 }
 
 type BodyStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Chunks read ahead of the connection: bounds memory at about `READ_AHEAD * CHUNK`.
+const READ_AHEAD: usize = 4;
+
+/// Reads a file on one blocking thread, in whole chunks, a few ahead of the
+/// connection. (`tokio::fs::File` would hand every read to the blocking pool
+/// separately, which costs about a sixth of the throughput on a fast link.)
+fn file_stream(mut file: std::fs::File) -> BodyStream {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            // `read_to_end` on a `Take` fills whole chunks into uninitialised capacity (no memset).
+            let mut buf = Vec::with_capacity(CHUNK);
+            let filled = match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            // A closed channel means the request was dropped: stop reading.
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() || filled < CHUNK {
+                return;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
 
 /// Options of an upload.
 ///
