@@ -137,6 +137,56 @@ impl RequestBody {
     pub fn schema(&self) -> Value {
         serde_json::from_str(self.schema_json).unwrap_or(Value::Bool(true))
     }
+
+    /// For a multipart body: the name of its binary part (`format: binary`), `file` in this spec.
+    pub fn file_field(&self) -> Option<String> {
+        self.schema()
+            .get("properties")
+            .and_then(Value::as_object)
+            .and_then(|props| {
+                props
+                    .iter()
+                    .find(|(_, p)| p.get("format").and_then(Value::as_str) == Some("binary"))
+                    .map(|(name, _)| name.clone())
+            })
+    }
+
+    /// For a multipart body: its text fields (every property but the binary
+    /// part), each with its schema and whether it is required.
+    pub fn form_fields(&self) -> Vec<FormField> {
+        let schema = self.schema();
+        let file = self.file_field();
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| Some(name.as_str()) != file.as_deref())
+            .map(|(name, field)| FormField {
+                name: name.clone(),
+                schema: field.clone(),
+                required: required.contains(&name.as_str()),
+            })
+            .collect()
+    }
+}
+
+/// A text field of a multipart body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormField {
+    /// Name as spelled in the spec (`bundle_id`).
+    pub name: String,
+    /// JSON Schema of the value.
+    pub schema: Value,
+    /// Whether it must be given.
+    pub required: bool,
 }
 
 /// One operation of the TokPortal API.
@@ -651,30 +701,20 @@ impl Operation {
             }
         }
         if let Some(body) = self.body {
-            let schema = body.schema();
             if self.is_multipart() {
                 properties.insert(
                     flat_keys::FILE_PATH.into(),
                     serde_json::json!({"type": "string", "minLength": 1, "description": "Path of the local file to upload (streamed from disk)."}),
                 );
                 required.push(Value::String(flat_keys::FILE_PATH.into()));
-                for (name, field) in schema
-                    .get("properties")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                {
-                    if name != "file" {
-                        properties.insert(name.clone(), field.clone());
+                for field in body.form_fields() {
+                    if field.required {
+                        required.push(Value::String(field.name.clone()));
                     }
-                }
-                for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-                    if name != "file" {
-                        required.push(name.clone());
-                    }
+                    properties.insert(field.name, field.schema);
                 }
             } else {
-                properties.insert(flat_keys::BODY.into(), schema);
+                properties.insert(flat_keys::BODY.into(), body.schema());
                 if body.required {
                     required.push(Value::String(flat_keys::BODY.into()));
                 }
@@ -714,7 +754,11 @@ impl Client {
         let mut args = OperationArgs::new();
         let mut form = Map::new();
         let mut file = None;
-        let form_schema = op.body.filter(|_| op.is_multipart()).map(|b| b.schema());
+        let form_fields: Vec<String> = op
+            .body
+            .filter(|_| op.is_multipart())
+            .map(|b| b.form_fields().into_iter().map(|f| f.name).collect())
+            .unwrap_or_default();
         for (key, value) in arguments {
             let text = || match &value {
                 Value::String(s) => Ok(s.clone()),
@@ -732,11 +776,7 @@ impl Client {
                     Some(_) => {
                         args.query.insert(key, value);
                     }
-                    None if form_schema
-                        .as_ref()
-                        .is_some_and(|s| s.pointer(&format!("/properties/{key}")).is_some())
-                        && key != "file" =>
-                    {
+                    None if form_fields.contains(&key) => {
                         form.insert(key, value);
                     }
                     None => {

@@ -356,10 +356,11 @@ impl Client {
             }
         }
         // The form is checked against the spec's form schema, the file part standing in as a string.
-        let schema = body.schema();
+        let known = body.form_fields();
+        let file_field = body.file_field().unwrap_or_else(|| "file".into());
         let mut checked = Map::new();
         for (name, value) in &form_fields {
-            let field_schema = schema.pointer(&format!("/properties/{name}")).cloned().ok_or_else(|| {
+            let field = known.iter().find(|f| &f.name == name).ok_or_else(|| {
                 Error::invalid(
                     Some(op.id),
                     Some(name),
@@ -368,11 +369,11 @@ impl Client {
             })?;
             checked.insert(
                 name.clone(),
-                crate::validate::coerce_value(&field_schema, value.clone()),
+                crate::validate::coerce_value(&field.schema, value.clone()),
             );
         }
         let mut for_check = checked.clone();
-        for_check.insert("file".into(), Value::String(String::new()));
+        for_check.insert(file_field.clone(), Value::String(String::new()));
         crate::validate::check_value(op, "body", body.schema_json, &Value::Object(for_check))?;
 
         args.request_id = options.request_id.clone();
@@ -395,6 +396,7 @@ impl Client {
         });
         let file = Arc::new(file);
         let parts = Arc::new(FormParts {
+            file_field,
             fields: checked,
             filename,
             content_type,
@@ -490,7 +492,7 @@ impl Client {
             };
             form = form.text(name.clone(), text);
         }
-        form = form.part("file", part);
+        form = form.part(parts.file_field.clone(), part);
         let mut request = self
             .client
             .request(template.method().clone(), template.url().clone())
@@ -549,6 +551,7 @@ impl Client {
 }
 
 struct FormParts {
+    file_field: String,
     fields: Map<String, Value>,
     filename: String,
     content_type: String,

@@ -165,7 +165,6 @@ fn operation_command(op: &'static Operation) -> Command {
     }
     if let Some(body) = op.body {
         if op.is_multipart() {
-            let schema = body.schema();
             cmd = cmd.arg(
                 Arg::new(flag::FILE)
                     .long("file")
@@ -179,28 +178,19 @@ fn operation_command(op: &'static Operation) -> Command {
                     .long("content-type")
                     .help("Content type of the file (default: from its extension)"),
             );
-            let required: Vec<&str> = schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            for (name, field) in schema
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                if name != "file" {
-                    cmd = cmd.arg(param_arg(
-                        name,
-                        field,
-                        required.contains(&name.as_str()),
-                        field.get("description").and_then(Value::as_str),
-                        false,
-                    ));
-                }
+            for field in body.form_fields() {
+                let help = field
+                    .schema
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                cmd = cmd.arg(param_arg(
+                    &field.name,
+                    &field.schema,
+                    field.required,
+                    help.as_deref(),
+                    false,
+                ));
             }
         } else {
             cmd = cmd
@@ -480,16 +470,9 @@ async fn run_operation(op: &'static Operation, global: &ArgMatches, sub: &ArgMat
             .ok_or_else(|| Failure::usage("--file is required"))?;
         let total = tokportal::uploads::check_readable(path)?;
         let mut fields: Map<String, Value> = args.path.clone();
-        let schema = op.body.map(|b| b.schema()).unwrap_or(Value::Null);
-        for name in schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-        {
-            if let Some(v) = sub.try_get_one::<String>(name).ok().flatten() {
-                fields.insert(name.clone(), Value::String(v.clone()));
+        for field in op.body.map(|b| b.form_fields()).unwrap_or_default() {
+            if let Some(v) = sub.get_one::<String>(&field.name) {
+                fields.insert(field.name.clone(), Value::String(v.clone()));
             }
         }
         let mut options = UploadOptions::new();
