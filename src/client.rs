@@ -340,6 +340,7 @@ impl ClientHooks<ClientState> for Client {
 
     async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
         let replay = crate::transport::replay_clone(&request);
-        crate::transport::execute(self, info.operation_id, request, replay).await
+        let deadline = self.inner.0.retry.overall_deadline();
+        crate::transport::execute(self, info.operation_id, request, replay, deadline).await
     }
 }

@@ -443,7 +443,14 @@ impl Client {
         request: reqwest::Request,
         replay: crate::transport::Replay<'_>,
     ) -> Result<reqwest::Response, Error> {
-        let response = crate::transport::execute(self, op.id, request, replay)
+        // An upload's own timeout (30 min by default) outlasts the ordinary
+        // deadline: its deadline is never shorter than one attempt may take.
+        let policy_deadline = self.inner.retry_policy().overall_deadline();
+        let deadline = match request.timeout() {
+            Some(t) if op.is_multipart() => (*t).max(policy_deadline),
+            _ => policy_deadline,
+        };
+        let response = crate::transport::execute(self, op.id, request, replay, deadline)
             .await
             .map_err(Error::from_reqwest)?;
         if response.status().is_success() {

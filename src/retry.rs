@@ -79,7 +79,8 @@ impl RetryPolicy {
     }
 
     /// Time from the first attempt after which no new attempt starts; a running
-    /// attempt is cut at the deadline too.
+    /// attempt is cut at the deadline too. A multipart upload's deadline is
+    /// never shorter than its upload timeout.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self

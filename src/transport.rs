@@ -40,7 +40,8 @@ fn replay_safe(request: &reqwest::Request) -> bool {
     ) || request.headers().contains_key(IDEMPOTENCY_HEADER)
 }
 
-/// Sends the request from `source`, retrying as the client's policy allows.
+/// Sends `request`, retrying as the client's policy allows, within `deadline`
+/// (no attempt starts, no wait ends and no attempt runs past it).
 ///
 /// Returns the last response whatever its status; an error answer carries its
 /// decoded [`ApiError`] in the response extensions ([`DecodedApiError`]).
@@ -49,10 +50,11 @@ pub(crate) async fn execute(
     operation: &str,
     mut request: reqwest::Request,
     mut replay: Replay<'_>,
+    deadline: Duration,
 ) -> reqwest::Result<reqwest::Response> {
     let state: &ClientState = &client.inner;
     let policy = &state.0.retry;
-    let deadline = Instant::now() + policy.overall_deadline();
+    let deadline = Instant::now() + deadline;
     let mut waits = policy.backoff();
     let mut attempt: u32 = 0;
     loop {

@@ -207,3 +207,35 @@ async fn upload_helpers_match_the_product_docs() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn an_upload_outlasts_the_ordinary_deadline() {
+    let server = Scripted::start(vec![Reply::Slow(std::time::Duration::from_millis(600))]).await;
+    let client = tokportal::Client::builder()
+        .api_key(common::KEY)
+        .base_url(&server.base_url)
+        .retry(tokportal::RetryPolicy::default().deadline(std::time::Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    client
+        .upload_video_direct(
+            UUID_A.parse().unwrap(),
+            UploadSource::bytes(vec![0u8; 10], "a.mp4"),
+            UploadOptions::new(),
+        )
+        .await
+        .expect("the upload timeout, not the 100 ms deadline, bounds an upload");
+    // An ordinary call with the same client is cut by the deadline.
+    let server = Scripted::start(vec![Reply::Slow(std::time::Duration::from_millis(600))]).await;
+    let client = tokportal::Client::builder()
+        .api_key(common::KEY)
+        .base_url(&server.base_url)
+        .retry(tokportal::RetryPolicy::default().deadline(std::time::Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let err = client
+        .request_operation("listCountries", Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tokportal::Error::Timeout(_)), "{err}");
+}

@@ -398,14 +398,19 @@ fn client(matches: &ArgMatches, op: Option<&Operation>) -> Result<Client, Failur
     if let Some(url) = matches.get_one::<String>("base_url").filter(|u| !u.trim().is_empty()) {
         builder = builder.base_url(url.trim());
     }
+    let mut policy = if matches.get_flag("no_retry") {
+        RetryPolicy::disabled()
+    } else {
+        RetryPolicy::default()
+    };
     if let Some(t) = matches.get_one::<u64>("timeout") {
-        builder = builder
-            .timeout(Duration::from_secs(*t))
-            .upload_timeout(Duration::from_secs(*t));
+        let t = Duration::from_secs(*t);
+        builder = builder.timeout(t).upload_timeout(t);
+        // A longer --timeout also lengthens the overall deadline, so one attempt may use all of it.
+        let deadline = policy.overall_deadline().max(t);
+        policy = policy.deadline(deadline);
     }
-    if matches.get_flag("no_retry") {
-        builder = builder.retry(RetryPolicy::disabled());
-    }
+    builder = builder.retry(policy);
     builder.build().map_err(Failure::from)
 }
 
