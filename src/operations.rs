@@ -658,14 +658,27 @@ pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response)
         .unwrap_or_default()
         .to_ascii_lowercase();
     let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
+    // The answers of the secret-bearing operations never go into an error (or its Debug).
+    let secret = op.idempotency_key == IdempotencyKeySupport::Refused;
+    let undecodable = |message: String| {
+        if secret {
+            Error::decode(
+                meta.status,
+                "the answer is not what the spec describes (withheld: it may hold secrets)",
+                b"",
+            )
+        } else {
+            Error::decode(meta.status, message, &bytes)
+        }
+    };
     let body = if bytes.is_empty() && (meta.status == 204 || op.success_content_type.is_none()) {
         ResponseBody::Empty
     } else if content_type.contains("json")
         || (content_type.is_empty() && op.success_content_type == Some("application/json"))
     {
-        ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| Error::decode(meta.status, e, &bytes))?)
+        ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?)
     } else {
-        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| Error::decode(meta.status, e, &bytes))?)
+        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(e.to_string()))?)
     };
     Ok(OperationResponse { meta, body })
 }

@@ -160,3 +160,24 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
     assert!(matches!(err, Error::Connect(_)), "{err}");
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn a_secret_bearing_answer_never_lands_in_an_error() {
+    let server = MockServer::start_async().await;
+    server.mock(|when, then| {
+        when.any_request();
+        then.status(200)
+            .header("content-type", "application/json")
+            .body("{\"data\": {\"password\": \"hunter2\"");
+    });
+    let client = no_retry(&server.base_url());
+    let err = client
+        .request_operation(
+            "revealAccountCredentials",
+            OperationArgs::new().path("id", common::UUID_A),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(!format!("{err:?} {err}").contains("hunter2"));
+}
