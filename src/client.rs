@@ -341,6 +341,14 @@ impl ClientHooks<ClientState> for Client {
     async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
         let replay = crate::transport::replay_clone(&request);
         let deadline = self.inner.0.retry.overall_deadline();
-        crate::transport::execute(self, info.operation_id, request, replay, deadline).await
+        let response = crate::transport::execute(self, info.operation_id, request, replay, deadline).await?;
+        let secret = operations::find_by_rust_method(info.operation_id)
+            .is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused);
+        if secret && response.status().is_success() {
+            // Their typed answers are JSON objects; anything else would reach a
+            // decode error (and its Debug) with the secret inside, so withhold it.
+            return Ok(crate::transport::withhold_unless_json_object(response).await);
+        }
+        Ok(response)
     }
 }

@@ -171,3 +171,20 @@ async fn attach_error(response: reqwest::Response) -> reqwest::Response {
     rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));
     reqwest::Response::from(rebuilt)
 }
+
+/// Passes a JSON-object body through; replaces any other body with a marker,
+/// so that a decode error cannot carry a secret-bearing answer.
+pub(crate) async fn withhold_unless_json_object(response: reqwest::Response) -> reqwest::Response {
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(bytes) if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).is_ok() => bytes,
+        _ => bytes::Bytes::from_static(b"[withheld: not the JSON object the spec describes; it may hold secrets]"),
+    };
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    reqwest::Response::from(rebuilt)
+}

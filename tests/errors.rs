@@ -180,4 +180,15 @@ async fn a_secret_bearing_answer_never_lands_in_an_error() {
         .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     assert!(!format!("{err:?} {err}").contains("hunter2"));
+    // The typed method too.
+    let err = Error::from(
+        client
+            .reveal_account_credentials()
+            .id(common::UUID_A.parse::<uuid::Uuid>().unwrap())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(!format!("{err:?} {err}").contains("hunter2"), "{err:?}");
 }
