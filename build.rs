@@ -97,9 +97,10 @@ fn operation_table(ops: &[Operation], version: &str) -> String {
             let location = if p.location == "path" { "Path" } else { "Query" };
             let _ = writeln!(
                 s,
-                "            Parameter {{ name: {:?}, location: ParamLocation::{location}, required: {}, description: {:?}, schema_json: {:?} }},",
+                "            Parameter {{ name: {:?}, location: ParamLocation::{location}, required: {}, repeatable: {}, description: {:?}, schema_json: {:?} }},",
                 p.name,
                 p.required,
+                p.location == "query" && p.schema.get("type").and_then(Value::as_str) == Some("array"),
                 p.description,
                 p.schema.to_string()
             );

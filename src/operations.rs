@@ -103,6 +103,8 @@ pub struct Parameter {
     pub location: ParamLocation,
     /// Whether it must be given.
     pub required: bool,
+    /// Whether several values may be given (a query array, sent as repeated keys).
+    pub repeatable: bool,
     /// Description from the spec.
     pub description: Option<&'static str>,
     /// JSON Schema of the value (dereferenced), as JSON text.
@@ -113,11 +115,6 @@ impl Parameter {
     /// The JSON Schema of the value.
     pub fn schema(&self) -> Value {
         serde_json::from_str(self.schema_json).unwrap_or(Value::Bool(true))
-    }
-
-    /// Whether several values may be given (sent as repeated keys).
-    pub fn repeatable(&self) -> bool {
-        self.schema().get("type").and_then(Value::as_str) == Some("array")
     }
 }
 

@@ -120,7 +120,7 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) 
             .find(|p| p.location == ParamLocation::Query && p.name == name)
             .ok_or_else(|| Error::invalid(Some(op.id), Some(name), "not a query parameter of this operation"))?;
         let schema = param.schema();
-        let value = if param.repeatable() {
+        let value = if param.repeatable {
             let items = schema.get("items").cloned().unwrap_or(Value::Null);
             Value::Array(values.iter().map(|v| coerce(&items, v)).collect())
         } else if let [single] = values.as_slice() {

@@ -42,7 +42,7 @@ fn every_command_sends_its_request() {
         let mut query = Vec::new();
         for p in op.params {
             let schema = p.schema();
-            let value = if p.repeatable() {
+            let value = if p.repeatable {
                 sample(&schema["items"])
             } else {
                 sample(&schema)

@@ -33,7 +33,7 @@ fn args_for(op: &Operation) -> (OperationArgs, String, Vec<(String, String)>) {
                 args = args.path(p.name, v);
             }
             ParamLocation::Query => {
-                let v = if p.repeatable() {
+                let v = if p.repeatable {
                     let item = sample(&schema["items"]);
                     // Two values of a repeatable filter go out as repeated keys.
                     let other = match &item {
@@ -166,8 +166,8 @@ fn table_matches_spec_facts() {
     );
     assert_eq!(find("deleteWebhookEndpoint").success_status, 204);
     assert!(!find("listCountries").requires_auth);
-    assert!(find("exportAnalyticsVideos").param("account").unwrap().repeatable());
-    assert!(find("getAnalyticsSeries").param("account").unwrap().repeatable());
+    assert!(find("exportAnalyticsVideos").param("account").unwrap().repeatable);
+    assert!(find("getAnalyticsSeries").param("account").unwrap().repeatable);
     // `description: undefined` in the spec does not survive.
     assert!(
         OPERATIONS

@@ -155,13 +155,7 @@ fn operation_command(op: &'static Operation) -> Command {
     }
     cmd = cmd.long_about(long);
     for p in op.params {
-        cmd = cmd.arg(param_arg(
-            p.name,
-            &p.schema(),
-            p.required,
-            p.description,
-            p.repeatable(),
-        ));
+        cmd = cmd.arg(param_arg(p.name, &p.schema(), p.required, p.description, p.repeatable));
     }
     if let Some(body) = op.body {
         if op.is_multipart() {
@@ -442,7 +436,7 @@ async fn run_operation(op: &'static Operation, global: &ArgMatches, sub: &ArgMat
             .flatten()
             .map(|s| Value::String(s.clone()))
             .collect();
-        let value = match (p.repeatable(), values.len()) {
+        let value = match (p.repeatable, values.len()) {
             (_, 0) => continue,
             (true, _) => Value::Array(values),
             (false, _) => values.into_iter().next().unwrap_or(Value::Null),
