@@ -36,6 +36,7 @@ async fn orchestrate(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>
     let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = tempfile_dir()?;
     let file = dir.join("bench.mp4");
+    // Each uploader must deliver the whole file: the sink answers 200 only after reading the announced length.
     write_file(&file, mib * 1024 * 1024)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -104,21 +105,23 @@ async fn client(file: &str, base: &str) -> Result<(), Box<dyn std::error::Error>
     Ok(())
 }
 
+/// Times the whole uploader process, start-up included, exactly as for curl.
 async fn run_sdk(me: &Path, file: &Path, base: &str) -> Result<(f64, u64), Box<dyn std::error::Error>> {
+    let started = Instant::now();
     let out = tokio::process::Command::new(me)
         .arg("client")
         .arg(file)
         .arg(base)
         .output()
         .await?;
+    let wall = started.elapsed().as_secs_f64();
     if !out.status.success() {
         return Err(format!("client failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
+    // The client prints its own upload time too; the wall time is what compares with curl.
     let text = String::from_utf8(out.stdout)?;
-    let mut parts = text.split_whitespace();
-    let secs: f64 = parts.next().ok_or("no time")?.parse()?;
-    let rss: u64 = parts.next().ok_or("no rss")?.parse()?;
-    Ok((secs, rss))
+    let rss: u64 = text.split_whitespace().nth(1).ok_or("no rss")?.parse()?;
+    Ok((wall, rss))
 }
 
 async fn run_curl(file: &Path, base: &str) -> Result<(f64, u64), Box<dyn std::error::Error>> {
@@ -182,9 +185,11 @@ async fn sink(listener: tokio::net::TcpListener) {
                     Ok(n) => remaining = remaining.saturating_sub(n as u64),
                 }
             }
+            // Only a body of the announced length counts: anything else fails the uploader loudly.
+            let status = if len > 0 { "200 OK" } else { "411 Length Required" };
             let body = br#"{"data":{"url":"https://cdn.example.com/v.mp4"}}"#;
             let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                 body.len()
             );
             let _ = socket.write_all(reply.as_bytes()).await;
