@@ -167,11 +167,16 @@ impl ClientBuilder {
                 self.identifier
             ))
         })?;
-        if let Some(key) = &self.api_key {
-            let mut value = HeaderValue::from_str(key.expose())
-                .map_err(|_| Error::Config("the API key is not a valid header value".into()))?;
-            value.set_sensitive(true);
-        }
+        // Built once, marked sensitive (hyper and reqwest then keep it out of their logs and HPACK tables).
+        let api_key = match &self.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(key.expose())
+                    .map_err(|_| Error::Config("the API key is not a valid header value".into()))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -182,7 +187,7 @@ impl ClientBuilder {
                 .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
         };
         let state = ClientState(Arc::new(StateInner {
-            api_key: self.api_key,
+            api_key,
             identifier,
             origin: url.origin(),
             timeout: self.timeout,
@@ -216,7 +221,8 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
 pub struct ClientState(pub(crate) Arc<StateInner>);
 
 pub(crate) struct StateInner {
-    pub(crate) api_key: Option<Secret>,
+    /// The `X-API-Key` value, marked sensitive (its `Debug` prints `Sensitive`).
+    pub(crate) api_key: Option<HeaderValue>,
     pub(crate) identifier: HeaderValue,
     pub(crate) origin: url::Origin,
     pub(crate) timeout: Duration,
@@ -282,10 +288,7 @@ impl ClientState {
         headers.insert(CLIENT_HEADER, self.0.identifier.clone());
         match &self.0.api_key {
             Some(key) => {
-                let mut value = HeaderValue::from_str(key.expose())
-                    .map_err(|_| Error::Config("the API key is not a valid header value".into()))?;
-                value.set_sensitive(true);
-                headers.insert(API_KEY_HEADER, value);
+                headers.insert(API_KEY_HEADER, key.clone());
             }
             None if op.requires_auth => return Err(Error::MissingApiKey),
             None => {}

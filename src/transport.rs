@@ -164,12 +164,9 @@ async fn attach_error(response: reqwest::Response) -> reqwest::Response {
     // A body that breaks off is kept as far as it came.
     let body = response.bytes().await.unwrap_or_default();
     let error = ApiError::from_parts(status, &headers, &body);
-    let mut rebuilt = http::Response::new(body);
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
-    *rebuilt.headers_mut() = headers;
+    let mut rebuilt = rebuild(status, version, headers, body);
     rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));
-    reqwest::Response::from(rebuilt)
+    rebuilt
 }
 
 /// Passes a JSON-object body through; replaces any other body with a marker,
@@ -182,6 +179,16 @@ pub(crate) async fn withhold_unless_json_object(response: reqwest::Response) -> 
         Ok(bytes) if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).is_ok() => bytes,
         _ => bytes::Bytes::from_static(b"[withheld: not the JSON object the spec describes; it may hold secrets]"),
     };
+    rebuild(status, version, headers, body)
+}
+
+/// A response with the given parts and a body already read.
+fn rebuild(
+    status: http::StatusCode,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> reqwest::Response {
     let mut rebuilt = http::Response::new(body);
     *rebuilt.status_mut() = status;
     *rebuilt.version_mut() = version;
