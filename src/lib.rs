@@ -12,7 +12,7 @@
 //! pagination, streaming uploads and webhook verification ([`webhooks`]).
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), tokportal::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use tokportal::types::{CreateBundleRequest, CreateBundleRequestBundleType};
 //! let client = tokportal::Client::from_env()?; // TOKPORTAL_API_KEY
 //! let me = client.get_current_user().send().await?;
@@ -23,7 +23,7 @@
 //!     .body(
 //!         CreateBundleRequest::builder()
 //!             .bundle_type(CreateBundleRequestBundleType::AccountAndVideos)
-//!             .country("USA".parse::<tokportal::types::CreateBundleRequestCountry>().map_err(|e| tokportal::Error::Config(e.to_string()))?)
+//!             .country(Some("USA".parse()?))
 //!             .videos_quantity(5),
 //!     )
 //!     .idempotency_key("bundle-create-123")
