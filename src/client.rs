@@ -342,11 +342,13 @@ impl ClientHooks<ClientState> for Client {
     }
 
     async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
+        let op = operations::find_by_rust_method(info.operation_id);
+        // Traced under its operationId, like the hand-written calls.
+        let name = op.map_or(info.operation_id, |op| op.id);
         let replay = crate::transport::replay_clone(&request);
         let deadline = self.inner.0.retry.overall_deadline();
-        let response = crate::transport::execute(self, info.operation_id, request, replay, deadline).await?;
-        let secret = operations::find_by_rust_method(info.operation_id)
-            .is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused);
+        let response = crate::transport::execute(self, name, request, replay, deadline).await?;
+        let secret = op.is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused);
         if secret && response.status().is_success() {
             // Their typed answers are JSON objects; anything else would reach a
             // decode error (and its Debug) with the secret inside, so withhold it.

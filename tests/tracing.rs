@@ -29,6 +29,7 @@ async fn a_newer_api_version_is_reported_once_and_the_key_never_logged() {
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -54,5 +55,9 @@ async fn a_newer_api_version_is_reported_once_and_the_key_never_logged() {
         "{logs}"
     );
     assert!(logs.contains("tokportal attempt"), "attempts are traced: {logs}");
+    assert!(
+        logs.contains("operation=\"listCountries\""),
+        "under the operationId: {logs}"
+    );
     assert!(!logs.contains(KEY), "the key must never be logged");
 }
