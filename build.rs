@@ -126,6 +126,27 @@ fn operation_table(ops: &[Operation], version: &str) -> String {
         let _ = writeln!(s, "    }},");
     }
     let _ = writeln!(s, "];");
+    let _ = writeln!(s, "impl crate::generated::Client {{");
+    for (index, op) in ops.iter().enumerate().filter(|(_, op)| op.paginated()) {
+        let _ = writeln!(
+            s,
+            "    /// Walks every page of `{}` ({} {}), keeping the filters in `filters`; see [`crate::pagination::Paginator`].",
+            op.id,
+            op.method.to_uppercase(),
+            op.path
+        );
+        let _ = writeln!(
+            s,
+            "    pub fn {}_paginator(&self, filters: OperationArgs) -> crate::pagination::Paginator<'_> {{",
+            op.rust_name()
+        );
+        let _ = writeln!(
+            s,
+            "        crate::pagination::Paginator::new(self, &OPERATIONS[{index}], filters)"
+        );
+        let _ = writeln!(s, "    }}");
+    }
+    let _ = writeln!(s, "}}");
     s
 }
 

@@ -24,7 +24,9 @@ pub struct Page {
     pub meta: ResponseMeta,
 }
 
-/// Walks a list operation page by page, keeping its filters.
+/// Walks a list operation page by page, keeping its filters. Every list
+/// operation has one: `client.list_bundles_paginator(filters)`, or by
+/// operationId, `client.paginate("listBundles", filters)`.
 ///
 /// ```no_run
 /// # async fn run(client: tokportal::Client) -> Result<(), tokportal::Error> {
@@ -56,7 +58,14 @@ impl Client {
                 format!("{} is not a page/per_page list", op.id),
             ));
         }
-        Ok(Paginator { client: self, op, args })
+        Ok(Paginator::new(self, op, args))
+    }
+}
+
+impl<'a> Paginator<'a> {
+    /// A paginator over `op` (a page/per_page list) with the filters in `args`.
+    pub(crate) fn new(client: &'a Client, op: &'static Operation, args: OperationArgs) -> Self {
+        Paginator { client, op, args }
     }
 }
 

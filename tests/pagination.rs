@@ -32,12 +32,9 @@ async fn walks_every_page_keeping_the_filters() {
         page(&server, 3, 3, &["e"]),
     ];
     let client = common::client(&server.base_url());
+    // The generated per-operation paginator.
     let items: Vec<_> = client
-        .paginate(
-            "listBundles",
-            OperationArgs::new().query("status", "draft").query("per_page", 2),
-        )
-        .unwrap()
+        .list_bundles_paginator(OperationArgs::new().query("status", "draft").query("per_page", 2))
         .items()
         .try_collect()
         .await
