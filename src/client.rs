@@ -270,8 +270,9 @@ impl ClientState {
         }
     }
 
-    /// Sets the headers and checks the request before it is sent. Used by the
-    /// generated client's `pre` hook and by the hand-written calls alike.
+    /// Sets the headers, the idempotency key and the timeout, and checks the
+    /// key rules, before a request is sent. Used by the generated client's
+    /// `pre` hook and by the hand-written calls alike.
     pub(crate) fn prepare(
         &self,
         op: &'static Operation,
@@ -322,7 +323,7 @@ impl ClientState {
         if request.timeout().is_none() {
             *request.timeout_mut() = Some(if upload { self.0.upload_timeout } else { self.0.timeout });
         }
-        crate::validate::check_request(op, request)
+        Ok(())
     }
 }
 
@@ -335,10 +336,14 @@ impl ClientHooks<ClientState> for Client {
         // progenitor names the operation by its Rust method.
         let op = operations::find_by_rust_method(info.operation_id)
             .ok_or_else(|| progenitor_client::Error::Custom(format!("unknown operation {}", info.operation_id)))?;
-        self.inner.prepare(op, request, false).map_err(|e| match e {
-            Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),
-            other => progenitor_client::Error::InvalidRequest(other.to_string()),
-        })
+        // The hand-written calls check their arguments as JSON before building the
+        // request; the generated ones are checked here, from the built request.
+        crate::validate::check_request(op, request)
+            .and_then(|()| self.inner.prepare(op, request, false))
+            .map_err(|e| match e {
+                Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),
+                other => progenitor_client::Error::InvalidRequest(other.to_string()),
+            })
     }
 
     async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {

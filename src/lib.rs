@@ -68,7 +68,6 @@ pub use meta::{RateLimit, ResponseExt, ResponseMeta};
 pub use operations::{OperationArgs, OperationResponse, ResponseBody};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use validate::coerce;
 
 impl Client {
     /// A [`ClientBuilder`] with defaults and nothing read from the environment.

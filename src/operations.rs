@@ -403,14 +403,17 @@ impl Client {
     /// ```
     pub async fn request_operation(&self, operation_id: &str, args: OperationArgs) -> Result<OperationResponse, Error> {
         let op = lookup(operation_id)?;
-        let response = self.send_operation(op.id, args).await?;
+        let response = self.send_op(op, args).await?;
         decode_response(op, response).await
     }
 
     /// Like [`Client::request_operation`], but returns the successful response
     /// unread, to stream a large body (a CSV export) instead of buffering it.
     pub async fn send_operation(&self, operation_id: &str, args: OperationArgs) -> Result<reqwest::Response, Error> {
-        let op = lookup(operation_id)?;
+        self.send_op(lookup(operation_id)?, args).await
+    }
+
+    async fn send_op(&self, op: &'static Operation, args: OperationArgs) -> Result<reqwest::Response, Error> {
         if op.is_multipart() {
             return Err(Error::invalid(
                 Some(op.id),

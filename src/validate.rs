@@ -59,7 +59,7 @@ pub(crate) fn check_value(
 /// Turns a textual value (a query string, a command-line flag) into the JSON
 /// type its schema asks for; leaves it a string when it does not parse, so the
 /// schema check reports it.
-pub fn coerce(schema: &Value, raw: &str) -> Value {
+pub(crate) fn coerce(schema: &Value, raw: &str) -> Value {
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
