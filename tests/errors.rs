@@ -32,15 +32,6 @@ fn error_mock<'a>(server: &'a MockServer, status: u16, code: &str) -> httpmock::
     })
 }
 
-fn no_retry(base: &str) -> tokportal::Client {
-    tokportal::Client::builder()
-        .api_key(common::KEY)
-        .base_url(base)
-        .no_retries()
-        .build()
-        .unwrap()
-}
-
 fn check(err: &Error, status: u16, code: &str) {
     let api = err.api().unwrap_or_else(|| panic!("{status}: not an API error: {err}"));
     assert_eq!(api.status, status);
@@ -66,7 +57,7 @@ async fn each_listed_status_decodes_through_the_typed_client() {
     for (status, code) in CODES {
         let server = MockServer::start_async().await;
         let mut mock = error_mock(&server, status, code);
-        let client = no_retry(&server.base_url());
+        let client = common::client_without_retries(&server.base_url());
         let err = client
             .create_bundle()
             .body(CreateBundleRequest::builder().bundle_type(CreateBundleRequestBundleType::AccountOnly))
@@ -85,7 +76,7 @@ async fn each_listed_status_decodes_through_the_dynamic_call() {
     for (status, code) in CODES {
         let server = MockServer::start_async().await;
         let _mock = error_mock(&server, status, code);
-        let client = no_retry(&server.base_url());
+        let client = common::client_without_retries(&server.base_url());
         let err = client
             .request_operation(
                 "createBundle",
@@ -107,7 +98,7 @@ async fn an_html_502_from_a_proxy_keeps_its_raw_body() {
             .header("x-request-id", "edge-1")
             .body("<html><h1>502 Bad Gateway</h1></html>");
     });
-    let client = no_retry(&server.base_url());
+    let client = common::client_without_retries(&server.base_url());
     let err = Error::from(client.get_current_user().send().await.unwrap_err());
     let api = err.api().expect("API error");
     assert_eq!(api.status, 502);
@@ -131,7 +122,7 @@ async fn an_undecodable_success_body_is_a_decode_error() {
             .header("content-type", "application/json")
             .body("{\"data\": ");
     });
-    let client = no_retry(&server.base_url());
+    let client = common::client_without_retries(&server.base_url());
     let err = Error::from(client.get_current_user().send().await.unwrap_err());
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     let err = client
@@ -152,7 +143,7 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
         .local_addr()
         .unwrap()
         .port();
-    let client = no_retry(&format!("http://127.0.0.1:{port}"));
+    let client = common::client_without_retries(&format!("http://127.0.0.1:{port}"));
     let err = client
         .request_operation("listCountries", OperationArgs::new())
         .await
@@ -170,7 +161,7 @@ async fn a_secret_bearing_answer_never_lands_in_an_error() {
             .header("content-type", "application/json")
             .body("{\"data\": {\"password\": \"hunter2\"");
     });
-    let client = no_retry(&server.base_url());
+    let client = common::client_without_retries(&server.base_url());
     let err = client
         .request_operation(
             "revealAccountCredentials",

@@ -73,12 +73,7 @@ async fn attempts_are_bounded() {
 #[tokio::test]
 async fn a_post_without_key_and_retries_off_is_sent_once() {
     let server = Scripted::start(vec![status(500), ok()]).await;
-    let client = tokportal::Client::builder()
-        .api_key(common::KEY)
-        .base_url(&server.base_url)
-        .no_retries()
-        .build()
-        .unwrap();
+    let client = common::client_without_retries(&server.base_url);
     let err = client
         .request_operation(
             "createBundle",

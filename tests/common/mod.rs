@@ -269,3 +269,13 @@ pub fn client(base_url: &str) -> tokportal::Client {
         .build()
         .expect("client builds")
 }
+
+/// A client for `base_url` with the test key that sends every call once.
+pub fn client_without_retries(base_url: &str) -> tokportal::Client {
+    tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(base_url)
+        .no_retries()
+        .build()
+        .expect("client builds")
+}
