@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
-use crate::operations::{self, IdempotencyKeySupport, Operation, OperationResponse};
+use crate::operations::{self, Operation, OperationResponse};
 
 const CHUNK: usize = 1024 * 1024;
 
@@ -379,14 +379,10 @@ impl Client {
         args.request_id = options.request_id.clone();
         args.timeout = options.timeout;
         args.idempotency_key = options.idempotency_key.clone();
-        if args.idempotency_key.is_none()
-            && op.idempotency_key == IdempotencyKeySupport::Accepted
-            && self.inner.retry_policy().enabled()
-        {
-            // Fixed before the first attempt, so every attempt carries the same key.
-            args.idempotency_key = Some(crate::idempotency::generate_key());
-        }
-        let template = self.build_request(op, &args)?;
+        // Every attempt copies the template's URL and headers, so the headers
+        // (a generated idempotency key among them) are set once, here.
+        let mut template = self.build_request(op, &args)?;
+        self.inner.prepare(op, &mut template, true)?;
         let filename = options.filename.clone().unwrap_or_else(|| file.filename());
         let content_type = options.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(&filename)
@@ -500,10 +496,7 @@ impl Client {
             .multipart(form)
             .build()
             .map_err(Error::from_reqwest)?;
-        if let Some(t) = template.timeout() {
-            *request.timeout_mut() = Some(*t);
-        }
-        self.inner.prepare(op, &mut request, true)?;
+        *request.timeout_mut() = template.timeout().copied();
         Ok(Some(request))
     }
 
