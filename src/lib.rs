@@ -36,55 +36,50 @@
 //! Errors of the generated methods convert into [`Error`] with `?`.
 #![warn(missing_docs)]
 
-/// The progenitor-generated client (`OUT_DIR/progenitor.rs`). Do not edit: it is
-/// regenerated from `spec/openapi.yaml` on every build.
+/// The progenitor-generated client (`OUT_DIR/progenitor.rs`): the [`Client`]
+/// struct and one typed builder per JSON operation. Do not edit: it is
+/// regenerated from `spec/openapi.yaml` on every build. Its calls reach the
+/// request pipeline through the hooks in `src/client/hooks.rs`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, unused_imports, rustdoc::all)]
 pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/progenitor.rs"));
 }
 
-#[cfg(feature = "mock")]
-pub mod mock;
-
-mod client;
+// The layers, bottom to top (ARCHITECTURE.md). A module only imports from its
+// own layer or the ones below; `tests/layers.rs` checks it.
+//
+// 1. the spec model and the vocabulary every layer shares
 mod error;
+pub mod headers;
 pub mod idempotency;
 mod meta;
 pub mod operations;
-pub mod pagination;
-mod retry;
 mod secret;
-mod transport;
-pub mod uploads;
-mod validate;
 pub mod webhooks;
+// 2. argument checks against the spec's schemas
+mod check;
+// 3. the request pipeline: prepare, execute with retries, decode
+mod pipeline;
+// 4. the client and its configuration (and the generated `Client` struct)
+mod client;
+// 5. the calls: typed (generated), dynamic, uploads, pagination
+mod calls;
+#[cfg(feature = "mock")]
+pub mod mock;
+// 6. the front-ends
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 
-pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, ClientState, DEFAULT_BASE_URL, redirect_policy,
-};
+pub use calls::{pagination, uploads};
+pub use check::OperationArgs;
+pub use client::{API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, redirect_policy};
 pub use error::{ApiError, Error};
 pub use generated::{ByteStream, Client, ResponseValue, builder, types};
 pub use meta::{RateLimit, ResponseExt, ResponseMeta};
-pub use operations::{OperationArgs, OperationResponse, ResponseBody};
-pub use retry::RetryPolicy;
+pub use pipeline::{ClientState, OperationResponse, ResponseBody, RetryPolicy};
 pub use secret::Secret;
-
-impl Client {
-    /// A [`ClientBuilder`] with defaults and nothing read from the environment.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::new()
-    }
-
-    /// A client configured from `TOKPORTAL_API_KEY` and `TOKPORTAL_BASE_URL`.
-    pub fn from_env() -> Result<Client, Error> {
-        ClientBuilder::from_env().build()
-    }
-
-    /// The base URL calls go to.
-    pub fn base_url(&self) -> &str {
-        &self.baseurl
-    }
-}
 
 /// The build-time code (`build.rs`, `cargo xtask`), compiled here for its unit tests.
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use http::HeaderMap;
 use serde::Serialize;
 
-use crate::generated::ResponseValue;
+use progenitor_client::ResponseValue;
 
 /// Rate-limit state reported by `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -20,9 +20,9 @@ impl RateLimit {
     /// Reads the `X-RateLimit-*` headers; `None` when none is present.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let rl = Self {
-            limit: header_u64(headers, "x-ratelimit-limit"),
-            remaining: header_u64(headers, "x-ratelimit-remaining"),
-            reset: header_u64(headers, "x-ratelimit-reset"),
+            limit: header_u64(headers, crate::headers::RATE_LIMIT_LIMIT),
+            remaining: header_u64(headers, crate::headers::RATE_LIMIT_REMAINING),
+            reset: header_u64(headers, crate::headers::RATE_LIMIT_RESET),
         };
         (rl != Self::default()).then_some(rl)
     }
@@ -53,9 +53,9 @@ impl ResponseMeta {
             request_id: request_id(headers),
             rate_limit: RateLimit::from_headers(headers),
             retry_after_seconds: retry_after_seconds(headers),
-            idempotent_replayed: header_str(headers, "idempotent-replayed")
+            idempotent_replayed: header_str(headers, crate::headers::IDEMPOTENT_REPLAYED)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            api_version: header_str(headers, "x-tokportal-api-version").map(str::to_owned),
+            api_version: header_str(headers, crate::headers::API_VERSION).map(str::to_owned),
         }
     }
 }
@@ -90,15 +90,15 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 /// `X-TokPortal-Request-ID`, then `X-Request-ID`.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, "x-tokportal-request-id")
-        .or_else(|| header_str(headers, "x-request-id"))
+    header_str(headers, crate::headers::TOKPORTAL_REQUEST_ID)
+        .or_else(|| header_str(headers, crate::headers::REQUEST_ID))
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
 }
 
 /// `Retry-After` as seconds: either delta-seconds or an HTTP date.
 pub(crate) fn retry_after_seconds(headers: &HeaderMap) -> Option<u64> {
-    let value = header_str(headers, "retry-after")?;
+    let value = header_str(headers, crate::headers::RETRY_AFTER)?;
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(seconds);
     }

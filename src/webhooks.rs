@@ -27,7 +27,7 @@ use sha2::Sha256;
 use crate::secret::Secret;
 
 /// The header that carries the signature.
-pub const SIGNATURE_HEADER: &str = "tokportal-signature";
+pub const SIGNATURE_HEADER: &str = crate::headers::SIGNATURE;
 /// Default accepted age of a delivery, either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 

@@ -10,7 +10,7 @@ pub fn settings() -> Result<progenitor::GenerationSettings, String> {
     settings
         .with_interface(progenitor::InterfaceStyle::Builder)
         .with_tag(progenitor::TagStyle::Merged)
-        .with_inner_type("crate::client::ClientState".parse().map_err(|e| format!("{e:?}"))?)
+        .with_inner_type("crate::pipeline::ClientState".parse().map_err(|e| format!("{e:?}"))?)
         .with_hooks(progenitor::HooksMode::Expected)
         .with_derive("PartialEq");
     Ok(settings)

@@ -1,19 +1,23 @@
-//! Client configuration and the hooks the generated client runs on every call.
+//! Layer 4: the client and its configuration.
+//!
+//! [`ClientBuilder`] turns the caller's settings into the pipeline's
+//! [`Settings`] and the generated [`Client`] (whose `inner` is a
+//! [`ClientState`]); [`hooks`] connect every generated call to the request
+//! pipeline. Nothing here knows the calls above it or the front-ends.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use http::HeaderValue;
-use progenitor_client::{ClientHooks, OperationInfo};
 use url::Url;
 
-use crate::error::{Error, MISSING_API_KEY};
+use crate::error::Error;
 use crate::generated::Client;
-use crate::operations::{self, IdempotencyKeySupport, Operation};
-use crate::retry::RetryPolicy;
+use crate::pipeline::{ClientState, RetryPolicy, Settings};
 use crate::secret::Secret;
+
+mod hooks;
 
 /// The production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://app.tokportal.com/api/ext";
@@ -23,11 +27,6 @@ pub const API_KEY_ENV: &str = "TOKPORTAL_API_KEY";
 pub const BASE_URL_ENV: &str = "TOKPORTAL_BASE_URL";
 /// `X-TokPortal-Client` value of the SDK.
 pub const CLIENT_IDENTIFIER: &str = concat!("tokportal-rust/", env!("CARGO_PKG_VERSION"));
-
-pub(crate) const API_KEY_HEADER: &str = "x-api-key";
-pub(crate) const CLIENT_HEADER: &str = "x-tokportal-client";
-pub(crate) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Builds a [`Client`].
 ///
@@ -186,7 +185,7 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
         };
-        let state = ClientState(Arc::new(StateInner {
+        let state = ClientState(Arc::new(Settings {
             api_key,
             identifier,
             origin: url.origin(),
@@ -214,151 +213,19 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
-/// Configuration shared by every call of a [`Client`] (its `inner` state).
-///
-/// Cheap to clone. Its `Debug` never shows the API key.
-#[derive(Clone)]
-pub struct ClientState(pub(crate) Arc<StateInner>);
-
-pub(crate) struct StateInner {
-    /// The `X-API-Key` value, marked sensitive (its `Debug` prints `Sensitive`).
-    pub(crate) api_key: Option<HeaderValue>,
-    pub(crate) identifier: HeaderValue,
-    pub(crate) origin: url::Origin,
-    pub(crate) timeout: Duration,
-    pub(crate) upload_timeout: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) version_warned: AtomicBool,
-}
-
-impl fmt::Debug for ClientState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientState")
-            .field("api_key", &self.0.api_key.as_ref().map(|_| "[redacted]"))
-            .field("identifier", &self.0.identifier)
-            .field("timeout", &self.0.timeout)
-            .field("upload_timeout", &self.0.upload_timeout)
-            .field("retry", &self.0.retry)
-            .finish()
-    }
-}
-
-impl ClientState {
-    /// The retry policy.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.0.retry
+impl Client {
+    /// A [`ClientBuilder`] with defaults and nothing read from the environment.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
     }
 
-    /// Whether an API key is configured.
-    pub fn has_api_key(&self) -> bool {
-        self.0.api_key.is_some()
+    /// A client configured from `TOKPORTAL_API_KEY` and `TOKPORTAL_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env().build()
     }
 
-    /// Says once, through `tracing`, that the server speaks another contract version.
-    pub(crate) fn note_api_version(&self, headers: &http::HeaderMap) {
-        let Some(version) = crate::meta::header_str(headers, "x-tokportal-api-version") else {
-            return;
-        };
-        if version != operations::SPEC_VERSION && !self.0.version_warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                server = version,
-                sdk = operations::SPEC_VERSION,
-                "the TokPortal API reports contract version {version}, this SDK was generated from {}; \
-                 update the SDK if calls start failing",
-                operations::SPEC_VERSION
-            );
-        }
-    }
-
-    /// Sets the headers, the idempotency key and the timeout, and checks the
-    /// key rules, before a request is sent. Used by the generated client's
-    /// `pre` hook and by the hand-written calls alike.
-    pub(crate) fn prepare(
-        &self,
-        op: &'static Operation,
-        request: &mut reqwest::Request,
-        upload: bool,
-    ) -> Result<(), Error> {
-        if request.url().origin() != self.0.origin {
-            return Err(Error::Config(format!(
-                "refusing to send the API key to {}, which is not the configured API origin",
-                request.url().origin().ascii_serialization()
-            )));
-        }
-        let headers = request.headers_mut();
-        headers.insert(CLIENT_HEADER, self.0.identifier.clone());
-        match &self.0.api_key {
-            Some(key) => {
-                headers.insert(API_KEY_HEADER, key.clone());
-            }
-            None if op.requires_auth => return Err(Error::MissingApiKey),
-            None => {}
-        }
-        match op.idempotency_key {
-            IdempotencyKeySupport::Refused if headers.contains_key(IDEMPOTENCY_HEADER) => {
-                return Err(Error::invalid(
-                    Some(op.id),
-                    Some("idempotency_key"),
-                    format!(
-                        "{} returns a secret or one-time value, which the server would store for 24 hours \
-                         under an idempotency key; send it without one",
-                        op.id
-                    ),
-                ));
-            }
-            IdempotencyKeySupport::Accepted if self.0.retry.enabled() && !headers.contains_key(IDEMPOTENCY_HEADER) => {
-                // Generated once here and reused by every attempt, so a retried create never creates twice.
-                let key = crate::idempotency::generate_key();
-                headers.insert(
-                    IDEMPOTENCY_HEADER,
-                    HeaderValue::from_str(&key).map_err(|e| Error::Config(e.to_string()))?,
-                );
-            }
-            _ => {}
-        }
-        if let Some(value) = headers.get(IDEMPOTENCY_HEADER) {
-            crate::idempotency::validate_key(value.as_bytes())
-                .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
-        }
-        if request.timeout().is_none() {
-            *request.timeout_mut() = Some(if upload { self.0.upload_timeout } else { self.0.timeout });
-        }
-        Ok(())
-    }
-}
-
-impl ClientHooks<ClientState> for Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        info: &OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        // progenitor names the operation by its Rust method.
-        let op = operations::find_by_rust_method(info.operation_id)
-            .ok_or_else(|| progenitor_client::Error::Custom(format!("unknown operation {}", info.operation_id)))?;
-        // The hand-written calls check their arguments as JSON before building the
-        // request; the generated ones are checked here, from the built request.
-        crate::validate::check_request(op, request)
-            .and_then(|()| self.inner.prepare(op, request, false))
-            .map_err(|e| match e {
-                Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),
-                other => progenitor_client::Error::InvalidRequest(other.to_string()),
-            })
-    }
-
-    async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
-        let op = operations::find_by_rust_method(info.operation_id);
-        // Traced under its operationId, like the hand-written calls.
-        let name = op.map_or(info.operation_id, |op| op.id);
-        let replay = crate::transport::replay_clone(&request);
-        let deadline = self.inner.0.retry.overall_deadline();
-        let response = crate::transport::execute(self, name, request, replay, deadline).await?;
-        let secret = op.is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused);
-        if secret && response.status().is_success() {
-            // Their typed answers are JSON objects; anything else would reach a
-            // decode error (and its Debug) with the secret inside, so withhold it.
-            return Ok(crate::transport::withhold_unless_json_object(response).await);
-        }
-        Ok(response)
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        &self.baseurl
     }
 }

@@ -1,4 +1,5 @@
-//! Checks arguments against the spec's JSON Schemas before anything is sent.
+//! One value against one schema of the table: compiled validators, cached
+//! per operation and field, and the coercion of text into the schema's type.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -7,7 +8,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::operations::{Operation, ParamLocation};
+use crate::operations::Operation;
 
 type Cache = Mutex<HashMap<(&'static str, &'static str), Arc<Validator>>>;
 
@@ -104,44 +105,6 @@ pub(crate) fn coerce_value(schema: &Value, value: Value) -> Value {
         (Value::String(s), _) => coerce(schema, s),
         _ => value,
     }
-}
-
-/// Checks the query parameters and JSON body of a built request (the
-/// generated client's path: its typed values are re-checked against the spec).
-pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) -> Result<(), Error> {
-    let mut query: HashMap<String, Vec<String>> = HashMap::new();
-    for (k, v) in request.url().query_pairs() {
-        query.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-    for (name, values) in &query {
-        let param = op
-            .params
-            .iter()
-            .find(|p| p.location == ParamLocation::Query && p.name == name)
-            .ok_or_else(|| Error::invalid(Some(op.id), Some(name), "not a query parameter of this operation"))?;
-        let schema = param.schema();
-        let value = if param.repeatable {
-            let items = schema.get("items").cloned().unwrap_or(Value::Null);
-            Value::Array(values.iter().map(|v| coerce(&items, v)).collect())
-        } else if let [single] = values.as_slice() {
-            coerce(&schema, single)
-        } else {
-            return Err(Error::invalid(
-                Some(op.id),
-                Some(param.name),
-                "given more than once but not repeatable",
-            ));
-        };
-        check_value(op, param.name, param.schema_json, &value)?;
-    }
-    if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes))
-        && body.content_type == "application/json"
-    {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
-        check_value(op, "body", body.schema_json, &value)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

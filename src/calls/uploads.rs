@@ -1,7 +1,7 @@
 //! The three `multipart/form-data` operations, written by hand from the spec
 //! (progenitor 0.15 cannot generate multipart bodies), and upload helpers.
 //!
-//! Files are streamed from disk in 64 KiB chunks, never read whole into
+//! Files are streamed from disk in 1 MiB chunks, never read whole into
 //! memory, with a known length (so the request has a `Content-Length`), an
 //! optional progress callback and the client's upload timeout (30 min by
 //! default instead of the ordinary 30 s).
@@ -18,9 +18,13 @@ use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
+use crate::check::form::check_form;
 use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
-use crate::operations::{self, Operation, OperationResponse};
+use crate::operations::{self, Operation};
+use crate::pipeline::decode::{OperationResponse, decode_response};
+use crate::pipeline::execute::{self, Replay};
+use crate::pipeline::prepare;
 
 const CHUNK: usize = 1024 * 1024;
 
@@ -332,7 +336,7 @@ impl Client {
     ) -> Result<OperationResponse, Error> {
         let op = operations::lookup(operation_id)?;
         let response = self.send_upload(op, fields, file, options).await?;
-        operations::decode_response(op, response).await
+        decode_response(op, response).await
     }
 
     async fn send_upload(
@@ -342,47 +346,16 @@ impl Client {
         file: UploadSource,
         options: UploadOptions,
     ) -> Result<reqwest::Response, Error> {
-        let body = op
-            .body
-            .filter(|_| op.is_multipart())
-            .ok_or_else(|| Error::invalid(Some(op.id), None, "not a multipart operation; use request_operation"))?;
-        let mut args = operations::OperationArgs::new();
-        let mut form_fields = Map::new();
-        for (name, value) in fields {
-            if op.param(&name).is_some() {
-                args.path.insert(name, value);
-            } else {
-                form_fields.insert(name, value);
-            }
-        }
-        // The form is checked against the spec's form schema, the file part standing in as a string.
-        let known = body.form_fields();
-        let file_field = body.file_field().unwrap_or_else(|| "file".into());
-        let mut checked = Map::new();
-        for (name, value) in &form_fields {
-            let field = known.iter().find(|f| &f.name == name).ok_or_else(|| {
-                Error::invalid(
-                    Some(op.id),
-                    Some(name),
-                    format!("not a form field or path parameter of {}", op.id),
-                )
-            })?;
-            checked.insert(
-                name.clone(),
-                crate::validate::coerce_value(&field.schema, value.clone()),
-            );
-        }
-        let mut for_check = checked.clone();
-        for_check.insert(file_field.clone(), Value::String(String::new()));
-        crate::validate::check_value(op, "body", body.schema_json, &Value::Object(for_check))?;
-
+        let form = check_form(op, fields)?;
+        let (mut args, file_field, checked) = (form.args, form.file_field, form.fields);
         args.request_id = options.request_id.clone();
         args.timeout = options.timeout;
         args.idempotency_key = options.idempotency_key.clone();
         // Every attempt copies the template's URL and headers, so the headers
         // (a generated idempotency key among them) are set once, here.
-        let mut template = self.build_request(op, &args)?;
-        self.inner.prepare(op, &mut template, true)?;
+        let settings = self.inner.settings();
+        let mut template = prepare::build_request(&self.baseurl, op, &args)?;
+        prepare::prepare(settings, op, &mut template, true)?;
         let filename = options.filename.clone().unwrap_or_else(|| file.filename());
         let content_type = options.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(&filename)
@@ -409,7 +382,7 @@ impl Client {
                     "the reader of this upload source was already used",
                 )
             })?;
-        let replay: crate::transport::Replay<'_> = if file.replayable() {
+        let replay: Replay<'_> = if file.replayable() {
             let (client, template, file, parts) = (self.clone(), template, file.clone(), parts.clone());
             Box::new(move || {
                 let (client, template, file, parts) =
@@ -428,7 +401,7 @@ impl Client {
         } else {
             Box::new(|| Box::pin(std::future::ready(None)))
         };
-        self.send_prepared(op, first, replay).await
+        execute::send(&self.client, settings, op, first, replay).await
     }
 
     async fn typed_upload(
@@ -508,12 +481,12 @@ impl Client {
         bundle_id: Uuid,
         purpose: ImagePurpose,
     ) -> Result<ResponseValue<Map<String, Value>>, Error> {
-        use crate::types::UploadImageFromUrlRequestPurpose as P;
+        use crate::generated::types::UploadImageFromUrlRequestPurpose as P;
         let purpose = match purpose {
             ImagePurpose::Carousel => P::Carousel,
             ImagePurpose::ProfilePicture => P::ProfilePicture,
         };
-        let body = crate::types::UploadImageFromUrlRequest::builder()
+        let body = crate::generated::types::UploadImageFromUrlRequest::builder()
             .url(url.into())
             .bundle_id(bundle_id)
             .purpose(purpose);
@@ -530,7 +503,7 @@ impl Client {
     ) -> Result<ResponseValue<Map<String, Value>>, Error> {
         let position = std::num::NonZeroU64::new(position)
             .ok_or_else(|| Error::invalid(Some("fixBundleVideoDownload"), Some("position"), "positions start at 1"))?;
-        let body = crate::types::FixVideoDownloadRequest::Variant0 {
+        let body = crate::generated::types::FixVideoDownloadRequest::Variant0 {
             video_url: video_url.into(),
         };
         Ok(self

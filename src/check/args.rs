@@ -1,0 +1,257 @@
+//! The arguments of a dynamic call and their checks against the table:
+//! unknown names, missing required values, values that do not match their
+//! schema. What passes comes out as text ready for the URL.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::schema::{check_value, coerce_value};
+use crate::error::Error;
+use crate::operations::{Operation, ParamLocation};
+
+/// Arguments of a dynamic call.
+///
+/// ```
+/// use serde_json::json;
+/// let args = tokportal::OperationArgs::new()
+///     .path("id", "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c")
+///     .query("per_page", 50)
+///     .body(json!({"quantity": 2}))
+///     .idempotency_key("slots-123");
+/// assert_eq!(args.query["per_page"], 50);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct OperationArgs {
+    /// Path parameters by name.
+    pub path: Map<String, Value>,
+    /// Query parameters by name (an array for a repeatable one).
+    pub query: Map<String, Value>,
+    /// JSON body.
+    pub body: Option<Value>,
+    /// `Idempotency-Key` for a mutating call.
+    pub idempotency_key: Option<String>,
+    /// `X-Request-ID` to correlate the call.
+    pub request_id: Option<String>,
+    /// Timeout of each attempt, instead of the client's.
+    pub timeout: Option<Duration>,
+}
+
+impl OperationArgs {
+    /// No arguments.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `{"path": {...}, "query": {...}, "body": ...}` (each part optional).
+    pub fn from_json(value: Value) -> Result<Self, Error> {
+        let Value::Object(mut map) = value else {
+            return Err(Error::invalid(
+                None,
+                None,
+                "arguments must be a JSON object with `path`, `query` and `body`",
+            ));
+        };
+        let mut part = |name: &str| -> Result<Map<String, Value>, Error> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(Map::new()),
+                Some(Value::Object(m)) => Ok(m),
+                Some(_) => Err(Error::invalid(None, Some(name), "must be a JSON object")),
+            }
+        };
+        let path = part("path")?;
+        let query = part("query")?;
+        let body = map.remove("body").filter(|b| !b.is_null());
+        if let Some(other) = map.keys().next() {
+            return Err(Error::invalid(
+                None,
+                Some(other),
+                "unknown part; expected `path`, `query` or `body`",
+            ));
+        }
+        Ok(Self {
+            path,
+            query,
+            body,
+            ..Self::default()
+        })
+    }
+
+    /// Sets a path parameter.
+    pub fn path(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.path.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets a query parameter (an array for several values of a repeatable one).
+    pub fn query(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.query.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the JSON body.
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Sets the `Idempotency-Key`.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the `X-Request-ID`.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the timeout of each attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Arguments that passed their checks: path and query values as the text
+/// they are sent as, in spec order.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// Path parameters by name.
+    pub(crate) path: Vec<(&'static str, String)>,
+    /// Query pairs (a repeatable parameter once per value).
+    pub(crate) query: Vec<(&'static str, String)>,
+}
+
+impl Checked {
+    /// The text of path parameter `name`.
+    pub(crate) fn path_value(&self, name: &str) -> Option<&str> {
+        self.path.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks a dynamic call's arguments against its operation: names, required
+/// values, schemas, the JSON body and the header values. Nothing is sent
+/// unless this passes.
+pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Checked, Error> {
+    for name in args.path.keys() {
+        if !op
+            .params
+            .iter()
+            .any(|p| p.location == ParamLocation::Path && p.name == name)
+        {
+            return Err(Error::invalid(
+                Some(op.id),
+                Some(name),
+                format!("not a path parameter of {}", op.id),
+            ));
+        }
+    }
+    for name in args.query.keys() {
+        if !op
+            .params
+            .iter()
+            .any(|p| p.location == ParamLocation::Query && p.name == name)
+        {
+            let known: Vec<_> = op
+                .params
+                .iter()
+                .filter(|p| p.location == ParamLocation::Query)
+                .map(|p| p.name)
+                .collect();
+            return Err(Error::invalid(
+                Some(op.id),
+                Some(name),
+                format!(
+                    "not a query parameter of {}; it takes {}",
+                    op.id,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    match (&op.body, &args.body) {
+        (None, Some(_)) => {
+            return Err(Error::invalid(
+                Some(op.id),
+                Some("body"),
+                format!("{} takes no body", op.id),
+            ));
+        }
+        (Some(b), None) if b.required && !op.is_multipart() => {
+            return Err(Error::invalid(
+                Some(op.id),
+                Some("body"),
+                format!("{} needs a JSON body", op.id),
+            ));
+        }
+        (Some(b), Some(body)) if !op.is_multipart() => check_value(op, "body", b.schema_json, body)?,
+        _ => {}
+    }
+    let mut checked = Checked::default();
+    for p in op.params {
+        let supplied = match p.location {
+            ParamLocation::Path => args.path.get(p.name),
+            ParamLocation::Query => args.query.get(p.name),
+        };
+        let Some(value) = supplied.filter(|v| !v.is_null()) else {
+            if p.required {
+                return Err(Error::invalid(Some(op.id), Some(p.name), "required"));
+            }
+            continue;
+        };
+        let value = coerce_value(&p.schema(), value.clone());
+        check_value(op, p.name, p.schema_json, &value)?;
+        match p.location {
+            ParamLocation::Path => checked.path.push((p.name, scalar_text(op, p.name, &value)?)),
+            ParamLocation::Query => match &value {
+                Value::Array(items) => {
+                    for item in items {
+                        checked.query.push((p.name, scalar_text(op, p.name, item)?));
+                    }
+                }
+                other => checked.query.push((p.name, scalar_text(op, p.name, other)?)),
+            },
+        }
+    }
+    if let Some(key) = &args.idempotency_key {
+        crate::idempotency::validate_key(key.as_bytes())
+            .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
+        if op.idempotency_key == crate::operations::IdempotencyKeySupport::NotApplicable {
+            return Err(Error::invalid(
+                Some(op.id),
+                Some("idempotency_key"),
+                "a read-only operation takes no idempotency key",
+            ));
+        }
+    }
+    if let Some(id) = &args.request_id {
+        crate::idempotency::validate_key(id.as_bytes()).map_err(|m| {
+            Error::invalid(
+                Some(op.id),
+                Some("request_id"),
+                m.replace("idempotency key", "request id"),
+            )
+        })?;
+    }
+    Ok(checked)
+}
+
+fn scalar_text(op: &Operation, name: &str, value: &Value) -> Result<String, Error> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(Error::invalid(
+            Some(op.id),
+            Some(name),
+            "must be a string, number or boolean",
+        )),
+    }
+}

@@ -1,0 +1,232 @@
+//! The command tree: the global flags, one subcommand per operation of the
+//! table (grouped by tag in `--help`), and the local tools.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, Command};
+use serde_json::Value;
+
+use super::args::param_arg;
+use crate::operations::{OPERATIONS, Operation};
+
+/// Flags that are not spec parameters; their ids are prefixed so they never
+/// clash with a parameter of the same name.
+pub(crate) mod flag {
+    pub const BODY: &str = "__body";
+    pub const BODY_FILE: &str = "__body_file";
+    pub const FILE: &str = "__file";
+    pub const ALL_PAGES: &str = "__all_pages";
+    pub const CONTENT_TYPE: &str = "__content_type";
+}
+
+fn global_args() -> Vec<Arg> {
+    vec![
+        Arg::new("api_key")
+            .long("api-key")
+            .env(crate::API_KEY_ENV)
+            .hide_env_values(true)
+            .global(true)
+            .help("API key (X-API-Key); default $TOKPORTAL_API_KEY"),
+        Arg::new("base_url")
+            .long("base-url")
+            .env(crate::BASE_URL_ENV)
+            .global(true)
+            .help("API base URL; default $TOKPORTAL_BASE_URL or https://app.tokportal.com/api/ext"),
+        Arg::new("idempotency_key")
+            .long("idempotency-key")
+            .global(true)
+            .help("Idempotency-Key for a mutating call"),
+        Arg::new("request_id")
+            .long("request-id")
+            .global(true)
+            .help("X-Request-ID to correlate the call"),
+        Arg::new("timeout")
+            .long("timeout")
+            .global(true)
+            .value_parser(clap::value_parser!(u64).range(1..))
+            .help("Timeout of each attempt, in seconds"),
+        Arg::new("no_retry")
+            .long("no-retry")
+            .global(true)
+            .action(ArgAction::SetTrue)
+            .help("Send once, never retry"),
+        Arg::new("compact")
+            .long("compact")
+            .global(true)
+            .action(ArgAction::SetTrue)
+            .help("Compact JSON output"),
+        Arg::new("output")
+            .long("output")
+            .short('o')
+            .global(true)
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Write the response body to this file"),
+    ]
+}
+
+fn operation_command(op: &'static Operation) -> Command {
+    let mut cmd = Command::new(op.cli_command)
+        .about(op.summary)
+        .next_help_heading("Parameters");
+    let mut long = format!("{}\n\n{} {}", op.summary, op.method.as_str(), op.path);
+    if let Some(d) = op.description.filter(|d| *d != op.summary) {
+        long = format!("{}\n\n{d}\n\n{} {}", op.summary, op.method.as_str(), op.path);
+    }
+    cmd = cmd.long_about(long);
+    for p in op.params {
+        cmd = cmd.arg(param_arg(p.name, &p.schema(), p.required, p.description, p.repeatable));
+    }
+    if let Some(body) = op.body {
+        if op.is_multipart() {
+            cmd = cmd.arg(
+                Arg::new(flag::FILE)
+                    .long("file")
+                    .value_name("PATH")
+                    .required(true)
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("The file to upload (streamed from disk)"),
+            );
+            cmd = cmd.arg(
+                Arg::new(flag::CONTENT_TYPE)
+                    .long("content-type")
+                    .help("Content type of the file (default: from its extension)"),
+            );
+            for field in body.form_fields() {
+                let help = field
+                    .schema
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                cmd = cmd.arg(param_arg(
+                    &field.name,
+                    &field.schema,
+                    field.required,
+                    help.as_deref(),
+                    false,
+                ));
+            }
+        } else {
+            cmd = cmd
+                .arg(
+                    Arg::new(flag::BODY)
+                        .long("body")
+                        .value_name("JSON")
+                        .help("JSON request body, or - to read it from stdin")
+                        .conflicts_with(flag::BODY_FILE),
+                )
+                .arg(
+                    Arg::new(flag::BODY_FILE)
+                        .long("body-file")
+                        .value_name("PATH")
+                        .value_parser(clap::value_parser!(PathBuf))
+                        .help("Read the JSON request body from a file"),
+                )
+                .group(
+                    clap::ArgGroup::new("request_body")
+                        .args([flag::BODY, flag::BODY_FILE])
+                        .required(body.required),
+                );
+        }
+    }
+    if op.paginated {
+        cmd = cmd.arg(
+            Arg::new(flag::ALL_PAGES)
+                .long("all-pages")
+                .action(ArgAction::SetTrue)
+                .help("Fetch every page and print each item as one JSON line"),
+        );
+    }
+    cmd
+}
+
+/// The whole `tokportal` command tree.
+pub fn cli() -> Command {
+    let mut groups: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in OPERATIONS {
+        groups.entry(op.tag).or_default().push(op);
+    }
+    let mut listing = String::from("Commands (one per API operation, by tag):\n");
+    for (tag, ops) in &groups {
+        listing.push_str(&format!("\n  {tag}:\n"));
+        for op in ops {
+            listing.push_str(&format!("    {:<42} {}\n", op.cli_command, op.summary));
+        }
+    }
+    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    completions <shell>                        Shell completions\n");
+    let mut cmd = Command::new("tokportal")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("The TokPortal API from the command line")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .help_template("{about-with-newline}\n{usage-heading} {usage}\n\n{after-help}\nOptions:\n{options}\n")
+        .after_help(listing)
+        .args(global_args());
+    for op in OPERATIONS {
+        cmd = cmd.subcommand(operation_command(op));
+    }
+    cmd.subcommand(
+        Command::new("webhooks")
+            .about("Verify or sign webhook deliveries locally")
+            .subcommand_required(true)
+            .subcommand(
+                Command::new("verify")
+                    .about("Verify a delivery: prints the event type and id, or why it failed (exit 1)")
+                    .arg(
+                        Arg::new("secret")
+                            .long("secret")
+                            .required(true)
+                            .action(ArgAction::Append)
+                            .help("Signing secret (repeat during a rotation)"),
+                    )
+                    .arg(
+                        Arg::new("header")
+                            .long("header")
+                            .required(true)
+                            .help("The TokPortal-Signature header value"),
+                    )
+                    .arg(
+                        Arg::new("body_file")
+                            .long("body-file")
+                            .value_parser(clap::value_parser!(PathBuf))
+                            .help("The raw body (default: stdin)"),
+                    )
+                    .arg(
+                        Arg::new("tolerance")
+                            .long("tolerance")
+                            .value_parser(clap::value_parser!(u64))
+                            .help("Accepted age in seconds (default 300)"),
+                    )
+                    .arg(
+                        Arg::new("no_age_check")
+                            .long("no-age-check")
+                            .action(ArgAction::SetTrue)
+                            .help("Skip the age check"),
+                    ),
+            )
+            .subcommand(
+                Command::new("sign")
+                    .about("Print a valid TokPortal-Signature for a body, for local testing")
+                    .arg(Arg::new("secret").long("secret").required(true))
+                    .arg(
+                        Arg::new("timestamp")
+                            .long("timestamp")
+                            .value_parser(clap::value_parser!(i64))
+                            .help("Unix time (default: now)"),
+                    )
+                    .arg(
+                        Arg::new("body_file")
+                            .long("body-file")
+                            .value_parser(clap::value_parser!(PathBuf))
+                            .help("The raw body (default: stdin)"),
+                    ),
+            ),
+    )
+    .subcommand(
+        Command::new("completions").about("Print shell completions").arg(
+            Arg::new("shell")
+                .required(true)
+                .value_parser(clap::value_parser!(clap_complete::Shell)),
+        ),
+    )
+}

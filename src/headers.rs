@@ -1,0 +1,30 @@
+//! The HTTP header names of the TokPortal contract, in lower case.
+//!
+//! The request headers are set by the request pipeline; the response headers
+//! are read by [`ResponseMeta`](crate::ResponseMeta) and [`ApiError`](crate::ApiError).
+//! They live here, at the bottom, because the contract owns them.
+
+/// `X-API-Key`: the caller's API key (marked sensitive when sent).
+pub const API_KEY: &str = "x-api-key";
+/// `X-TokPortal-Client`: which client sent the request.
+pub const CLIENT: &str = "x-tokportal-client";
+/// `Idempotency-Key`: a retry with the same key returns the first answer.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// `X-Request-ID`: the caller's id for a request, echoed by the server.
+pub const REQUEST_ID: &str = "x-request-id";
+/// `X-TokPortal-Request-ID`: the server's id for a request.
+pub const TOKPORTAL_REQUEST_ID: &str = "x-tokportal-request-id";
+/// `X-TokPortal-API-Version`: the contract version the server speaks.
+pub const API_VERSION: &str = "x-tokportal-api-version";
+/// `Idempotent-Replayed: true`: the answer was replayed for an idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// `X-RateLimit-Limit`: the token bucket's capacity.
+pub const RATE_LIMIT_LIMIT: &str = "x-ratelimit-limit";
+/// `X-RateLimit-Remaining`: requests left in the bucket.
+pub const RATE_LIMIT_REMAINING: &str = "x-ratelimit-remaining";
+/// `X-RateLimit-Reset`: Unix time at which the bucket is full again.
+pub const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
+/// `Retry-After`: seconds or an HTTP date.
+pub const RETRY_AFTER: &str = "retry-after";
+/// `TokPortal-Signature`: `t=<unix>,v1=<hex hmac>` on webhook deliveries.
+pub const SIGNATURE: &str = "tokportal-signature";

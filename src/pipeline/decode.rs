@@ -1,0 +1,118 @@
+//! Reads answers: a success body by the operation's content type, an error
+//! body into an [`ApiError`], and the guard that keeps a secret-bearing
+//! answer out of any error.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{ApiError, DecodedApiError, Error};
+use crate::meta::ResponseMeta;
+use crate::operations::{IdempotencyKeySupport, Operation};
+
+/// The body of a successful dynamic call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseBody {
+    /// `application/json`.
+    Json(Value),
+    /// `text/csv`, `text/html` or another text type.
+    Text(String),
+    /// No content (204).
+    Empty,
+}
+
+/// A successful dynamic call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationResponse {
+    /// Status, request id, rate limit, replay flag.
+    pub meta: ResponseMeta,
+    /// The body.
+    pub body: ResponseBody,
+}
+
+/// Reads a successful response according to the operation's success content type.
+pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response) -> Result<OperationResponse, Error> {
+    let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
+    // The answers of the secret-bearing operations never go into an error (or its Debug).
+    let secret = op.idempotency_key == IdempotencyKeySupport::Refused;
+    let undecodable = |message: String| {
+        if secret {
+            Error::decode(
+                meta.status,
+                "the answer is not what the spec describes (withheld: it may hold secrets)",
+                b"",
+            )
+        } else {
+            Error::decode(meta.status, message, &bytes)
+        }
+    };
+    let body = if bytes.is_empty() && (meta.status == 204 || op.success_content_type.is_none()) {
+        ResponseBody::Empty
+    } else if content_type.contains("json")
+        || (content_type.is_empty() && op.success_content_type == Some("application/json"))
+    {
+        ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?)
+    } else {
+        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(e.to_string()))?)
+    };
+    Ok(OperationResponse { meta, body })
+}
+
+/// The [`Error::Api`] of an error answer (decoded once, by the attempt loop,
+/// or here when it was not).
+pub(crate) async fn api_error(response: reqwest::Response) -> Error {
+    if let Some(decoded) = response.extensions().get::<DecodedApiError>() {
+        return Error::Api(Box::new((*decoded.0).clone()));
+    }
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    Error::Api(Box::new(ApiError::from_parts(status, &headers, &body)))
+}
+
+/// Reads an error answer whole and returns it with its [`ApiError`] attached.
+pub(crate) async fn attach_error(response: reqwest::Response) -> reqwest::Response {
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    // A body that breaks off is kept as far as it came.
+    let body = response.bytes().await.unwrap_or_default();
+    let error = ApiError::from_parts(status, &headers, &body);
+    let mut rebuilt = rebuild(status, version, headers, body);
+    rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));
+    rebuilt
+}
+
+/// Passes a JSON-object body through; replaces any other body with a marker,
+/// so that a decode error cannot carry a secret-bearing answer.
+pub(crate) async fn withhold_unless_json_object(response: reqwest::Response) -> reqwest::Response {
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(bytes) if serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).is_ok() => bytes,
+        _ => bytes::Bytes::from_static(b"[withheld: not the JSON object the spec describes; it may hold secrets]"),
+    };
+    rebuild(status, version, headers, body)
+}
+
+/// A response with the given parts and a body already read.
+fn rebuild(
+    status: http::StatusCode,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> reqwest::Response {
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    reqwest::Response::from(rebuilt)
+}

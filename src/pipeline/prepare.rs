@@ -1,0 +1,128 @@
+//! Turns checked arguments into a request, and sets what every request
+//! carries: the origin check, the client headers, the API key, the
+//! idempotency-key rules and the timeout.
+
+use http::HeaderValue;
+use url::Url;
+
+use super::Settings;
+use crate::check::OperationArgs;
+use crate::check::args::check;
+use crate::error::Error;
+use crate::headers;
+use crate::operations::{IdempotencyKeySupport, Operation};
+
+/// Checks a dynamic call's path and query arguments and builds its request
+/// (no body yet) against `base_url`.
+pub(crate) fn build_request(
+    base_url: &str,
+    op: &'static Operation,
+    args: &OperationArgs,
+) -> Result<reqwest::Request, Error> {
+    let checked = check(op, args)?;
+    let mut url = Url::parse(base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
+    {
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|_| Error::Config("the base URL cannot take a path".into()))?;
+        segments.pop_if_empty();
+        for segment in op.path.split('/').filter(|s| !s.is_empty()) {
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => {
+                    segments.push(checked.path_value(name).unwrap_or_default());
+                }
+                None => {
+                    segments.push(segment);
+                }
+            }
+        }
+    }
+    if !checked.query.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &checked.query {
+            q.append_pair(k, v);
+        }
+    }
+    let mut request = reqwest::Request::new(op.method.to_reqwest(), url);
+    let request_headers = request.headers_mut();
+    request_headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"),
+    );
+    if let Some(key) = &args.idempotency_key {
+        request_headers.insert(headers::IDEMPOTENCY_KEY, header_value(op, "idempotency_key", key)?);
+    }
+    if let Some(id) = &args.request_id {
+        request_headers.insert(headers::REQUEST_ID, header_value(op, "request_id", id)?);
+    }
+    if let Some(t) = args.timeout {
+        *request.timeout_mut() = Some(t);
+    }
+    Ok(request)
+}
+
+fn header_value(op: &Operation, field: &str, value: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(value).map_err(|_| Error::invalid(Some(op.id), Some(field), "not a valid header value"))
+}
+
+/// Sets the headers, the idempotency key and the timeout, and checks the
+/// key rules, before a request is sent. Used by the generated client's `pre`
+/// hook and by the hand-written calls alike.
+pub(crate) fn prepare(
+    settings: &Settings,
+    op: &'static Operation,
+    request: &mut reqwest::Request,
+    upload: bool,
+) -> Result<(), Error> {
+    if request.url().origin() != settings.origin {
+        return Err(Error::Config(format!(
+            "refusing to send the API key to {}, which is not the configured API origin",
+            request.url().origin().ascii_serialization()
+        )));
+    }
+    let request_headers = request.headers_mut();
+    request_headers.insert(headers::CLIENT, settings.identifier.clone());
+    match &settings.api_key {
+        Some(key) => {
+            request_headers.insert(headers::API_KEY, key.clone());
+        }
+        None if op.requires_auth => return Err(Error::MissingApiKey),
+        None => {}
+    }
+    match op.idempotency_key {
+        IdempotencyKeySupport::Refused if request_headers.contains_key(headers::IDEMPOTENCY_KEY) => {
+            return Err(Error::invalid(
+                Some(op.id),
+                Some("idempotency_key"),
+                format!(
+                    "{} returns a secret or one-time value, which the server would store for 24 hours \
+                     under an idempotency key; send it without one",
+                    op.id
+                ),
+            ));
+        }
+        IdempotencyKeySupport::Accepted
+            if settings.retry.enabled() && !request_headers.contains_key(headers::IDEMPOTENCY_KEY) =>
+        {
+            // Generated once here and reused by every attempt, so a retried create never creates twice.
+            let key = crate::idempotency::generate_key();
+            request_headers.insert(
+                headers::IDEMPOTENCY_KEY,
+                HeaderValue::from_str(&key).map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
+        _ => {}
+    }
+    if let Some(value) = request_headers.get(headers::IDEMPOTENCY_KEY) {
+        crate::idempotency::validate_key(value.as_bytes())
+            .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
+    }
+    if request.timeout().is_none() {
+        *request.timeout_mut() = Some(if upload {
+            settings.upload_timeout
+        } else {
+            settings.timeout
+        });
+    }
+    Ok(())
+}
