@@ -204,6 +204,15 @@ impl ApiError {
         is_retryable_status(self.status)
     }
 
+    /// A 428: the API wants an acceptance first (the preview before
+    /// `revealAccountCredentials` or `retrieveAccountVerificationCode`).
+    /// Read [`details`](Self::details), then send the call again with the
+    /// acceptance as its body (`OperationArgs::body`, or `--body` in the CLI).
+    /// Never retried as it is.
+    pub fn acceptance_required(&self) -> bool {
+        self.status == 428
+    }
+
     /// The API's JSON payload, or `{"raw_body": ...}` when the body was not JSON
     /// (what the CLI and the MCP server report as `payload`).
     pub fn payload(&self) -> Value {

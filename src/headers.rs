@@ -12,6 +12,8 @@ pub const CLIENT: &str = "x-tokportal-client";
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// `X-Request-ID`: the caller's id for a request, echoed by the server.
 pub const REQUEST_ID: &str = "x-request-id";
+/// `X-TokPortal-Dry-Run: true`: preview the call; nothing changes, nothing is charged.
+pub const DRY_RUN: &str = "x-tokportal-dry-run";
 /// `X-TokPortal-Request-ID`: the server's id for a request.
 pub const TOKPORTAL_REQUEST_ID: &str = "x-tokportal-request-id";
 /// `X-TokPortal-API-Version`: the contract version the server speaks.

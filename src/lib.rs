@@ -49,6 +49,7 @@ pub mod generated {
 // own layer or the ones below; `tests/layers.rs` checks it.
 //
 // 1. the spec model and the vocabulary every layer shares
+mod dry_run;
 mod error;
 pub mod headers;
 pub mod idempotency;
@@ -74,7 +75,10 @@ pub mod mcp;
 
 pub use calls::{pagination, uploads};
 pub use check::OperationArgs;
-pub use client::{API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, redirect_policy};
+pub use client::{
+    API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, STRICT_CONTRACT_ENV, redirect_policy,
+};
+pub use dry_run::DryRunPreview;
 pub use error::{ApiError, Error};
 pub use generated::{ByteStream, Client, ResponseValue, builder, types};
 pub use meta::{RateLimit, ResponseExt, ResponseMeta};

@@ -237,13 +237,14 @@ fn exit_codes_and_the_error_json() {
     // 2: usage errors, before any request.
     for args in [
         vec!["list-bundles", "--per_page", "101"],
-        vec!["list-bundles", "--bundle_type", "nope"],
+        vec!["list-bundles", "--bundle_type", "nope", "--strict"],
         vec!["get-bundle", "--id", "not-a-uuid"],
         vec!["create-bundle", "--body", "{not json"],
         vec![
             "create-bundle",
             "--body",
             r#"{"bundle_type":"account_only","title":"x","unknown":1}"#,
+            "--strict",
         ],
         vec!["reveal-account-credentials", "--id", UUID_A, "--idempotency-key", "k"],
         vec!["no-such-command"],
@@ -415,4 +416,85 @@ fn webhooks_sign_then_verify() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no signature matches"));
     let completions = run(&["completions", "bash"]);
     assert!(completions.status.success() && String::from_utf8_lossy(&completions.stdout).contains("get-current-user"));
+}
+
+#[test]
+fn newer_fields_are_sent_as_given_and_dry_runs_preview() {
+    let server = MockServer::start();
+    let newer = json!({"bundle_type": "account_only", "country": "USA", "wants_advanced_warming": true});
+    let create = server.mock(|when, then| {
+        when.method(POST)
+            .path("/bundles")
+            .header_missing("x-tokportal-dry-run")
+            .header_exists("idempotency-key")
+            .json_body(newer.clone());
+        then.status(201)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"id": UUID_A}}));
+    });
+    let preview = server.mock(|when, then| {
+        when.method(POST)
+            .path("/bundles")
+            .header("x-tokportal-dry-run", "true")
+            .header_missing("idempotency-key");
+        then.status(200).header("content-type", "application/json").json_body(
+            json!({"data": {"dry_run": true, "credits_would_charge": 12, "credits_charged": 0,
+                "cost_breakdown": {"bundle": 10, "videos": 2}, "id": UUID_A}}),
+        );
+    });
+    let list = server.mock(|when, then| {
+        when.method(GET)
+            .path("/bundles")
+            .query_param("colour", "red")
+            .query_param("bundle_type", "carousel_only");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": []}));
+    });
+
+    let out = tokportal(&server.base_url(), &["create-bundle", "--body", &newer.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("wants_advanced_warming") && stderr.contains("sent as given"),
+        "{stderr}"
+    );
+
+    let out = tokportal(
+        &server.base_url(),
+        &[
+            "create-bundle",
+            "--dry-run",
+            "--idempotency-key",
+            "k-1",
+            "--body",
+            r#"{"bundle_type":"account_only","country":"USA"}"#,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(r#"dry run: would charge 12 credits, charged 0 (cost breakdown: {"bundle":10,"videos":2})"#),
+        "{stderr}"
+    );
+    let stdout: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stdout["data"]["dry_run"], true);
+
+    // An enum value and a query parameter the contract does not know.
+    let out = tokportal(
+        &server.base_url(),
+        &[
+            "list-bundles",
+            "--bundle-type",
+            "carousel_only",
+            "--query",
+            "colour=red",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A dry run of a read-only command is a usage error, and nothing is sent.
+    let out = tokportal(&server.base_url(), &["list-bundles", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!((create.calls(), preview.calls(), list.calls()), (1, 1, 1));
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, bottom to top. A new module must be placed here.
 const LAYERS: &[(&str, u8)] = &[
     ("codegen", 0),
+    ("dry_run", 1),
     ("headers", 1),
     ("secret", 1),
     ("meta", 1),

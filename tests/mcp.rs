@@ -203,9 +203,10 @@ fn calls_operations_and_reports_errors() {
     let result = s.call("getBundle", json!({"id": "not-a-uuid"}));
     assert_eq!(result["isError"], true);
     assert_eq!(result["structuredContent"]["error"]["field"], "id");
-    let result = s.call("listBundles", json!({"per_page": 10, "colour": "red"}));
-    assert_eq!(result["structuredContent"]["error"]["field"], "colour");
-    let result = s.call("createBundle", json!({"body": {"bundle_type": "nope"}}));
+    let result = s.call("listBundles", json!({"per_page": 500}));
+    assert_eq!(result["structuredContent"]["error"]["field"], "per_page");
+    // A type error inside the body is refused; an unknown field or enum value would be sent as given.
+    let result = s.call("createBundle", json!({"body": {"bundle_type": 5}}));
     assert_eq!(result["structuredContent"]["error"]["field"], "body");
     assert!(
         result["structuredContent"]["error"]["message"]
@@ -229,4 +230,61 @@ fn calls_operations_and_reports_errors() {
         ),
         (1, 1, 1, 1, 1)
     );
+}
+
+#[test]
+fn newer_fields_reach_the_api_and_dry_run_sends_its_header_only_when_true() {
+    let server = MockServer::start();
+    let newer = json!({"bundle_type": "account_only", "country": "USA", "wants_advanced_warming": true});
+    let create = server.mock(|when, then| {
+        when.method(POST)
+            .path("/bundles")
+            .header_missing("x-tokportal-dry-run")
+            .json_body(newer.clone());
+        then.status(201)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"id": UUID_A}}));
+    });
+    let preview = server.mock(|when, then| {
+        when.method(POST)
+            .path("/bundles")
+            .header("x-tokportal-dry-run", "true")
+            .header_missing("idempotency-key");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"dry_run": true, "credits_would_charge": 12}}));
+    });
+    let publish = server.mock(|when, then| {
+        when.method(POST)
+            .path(format!("/bundles/{UUID_A}/publish"))
+            .header_missing("x-tokportal-dry-run");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": {"id": UUID_A}}));
+    });
+    let mut s = Session::start(&server.base_url());
+    let tools = s.request("tools/list", json!({}))["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    for tool in &tools {
+        let op = tokportal::operations::find(tool["name"].as_str().unwrap()).unwrap();
+        let has = tool["inputSchema"]["properties"].get("dry_run").is_some();
+        assert_eq!(has, !op.method.is_read_only(), "{}", op.id);
+    }
+    let result = s.call("createBundle", json!({"body": newer}));
+    assert_ne!(result["isError"], true, "{result}");
+    let result = s.call(
+        "createBundle",
+        json!({"body": {"bundle_type": "account_only", "country": "USA"}, "dry_run": true, "idempotency_key": "k-2"}),
+    );
+    assert_eq!(
+        result["structuredContent"]["data"]["credits_would_charge"], 12,
+        "{result}"
+    );
+    let result = s.call("publishBundle", json!({"id": UUID_A, "dry_run": false}));
+    assert_ne!(result["isError"], true, "{result}");
+    let result = s.call("publishBundle", json!({"id": UUID_A, "dry_run": "yes"}));
+    assert_eq!(result["structuredContent"]["error"]["field"], "dry_run", "{result}");
+    assert_eq!((create.calls(), preview.calls(), publish.calls()), (1, 1, 1));
 }

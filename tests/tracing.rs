@@ -43,14 +43,41 @@ async fn a_newer_api_version_is_reported_once_and_the_key_never_logged() {
                 .json_body(json!({"data": []}));
         })
         .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/bundles");
+            then.status(201)
+                .header("content-type", "application/json")
+                .json_body(json!({"data": {}}));
+        })
+        .await;
     let client = common::client(&server.base_url());
     for _ in 0..3 {
         client.list_countries().send().await.unwrap();
+    }
+    // What the vendored contract does not know: one warning per operation and name.
+    for _ in 0..3 {
+        client
+            .request_operation(
+                "createBundle",
+                tokportal::OperationArgs::new()
+                    .body(json!({"bundle_type": "account_only", "country": "USA", "wants_advanced_warming": true})),
+            )
+            .await
+            .unwrap();
     }
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
         logs.matches("2027-01-01, this SDK was generated from 2026-05-25")
             .count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches(
+            "createBundle: `body/wants_advanced_warming` is not in the vendored contract 2026-05-25; sent as given"
+        )
+        .count(),
         1,
         "{logs}"
     );

@@ -208,8 +208,15 @@ async fn invalid_arguments_fail_before_sending() {
         "{err}"
     );
 
-    // A bad enum value through the dynamic call.
-    let err = client
+    // An enum value the contract does not know, through a strict client's dynamic call
+    // (a lenient client sends it as given: tests/forward_compat.rs).
+    let strict = tokportal::Client::builder()
+        .api_key(common::KEY)
+        .base_url(client.base_url())
+        .strict_contract(true)
+        .build()
+        .unwrap();
+    let err = strict
         .request_operation(
             "listBundles",
             tokportal::OperationArgs::new().query("bundle_type", "nope"),

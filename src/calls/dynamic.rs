@@ -52,7 +52,8 @@ impl Client {
                 "a multipart upload: call it with `request_upload` or its typed method",
             ));
         }
-        let mut request = prepare::build_request(&self.baseurl, op, &args)?;
+        let settings = self.inner.settings();
+        let mut request = prepare::build_request(&self.baseurl, op, &args, settings.strict)?;
         if let Some(body) = &args.body {
             let bytes =
                 serde_json::to_vec(body).map_err(|e| Error::invalid(Some(op.id), Some("body"), e.to_string()))?;
@@ -62,7 +63,6 @@ impl Client {
             );
             *request.body_mut() = Some(bytes.into());
         }
-        let settings = self.inner.settings();
         prepare::prepare(settings, op, &mut request, false)?;
         let replay = execute::replay_clone(&request);
         execute::send(&self.client, settings, op, request, replay).await
@@ -95,7 +95,12 @@ impl Client {
             match key.as_str() {
                 flat_keys::IDEMPOTENCY_KEY => args.idempotency_key = Some(text()?),
                 flat_keys::REQUEST_ID => args.request_id = Some(text()?),
-                flat_keys::BODY if op.body.is_some() && !op.is_multipart() => args.body = Some(value),
+                // A body where the contract has none is the check's to warn about or refuse.
+                flat_keys::BODY if !op.is_multipart() => args.body = Some(value),
+                flat_keys::DRY_RUN if !op.method.is_read_only() => match value {
+                    Value::Bool(b) => args.dry_run = b,
+                    _ => return Err(Error::invalid(Some(op.id), Some(&key), "must be a boolean")),
+                },
                 flat_keys::FILE_PATH if op.is_multipart() => file = Some(text()?),
                 _ => match op.param(&key) {
                     Some(p) if p.location == ParamLocation::Path => {
@@ -106,6 +111,14 @@ impl Client {
                     }
                     None if form_fields.contains(&key) => {
                         form.insert(key, value);
+                    }
+                    // Not in the vendored contract: sent as given (the checks warn),
+                    // unless the client holds to the contract strictly.
+                    None if !self.inner.settings().strict && op.is_multipart() => {
+                        form.insert(key, value);
+                    }
+                    None if !self.inner.settings().strict => {
+                        args.query.insert(key, value);
                     }
                     None => {
                         return Err(Error::invalid(
@@ -134,6 +147,9 @@ impl Client {
             }
             if let Some(r) = args.request_id {
                 options = options.request_id(r);
+            }
+            if args.dry_run {
+                options = options.dry_run();
             }
             return self
                 .request_upload(op.id, fields, super::uploads::UploadSource::path(path), options)

@@ -8,6 +8,7 @@
 //! Each goes through the checks and the request pipeline below; none knows
 //! the CLI or the MCP server.
 
+mod dry_run;
 pub(crate) mod dynamic;
 pub mod pagination;
 pub mod uploads;

@@ -193,6 +193,7 @@ pub struct UploadOptions {
     idempotency_key: Option<String>,
     request_id: Option<String>,
     timeout: Option<Duration>,
+    dry_run: bool,
 }
 
 impl fmt::Debug for UploadOptions {
@@ -204,6 +205,7 @@ impl fmt::Debug for UploadOptions {
             .field("idempotency_key", &self.idempotency_key)
             .field("request_id", &self.request_id)
             .field("timeout", &self.timeout)
+            .field("dry_run", &self.dry_run)
             .finish()
     }
 }
@@ -241,6 +243,12 @@ impl UploadOptions {
     /// Timeout of each attempt, instead of the client's upload timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+    /// Makes the upload a dry run (`X-TokPortal-Dry-Run: true`): the API
+    /// previews it and stores nothing. No idempotency key is sent with it.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
         self
     }
 }
@@ -346,15 +354,16 @@ impl Client {
         file: UploadSource,
         options: UploadOptions,
     ) -> Result<reqwest::Response, Error> {
-        let form = check_form(op, fields)?;
+        let settings = self.inner.settings();
+        let form = check_form(op, fields, settings.strict)?;
         let (mut args, file_field, checked) = (form.args, form.file_field, form.fields);
         args.request_id = options.request_id.clone();
         args.timeout = options.timeout;
         args.idempotency_key = options.idempotency_key.clone();
         // Every attempt copies the template's URL and headers, so the headers
         // (a generated idempotency key among them) are set once, here.
-        let settings = self.inner.settings();
-        let mut template = prepare::build_request(&self.baseurl, op, &args)?;
+        args.dry_run = options.dry_run;
+        let mut template = prepare::build_request(&self.baseurl, op, &args, settings.strict)?;
         prepare::prepare(settings, op, &mut template, true)?;
         let filename = options.filename.clone().unwrap_or_else(|| file.filename());
         let content_type = options.content_type.clone().unwrap_or_else(|| {

@@ -36,6 +36,10 @@ pub struct OperationArgs {
     pub request_id: Option<String>,
     /// Timeout of each attempt, instead of the client's.
     pub timeout: Option<Duration>,
+    /// Send `X-TokPortal-Dry-Run: true`: the API previews the call (what it
+    /// would charge, synthetic ids) and changes nothing. No idempotency key
+    /// is sent, generated or used up with it.
+    pub dry_run: bool,
 }
 
 impl OperationArgs {
@@ -113,6 +117,18 @@ impl OperationArgs {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Makes this call a dry run (`X-TokPortal-Dry-Run: true`): the API
+    /// answers with what it would do and charge, and changes nothing.
+    ///
+    /// ```
+    /// let args = tokportal::OperationArgs::new().dry_run();
+    /// assert!(args.dry_run);
+    /// ```
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
 }
 
 /// Arguments that passed their checks: path and query values as the text
@@ -123,6 +139,8 @@ pub(crate) struct Checked {
     pub(crate) path: Vec<(&'static str, String)>,
     /// Query pairs (a repeatable parameter once per value).
     pub(crate) query: Vec<(&'static str, String)>,
+    /// Query pairs the vendored contract does not know, sent as given.
+    pub(crate) extra_query: Vec<(String, String)>,
 }
 
 impl Checked {
@@ -135,7 +153,11 @@ impl Checked {
 /// Checks a dynamic call's arguments against its operation: names, required
 /// values, schemas, the JSON body and the header values. Nothing is sent
 /// unless this passes.
-pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Checked, Error> {
+///
+/// Unless `strict`, a query parameter or a body the vendored contract does not
+/// give this operation is sent as given, with one warning per name (see
+/// [`check_value`] for the properties and enum values inside a body).
+pub(crate) fn check(op: &'static Operation, args: &OperationArgs, strict: bool) -> Result<Checked, Error> {
     for name in args.path.keys() {
         if !op
             .params
@@ -149,12 +171,30 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Chec
             ));
         }
     }
-    for name in args.query.keys() {
-        if !op
+    let mut checked = Checked::default();
+    for (name, value) in &args.query {
+        let known = op
             .params
             .iter()
-            .any(|p| p.location == ParamLocation::Query && p.name == name)
-        {
+            .any(|p| p.location == ParamLocation::Query && p.name == name);
+        if !known && !strict {
+            super::sent_as_given(op, name);
+            match value {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in items {
+                        checked
+                            .extra_query
+                            .push((name.to_owned(), scalar_text(op, name, item)?));
+                    }
+                }
+                other => checked
+                    .extra_query
+                    .push((name.to_owned(), scalar_text(op, name, other)?)),
+            }
+            continue;
+        }
+        if !known {
             let known: Vec<_> = op
                 .params
                 .iter()
@@ -177,6 +217,7 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Chec
         }
     }
     match (&op.body, &args.body) {
+        (None, Some(_)) if !strict => super::sent_as_given(op, "body"),
         (None, Some(_)) => {
             return Err(Error::invalid(
                 Some(op.id),
@@ -191,10 +232,9 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Chec
                 format!("{} needs a JSON body", op.id),
             ));
         }
-        (Some(b), Some(body)) if !op.is_multipart() => check_value(op, "body", b.schema_json, body)?,
+        (Some(b), Some(body)) if !op.is_multipart() => check_value(op, "body", b.schema_json, body, strict)?,
         _ => {}
     }
-    let mut checked = Checked::default();
     for p in op.params {
         let supplied = match p.location {
             ParamLocation::Path => args.path.get(p.name),
@@ -207,7 +247,7 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Chec
             continue;
         };
         let value = coerce_value(&p.schema(), value.clone());
-        check_value(op, p.name, p.schema_json, &value)?;
+        check_value(op, p.name, p.schema_json, &value, strict)?;
         match p.location {
             ParamLocation::Path => checked.path.push((p.name, scalar_text(op, p.name, &value)?)),
             ParamLocation::Query => match &value {
@@ -219,6 +259,13 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs) -> Result<Chec
                 other => checked.query.push((p.name, scalar_text(op, p.name, other)?)),
             },
         }
+    }
+    if args.dry_run && op.method.is_read_only() {
+        return Err(Error::invalid(
+            Some(op.id),
+            Some("dry_run"),
+            "a read-only operation changes nothing and charges nothing: there is nothing to preview",
+        ));
     }
     if let Some(key) = &args.idempotency_key {
         crate::idempotency::validate_key(key.as_bytes())

@@ -19,7 +19,9 @@ pub(crate) struct Form {
 }
 
 /// Splits `fields` into path parameters and form fields and checks the form.
-pub(crate) fn check_form(op: &'static Operation, fields: Map<String, Value>) -> Result<Form, Error> {
+/// Unless `strict`, a form field the vendored contract does not know is sent
+/// as given, with one warning.
+pub(crate) fn check_form(op: &'static Operation, fields: Map<String, Value>, strict: bool) -> Result<Form, Error> {
     let body = op
         .body
         .filter(|_| op.is_multipart())
@@ -36,19 +38,29 @@ pub(crate) fn check_form(op: &'static Operation, fields: Map<String, Value>) -> 
     let known = body.form_fields();
     let file_field = body.file_field().unwrap_or_else(|| "file".into());
     let mut checked = Map::new();
+    let mut extra = Map::new();
     for (name, value) in &form_fields {
-        let field = known.iter().find(|f| &f.name == name).ok_or_else(|| {
-            Error::invalid(
-                Some(op.id),
-                Some(name),
-                format!("not a form field or path parameter of {}", op.id),
-            )
-        })?;
-        checked.insert(name.clone(), coerce_value(&field.schema, value.clone()));
+        match known.iter().find(|f| &f.name == name) {
+            Some(field) => {
+                checked.insert(name.clone(), coerce_value(&field.schema, value.clone()));
+            }
+            None if !strict => {
+                super::sent_as_given(op, name);
+                extra.insert(name.clone(), value.clone());
+            }
+            None => {
+                return Err(Error::invalid(
+                    Some(op.id),
+                    Some(name),
+                    format!("not a form field or path parameter of {}", op.id),
+                ));
+            }
+        }
     }
     let mut for_check = checked.clone();
     for_check.insert(file_field.clone(), Value::String(String::new()));
-    check_value(op, "body", body.schema_json, &Value::Object(for_check))?;
+    check_value(op, "body", body.schema_json, &Value::Object(for_check), strict)?;
+    checked.extend(extra);
     Ok(Form {
         args,
         file_field,

@@ -12,7 +12,7 @@ use crate::operations::{Operation, ParamLocation};
 
 /// Checks the query parameters and JSON body of a built request (the
 /// generated client's path: its typed values are re-checked against the spec).
-pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) -> Result<(), Error> {
+pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, strict: bool) -> Result<(), Error> {
     let mut query: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in request.url().query_pairs() {
         query.entry(k.into_owned()).or_default().push(v.into_owned());
@@ -36,14 +36,14 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request) 
                 "given more than once but not repeatable",
             ));
         };
-        check_value(op, param.name, param.schema_json, &value)?;
+        check_value(op, param.name, param.schema_json, &value, strict)?;
     }
     if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes))
         && body.content_type == "application/json"
     {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
-        check_value(op, "body", body.schema_json, &value)?;
+        check_value(op, "body", body.schema_json, &value, strict)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Flags derived from the spec: one clap argument per parameter or form
 //! field, with a value parser built from its JSON Schema.
 
-use clap::builder::{PossibleValuesParser, TypedValueParser, ValueParser};
+use clap::builder::{PossibleValue, TypedValueParser, ValueParser};
 use clap::{Arg, ArgAction};
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ pub(crate) fn parser_for(schema: &Value) -> ValueParser {
     };
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
         let names: Vec<String> = values.iter().filter_map(Value::as_str).map(str::to_owned).collect();
-        return PossibleValuesParser::new(names).into();
+        return OpenEnumParser(names).into();
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.clone(),
@@ -66,4 +66,30 @@ pub(crate) fn param_arg(name: &str, schema: &Value, required: bool, help: Option
             .help(format!("{} (repeatable)", help.unwrap_or("")).trim().to_owned());
     }
     arg
+}
+
+/// An enum flag that lists the contract's values in `--help` and completions
+/// but takes any value: a newer API may accept more, and the library decides
+/// (it warns, or refuses under `--strict`).
+#[derive(Clone)]
+struct OpenEnumParser(Vec<String>);
+
+impl TypedValueParser for OpenEnumParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        value
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.0.iter().map(|v| PossibleValue::new(v.clone()))))
+    }
 }

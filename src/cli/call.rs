@@ -40,7 +40,7 @@ fn client(matches: &ArgMatches, op: Option<&Operation>) -> Result<Client, Failur
         let deadline = policy.overall_deadline().max(t);
         policy = policy.deadline(deadline);
     }
-    builder = builder.retry(policy);
+    builder = builder.retry(policy).strict_contract(matches.get_flag("strict"));
     builder.build().map_err(Failure::from)
 }
 
@@ -80,8 +80,19 @@ pub(crate) async fn run_operation(
             }
         )));
     }
+    for (name, value) in sub.get_many::<(String, String)>(flag::QUERY).into_iter().flatten() {
+        let value = Value::String(value.clone());
+        match args.query.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None => {
+                args.query.insert(name.clone(), value);
+            }
+        }
+    }
     args.idempotency_key = key.clone();
     args.request_id = global.get_one::<String>("request_id").cloned();
+    args.dry_run = global.get_flag("dry_run");
     let compact = global.get_flag("compact");
     let output = global.get_one::<PathBuf>("output");
 
@@ -106,6 +117,9 @@ pub(crate) async fn run_operation(
         if let Some(ct) = sub.get_one::<String>(flag::CONTENT_TYPE) {
             options = options.content_type(ct.clone());
         }
+        if args.dry_run {
+            options = options.dry_run();
+        }
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -123,13 +137,15 @@ pub(crate) async fn run_operation(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        return write_body(response?.body, output, compact);
+        let response = response?;
+        print_preview(&response);
+        return write_body(response.body, output, compact);
     }
 
-    if let Some(body) = op.body {
+    {
         let raw = match (
-            sub.get_one::<String>(flag::BODY),
-            sub.get_one::<PathBuf>(flag::BODY_FILE),
+            sub.try_get_one::<String>(flag::BODY).ok().flatten(),
+            sub.try_get_one::<PathBuf>(flag::BODY_FILE).ok().flatten(),
         ) {
             (Some(text), _) if text == "-" => Some(read_input(None)?),
             (Some(text), _) => Some(text.as_bytes().to_vec()),
@@ -140,7 +156,7 @@ pub(crate) async fn run_operation(
             let value: Value =
                 serde_json::from_slice(&raw).map_err(|e| Failure::usage(format!("--body is not JSON: {e}")))?;
             args.body = Some(value);
-        } else if body.required {
+        } else if op.body.is_some_and(|b| b.required) {
             return Err(Failure::usage("this command needs --body, --body-file or --body -"));
         }
     }
@@ -164,7 +180,7 @@ pub(crate) async fn run_operation(
         return Ok(());
     }
 
-    if let Some(path) = output {
+    if let Some(path) = output.filter(|_| !args.dry_run) {
         // Stream the body to the file as it arrives (a large CSV export).
         let response = client.send_operation(op.id, args).await?;
         let mut file = tokio::fs::File::create(path)
@@ -183,5 +199,13 @@ pub(crate) async fn run_operation(
         return Ok(());
     }
     let response = client.request_operation(op.id, args).await?;
-    write_body(response.body, None, compact)
+    print_preview(&response);
+    write_body(response.body, output, compact)
+}
+
+/// A dry run's preview, on stderr in one line (the answer itself goes to stdout).
+fn print_preview(response: &crate::OperationResponse) {
+    if let Some(preview) = response.dry_run_preview() {
+        eprintln!("{preview}");
+    }
 }

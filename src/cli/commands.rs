@@ -18,6 +18,7 @@ pub(crate) mod flag {
     pub const FILE: &str = "__file";
     pub const ALL_PAGES: &str = "__all_pages";
     pub const CONTENT_TYPE: &str = "__content_type";
+    pub const QUERY: &str = "__query";
 }
 
 fn global_args() -> Vec<Arg> {
@@ -51,6 +52,16 @@ fn global_args() -> Vec<Arg> {
             .global(true)
             .action(ArgAction::SetTrue)
             .help("Send once, never retry"),
+        Arg::new("strict")
+            .long("strict")
+            .global(true)
+            .action(ArgAction::SetTrue)
+            .help("Refuse, before sending, what the vendored contract does not know (unknown fields, enum values, query parameters)"),
+        Arg::new("dry_run")
+            .long("dry-run")
+            .global(true)
+            .action(ArgAction::SetTrue)
+            .help("Preview a mutating call (X-TokPortal-Dry-Run): prints what it would charge; changes nothing"),
         Arg::new("compact")
             .long("compact")
             .global(true)
@@ -107,28 +118,28 @@ fn operation_command(op: &'static Operation) -> Command {
                 ));
             }
         } else {
-            cmd = cmd
-                .arg(
-                    Arg::new(flag::BODY)
-                        .long("body")
-                        .value_name("JSON")
-                        .help("JSON request body, or - to read it from stdin")
-                        .conflicts_with(flag::BODY_FILE),
-                )
-                .arg(
-                    Arg::new(flag::BODY_FILE)
-                        .long("body-file")
-                        .value_name("PATH")
-                        .value_parser(clap::value_parser!(PathBuf))
-                        .help("Read the JSON request body from a file"),
-                )
-                .group(
-                    clap::ArgGroup::new("request_body")
-                        .args([flag::BODY, flag::BODY_FILE])
-                        .required(body.required),
-                );
+            cmd = body_args(cmd, body.required, "JSON request body, or - to read it from stdin");
         }
+    } else if !op.method.is_read_only() {
+        // The contract gives it no body; a newer API may want one (the 428
+        // acceptance preview), so one can be sent as given, with a warning.
+        cmd = body_args(
+            cmd,
+            false,
+            "JSON request body the vendored contract does not describe, sent as given (or - for stdin)",
+        );
     }
+    cmd = cmd.arg(
+        Arg::new(flag::QUERY)
+            .long("query")
+            .value_name("NAME=VALUE")
+            .action(ArgAction::Append)
+            .value_parser(|s: &str| match s.split_once('=') {
+                Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+                _ => Err(format!("`{s}` is not NAME=VALUE")),
+            })
+            .help("A query parameter the vendored contract does not know, sent as given (repeatable)"),
+    );
     if op.paginated {
         cmd = cmd.arg(
             Arg::new(flag::ALL_PAGES)
@@ -138,6 +149,29 @@ fn operation_command(op: &'static Operation) -> Command {
         );
     }
     cmd
+}
+
+/// `--body`/`--body-file`, one of them required when `required`.
+fn body_args(cmd: Command, required: bool, help: &'static str) -> Command {
+    cmd.arg(
+        Arg::new(flag::BODY)
+            .long("body")
+            .value_name("JSON")
+            .help(help)
+            .conflicts_with(flag::BODY_FILE),
+    )
+    .arg(
+        Arg::new(flag::BODY_FILE)
+            .long("body-file")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Read the JSON request body from a file"),
+    )
+    .group(
+        clap::ArgGroup::new("request_body")
+            .args([flag::BODY, flag::BODY_FILE])
+            .required(required),
+    )
 }
 
 /// The whole `tokportal` command tree.

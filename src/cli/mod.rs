@@ -37,6 +37,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // Warnings (a field sent as given, a newer API version) on stderr;
+    // `RUST_LOG=debug` shows every attempt.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
     let matches = match cli().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {

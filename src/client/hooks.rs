@@ -19,7 +19,8 @@ impl ClientHooks<ClientState> for Client {
             .ok_or_else(|| progenitor_client::Error::Custom(format!("unknown operation {}", info.operation_id)))?;
         // The hand-written calls check their arguments as JSON before building the
         // request; the generated ones are checked here, from the built request.
-        crate::check::request::check_request(op, request)
+        let strict = self.inner.settings().strict;
+        crate::check::request::check_request(op, request, strict)
             .and_then(|()| prepare::prepare(self.inner.settings(), op, request, false))
             .map_err(|e| match e {
                 Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),

@@ -25,6 +25,8 @@ pub const DEFAULT_BASE_URL: &str = "https://app.tokportal.com/api/ext";
 pub const API_KEY_ENV: &str = "TOKPORTAL_API_KEY";
 /// Environment variable overriding the base URL.
 pub const BASE_URL_ENV: &str = "TOKPORTAL_BASE_URL";
+/// Environment variable that turns on [`ClientBuilder::strict_contract`] (`1` or `true`).
+pub const STRICT_CONTRACT_ENV: &str = "TOKPORTAL_STRICT_CONTRACT";
 /// `X-TokPortal-Client` value of the SDK.
 pub const CLIENT_IDENTIFIER: &str = concat!("tokportal-rust/", env!("CARGO_PKG_VERSION"));
 
@@ -51,6 +53,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     http: Option<reqwest::Client>,
     identifier: String,
+    strict_contract: bool,
 }
 
 impl Default for ClientBuilder {
@@ -64,6 +67,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             http: None,
             identifier: CLIENT_IDENTIFIER.to_owned(),
+            strict_contract: false,
         }
     }
 }
@@ -75,7 +79,9 @@ impl ClientBuilder {
     }
 
     /// A builder with the API key from `TOKPORTAL_API_KEY` and the base URL from
-    /// `TOKPORTAL_BASE_URL`, when they are set and not empty.
+    /// `TOKPORTAL_BASE_URL`, when they are set and not empty, and
+    /// [`strict_contract`](Self::strict_contract) when `TOKPORTAL_STRICT_CONTRACT`
+    /// is `1` or `true`.
     pub fn from_env() -> Self {
         let mut b = Self::default();
         if let Some(key) = std::env::var(API_KEY_ENV).ok().filter(|k| !k.trim().is_empty()) {
@@ -84,6 +90,7 @@ impl ClientBuilder {
         if let Some(url) = std::env::var(BASE_URL_ENV).ok().filter(|u| !u.trim().is_empty()) {
             b.base_url = Some(url.trim().to_owned());
         }
+        b.strict_contract = std::env::var(STRICT_CONTRACT_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true"));
         b
     }
 
@@ -145,6 +152,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Refuse, before sending, whatever the vendored contract does not know.
+    ///
+    /// Off by default: the live API is often newer than the contract this SDK
+    /// was generated from, so an unknown body property, enum value, query
+    /// parameter or form field (or a body where the contract has none) is
+    /// sent as given, with one `tracing` warning per operation and name.
+    /// Types, ranges, formats and required fields are checked either way.
+    pub fn strict_contract(mut self, strict: bool) -> Self {
+        self.strict_contract = strict;
+        self
+    }
+
     /// Builds the client. Fails on a malformed base URL or identifier.
     pub fn build(self) -> Result<Client, Error> {
         let raw = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
@@ -192,6 +211,7 @@ impl ClientBuilder {
             timeout: self.timeout,
             upload_timeout: self.upload_timeout,
             retry: self.retry,
+            strict: self.strict_contract,
             version_warned: AtomicBool::new(false),
         }));
         Ok(Client::new_with_client(&base, http, state))

@@ -28,6 +28,8 @@ pub const NO_IDEMPOTENCY_KEY: [&str; 6] = [
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// The request header that carries a caller-chosen request id.
 pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
+/// The request header that makes a mutating call a preview (product docs' dry runs).
+pub const DRY_RUN_HEADER: &str = "X-TokPortal-Dry-Run";
 
 /// Cleans up two faults of the published contract, in place:
 ///
@@ -201,7 +203,9 @@ pub fn accepts_idempotency_key(method: &str, operation_id: &str) -> bool {
 /// 3. an optional `Idempotency-Key` header parameter is declared on every
 ///    mutating operation that accepts one, and an optional `X-Request-ID`
 ///    on every operation, so the generated builders offer `.idempotency_key()`
-///    and `.x_request_id()` (both validated before sending);
+///    and `.x_request_id()` (both validated before sending), and an optional
+///    `X-TokPortal-Dry-Run` on every mutating operation (wrapped as
+///    `.dry_run()` by a generated extension);
 /// 4. the result is lowered to OpenAPI 3.0.3 ([`lower::lower_to_30`]).
 pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
     let mut doc = normalized.clone();
@@ -249,6 +253,13 @@ pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
                     "name": IDEMPOTENCY_HEADER, "in": "header", "required": false,
                     "description": "Makes a retried request safe: the server stores the first response for 24 hours and replays it for the same key and request.",
                     "schema": {"$ref": "#/components/schemas/IdempotencyKey"}
+                }));
+            }
+            if matches!(method.as_str(), "post" | "put" | "patch" | "delete") {
+                params.push(json!({
+                    "name": DRY_RUN_HEADER, "in": "header", "required": false,
+                    "description": "`true`: preview the call (what it would charge, synthetic ids); nothing changes and no idempotency key is sent.",
+                    "schema": {"type": "boolean"}
                 }));
             }
             params.push(json!({

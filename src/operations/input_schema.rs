@@ -15,6 +15,8 @@ pub mod flat_keys {
     pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
     /// The `X-Request-ID` header.
     pub const REQUEST_ID: &str = "request_id";
+    /// `X-TokPortal-Dry-Run: true`, on mutating operations.
+    pub const DRY_RUN: &str = "dry_run";
 }
 
 impl Operation {
@@ -67,6 +69,13 @@ impl Operation {
                 flat_keys::IDEMPOTENCY_KEY.into(),
                 serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
                     "description": "Idempotency-Key: a retry with the same key returns the first answer instead of acting twice."}),
+            );
+        }
+        if !self.method.is_read_only() {
+            properties.insert(
+                flat_keys::DRY_RUN.into(),
+                serde_json::json!({"type": "boolean",
+                    "description": "true: preview only (X-TokPortal-Dry-Run). The API answers with credits_would_charge and a cost_breakdown, charges nothing and changes nothing."}),
             );
         }
         properties.insert(

@@ -30,6 +30,16 @@ pub struct OperationResponse {
     pub body: ResponseBody,
 }
 
+impl OperationResponse {
+    /// The preview, when this answers a dry run (`OperationArgs::dry_run`).
+    pub fn dry_run_preview(&self) -> Option<crate::dry_run::DryRunPreview> {
+        match &self.body {
+            ResponseBody::Json(body) => crate::dry_run::DryRunPreview::from_body(body),
+            _ => None,
+        }
+    }
+}
+
 /// Reads a successful response according to the operation's success content type.
 pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response) -> Result<OperationResponse, Error> {
     let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());

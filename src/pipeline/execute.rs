@@ -56,6 +56,7 @@ pub(crate) async fn execute(
         let safe = retry::replay_safe(
             request.method(),
             request.headers().contains_key(crate::headers::IDEMPOTENCY_KEY),
+            request.headers().contains_key(crate::headers::DRY_RUN),
         );
         if policy.enabled() {
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -40,6 +40,10 @@ pub(crate) struct Settings {
     pub(crate) upload_timeout: Duration,
     /// When and how calls are retried.
     pub(crate) retry: RetryPolicy,
+    /// Refuse, before sending, what the vendored contract does not know
+    /// (unknown properties, enum values, query parameters) instead of
+    /// sending it as given.
+    pub(crate) strict: bool,
     /// Whether a differing contract version was already reported.
     pub(crate) version_warned: AtomicBool,
 }
@@ -77,6 +81,7 @@ impl fmt::Debug for ClientState {
             .field("timeout", &self.0.timeout)
             .field("upload_timeout", &self.0.upload_timeout)
             .field("retry", &self.0.retry)
+            .field("strict_contract", &self.0.strict)
             .finish()
     }
 }

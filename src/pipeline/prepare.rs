@@ -18,8 +18,9 @@ pub(crate) fn build_request(
     base_url: &str,
     op: &'static Operation,
     args: &OperationArgs,
+    strict: bool,
 ) -> Result<reqwest::Request, Error> {
-    let checked = check(op, args)?;
+    let checked = check(op, args, strict)?;
     let mut url = Url::parse(base_url).map_err(|e| Error::Config(format!("base URL: {e}")))?;
     {
         let mut segments = url
@@ -37,9 +38,12 @@ pub(crate) fn build_request(
             }
         }
     }
-    if !checked.query.is_empty() {
+    if !checked.query.is_empty() || !checked.extra_query.is_empty() {
         let mut q = url.query_pairs_mut();
         for (k, v) in &checked.query {
+            q.append_pair(k, v);
+        }
+        for (k, v) in &checked.extra_query {
             q.append_pair(k, v);
         }
     }
@@ -49,7 +53,9 @@ pub(crate) fn build_request(
         http::header::ACCEPT,
         HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"),
     );
-    if let Some(key) = &args.idempotency_key {
+    if args.dry_run {
+        request_headers.insert(headers::DRY_RUN, HeaderValue::from_static("true"));
+    } else if let Some(key) = &args.idempotency_key {
         request_headers.insert(headers::IDEMPOTENCY_KEY, header_value(op, "idempotency_key", key)?);
     }
     if let Some(id) = &args.request_id {
@@ -89,6 +95,29 @@ pub(crate) fn prepare(
         None if op.requires_auth => return Err(Error::MissingApiKey),
         None => {}
     }
+    if request_headers.contains_key(headers::DRY_RUN) {
+        // A preview never sends, generates or uses up an idempotency key.
+        request_headers.remove(headers::IDEMPOTENCY_KEY);
+    } else {
+        idempotency_key_rules(settings, op, request_headers)?;
+    }
+    if request.timeout().is_none() {
+        *request.timeout_mut() = Some(if upload {
+            settings.upload_timeout
+        } else {
+            settings.timeout
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a key where the operation refuses one, generates one (with
+/// retries on) where it accepts one, and checks the key's form.
+fn idempotency_key_rules(
+    settings: &Settings,
+    op: &'static Operation,
+    request_headers: &mut http::HeaderMap,
+) -> Result<(), Error> {
     match op.idempotency_key {
         IdempotencyKeySupport::Refused if request_headers.contains_key(headers::IDEMPOTENCY_KEY) => {
             return Err(Error::invalid(
@@ -116,13 +145,6 @@ pub(crate) fn prepare(
     if let Some(value) = request_headers.get(headers::IDEMPOTENCY_KEY) {
         crate::idempotency::validate_key(value.as_bytes())
             .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
-    }
-    if request.timeout().is_none() {
-        *request.timeout_mut() = Some(if upload {
-            settings.upload_timeout
-        } else {
-            settings.timeout
-        });
     }
     Ok(())
 }

@@ -148,13 +148,14 @@ pub(crate) enum Outcome {
 }
 
 /// Whether a request may be sent again once it may have reached the server:
-/// a method that is idempotent by definition, or any request with an
-/// `Idempotency-Key`.
-pub(crate) fn replay_safe(method: &Method, has_idempotency_key: bool) -> bool {
+/// a method that is idempotent by definition, a request with an
+/// `Idempotency-Key`, or a dry run (it changes nothing).
+pub(crate) fn replay_safe(method: &Method, has_idempotency_key: bool, dry_run: bool) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
     ) || has_idempotency_key
+        || dry_run
 }
 
 /// The wait before the next attempt, or `None` when there is to be none.
@@ -289,12 +290,13 @@ mod tests {
 
     #[test]
     fn replay_safety_by_method_and_key() {
-        assert!(replay_safe(&Method::GET, false));
-        assert!(replay_safe(&Method::PUT, false));
-        assert!(replay_safe(&Method::DELETE, false));
-        assert!(!replay_safe(&Method::POST, false));
-        assert!(!replay_safe(&Method::PATCH, false));
-        assert!(replay_safe(&Method::POST, true));
+        assert!(replay_safe(&Method::GET, false, false));
+        assert!(replay_safe(&Method::PUT, false, false));
+        assert!(replay_safe(&Method::DELETE, false, false));
+        assert!(!replay_safe(&Method::POST, false, false));
+        assert!(!replay_safe(&Method::PATCH, false, false));
+        assert!(replay_safe(&Method::POST, true, false));
+        assert!(replay_safe(&Method::POST, false, true), "a dry run changes nothing");
     }
 
     #[test]
