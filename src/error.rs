@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::meta::{RateLimit, ResponseMeta};
 
 /// How much of a non-JSON error body is kept (an HTML page from a proxy can be large).
-const RAW_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const RAW_BODY_LIMIT: usize = 64 * 1024;
 
 /// Message of [`Error::MissingApiKey`]; also how the generated client's hook reports it.
 pub(crate) const MISSING_API_KEY: &str =
@@ -44,8 +44,44 @@ pub enum Error {
     /// Any other transport failure (connection reset, body stream error).
     #[error("transport error: {0}")]
     Transport(#[source] reqwest::Error),
-    /// An argument does not match the spec; nothing was sent.
-    #[error("invalid argument{}: {message}", field.as_ref().map(|f| format!(" `{f}`")).unwrap_or_default())]
+    /// The connection broke after the request may have reached the server,
+    /// and the request was not sent again because doing so could apply it
+    /// twice (a `POST`/`PATCH` without an idempotency key). It may have been
+    /// applied: look it up (by its request id when one was seen) before
+    /// sending it again, or send it with an idempotency key.
+    #[error(
+        "the answer was lost{}: the request may have been applied, so it was not sent again{}: {message}",
+        status.map(|s| format!(" (HTTP {s} started)")).unwrap_or_default(),
+        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+    )]
+    AnswerLost {
+        /// The status, when the answer's head arrived before the body broke.
+        status: Option<u16>,
+        /// `X-TokPortal-Request-ID`, when the head arrived.
+        request_id: Option<String>,
+        /// What broke.
+        message: String,
+    },
+    /// A success answer larger than the client's limit
+    /// ([`ClientBuilder::max_response_body`](crate::ClientBuilder::max_response_body),
+    /// 64 MiB by default). It was not read past the limit; stream large
+    /// answers with [`Client::send_operation`](crate::Client::send_operation).
+    #[error(
+        "the HTTP {status} answer is larger than the {limit}-byte limit{}; stream it with send_operation or raise ClientBuilder::max_response_body",
+        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+    )]
+    ResponseTooLarge {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The limit, in bytes.
+        limit: u64,
+        /// `X-TokPortal-Request-ID`, when given.
+        request_id: Option<String>,
+    },
+    /// An argument does not match the spec; nothing was sent. `field` and
+    /// `message` describe the first problem, `others` the rest, so that a
+    /// caller (an agent, a form) can mend them all at once.
+    #[error("{}", invalid_text(operation.as_deref(), field.as_deref(), message, others))]
     InvalidArgument {
         /// The operation, when known.
         operation: Option<String>,
@@ -53,6 +89,8 @@ pub enum Error {
         field: Option<String>,
         /// What is wrong.
         message: String,
+        /// Further problems with the same call.
+        others: Vec<InvalidField>,
     },
     /// The operation needs an API key and the client has none; nothing was sent.
     #[error("{MISSING_API_KEY}")]
@@ -103,7 +141,8 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(e) => Some(e.status),
-            Error::Decode { status, .. } => Some(*status),
+            Error::Decode { status, .. } | Error::ResponseTooLarge { status, .. } => Some(*status),
+            Error::AnswerLost { status, .. } => *status,
             _ => None,
         }
     }
@@ -113,7 +152,36 @@ impl Error {
             operation: operation.map(str::to_owned),
             field: field.map(str::to_owned),
             message: message.into(),
+            others: Vec::new(),
         }
+    }
+
+    /// Every problem of an [`Error::InvalidArgument`], the first included.
+    pub fn invalid_fields(&self) -> Vec<InvalidField> {
+        match self {
+            Error::InvalidArgument {
+                field, message, others, ..
+            } => std::iter::once(InvalidField {
+                field: field.clone(),
+                message: message.clone(),
+            })
+            .chain(others.iter().cloned())
+            .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One [`Error::InvalidArgument`] holding every problem of `errors`
+    /// (the first error as it is when it is of another kind).
+    pub(crate) fn combine(mut errors: Vec<Error>) -> Option<Error> {
+        if errors.is_empty() {
+            return None;
+        }
+        let mut first = errors.remove(0);
+        if let Error::InvalidArgument { others, .. } = &mut first {
+            others.extend(errors.iter().flat_map(Error::invalid_fields));
+        }
+        Some(first)
     }
 
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
@@ -133,6 +201,41 @@ impl Error {
             body: lossy_truncated(body),
         }
     }
+}
+
+/// One problem with a call's arguments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InvalidField {
+    /// The parameter or body field, when known.
+    pub field: Option<String>,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// `createBundle: invalid argument `body`: ...; `per_page`: ...`.
+fn invalid_text(operation: Option<&str>, field: Option<&str>, message: &str, others: &[InvalidField]) -> String {
+    let mut text = String::new();
+    if let Some(op) = operation {
+        text.push_str(op);
+        text.push_str(": ");
+    }
+    text.push_str(if others.is_empty() {
+        "invalid argument"
+    } else {
+        "invalid arguments"
+    });
+    for (i, (field, message)) in std::iter::once((field, message))
+        .chain(others.iter().map(|o| (o.field.as_deref(), o.message.as_str())))
+        .enumerate()
+    {
+        text.push_str(if i == 0 { "" } else { ";" });
+        if let Some(f) = field {
+            text.push_str(&format!(" `{f}`"));
+        }
+        text.push_str(": ");
+        text.push_str(message);
+    }
+    text
 }
 
 /// An error answer from the TokPortal API, with everything the response said.
@@ -264,6 +367,23 @@ fn lossy_truncated(body: &[u8]) -> String {
 #[derive(Clone, Debug)]
 pub(crate) struct DecodedApiError(pub Arc<ApiError>);
 
+/// A failure of the pipeline carried to the generated client's caller: the
+/// `exec` hook hands progenitor a stand-in response holding it, progenitor
+/// returns that response as unexpected, and the conversion into [`Error`]
+/// takes the failure back out whole.
+#[derive(Clone, Debug)]
+pub(crate) struct CarriedError(pub Arc<std::sync::Mutex<Option<Error>>>);
+
+impl CarriedError {
+    pub(crate) fn new(error: Error) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(error))))
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.0.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
 impl<E> From<progenitor_client::Error<E>> for Error {
     fn from(e: progenitor_client::Error<E>) -> Self {
         use progenitor_client::Error as P;
@@ -279,6 +399,11 @@ impl<E> From<progenitor_client::Error<E>> for Error {
             P::InvalidResponsePayload(body, e) => Error::decode(200, e, &body),
             P::UnexpectedResponse(response) => match response.extensions().get::<DecodedApiError>() {
                 Some(decoded) => Error::Api(Box::new((*decoded.0).clone())),
+                None if let Some(carried) =
+                    response.extensions().get::<CarriedError>().and_then(CarriedError::take) =>
+                {
+                    carried
+                }
                 None => Error::Decode {
                     status: response.status().as_u16(),
                     message: "a status the spec does not document for this operation".into(),

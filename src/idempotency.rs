@@ -8,18 +8,33 @@
 /// assert!(tokportal::idempotency::validate_key(b"").is_err());
 /// ```
 pub fn validate_key(key: &[u8]) -> Result<(), String> {
-    if key.is_empty() {
-        return Err("an idempotency key must not be empty".into());
+    validate_token("an idempotency key", key)
+}
+
+/// Checks a request id (`X-Request-ID`): the same rule as an idempotency key.
+///
+/// ```
+/// let err = tokportal::idempotency::validate_request_id(b"").unwrap_err();
+/// assert_eq!(err, "a request id must not be empty");
+/// ```
+pub fn validate_request_id(id: &[u8]) -> Result<(), String> {
+    validate_token("a request id", id)
+}
+
+/// 1 to 255 visible ASCII characters; `what` names the value in the message.
+fn validate_token(what: &str, value: &[u8]) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} must not be empty"));
     }
-    if key.len() > 255 {
+    if value.len() > 255 {
         return Err(format!(
-            "an idempotency key is at most 255 characters, this one has {}",
-            key.len()
+            "{what} is at most 255 characters, this one has {}",
+            value.len()
         ));
     }
-    if let Some(pos) = key.iter().position(|b| !(0x21..=0x7e).contains(b)) {
+    if let Some(pos) = value.iter().position(|b| !(0x21..=0x7e).contains(b)) {
         return Err(format!(
-            "an idempotency key holds visible ASCII characters only; byte {pos} is not one"
+            "{what} holds visible ASCII characters only; byte {pos} is not one"
         ));
     }
     Ok(())

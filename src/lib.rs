@@ -76,10 +76,11 @@ pub mod mcp;
 pub use calls::{pagination, uploads};
 pub use check::OperationArgs;
 pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, STRICT_CONTRACT_ENV, redirect_policy,
+    API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BODY,
+    STRICT_CONTRACT_ENV, redirect_policy,
 };
 pub use dry_run::DryRunPreview;
-pub use error::{ApiError, Error};
+pub use error::{ApiError, Error, InvalidField};
 pub use generated::{ByteStream, Client, ResponseValue, builder, types};
 pub use meta::{RateLimit, ResponseExt, ResponseMeta};
 pub use pipeline::{ClientState, OperationResponse, ResponseBody, RetryPolicy};

@@ -525,6 +525,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any header: an answer, never a panic; and only a header carrying the
+        /// right signature is accepted.
+        #[test]
+        fn the_header_parser_takes_anything(header in "[tv01=, 9afAF\\-+x\u{e9}\u{0}]{0,64}|.{0,64}") {
+            let v = Verifier::new("s");
+            let verified = v.verify_at(b"{}", &header, 100);
+            let good = sign("s", 100, b"{}");
+            let accepted_rightly = verified.is_err() || header.contains(good.as_str());
+            proptest::prop_assert!(accepted_rightly);
+        }
+
+        /// Whatever the secret, body and time, what `sign` makes `verify` accepts,
+        /// and one flipped body byte is refused.
+        #[test]
+        fn signing_round_trips(secret in "[ -~]{1,40}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..256), t in 0i64..4_000_000_000) {
+            let header = sign(&secret, t, &body);
+            let v = Verifier::new(secret.as_str());
+            proptest::prop_assert!(v.verify_at(&body, &header, t).is_ok());
+            if let Some(first) = body.first() {
+                let mut tampered = body.clone();
+                tampered[0] = first ^ 1;
+                proptest::prop_assert!(v.verify_at(&tampered, &header, t).is_err());
+            }
+        }
+    }
+
     #[test]
     fn secret_debug_is_redacted() {
         assert!(!format!("{:?}", Verifier::new("whsec_supersecret")).contains("supersecret"));

@@ -498,3 +498,84 @@ fn newer_fields_are_sent_as_given_and_dry_runs_preview() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!((create.calls(), preview.calls(), list.calls()), (1, 1, 1));
 }
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_and_help_read_as_a_user_expects() {
+    let server = MockServer::start();
+    // The environment's key and URL are not shown as if they were given.
+    let out = tokportal(&server.base_url(), &["get-bundle"]);
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("Usage: tokportal get-bundle --id <ID>"), "{stderr}");
+    assert!(
+        !stderr.contains("--api-key") && !stderr.contains("--base-url"),
+        "{stderr}"
+    );
+
+    // A range says what it is, not i64::MAX.
+    let out = tokportal(&server.base_url(), &["list-bundles", "--page", "0"]);
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("0 is less than the minimum of 1"), "{stderr}");
+    assert!(!stderr.contains("9223372036854775807"), "{stderr}");
+    let out = tokportal(&server.base_url(), &["list-bundles", "--per-page", "2.5"]);
+    assert!(
+        stderr_of(&out).contains("`2.5` is not a whole number"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // The request id's own grammar.
+    let out = tokportal(&server.base_url(), &["get-current-user", "--request-id", "has space"]);
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("a request id holds visible ASCII"), "{stderr}");
+    assert!(!stderr.contains("an request id"), "{stderr}");
+
+    // Parameters first, with their range and the server's default; then the call options.
+    let out = tokportal(&server.base_url(), &["help", "list-bundles"]);
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(help.contains("Items per page (1 to 100; server default 25)"), "{help}");
+    let parameters = help.find("Parameters:").expect("a Parameters section");
+    let call = help.find("Call options:").expect("a Call options section");
+    let api_key = help.find("--api-key").expect("--api-key is listed");
+    assert!(parameters < call && call < api_key, "{help}");
+
+    // The local tools list only their own flags.
+    for tool in ["sign", "verify"] {
+        let out = tokportal(&server.base_url(), &["webhooks", tool, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(help.contains("--secret"), "{help}");
+        for network in [
+            "--api-key",
+            "--base-url",
+            "--timeout",
+            "--idempotency-key",
+            "--no-retry",
+        ] {
+            assert!(!help.contains(network), "webhooks {tool} lists {network}: {help}");
+        }
+    }
+}
+
+#[test]
+fn a_whole_float_for_an_integer_is_sent_as_an_integer() {
+    let server = MockServer::start();
+    let list = server.mock(|when, then| {
+        when.path("/bundles")
+            .query_param("page", "2")
+            .query_param("per_page", "10");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": []}));
+    });
+    let out = tokportal(
+        &server.base_url(),
+        &["list-bundles", "--page", "2.0", "--per_page", "10"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    list.assert();
+}

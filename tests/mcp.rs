@@ -288,3 +288,63 @@ fn newer_fields_reach_the_api_and_dry_run_sends_its_header_only_when_true() {
     assert_eq!(result["structuredContent"]["error"]["field"], "dry_run", "{result}");
     assert_eq!((create.calls(), preview.calls(), publish.calls()), (1, 1, 1));
 }
+
+#[test]
+fn help_and_version_answer_at_once() {
+    for (flag, expected) in [
+        ("--help", "Usage: tokportal-mcp"),
+        ("--version", env!("CARGO_PKG_VERSION")),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+            .arg(flag)
+            .stdin(Stdio::null())
+            .output()
+            .expect("tokportal-mcp runs");
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(expected), "{flag}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+        .arg("--no-such-flag")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_invalid_argument_is_reported_at_once() {
+    let server = MockServer::start();
+    // Would match the invalid call, had it been sent.
+    let any = server.mock(|when, then| {
+        when.query_param_exists("per_page");
+        then.status(200);
+    });
+    let mut s = Session::start(&server.base_url());
+    let result = s.call("listBundles", json!({"per_page": 500, "page": 0, "platform": 7}));
+    assert_eq!(result["isError"], true);
+    let errors = result["structuredContent"]["error"]["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["page", "per_page", "platform"], "{result}");
+    assert!(
+        result["structuredContent"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "the rule and the value: {result}"
+    );
+    // And 2.0 for an integer is sent as 2.
+    let page = server.mock(|when, then| {
+        when.path("/bundles").query_param("page", "2");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"data": []}));
+    });
+    let result = s.call("listBundles", json!({"page": 2.0}));
+    assert_ne!(result["isError"], true, "{result}");
+    let result = s.call("listBundles", json!({"page": 2.5}));
+    assert_eq!(result["structuredContent"]["error"]["field"], "page", "{result}");
+    assert_eq!((any.calls(), page.calls()), (0, 1));
+}

@@ -16,6 +16,11 @@ use tokportal::mcp::ServeError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Err(answer) = tokportal::mcp::options::parse(std::env::args_os()) {
+        // --help, --version, or a usage error: answered at once.
+        let _ = answer.print();
+        return ExitCode::from(if answer.use_stderr() { 2 } else { 0 });
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

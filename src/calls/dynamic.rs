@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::generated::Client;
 use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation, flat_keys, lookup};
 use crate::pipeline::decode::{OperationResponse, decode_response};
+use crate::pipeline::execute::Body;
 use crate::pipeline::{execute, prepare};
 
 impl Client {
@@ -34,17 +35,24 @@ impl Client {
     /// ```
     pub async fn request_operation(&self, operation_id: &str, args: OperationArgs) -> Result<OperationResponse, Error> {
         let op = lookup(operation_id)?;
-        let response = self.send_op(op, args).await?;
+        let response = self
+            .send_op(op, args, Body::Buffer(self.inner.settings().max_body))
+            .await?;
         decode_response(op, response).await
     }
 
     /// Like [`Client::request_operation`], but returns the successful response
     /// unread, to stream a large body (a CSV export) instead of buffering it.
     pub async fn send_operation(&self, operation_id: &str, args: OperationArgs) -> Result<reqwest::Response, Error> {
-        self.send_op(lookup(operation_id)?, args).await
+        self.send_op(lookup(operation_id)?, args, Body::Stream).await
     }
 
-    async fn send_op(&self, op: &'static Operation, args: OperationArgs) -> Result<reqwest::Response, Error> {
+    async fn send_op(
+        &self,
+        op: &'static Operation,
+        args: OperationArgs,
+        body: Body,
+    ) -> Result<reqwest::Response, Error> {
         if op.is_multipart() {
             return Err(Error::invalid(
                 Some(op.id),
@@ -65,7 +73,7 @@ impl Client {
         }
         prepare::prepare(settings, op, &mut request, false)?;
         let replay = execute::replay_clone(&request);
-        execute::send(&self.client, settings, op, request, replay).await
+        execute::send(&self.client, settings, op, request, replay, body).await
     }
 }
 

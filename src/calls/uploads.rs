@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
 use crate::operations::{self, Operation};
 use crate::pipeline::decode::{OperationResponse, decode_response};
-use crate::pipeline::execute::{self, Replay};
+use crate::pipeline::execute::{self, Body, Replay};
 use crate::pipeline::prepare;
 
 const CHUNK: usize = 1024 * 1024;
@@ -410,7 +410,15 @@ impl Client {
         } else {
             Box::new(|| Box::pin(std::future::ready(None)))
         };
-        execute::send(&self.client, settings, op, first, replay).await
+        execute::send(
+            &self.client,
+            settings,
+            op,
+            first,
+            replay,
+            Body::Buffer(settings.max_body),
+        )
+        .await
     }
 
     async fn typed_upload(

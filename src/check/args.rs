@@ -158,17 +158,16 @@ impl Checked {
 /// give this operation is sent as given, with one warning per name (see
 /// [`check_value`] for the properties and enum values inside a body).
 pub(crate) fn check(op: &'static Operation, args: &OperationArgs, strict: bool) -> Result<Checked, Error> {
+    // Every problem is collected, so that a caller can mend them all at once.
+    let mut problems: Vec<Error> = Vec::new();
+    let invalid = |field: &str, message: String| Error::invalid(Some(op.id), Some(field), message);
     for name in args.path.keys() {
         if !op
             .params
             .iter()
             .any(|p| p.location == ParamLocation::Path && p.name == name)
         {
-            return Err(Error::invalid(
-                Some(op.id),
-                Some(name),
-                format!("not a path parameter of {}", op.id),
-            ));
+            problems.push(invalid(name, format!("not a path parameter of {}", op.id)));
         }
     }
     let mut checked = Checked::default();
@@ -177,62 +176,51 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs, strict: bool) 
             .params
             .iter()
             .any(|p| p.location == ParamLocation::Query && p.name == name);
-        if !known && !strict {
-            super::sent_as_given(op, name);
-            match value {
-                Value::Null => {}
-                Value::Array(items) => {
-                    for item in items {
-                        checked
-                            .extra_query
-                            .push((name.to_owned(), scalar_text(op, name, item)?));
-                    }
-                }
-                other => checked
-                    .extra_query
-                    .push((name.to_owned(), scalar_text(op, name, other)?)),
-            }
+        if known {
             continue;
         }
-        if !known {
+        if strict {
             let known: Vec<_> = op
                 .params
                 .iter()
                 .filter(|p| p.location == ParamLocation::Query)
                 .map(|p| p.name)
                 .collect();
-            return Err(Error::invalid(
-                Some(op.id),
-                Some(name),
-                format!(
-                    "not a query parameter of {}; it takes {}",
-                    op.id,
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+            let takes = if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            };
+            problems.push(invalid(
+                name,
+                format!("not a query parameter of {}; it takes {takes}", op.id),
             ));
+            continue;
+        }
+        super::sent_as_given(op, name);
+        let items = match value {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            match scalar_text(op, name, item) {
+                Ok(text) => checked.extra_query.push((name.to_owned(), text)),
+                Err(e) => problems.push(e),
+            }
         }
     }
     match (&op.body, &args.body) {
         (None, Some(_)) if !strict => super::sent_as_given(op, "body"),
-        (None, Some(_)) => {
-            return Err(Error::invalid(
-                Some(op.id),
-                Some("body"),
-                format!("{} takes no body", op.id),
-            ));
-        }
+        (None, Some(_)) => problems.push(invalid("body", format!("{} takes no body", op.id))),
         (Some(b), None) if b.required && !op.is_multipart() => {
-            return Err(Error::invalid(
-                Some(op.id),
-                Some("body"),
-                format!("{} needs a JSON body", op.id),
-            ));
+            problems.push(invalid("body", format!("{} needs a JSON body", op.id)));
         }
-        (Some(b), Some(body)) if !op.is_multipart() => check_value(op, "body", b.schema_json, body, strict)?,
+        (Some(b), Some(body)) if !op.is_multipart() => {
+            if let Err(e) = check_value(op, "body", b.schema_json, body, strict) {
+                problems.push(e);
+            }
+        }
         _ => {}
     }
     for p in op.params {
@@ -242,52 +230,65 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs, strict: bool) 
         };
         let Some(value) = supplied.filter(|v| !v.is_null()) else {
             if p.required {
-                return Err(Error::invalid(Some(op.id), Some(p.name), "required"));
+                problems.push(invalid(p.name, "required".into()));
             }
             continue;
         };
         let value = coerce_value(&p.schema(), value.clone());
-        check_value(op, p.name, p.schema_json, &value, strict)?;
-        match p.location {
-            ParamLocation::Path => checked.path.push((p.name, scalar_text(op, p.name, &value)?)),
-            ParamLocation::Query => match &value {
-                Value::Array(items) => {
-                    for item in items {
-                        checked.query.push((p.name, scalar_text(op, p.name, item)?));
-                    }
+        if let Err(e) = check_value(op, p.name, p.schema_json, &value, strict) {
+            problems.push(e);
+            continue;
+        }
+        let texts = match &value {
+            Value::Array(items) if p.location == ParamLocation::Query => items.iter().collect(),
+            other => vec![other],
+        };
+        for item in texts {
+            match (scalar_text(op, p.name, item), p.location) {
+                // `url` drops `.` and `..` segments and an empty one adds a slash: each
+                // would send the request to another path, so they are refused.
+                (Ok(text), ParamLocation::Path) if matches!(text.as_str(), "" | "." | "..") => {
+                    problems.push(invalid(p.name, format!("`{text}` cannot stand as a path segment")));
                 }
-                other => checked.query.push((p.name, scalar_text(op, p.name, other)?)),
-            },
+                // `url` strips tabs and line breaks from a segment, and a NUL has no
+                // place in a path: refused rather than sent somewhere else.
+                (Ok(text), ParamLocation::Path) if text.chars().any(|c| c.is_ascii_control()) => {
+                    problems.push(invalid(
+                        p.name,
+                        "a path parameter cannot hold control characters".into(),
+                    ));
+                }
+                (Ok(text), ParamLocation::Path) => checked.path.push((p.name, text)),
+                (Ok(text), ParamLocation::Query) => checked.query.push((p.name, text)),
+                (Err(e), _) => problems.push(e),
+            }
         }
     }
     if args.dry_run && op.method.is_read_only() {
-        return Err(Error::invalid(
-            Some(op.id),
-            Some("dry_run"),
-            "a read-only operation changes nothing and charges nothing: there is nothing to preview",
+        problems.push(invalid(
+            "dry_run",
+            "a read-only operation changes nothing and charges nothing: there is nothing to preview".into(),
         ));
     }
     if let Some(key) = &args.idempotency_key {
-        crate::idempotency::validate_key(key.as_bytes())
-            .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
-        if op.idempotency_key == crate::operations::IdempotencyKeySupport::NotApplicable {
-            return Err(Error::invalid(
-                Some(op.id),
-                Some("idempotency_key"),
-                "a read-only operation takes no idempotency key",
+        if let Err(m) = crate::idempotency::validate_key(key.as_bytes()) {
+            problems.push(invalid("idempotency_key", m));
+        } else if op.idempotency_key == crate::operations::IdempotencyKeySupport::NotApplicable {
+            problems.push(invalid(
+                "idempotency_key",
+                "a read-only operation takes no idempotency key".into(),
             ));
         }
     }
-    if let Some(id) = &args.request_id {
-        crate::idempotency::validate_key(id.as_bytes()).map_err(|m| {
-            Error::invalid(
-                Some(op.id),
-                Some("request_id"),
-                m.replace("idempotency key", "request id"),
-            )
-        })?;
+    if let Some(id) = &args.request_id
+        && let Err(m) = crate::idempotency::validate_request_id(id.as_bytes())
+    {
+        problems.push(invalid("request_id", m));
     }
-    Ok(checked)
+    match Error::combine(problems) {
+        Some(error) => Err(error),
+        None => Ok(checked),
+    }
 }
 
 fn scalar_text(op: &Operation, name: &str, value: &Value) -> Result<String, Error> {

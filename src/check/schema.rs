@@ -90,10 +90,13 @@ pub(crate) fn coerce(schema: &Value, raw: &str) -> Value {
     if types.contains(&"null") && raw == "null" {
         return Value::Null;
     }
-    if types.contains(&"integer")
-        && let Ok(i) = raw.parse::<i64>()
-    {
-        return Value::from(i);
+    if types.contains(&"integer") {
+        if let Ok(i) = raw.parse::<i64>() {
+            return Value::from(i);
+        }
+        if let Some(i) = raw.parse::<f64>().ok().and_then(whole) {
+            return Value::from(i);
+        }
     }
     if types.contains(&"number")
         && let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
@@ -124,8 +127,18 @@ pub(crate) fn coerce_value(schema: &Value, value: Value) -> Value {
         }
         (_, Some("array")) => coerce_value(schema, Value::Array(vec![value])),
         (Value::String(s), _) => coerce(schema, s),
+        // `2.0` for an integer, as Python and LLM clients send it: sent as `2`.
+        (Value::Number(n), Some("integer")) => match n.as_f64().and_then(whole) {
+            Some(i) if !n.is_i64() && !n.is_u64() => Value::from(i),
+            _ => value,
+        },
         _ => value,
     }
+}
+
+/// A float that is a whole number, as an integer (within f64's exact range).
+fn whole(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 #[cfg(test)]
@@ -137,6 +150,10 @@ mod tests {
     fn coercion_follows_schema() {
         assert_eq!(coerce(&json!({"type": "integer"}), "5"), json!(5));
         assert_eq!(coerce(&json!({"type": "integer"}), "x"), json!("x"));
+        assert_eq!(coerce(&json!({"type": "integer"}), "2.0"), json!(2));
+        assert_eq!(coerce(&json!({"type": "integer"}), "2.5"), json!("2.5"));
+        assert_eq!(coerce_value(&json!({"type": "integer"}), json!(2.0)), json!(2));
+        assert_eq!(coerce_value(&json!({"type": "integer"}), json!(2.5)), json!(2.5));
         assert_eq!(coerce(&json!({"type": "boolean"}), "true"), json!(true));
         assert_eq!(coerce(&json!({"type": "string"}), "5"), json!("5"));
         assert_eq!(coerce(&json!({"type": ["integer", "null"]}), "null"), Value::Null);
@@ -144,6 +161,29 @@ mod tests {
             coerce_value(&json!({"type": "array", "items": {"type": "integer"}}), json!("3")),
             json!([3])
         );
+    }
+
+    proptest::proptest! {
+        /// Any integer, as text or JSON, comes out as that integer; a whole
+        /// float as the integer; anything else is left for the schema check.
+        #[test]
+        fn integer_coercion(i in proptest::num::i64::ANY, f in -1.0e12f64..1.0e12, text in ".{0,20}") {
+            let schema = json!({"type": "integer"});
+            proptest::prop_assert_eq!(coerce(&schema, &i.to_string()), json!(i));
+            proptest::prop_assert_eq!(coerce_value(&schema, json!(i)), json!(i));
+            let expected = if f.fract() == 0.0 { json!(f as i64) } else { json!(f) };
+            proptest::prop_assert_eq!(coerce_value(&schema, json!(f)), expected);
+            let coerced = coerce(&schema, &text);
+            proptest::prop_assert!(coerced.is_i64() || coerced == json!(text), "{coerced}");
+        }
+
+        /// Text for any schema type: never a panic, and a string schema keeps it as it is.
+        #[test]
+        fn text_coercion(text in ".{0,20}", ty in proptest::sample::select(vec!["string", "number", "boolean", "array", "object", "null"])) {
+            let _ = coerce(&json!({"type": ty}), &text);
+            let _ = coerce_value(&json!({"type": ty, "items": {"type": "integer"}}), json!(text));
+            proptest::prop_assert_eq!(coerce(&json!({"type": "string"}), &text), json!(text));
+        }
     }
 
     #[test]

@@ -28,9 +28,9 @@ pub(crate) fn parser_for(schema: &Value) -> ValueParser {
     };
     match ty.as_str() {
         "integer" => {
-            let min = schema.get("minimum").and_then(Value::as_i64).unwrap_or(i64::MIN);
-            let max = schema.get("maximum").and_then(Value::as_i64).unwrap_or(i64::MAX);
-            clap::value_parser!(i64).range(min..=max).map(|v| v.to_string()).into()
+            let min = schema.get("minimum").and_then(Value::as_i64);
+            let max = schema.get("maximum").and_then(Value::as_i64);
+            ValueParser::new(move |s: &str| whole_number(s, min, max).map(|v| v.to_string()))
         }
         "number" => ValueParser::new(|s: &str| {
             s.parse::<f64>()
@@ -57,15 +57,69 @@ pub(crate) fn param_arg(name: &str, schema: &Value, required: bool, help: Option
     if dashed != name {
         arg = arg.visible_alias(dashed);
     }
-    if let Some(help) = help {
-        arg = arg.help(help.to_owned());
+    let mut text = help.unwrap_or_default().trim().trim_end_matches('.').to_owned();
+    for note in [constraints(schema), repeatable.then(|| "repeatable".to_owned())]
+        .into_iter()
+        .flatten()
+    {
+        text = if text.is_empty() {
+            note
+        } else {
+            format!("{text} ({note})")
+        };
+    }
+    if !text.is_empty() {
+        arg = arg.help(text);
     }
     if repeatable {
-        arg = arg
-            .action(ArgAction::Append)
-            .help(format!("{} (repeatable)", help.unwrap_or("")).trim().to_owned());
+        arg = arg.action(ArgAction::Append);
     }
     arg
+}
+
+/// The range and the server's default of a value, for `--help`
+/// (`1 to 100; server default 25`). The default is shown, never sent.
+fn constraints(schema: &Value) -> Option<String> {
+    let schema = match schema.get("type").and_then(Value::as_str) {
+        Some("array") => schema.get("items")?,
+        _ => schema,
+    };
+    let min = schema.get("minimum").and_then(Value::as_i64);
+    let max = schema.get("maximum").and_then(Value::as_i64);
+    let mut parts = Vec::new();
+    match (min, max) {
+        (Some(a), Some(b)) => parts.push(format!("{a} to {b}")),
+        (Some(a), None) => parts.push(format!("at least {a}")),
+        (None, Some(b)) => parts.push(format!("at most {b}")),
+        (None, None) => {}
+    }
+    if let Some(default) = schema.get("default").filter(|d| !d.is_null()) {
+        let shown = match default {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        parts.push(format!("server default {shown}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Reads a whole number (`2`, or `2.0` as Python and LLM clients write it)
+/// within `min..=max`, as the text sent; `2.5` and out-of-range values are refused.
+pub(crate) fn whole_number(raw: &str, min: Option<i64>, max: Option<i64>) -> Result<i64, String> {
+    let value = match raw.trim().parse::<i64>() {
+        Ok(v) => v,
+        Err(_) => match raw.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+            Ok(_) => return Err(format!("`{raw}` is not a whole number")),
+            Err(_) => return Err(format!("`{raw}` is not a number")),
+        },
+    };
+    match (min, max) {
+        (Some(a), Some(b)) if !(a..=b).contains(&value) => Err(format!("{value} is not between {a} and {b}")),
+        (Some(a), _) if value < a => Err(format!("{value} is less than the minimum of {a}")),
+        (_, Some(b)) if value > b => Err(format!("{value} is greater than the maximum of {b}")),
+        _ => Ok(value),
+    }
 }
 
 /// An enum flag that lists the contract's values in `--help` and completions

@@ -1,7 +1,7 @@
 //! Running one operation from its parsed flags: the client, the arguments,
 //! the body or file, and where the answer goes.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,36 +11,37 @@ use serde_json::{Map, Value};
 
 use super::IDENTIFIER;
 use super::commands::flag;
-use super::exit::{EXIT_API, Failure};
+use super::exit::Failure;
+use super::flags::CallFlags;
 use super::input::read_input;
-use super::output::write_body;
+use super::output::{self, OutputFile, Sink, write_body};
 use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation};
 use crate::uploads::{UploadOptions, UploadSource};
 use crate::{Client, ClientBuilder, Error, OperationArgs, RetryPolicy};
 
-fn client(matches: &ArgMatches, op: Option<&Operation>) -> Result<Client, Failure> {
+fn client(flags: &CallFlags, op: Option<&Operation>) -> Result<Client, Failure> {
     let mut builder = ClientBuilder::new().client_identifier(IDENTIFIER);
-    match matches.get_one::<String>("api_key").filter(|k| !k.trim().is_empty()) {
-        Some(key) => builder = builder.api_key(key.trim()),
+    match &flags.api_key {
+        Some(key) => builder = builder.api_key(key.as_str()),
         None if op.is_some_and(|o| o.requires_auth) => return Err(Error::MissingApiKey.into()),
         None => {}
     }
-    if let Some(url) = matches.get_one::<String>("base_url").filter(|u| !u.trim().is_empty()) {
-        builder = builder.base_url(url.trim());
+    if let Some(url) = &flags.base_url {
+        builder = builder.base_url(url.as_str());
     }
-    let mut policy = if matches.get_flag("no_retry") {
+    let mut policy = if flags.no_retry {
         RetryPolicy::disabled()
     } else {
         RetryPolicy::default()
     };
-    if let Some(t) = matches.get_one::<u64>("timeout") {
-        let t = Duration::from_secs(*t);
+    if let Some(t) = flags.timeout {
+        let t = Duration::from_secs(t);
         builder = builder.timeout(t).upload_timeout(t);
         // A longer --timeout also lengthens the overall deadline, so one attempt may use all of it.
         let deadline = policy.overall_deadline().max(t);
         policy = policy.deadline(deadline);
     }
-    builder = builder.retry(policy).strict_contract(matches.get_flag("strict"));
+    builder = builder.retry(policy).strict_contract(flags.strict);
     builder.build().map_err(Failure::from)
 }
 
@@ -49,7 +50,8 @@ pub(crate) async fn run_operation(
     global: &ArgMatches,
     sub: &ArgMatches,
 ) -> Result<(), Failure> {
-    let client = client(global, Some(op))?;
+    let flags = CallFlags::read(global, sub);
+    let client = client(&flags, Some(op))?;
     let mut args = OperationArgs::new();
     for p in op.params {
         let values: Vec<Value> = sub
@@ -68,7 +70,7 @@ pub(crate) async fn run_operation(
             ParamLocation::Query => args.query.insert(p.name.to_owned(), value),
         };
     }
-    let key = global.get_one::<String>("idempotency_key").cloned();
+    let key = flags.idempotency_key.clone();
     if key.is_some() && op.idempotency_key != IdempotencyKeySupport::Accepted {
         return Err(Failure::usage(format!(
             "{} does not take --idempotency-key ({})",
@@ -91,10 +93,11 @@ pub(crate) async fn run_operation(
         }
     }
     args.idempotency_key = key.clone();
-    args.request_id = global.get_one::<String>("request_id").cloned();
-    args.dry_run = global.get_flag("dry_run");
-    let compact = global.get_flag("compact");
-    let output = global.get_one::<PathBuf>("output");
+    args.request_id = flags.request_id.clone();
+    args.dry_run = flags.dry_run;
+    let compact = flags.compact;
+    // Checked before anything is sent: a paid answer must have somewhere to go.
+    let sink = Sink::new(flags.output.as_deref().map(OutputFile::open).transpose()?);
 
     if op.is_multipart() {
         let path = sub
@@ -139,7 +142,7 @@ pub(crate) async fn run_operation(
         }
         let response = response?;
         print_preview(&response);
-        return write_body(response.body, output, compact);
+        return write_body(response.body, sink, compact);
     }
 
     {
@@ -169,38 +172,29 @@ pub(crate) async fn run_operation(
             .copied()
             .unwrap_or(false)
     {
+        let mut sink = sink;
         let mut items = client.paginate(op.id, args)?.items();
-        let mut out = std::io::stdout().lock();
         while let Some(item) = items.try_next().await? {
-            writeln!(out, "{item}").map_err(|e| Failure {
-                code: EXIT_API,
-                message: format!("error: stdout: {e}"),
-            })?;
+            sink.write(format!("{item}\n").as_bytes())?;
         }
-        return Ok(());
+        return sink.finish();
     }
 
-    if let Some(path) = output.filter(|_| !args.dry_run) {
-        // Stream the body to the file as it arrives (a large CSV export).
-        let response = client.send_operation(op.id, args).await?;
-        let mut file = tokio::fs::File::create(path)
-            .await
-            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| Failure::from(Error::Transport(e)))?
-        {
-            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
-                .await
-                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
-        }
-        return Ok(());
+    // A read-only answer for a file is copied as it comes, whatever its size
+    // (a download that breaks off starts again). Everything else is read within
+    // the attempt, bounded by the client's limit, so that a body cut off is
+    // retried like any dropped connection.
+    if op.method.is_read_only() && sink.has_file() {
+        let attempts = if flags.no_retry {
+            1
+        } else {
+            RetryPolicy::default().attempts()
+        };
+        return output::download(&client, op.id, args, sink, attempts).await;
     }
     let response = client.request_operation(op.id, args).await?;
     print_preview(&response);
-    write_body(response.body, output, compact)
+    write_body(response.body, sink, compact)
 }
 
 /// A dry run's preview, on stderr in one line (the answer itself goes to stdout).

@@ -21,61 +21,6 @@ pub(crate) mod flag {
     pub const QUERY: &str = "__query";
 }
 
-fn global_args() -> Vec<Arg> {
-    vec![
-        Arg::new("api_key")
-            .long("api-key")
-            .env(crate::API_KEY_ENV)
-            .hide_env_values(true)
-            .global(true)
-            .help("API key (X-API-Key); default $TOKPORTAL_API_KEY"),
-        Arg::new("base_url")
-            .long("base-url")
-            .env(crate::BASE_URL_ENV)
-            .global(true)
-            .help("API base URL; default $TOKPORTAL_BASE_URL or https://app.tokportal.com/api/ext"),
-        Arg::new("idempotency_key")
-            .long("idempotency-key")
-            .global(true)
-            .help("Idempotency-Key for a mutating call"),
-        Arg::new("request_id")
-            .long("request-id")
-            .global(true)
-            .help("X-Request-ID to correlate the call"),
-        Arg::new("timeout")
-            .long("timeout")
-            .global(true)
-            .value_parser(clap::value_parser!(u64).range(1..))
-            .help("Timeout of each attempt, in seconds"),
-        Arg::new("no_retry")
-            .long("no-retry")
-            .global(true)
-            .action(ArgAction::SetTrue)
-            .help("Send once, never retry"),
-        Arg::new("strict")
-            .long("strict")
-            .global(true)
-            .action(ArgAction::SetTrue)
-            .help("Refuse, before sending, what the vendored contract does not know (unknown fields, enum values, query parameters)"),
-        Arg::new("dry_run")
-            .long("dry-run")
-            .global(true)
-            .action(ArgAction::SetTrue)
-            .help("Preview a mutating call (X-TokPortal-Dry-Run): prints what it would charge; changes nothing"),
-        Arg::new("compact")
-            .long("compact")
-            .global(true)
-            .action(ArgAction::SetTrue)
-            .help("Compact JSON output"),
-        Arg::new("output")
-            .long("output")
-            .short('o')
-            .global(true)
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Write the response body to this file"),
-    ]
-}
-
 fn operation_command(op: &'static Operation) -> Command {
     let mut cmd = Command::new(op.cli_command)
         .about(op.summary)
@@ -148,7 +93,8 @@ fn operation_command(op: &'static Operation) -> Command {
                 .help("Fetch every page and print each item as one JSON line"),
         );
     }
-    cmd
+    // After the parameters, so that `help <command>` shows those first.
+    cmd.next_help_heading("Call options").args(super::flags::call_flags())
 }
 
 /// `--body`/`--body-file`, one of them required when `required`.
@@ -195,7 +141,7 @@ pub fn cli() -> Command {
         .arg_required_else_help(true)
         .help_template("{about-with-newline}\n{usage-heading} {usage}\n\n{after-help}\nOptions:\n{options}\n")
         .after_help(listing)
-        .args(global_args());
+        .args(super::flags::call_flags());
     for op in OPERATIONS {
         cmd = cmd.subcommand(operation_command(op));
     }

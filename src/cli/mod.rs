@@ -4,6 +4,7 @@
 //!
 //! - `commands`: the command tree (global flags, one subcommand per operation);
 //! - `args`: flags derived from the parameters' JSON Schemas;
+//! - `flags`: the call options every operation takes, read before any work;
 //! - `call`: running one operation from its parsed flags;
 //! - `output`: where and how the answer is written;
 //! - [`exit`]: exit codes and error messages;
@@ -18,6 +19,7 @@ mod args;
 mod call;
 mod commands;
 pub mod exit;
+mod flags;
 mod input;
 mod output;
 mod webhooks;

@@ -3,9 +3,10 @@
 
 use progenitor_client::{ClientHooks, OperationInfo};
 
-use crate::error::{Error, MISSING_API_KEY};
+use crate::error::{CarriedError, Error, MISSING_API_KEY};
 use crate::generated::Client;
 use crate::operations::{self, IdempotencyKeySupport};
+use crate::pipeline::execute::Body;
 use crate::pipeline::{ClientState, decode, execute, prepare};
 
 impl ClientHooks<ClientState> for Client {
@@ -35,7 +36,16 @@ impl ClientHooks<ClientState> for Client {
         let replay = execute::replay_clone(&request);
         let settings = self.inner.settings();
         let deadline = settings.retry.overall_deadline();
-        let response = execute::execute(&self.client, settings, name, request, replay, deadline).await?;
+        // JSON answers are read within the attempt (bounded, retried when they
+        // break off); CSV and HTML exports reach the caller as a stream.
+        let body = match op.and_then(|op| op.success_content_type) {
+            Some(t) if !t.contains("json") => Body::Stream,
+            _ => Body::Buffer(settings.max_body),
+        };
+        let response = match execute::execute(&self.client, settings, name, request, replay, deadline, body).await {
+            Ok(response) => response,
+            Err(error) => return Ok(carry(error)),
+        };
         let secret = op.is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused);
         if secret && response.status().is_success() {
             // Their typed answers are JSON objects; anything else would reach a
@@ -44,4 +54,15 @@ impl ClientHooks<ClientState> for Client {
         }
         Ok(response)
     }
+}
+
+/// A stand-in answer that carries `error` through progenitor's `send()`: it
+/// is not a success, so progenitor returns it as unexpected, and
+/// `tokportal::Error::from` takes the error back out whole.
+fn carry(error: Error) -> reqwest::Response {
+    let mut response = http::Response::new(bytes::Bytes::new());
+    // 599: not an HTTP answer; never shown, only carried.
+    *response.status_mut() = http::StatusCode::from_u16(599).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    response.extensions_mut().insert(CarriedError::new(error));
+    reqwest::Response::from(response)
 }

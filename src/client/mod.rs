@@ -23,6 +23,8 @@ mod hooks;
 pub const DEFAULT_BASE_URL: &str = "https://app.tokportal.com/api/ext";
 /// Environment variable holding the API key.
 pub const API_KEY_ENV: &str = "TOKPORTAL_API_KEY";
+/// The default of [`ClientBuilder::max_response_body`]: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
 /// Environment variable overriding the base URL.
 pub const BASE_URL_ENV: &str = "TOKPORTAL_BASE_URL";
 /// Environment variable that turns on [`ClientBuilder::strict_contract`] (`1` or `true`).
@@ -54,6 +56,7 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     identifier: String,
     strict_contract: bool,
+    max_response_body: u64,
 }
 
 impl Default for ClientBuilder {
@@ -68,6 +71,7 @@ impl Default for ClientBuilder {
             http: None,
             identifier: CLIENT_IDENTIFIER.to_owned(),
             strict_contract: false,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
         }
     }
 }
@@ -164,6 +168,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The largest success answer read into memory (default 64 MiB). A larger
+    /// one is [`Error::ResponseTooLarge`], not read past the limit, whatever a
+    /// server or a proxy sends; stream such answers with
+    /// [`Client::send_operation`]. Error answers are never read past 64 KiB.
+    pub fn max_response_body(mut self, bytes: u64) -> Self {
+        self.max_response_body = bytes;
+        self
+    }
+
     /// Builds the client. Fails on a malformed base URL or identifier.
     pub fn build(self) -> Result<Client, Error> {
         let raw = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
@@ -212,6 +225,7 @@ impl ClientBuilder {
             upload_timeout: self.upload_timeout,
             retry: self.retry,
             strict: self.strict_contract,
+            max_body: self.max_response_body,
             version_warned: AtomicBool::new(false),
         }));
         Ok(Client::new_with_client(&base, http, state))

@@ -2,13 +2,15 @@
 //!
 //! - [`tools`]: one tool per operation (78), named by its operationId,
 //!   described and typed from the vendored spec;
-//! - [`server`]: the rmcp `ServerHandler` that lists and calls them.
+//! - [`server`]: the rmcp `ServerHandler` that lists and calls them;
+//! - [`options`]: the command line, parsed before anything starts.
 //!
 //! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls
 //! [`serve_stdio`].
 
 use rmcp::ServiceExt;
 
+pub mod options;
 pub mod server;
 pub mod tools;
 

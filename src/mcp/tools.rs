@@ -38,8 +38,9 @@ pub fn tool(op: &Operation) -> Tool {
 pub fn error_result(error: &Error) -> CallToolResult {
     let value = match error {
         Error::Api(api) => json!({"payload": api.payload(), "diagnostics": api.diagnostics()}),
-        Error::InvalidArgument { field, message, .. } => {
-            json!({"error": {"code": "INVALID_ARGUMENT", "field": field, "message": message}})
+        Error::InvalidArgument { field, .. } => {
+            json!({"error": {"code": "INVALID_ARGUMENT", "field": field, "message": error.to_string(),
+                             "errors": error.invalid_fields()}})
         }
         Error::MissingApiKey => json!({"error": {"code": "MISSING_API_KEY", "message": error.to_string()}}),
         other => json!({"error": {"code": "REQUEST_FAILED", "message": other.to_string()}}),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::{ApiError, DecodedApiError, Error};
+use crate::error::{ApiError, DecodedApiError, Error, RAW_BODY_LIMIT};
 use crate::meta::ResponseMeta;
 use crate::operations::{IdempotencyKeySupport, Operation};
 
@@ -69,6 +69,16 @@ pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response)
         || (content_type.is_empty() && op.success_content_type == Some("application/json"))
     {
         ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?)
+    } else if op.success_content_type == Some("application/json") {
+        // A proxy's HTML page under a 200 is not the answer the spec describes.
+        return Err(undecodable(format!(
+            "expected application/json, got {}",
+            if content_type.is_empty() {
+                "no content type"
+            } else {
+                &content_type
+            }
+        )));
     } else {
         ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(e.to_string()))?)
     };
@@ -87,13 +97,54 @@ pub(crate) async fn api_error(response: reqwest::Response) -> Error {
     Error::Api(Box::new(ApiError::from_parts(status, &headers, &body)))
 }
 
-/// Reads an error answer whole and returns it with its [`ApiError`] attached.
-pub(crate) async fn attach_error(response: reqwest::Response) -> reqwest::Response {
+/// Why a success body could not be buffered.
+pub(crate) enum BufferError {
+    /// Larger than the limit: not read past it.
+    TooLarge,
+    /// The body broke off.
+    Broken(reqwest::Error),
+}
+
+/// Reads a success body whole, but never more than `limit` bytes (decoded),
+/// and returns the response with the body in memory.
+pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<reqwest::Response, BufferError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(BufferError::TooLarge);
+    }
+    let status = response.status();
+    let version = response.version();
+    let headers = std::mem::take(response.headers_mut());
+    // Reserve what was announced (at most the limit), never more.
+    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BufferError::Broken)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BufferError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(rebuild(status, version, headers, body.into()))
+}
+
+/// Reads an error answer, only as far as an [`ApiError`] keeps it (64 KiB),
+/// and returns it with its [`ApiError`] attached.
+pub(crate) async fn attach_error(mut response: reqwest::Response) -> reqwest::Response {
     let status = response.status();
     let version = response.version();
     let headers = response.headers().clone();
-    // A body that breaks off is kept as far as it came.
-    let body = response.bytes().await.unwrap_or_default();
+    // A body that breaks off is kept as far as it came; one that goes on is
+    // not read past the kept size (the connection is dropped instead).
+    let mut body = Vec::new();
+    while body.len() < RAW_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RAW_BODY_LIMIT - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
+    }
+    let body = bytes::Bytes::from(body);
     let error = ApiError::from_parts(status, &headers, &body);
     let mut rebuilt = rebuild(status, version, headers, body);
     rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));

@@ -34,11 +34,33 @@ pub(crate) fn replay_clone(request: &reqwest::Request) -> Replay<'static> {
     Box::new(move || Box::pin(std::future::ready(kept.as_ref().and_then(reqwest::Request::try_clone))))
 }
 
+/// How much of a success answer the attempt reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Read it whole within the attempt, up to this many bytes: a body that
+    /// breaks off is a failed attempt (retried when that is safe), a larger
+    /// one is [`Error::ResponseTooLarge`].
+    Buffer(u64),
+    /// Hand it over unread, for the caller to stream.
+    Stream,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Answer(reqwest::Response),
+    Failure {
+        error: reqwest::Error,
+        status: Option<u16>,
+        request_id: Option<String>,
+    },
+}
+
 /// Sends `request`, retrying as the settings' policy allows, within `deadline`
 /// (no attempt starts, no wait ends and no attempt runs past it).
 ///
-/// Returns the last response whatever its status; an error answer carries its
-/// decoded [`ApiError`](crate::ApiError) in the response extensions.
+/// Returns the last answer whatever its status (an error answer carries its
+/// decoded [`ApiError`](crate::ApiError) in the response extensions), or the
+/// failure of the last attempt as an [`Error`].
 pub(crate) async fn execute(
     http: &reqwest::Client,
     settings: &Settings,
@@ -46,7 +68,8 @@ pub(crate) async fn execute(
     mut request: reqwest::Request,
     mut replay: Replay<'_>,
     deadline: Duration,
-) -> reqwest::Result<reqwest::Response> {
+    body: Body,
+) -> Result<reqwest::Response, Error> {
     let policy = &settings.retry;
     let deadline = Instant::now() + deadline;
     let mut waits = policy.backoff();
@@ -64,10 +87,19 @@ pub(crate) async fn execute(
             *request.timeout_mut() = Some(limit);
         }
         let method = request.method().clone();
-        let outcome = http.execute(request).await;
-        let (kind, server_wait, status, request_id) = match &outcome {
+        let outcome = match http.execute(request).await {
             Ok(response) => {
                 settings.note_api_version(response.headers());
+                read_answer(response, body).await?
+            }
+            Err(error) => Attempt::Failure {
+                error,
+                status: None,
+                request_id: None,
+            },
+        };
+        let (kind, server_wait, status, request_id) = match &outcome {
+            Attempt::Answer(response) => {
                 let status = response.status().as_u16();
                 (
                     Outcome::Status(status),
@@ -76,9 +108,20 @@ pub(crate) async fn execute(
                     crate::meta::request_id(response.headers()),
                 )
             }
-            Err(e) if e.is_connect() => (Outcome::NotConnected, None, None, None),
-            Err(e) if e.is_timeout() || e.is_request() || e.is_body() => (Outcome::Failed, None, None, None),
-            Err(_) => (Outcome::Other, None, None, None),
+            Attempt::Failure {
+                error,
+                status,
+                request_id,
+            } => {
+                let kind = if error.is_connect() {
+                    Outcome::NotConnected
+                } else if error.is_timeout() || error.is_request() || error.is_body() || error.is_decode() {
+                    Outcome::Failed
+                } else {
+                    Outcome::Other
+                };
+                (kind, None, *status, request_id.clone())
+            }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let wait = retry::decide(kind, safe, waits.next(), server_wait, policy, remaining);
@@ -88,16 +131,20 @@ pub(crate) async fn execute(
             attempt,
             status,
             request_id = request_id.as_deref(),
-            error = outcome.as_ref().err().map(|e| e.to_string()),
+            error = match &outcome {
+                Attempt::Failure { error, .. } => Some(error.to_string()),
+                Attempt::Answer(_) => None,
+            },
             wait_ms = wait.map(|w| w.as_millis() as u64),
             "tokportal attempt"
         );
-        let Some(wait) = wait else {
-            return finish(outcome).await;
+        let next = match wait {
+            Some(_) => replay().await,
+            None => None,
         };
-        let Some(next) = replay().await else {
-            // The body cannot be produced again: the last outcome stands.
-            return finish(outcome).await;
+        let (Some(wait), Some(next)) = (wait, next) else {
+            // No further attempt (or the body cannot be produced again): the last outcome stands.
+            return finish(outcome, safe).await;
         };
         tracing::info!(
             operation,
@@ -111,22 +158,75 @@ pub(crate) async fn execute(
     }
 }
 
-async fn finish(outcome: reqwest::Result<reqwest::Response>) -> reqwest::Result<reqwest::Response> {
-    match outcome {
-        Ok(response) if response.status().is_success() => Ok(response),
-        Ok(response) => Ok(decode::attach_error(response).await),
-        Err(e) => Err(e),
+/// Reads what the attempt must read: a success body whole (bounded) when
+/// asked to, an error body up to what an [`ApiError`](crate::ApiError) keeps.
+async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt, Error> {
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Ok(Attempt::Answer(decode::attach_error(response).await));
+    }
+    let Body::Buffer(limit) = body else {
+        return Ok(Attempt::Answer(response));
+    };
+    let request_id = crate::meta::request_id(response.headers());
+    match decode::buffer(response, limit).await {
+        Ok(response) => Ok(Attempt::Answer(response)),
+        Err(decode::BufferError::TooLarge) => Err(Error::ResponseTooLarge {
+            status,
+            limit,
+            request_id,
+        }),
+        Err(decode::BufferError::Broken(error)) => Ok(Attempt::Failure {
+            error,
+            status: Some(status),
+            request_id,
+        }),
     }
 }
 
+async fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error> {
+    match outcome {
+        Attempt::Answer(response) => Ok(response),
+        Attempt::Failure { error, .. } if error.is_connect() => Err(Error::Connect(error)),
+        Attempt::Failure { error, .. } if error.is_timeout() => Err(Error::Timeout(error)),
+        Attempt::Failure {
+            error,
+            status,
+            request_id,
+        } if !safe => Err(Error::AnswerLost {
+            status,
+            request_id,
+            message: one_line(&error),
+        }),
+        Attempt::Failure { error, .. } => Err(Error::Transport(error)),
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Sends a prepared request of a hand-written call and turns an error answer
-/// into [`Error::Api`].
+/// into [`Error::Api`]. `body` says whether the success body is read within
+/// the attempt (bounded) or handed over unread.
 pub(crate) async fn send(
     http: &reqwest::Client,
     settings: &Settings,
     op: &'static Operation,
     request: reqwest::Request,
     replay: Replay<'_>,
+    body: Body,
 ) -> Result<reqwest::Response, Error> {
     // An upload's own timeout (30 min by default) outlasts the ordinary
     // deadline: its deadline is never shorter than one attempt may take.
@@ -135,9 +235,7 @@ pub(crate) async fn send(
         Some(t) if op.is_multipart() => (*t).max(policy_deadline),
         _ => policy_deadline,
     };
-    let response = execute(http, settings, op.id, request, replay, deadline)
-        .await
-        .map_err(Error::from_reqwest)?;
+    let response = execute(http, settings, op.id, request, replay, deadline, body).await?;
     if response.status().is_success() {
         return Ok(response);
     }

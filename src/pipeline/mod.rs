@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) upload_timeout: Duration,
     /// When and how calls are retried.
     pub(crate) retry: RetryPolicy,
+    /// The largest success body read into memory, in bytes.
+    pub(crate) max_body: u64,
     /// Refuse, before sending, what the vendored contract does not know
     /// (unknown properties, enum values, query parameters) instead of
     /// sending it as given.
@@ -81,6 +83,7 @@ impl fmt::Debug for ClientState {
             .field("timeout", &self.0.timeout)
             .field("upload_timeout", &self.0.upload_timeout)
             .field("retry", &self.0.retry)
+            .field("max_response_body", &self.0.max_body)
             .field("strict_contract", &self.0.strict)
             .finish()
     }

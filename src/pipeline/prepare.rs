@@ -148,3 +148,95 @@ fn idempotency_key_rules(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::operations::{HttpMethod, ParamLocation, Parameter};
+
+    /// An operation with a free-text path parameter between two fixed
+    /// segments (the spec's own are UUIDs and integers, refused earlier).
+    static OP: Operation = Operation {
+        id: "getThing",
+        method: HttpMethod::Get,
+        path: "/things/{name}/detail",
+        tag: "Test",
+        summary: "",
+        description: None,
+        requires_auth: true,
+        rust_method: "get_thing",
+        cli_command: "get-thing",
+        idempotency_key: IdempotencyKeySupport::NotApplicable,
+        paginated: false,
+        handwritten: false,
+        params: &[Parameter {
+            name: "name",
+            location: ParamLocation::Path,
+            required: true,
+            repeatable: false,
+            description: None,
+            schema_json: r#"{"type":"string"}"#,
+        }],
+        body: None,
+        success_status: 200,
+        success_content_type: Some("application/json"),
+        success_schema: None,
+    };
+
+    fn segments(request: &reqwest::Request) -> Vec<String> {
+        request
+            .url()
+            .path_segments()
+            .map(|s| s.map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn value_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[./%?#a-z\\r\\n\\x00]{0,12}",
+            Just("..".to_owned()),
+            Just("%2F".to_owned()),
+            Just("a/../b".to_owned()),
+            Just("x?y#z".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_path_value_stays_one_segment_or_is_refused(value in value_strategy()) {
+            let args = OperationArgs::new().path("name", value.clone());
+            match build_request("http://127.0.0.1:9/api/ext", &OP, &args, true) {
+                Err(e) => {
+                    let invalid = matches!(e, Error::InvalidArgument { .. });
+                    prop_assert!(invalid, "{e:?}");
+                }
+                Ok(request) => {
+                    let parts = segments(&request);
+                    prop_assert_eq!(parts.len(), 5, "{}", request.url().as_str());
+                    prop_assert_eq!((&parts[0], &parts[1], &parts[2], &parts[4]), (&"api".to_owned(), &"ext".to_owned(), &"things".to_owned(), &"detail".to_owned()));
+                    let decoded = percent_encoding::percent_decode_str(&parts[3]).decode_utf8_lossy();
+                    prop_assert_eq!(decoded.as_ref(), value.as_str());
+                    prop_assert!(request.url().query().is_none() && request.url().fragment().is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_empty_values_are_refused() {
+        for value in ["", ".", ".."] {
+            let args = OperationArgs::new().path("name", value);
+            assert!(
+                build_request("http://127.0.0.1:9/api/ext", &OP, &args, true).is_err(),
+                "{value:?}"
+            );
+        }
+        let args = OperationArgs::new().path("name", json!("a/b"));
+        let request = build_request("http://127.0.0.1:9/api/ext", &OP, &args, true).unwrap();
+        assert_eq!(request.url().path(), "/api/ext/things/a%2Fb/detail");
+    }
+}

@@ -135,6 +135,15 @@ pub enum Reply {
     Drop,
     /// Read the request, then wait this long before answering 200 `{}`.
     Slow(Duration),
+    /// Read the request, then write these exact bytes and close.
+    Raw(Vec<u8>),
+    /// Read the request, write this head (status line and headers), then say
+    /// nothing more for up to 10 s.
+    HeadThenSilence(String),
+    /// Read the request, write this head, then write filler bytes until `total`
+    /// or until the client hangs up; the bytes written are counted in
+    /// [`Scripted::flooded`].
+    Flood { head: String, total: u64 },
 }
 
 pub fn json_reply(status: u16, body: Value) -> Reply {
@@ -151,6 +160,8 @@ pub fn json_reply(status: u16, body: Value) -> Reply {
 pub struct Scripted {
     pub base_url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Body bytes the `Flood` replies managed to write.
+    pub flooded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Scripted {
@@ -159,6 +170,8 @@ impl Scripted {
         let addr = listener.local_addr().expect("local addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
+        let flooded = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let written = flooded.clone();
         tokio::spawn(async move {
             let serve = async {
                 for reply in script {
@@ -174,6 +187,29 @@ impl Scripted {
                         Reply::Slow(wait) => {
                             tokio::time::sleep(wait).await;
                             let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
+                        }
+                        Reply::Raw(bytes) => {
+                            let _ = socket.write_all(&bytes).await;
+                            let _ = socket.shutdown().await;
+                        }
+                        Reply::HeadThenSilence(head) => {
+                            let _ = socket.write_all(head.as_bytes()).await;
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                        }
+                        Reply::Flood { head, total } => {
+                            let _ = socket.write_all(head.as_bytes()).await;
+                            let chunk = vec![b'x'; 64 * 1024];
+                            let mut sent = 0u64;
+                            while sent < total {
+                                let n = chunk.len().min((total - sent) as usize);
+                                let wrote =
+                                    tokio::time::timeout(Duration::from_secs(2), socket.write_all(&chunk[..n])).await;
+                                if !matches!(wrote, Ok(Ok(()))) {
+                                    break;
+                                }
+                                sent += n as u64;
+                                written.store(sent, std::sync::atomic::Ordering::SeqCst);
+                            }
                         }
                         Reply::Http(status, headers, body) => {
                             let mut out = format!(
@@ -196,6 +232,7 @@ impl Scripted {
         Self {
             base_url: format!("http://{addr}/api/ext"),
             received,
+            flooded,
         }
     }
 

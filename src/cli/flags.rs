@@ -1,0 +1,100 @@
+//! The call options every operation takes (key, base URL, retries, output,
+//! ...), and their reading into [`CallFlags`] before anything is done. They
+//! may stand before the command or after it; the environment fills in the
+//! key and the base URL (read here, so usage lines never show them as given).
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches};
+
+/// The call options: on the top-level command (before the command) and on
+/// every operation (after it), but not on the local tools.
+pub(crate) fn call_flags() -> Vec<Arg> {
+    vec![
+        Arg::new("api_key")
+            .long("api-key")
+            .value_name("KEY")
+            .help("API key (X-API-Key); default $TOKPORTAL_API_KEY"),
+        Arg::new("base_url")
+            .long("base-url")
+            .value_name("URL")
+            .help("API base URL; default $TOKPORTAL_BASE_URL or https://app.tokportal.com/api/ext"),
+        Arg::new("idempotency_key")
+            .long("idempotency-key")
+            .value_name("KEY")
+            .help("Idempotency-Key for a mutating call"),
+        Arg::new("request_id")
+            .long("request-id")
+            .value_name("ID")
+            .help("X-Request-ID to correlate the call"),
+        Arg::new("timeout")
+            .long("timeout")
+            .value_name("SECONDS")
+            .value_parser(clap::value_parser!(u64).range(1..))
+            .help("Timeout of each attempt, in seconds"),
+        Arg::new("no_retry")
+            .long("no-retry")
+            .action(ArgAction::SetTrue)
+            .help("Send once, never retry"),
+        Arg::new("strict")
+            .long("strict")
+            .action(ArgAction::SetTrue)
+            .help("Refuse, before sending, what the vendored contract does not know (unknown fields, enum values, query parameters)"),
+        Arg::new("dry_run")
+            .long("dry-run")
+            .action(ArgAction::SetTrue)
+            .help("Preview a mutating call (X-TokPortal-Dry-Run): prints what it would charge; changes nothing"),
+        Arg::new("compact")
+            .long("compact")
+            .action(ArgAction::SetTrue)
+            .help("Compact JSON output"),
+        Arg::new("output")
+            .long("output")
+            .short('o')
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Write the response body to this file"),
+    ]
+}
+
+/// The call options as given, from after the command first, then before it.
+#[derive(Debug, Default)]
+pub(crate) struct CallFlags {
+    pub(crate) api_key: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) no_retry: bool,
+    pub(crate) strict: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) compact: bool,
+    pub(crate) output: Option<PathBuf>,
+}
+
+impl CallFlags {
+    pub(crate) fn read(top: &ArgMatches, sub: &ArgMatches) -> Self {
+        fn value<T: Clone + Send + Sync + 'static>(top: &ArgMatches, sub: &ArgMatches, id: &str) -> Option<T> {
+            let get = |m: &ArgMatches| m.try_get_one::<T>(id).ok().flatten().cloned();
+            get(sub).or_else(|| get(top))
+        }
+        let flag = |id: &str| {
+            let get = |m: &ArgMatches| m.try_get_one::<bool>(id).ok().flatten().copied().unwrap_or(false);
+            get(sub) || get(top)
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let text = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Self {
+            api_key: text(value(top, sub, "api_key")).or_else(|| text(env(crate::API_KEY_ENV))),
+            base_url: text(value(top, sub, "base_url")).or_else(|| text(env(crate::BASE_URL_ENV))),
+            idempotency_key: value(top, sub, "idempotency_key"),
+            request_id: value(top, sub, "request_id"),
+            timeout: value(top, sub, "timeout"),
+            no_retry: flag("no_retry"),
+            strict: flag("strict"),
+            dry_run: flag("dry_run"),
+            compact: flag("compact"),
+            output: value(top, sub, "output"),
+        }
+    }
+}
