@@ -127,6 +127,11 @@ fn operation_table(ops: &[Operation], version: &str) -> String {
         let _ = writeln!(s, "        success_status: {},", op.success_status);
         let _ = writeln!(s, "        success_content_type: {:?},", op.success_content_type);
         let _ = writeln!(s, "        success_schema: {:?},", op.success_schema_name);
+        let _ = writeln!(
+            s,
+            "        success_schema_json: {:?},",
+            op.success_schema.as_ref().map(Value::to_string)
+        );
         let _ = writeln!(s, "    }},");
     }
     let _ = writeln!(s, "];");

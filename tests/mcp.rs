@@ -24,6 +24,8 @@ impl Session {
             .env("TOKPORTAL_API_KEY", KEY)
             .env("TOKPORTAL_BASE_URL", base_url)
             .env("RUST_LOG", "debug")
+            // Uploads are allowed from the working folder: the tests' files are in the temp folder.
+            .current_dir(std::env::temp_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -110,13 +112,19 @@ fn lists_78_tools_with_valid_schemas_and_annotations() {
             assert!(schema["properties"].get(p.name).is_some(), "{name}: {}", p.name);
         }
         assert!(!tool["description"].as_str().unwrap().is_empty());
-        let read_only = tool["annotations"]["readOnlyHint"].as_bool().unwrap();
+        // Only what differs from MCP's defaults is stated.
+        let read_only = tool["annotations"]["readOnlyHint"].as_bool().unwrap_or(false);
         assert_eq!(read_only, op.method.is_read_only(), "{name}");
-        assert_eq!(
-            tool["annotations"]["destructiveHint"].as_bool().unwrap(),
-            op.method.as_str() == "DELETE",
-            "{name}"
-        );
+        if !read_only {
+            assert_eq!(
+                tool["annotations"]["destructiveHint"].as_bool(),
+                Some(op.hints().destructive),
+                "{name}"
+            );
+        }
+        if op.method.as_str() == "DELETE" {
+            assert!(op.hints().destructive, "{name}");
+        }
     }
     let upload = tools.iter().find(|t| t["name"] == "uploadVideoDirect").unwrap();
     assert_eq!(upload["inputSchema"]["required"], json!(["file_path", "bundle_id"]));
@@ -347,4 +355,19 @@ fn every_invalid_argument_is_reported_at_once() {
     let result = s.call("listBundles", json!({"page": 2.5}));
     assert_eq!(result["structuredContent"]["error"]["field"], "page", "{result}");
     assert_eq!((any.calls(), page.calls()), (0, 1));
+}
+
+#[test]
+fn malformed_tool_calls_are_invalid_params() {
+    let mut s = Session::start("http://127.0.0.1:9");
+    for params in [
+        json!({"arguments": {}}),
+        json!({"name": "listBundles", "arguments": [1]}),
+        json!({"name": 7}),
+    ] {
+        let response = s.request("tools/call", params.clone());
+        assert_eq!(response["error"]["code"], -32602, "{params}: {response}");
+    }
+    let response = s.request("no/such/method", json!({}));
+    assert_eq!(response["error"]["code"], -32601, "{response}");
 }

@@ -16,11 +16,21 @@ use tokportal::mcp::ServeError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Err(answer) = tokportal::mcp::options::parse(std::env::args_os()) {
-        // --help, --version, or a usage error: answered at once.
-        let _ = answer.print();
-        return ExitCode::from(if answer.use_stderr() { 2 } else { 0 });
-    }
+    let matches = match tokportal::mcp::options::parse(std::env::args_os()) {
+        Ok(matches) => matches,
+        Err(answer) => {
+            // --help, --version, or a usage error: answered at once.
+            let _ = answer.print();
+            return ExitCode::from(if answer.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let options = match tokportal::mcp::Options::from_matches(&matches) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("tokportal-mcp: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -29,7 +39,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match tokportal::mcp::serve_stdio().await {
+    match tokportal::mcp::run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokportal-mcp: {e}");

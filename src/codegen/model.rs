@@ -60,6 +60,8 @@ pub struct Operation {
     pub success_content_type: Option<String>,
     /// Name of the success schema when it is a named component (`MeResponse`).
     pub success_schema_name: Option<String>,
+    /// That schema, every `$ref` inlined (only for a named success schema).
+    pub success_schema: Option<Value>,
 }
 
 impl Operation {
@@ -282,6 +284,16 @@ fn operation(
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix("#/components/schemas/"))
         .map(str::to_owned);
+    let success_schema = match &success_schema_name {
+        Some(name) => {
+            let pointer = format!("/components/schemas/{name}");
+            let schema = doc
+                .pointer(&pointer)
+                .ok_or_else(|| SpecError::new(&pointer, "the success schema is missing"))?;
+            Some(resolve_all(doc, schema, &pointer, &mut Vec::new())?)
+        }
+        None => None,
+    };
     Ok(Operation {
         id,
         method: method.to_owned(),
@@ -301,6 +313,7 @@ fn operation(
         success_status: status,
         success_content_type,
         success_schema_name,
+        success_schema,
     })
 }
 

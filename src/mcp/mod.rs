@@ -1,22 +1,34 @@
 //! Layer 6: the TokPortal API as an MCP server (feature `mcp`).
 //!
-//! - [`tools`]: one tool per operation (78), named by its operationId,
-//!   described and typed from the vendored spec;
-//! - [`server`]: the rmcp `ServerHandler` that lists and calls them;
-//! - [`options`]: the command line, parsed before anything starts.
+//! - [`options`]: the command line, parsed and checked before anything starts;
+//! - [`toolsets`]: the tags as toolsets, and the selection of exposed tools;
+//! - [`tools`]: one tool per operation, described and typed from the spec,
+//!   annotated from the reviewed hints table (`operations::Hints`);
+//! - [`dynamic`]: the three meta-tools of `--dynamic`;
+//! - [`files`]: the folders uploads may read from;
+//! - [`server`]: the rmcp `ServerHandler`;
+//! - [`http`]: streamable HTTP at `/mcp`, with its Origin and key guard;
+//! - [`caller`]: the key an HTTP caller sends.
 //!
-//! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls
-//! [`serve_stdio`].
+//! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls [`run`].
 
 use rmcp::ServiceExt;
 
+pub mod caller;
+pub mod dynamic;
+pub mod files;
+pub mod http;
 pub mod options;
 pub mod server;
 pub mod tools;
+pub mod toolsets;
 
+pub use options::Options;
 pub use server::TokPortalMcp;
 
-use crate::{API_KEY_ENV, ClientBuilder};
+use crate::{ClientBuilder, redirect_policy};
+use files::FileSandbox;
+use server::{Keys, Settings};
 
 /// `X-TokPortal-Client` of the MCP server.
 pub const IDENTIFIER: &str = concat!("tokportal-rust-mcp/", env!("CARGO_PKG_VERSION"));
@@ -25,28 +37,93 @@ pub const IDENTIFIER: &str = concat!("tokportal-rust-mcp/", env!("CARGO_PKG_VERS
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The client could not be configured from the environment.
+    /// The options or the environment do not make a server.
     #[error("{0}")]
-    Config(#[from] crate::Error),
+    Config(String),
     /// The transport failed to start or ended with an error.
     #[error("{0}")]
     Transport(String),
 }
 
-/// Serves the MCP protocol over stdin/stdout until the client disconnects,
-/// with a client configured from `TOKPORTAL_API_KEY` and `TOKPORTAL_BASE_URL`.
-pub async fn serve_stdio() -> Result<(), ServeError> {
-    let client = ClientBuilder::from_env().client_identifier(IDENTIFIER).build()?;
-    if std::env::var(API_KEY_ENV).is_err() {
-        tracing::warn!("TOKPORTAL_API_KEY is not set: only the public operations will work");
+impl From<crate::Error> for ServeError {
+    fn from(e: crate::Error) -> Self {
+        ServeError::Config(e.to_string())
     }
-    let running = TokPortalMcp::new(client)
-        .serve(rmcp::transport::stdio())
+}
+
+/// Builds the server for `options` and serves it over stdio or HTTP until
+/// the client disconnects (stdio) or the process is interrupted (HTTP).
+/// The API's address and, over stdio, the key come from the environment.
+pub async fn run(options: Options) -> Result<(), ServeError> {
+    let from_env = ClientBuilder::from_env().client_identifier(IDENTIFIER);
+    let files = match (&options.allow_dirs, options.http) {
+        (Some(dirs), _) => FileSandbox::new(dirs).map_err(ServeError::Config)?,
+        // Over stdio the server runs as its user, for that user: their working folder.
+        (None, None) => FileSandbox::new(&[std::env::current_dir().map_err(|e| ServeError::Config(e.to_string()))?])
+            .map_err(ServeError::Config)?,
+        // Over HTTP, callers are not the server's user: no uploads unless allowed.
+        (None, Some(_)) => FileSandbox::off(),
+    };
+    let settings = Settings {
+        selection: options.selection.clone(),
+        naming: options.naming,
+        dynamic: options.dynamic,
+        files,
+    };
+    let Some(addr) = options.http else {
+        if std::env::var(crate::API_KEY_ENV).is_err() {
+            tracing::warn!("TOKPORTAL_API_KEY is not set: only the public operations will work");
+        }
+        let server = TokPortalMcp::with_settings(Keys::Fixed(from_env.build()?), settings);
+        let running = server
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| ServeError::Transport(format!("cannot start: {e}")))?;
+        return running
+            .waiting()
+            .await
+            .map(|_| ())
+            .map_err(|e| ServeError::Transport(e.to_string()));
+    };
+    let http = reqwest::Client::builder()
+        .redirect(redirect_policy())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    // Checks the base URL once, before serving.
+    let base_url = std::env::var(crate::BASE_URL_ENV).ok().filter(|u| !u.trim().is_empty());
+    let strict = std::env::var(crate::STRICT_CONTRACT_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true"));
+    from_env.http_client(http.clone()).build()?;
+    let server = TokPortalMcp::with_settings(Keys::PerRequest { http, base_url, strict }, settings);
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| ServeError::Transport(format!("cannot start: {e}")))?;
-    running
-        .waiting()
-        .await
-        .map(|_| ())
-        .map_err(|e| ServeError::Transport(e.to_string()))
+        .map_err(|e| ServeError::Transport(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
+    if !http::is_loopback(&local) {
+        eprintln!(
+            "tokportal-mcp: warning: serving on {local}, beyond loopback: anyone who can reach it can use it with their key"
+        );
+    }
+    eprintln!("tokportal-mcp: listening on http://{local}/mcp");
+    http::serve(
+        listener,
+        server,
+        http::Origins::new(&options.allowed_origins),
+        options.allow_remote,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await
+    .map_err(|e| ServeError::Transport(e.to_string()))
+}
+
+/// [`run`] with the options of a parsed command line.
+pub async fn serve_stdio() -> Result<(), ServeError> {
+    let matches = options::command()
+        .try_get_matches_from(["tokportal-mcp"])
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    run(Options::from_matches(&matches).map_err(ServeError::Config)?).await
 }

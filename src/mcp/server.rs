@@ -1,69 +1,170 @@
-//! The MCP server: `tools/list` from the table, `tools/call` through
-//! [`Client::call_operation`](crate::Client::call_operation).
+//! The MCP server: `tools/list` from the selection, `tools/call` through
+//! [`Client::call_operation`](crate::Client::call_operation), with each
+//! caller's own key over HTTP and uploads only from allowed folders.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, Implementation,
+    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use super::tools::error_result;
-use crate::{Client, ResponseBody};
+use super::dynamic;
+use super::files::FileSandbox;
+use super::tools::{Naming, error_result, tool};
+use super::toolsets::{Selection, toolset_names};
+use crate::operations::{Operation, flat_keys};
+use crate::{Client, ClientBuilder, Error, ResponseBody};
 
-/// The TokPortal MCP server: one tool per operation, calls made with `client`.
+/// Where a call's API key comes from.
+#[derive(Clone)]
+pub enum Keys {
+    /// One client for every call (stdio: the server's own environment).
+    Fixed(Client),
+    /// Each HTTP request's own key (`Authorization: Bearer` or `X-API-Key`),
+    /// used for that request's calls only. The connection pool is shared.
+    PerRequest {
+        /// The shared HTTP client (same-origin redirects only).
+        http: reqwest::Client,
+        /// The API's base URL, when not the default.
+        base_url: Option<String>,
+        /// Hold to the vendored contract strictly.
+        strict: bool,
+    },
+}
+
+/// What a server exposes and how.
+#[derive(Clone)]
+pub struct Settings {
+    /// The exposed operations.
+    pub selection: Selection,
+    /// How tools are named.
+    pub naming: Naming,
+    /// A few meta-tools instead of one tool per operation.
+    pub dynamic: bool,
+    /// Where uploads may come from.
+    pub files: FileSandbox,
+}
+
+/// The TokPortal MCP server.
 #[derive(Clone)]
 pub struct TokPortalMcp {
-    client: Client,
+    keys: Keys,
+    settings: Arc<Settings>,
     tools: Arc<Vec<Tool>>,
+    by_name: Arc<HashMap<String, &'static Operation>>,
 }
 
 impl TokPortalMcp {
-    /// A server exposing every operation of the table, calling the API with `client`.
+    /// A server exposing every operation of the table, calling the API with
+    /// `client`, uploading from the working folder.
     pub fn new(client: Client) -> Self {
-        let tools = crate::operations::OPERATIONS.iter().map(super::tools::tool).collect();
+        let files = std::env::current_dir()
+            .ok()
+            .and_then(|d| FileSandbox::new(&[d]).ok())
+            .unwrap_or_else(FileSandbox::off);
+        Self::with_settings(
+            Keys::Fixed(client),
+            Settings {
+                selection: Selection::all(),
+                naming: Naming::OperationId,
+                dynamic: false,
+                files,
+            },
+        )
+    }
+
+    /// A server with these keys and settings.
+    pub fn with_settings(keys: Keys, settings: Settings) -> Self {
+        let mut by_name = HashMap::new();
+        for op in settings.selection.operations() {
+            by_name.insert(settings.naming.name(op), *op);
+            // Either name reaches the operation in dynamic mode.
+            by_name.insert(op.id.to_owned(), *op);
+        }
+        let tools = if settings.dynamic {
+            dynamic::tools()
+        } else {
+            settings
+                .selection
+                .operations()
+                .iter()
+                .map(|op| tool(op, settings.naming))
+                .collect()
+        };
         Self {
-            client,
+            keys,
+            settings: Arc::new(settings),
             tools: Arc::new(tools),
+            by_name: Arc::new(by_name),
         }
     }
-}
 
-impl ServerHandler for TokPortalMcp {
-    fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "TokPortal API tools, one per operation of the public API (operationId names). \
-                 Mutating tools accept an idempotency_key; list tools take page/per_page.",
-            )
+    /// The tools this server lists.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    /// The client for this call: the fixed one, or one with the HTTP caller's key.
+    fn client(&self, context: &RequestContext<RoleServer>) -> Result<Client, Error> {
+        match &self.keys {
+            Keys::Fixed(client) => Ok(client.clone()),
+            Keys::PerRequest { http, base_url, strict } => {
+                let parts = context.extensions.get::<http::request::Parts>();
+                let key = parts
+                    .and_then(|p| super::caller::caller_key(&p.headers))
+                    .ok_or(Error::MissingApiKey)?;
+                let mut builder = ClientBuilder::new()
+                    .http_client(http.clone())
+                    .client_identifier(super::IDENTIFIER)
+                    .strict_contract(*strict)
+                    .api_key(key);
+                if let Some(url) = base_url {
+                    builder = builder.base_url(url.as_str());
+                }
+                builder.build()
+            }
+        }
     }
 
-    async fn call_tool(
+    /// Calls `op` with `arguments`, uploads checked against the sandbox.
+    pub(crate) async fn call(
         &self,
-        request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        let Some(op) = crate::operations::find(&request.name) else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{}`", request.name),
-                None,
-            ));
+        op: &'static Operation,
+        mut arguments: JsonObject,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        if op.is_multipart()
+            && let Some(Value::String(path)) = arguments.get(flat_keys::FILE_PATH)
+        {
+            match self.settings.files.check(path) {
+                Ok(resolved) => {
+                    arguments.insert(
+                        flat_keys::FILE_PATH.into(),
+                        Value::String(resolved.display().to_string()),
+                    );
+                }
+                Err(why) => {
+                    tracing::warn!(tool = op.id, "upload refused: {why}");
+                    return error_result(&Error::InvalidArgument {
+                        operation: Some(op.id.to_owned()),
+                        field: Some(flat_keys::FILE_PATH.to_owned()),
+                        message: why,
+                        others: Vec::new(),
+                    });
+                }
+            }
+        }
+        let client = match self.client(context) {
+            Ok(client) => client,
+            Err(e) => return error_result(&e),
         };
-        let arguments = request.arguments.unwrap_or_default();
         tracing::info!(tool = op.id, "tools/call");
-        let result = match self.client.call_operation(op.id, arguments).await {
+        match client.call_operation(op.id, arguments).await {
             Ok(response) => {
                 let (text, structured) = match response.body {
                     ResponseBody::Json(v) => (v.to_string(), Some(v)),
@@ -78,7 +179,123 @@ impl ServerHandler for TokPortalMcp {
                 tracing::warn!(tool = op.id, error = %e, "tool call failed");
                 error_result(&e)
             }
+        }
+    }
+
+    /// The exposed operation named `name` (either naming).
+    pub(crate) fn exposed(&self, name: &str) -> Option<&'static Operation> {
+        self.by_name.get(name).copied()
+    }
+}
+
+/// What the server tells an agent when it connects.
+fn instructions(settings: &Settings) -> String {
+    let mut text = String::from(
+        "TokPortal: geo-targeted TikTok/Instagram/YouTube accounts, video bundles, uploads, analytics, \
+         comment tasks and webhooks. ",
+    );
+    if settings.dynamic {
+        text.push_str(
+            "Find operations with search_operations (by words or toolset), read one with describe_operation, \
+             run it with call_operation. ",
+        );
+    }
+    text.push_str(&format!(
+        "Toolsets: {}. Credits are debited at once and never refunded: before a paid action \
+         (its description says so), confirm with the user or preview it with dry_run: true, which charges \
+         nothing and changes nothing. Pass an idempotency_key on mutating calls you may retry: a retry with \
+         the same key returns the first answer. Lists take page and per_page (at most 100); stop when a page \
+         is empty or pagination.total_pages is reached.",
+        toolset_names().join(", ")
+    ));
+    if settings.files.dirs().is_empty() {
+        text.push_str(" Uploads from local files are off on this server.");
+    } else {
+        text.push_str(" Uploads (file_path) are allowed from the server's allowed folders only.");
+    }
+    text
+}
+
+impl ServerHandler for TokPortalMcp {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(instructions(&self.settings))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let arguments = request.arguments.unwrap_or_default();
+        if self.settings.dynamic {
+            let step = dynamic::step(
+                &self.settings.selection,
+                self.settings.naming,
+                |name| self.exposed(name),
+                &request.name,
+                arguments,
+            )?;
+            return Ok(match step {
+                dynamic::Step::Answer(result) => result,
+                dynamic::Step::Call(op, arguments) => self.call(op, arguments, &context).await,
+            }
+            .into());
+        }
+        // Only the listed tools can be called.
+        let Some(op) = self
+            .exposed(&request.name)
+            .filter(|op| self.settings.naming.name(op) == request.name)
+        else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
         };
-        Ok(result.into())
+        Ok(self.call(op, arguments, &context).await.into())
+    }
+
+    /// rmcp hands over a request of a known method whose params do not parse
+    /// (a `tools/call` without `name`, `arguments` as an array) as a custom
+    /// request; answered here as what it is, invalid params (-32602), rather
+    /// than rmcp's default "method not found" (-32601).
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        let known = [
+            "tools/call",
+            "tools/list",
+            "initialize",
+            "ping",
+            "resources/list",
+            "prompts/list",
+        ];
+        if known.contains(&request.method.as_str()) {
+            let hint = if request.method == "tools/call" {
+                ": `name` must be a string and `arguments`, when given, an object"
+            } else {
+                ""
+            };
+            return Err(McpError::invalid_params(
+                format!("malformed params for {}{hint}", request.method),
+                None,
+            ));
+        }
+        Err(McpError::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
     }
 }

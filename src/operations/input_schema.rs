@@ -67,16 +67,12 @@ impl Operation {
         if self.idempotency_key == IdempotencyKeySupport::Accepted {
             properties.insert(
                 flat_keys::IDEMPOTENCY_KEY.into(),
-                serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
-                    "description": "Idempotency-Key: a retry with the same key returns the first answer instead of acting twice."}),
+                // Explained once, in the MCP server's instructions, not on every tool.
+                serde_json::json!({"type": "string", "maxLength": 255}),
             );
         }
         if !self.method.is_read_only() {
-            properties.insert(
-                flat_keys::DRY_RUN.into(),
-                serde_json::json!({"type": "boolean",
-                    "description": "true: preview only (X-TokPortal-Dry-Run). The API answers with credits_would_charge and a cost_breakdown, charges nothing and changes nothing."}),
-            );
+            properties.insert(flat_keys::DRY_RUN.into(), serde_json::json!({"type": "boolean"}));
         }
         properties.insert(
             flat_keys::REQUEST_ID.into(),

@@ -12,8 +12,10 @@ use serde_json::Value;
 
 use crate::error::Error;
 
+mod hints;
 mod input_schema;
 
+pub use hints::Hints;
 pub use input_schema::flat_keys;
 
 /// HTTP method of an operation.
@@ -224,6 +226,8 @@ pub struct Operation {
     pub success_content_type: Option<&'static str>,
     /// Named schema of the success body (`MeResponse`), when it has one.
     pub success_schema: Option<&'static str>,
+    /// That schema as JSON text (dereferenced), when the spec names one.
+    pub success_schema_json: Option<&'static str>,
 }
 
 impl Operation {

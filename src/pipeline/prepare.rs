@@ -184,6 +184,7 @@ mod tests {
         success_status: 200,
         success_content_type: Some("application/json"),
         success_schema: None,
+        success_schema_json: None,
     };
 
     fn segments(request: &reqwest::Request) -> Vec<String> {
