@@ -133,13 +133,7 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("5. listed {} draft bundles across every page", bundles.len());
 
-    match client
-        .publish_bundle()
-        .id(BUNDLE.parse::<uuid::Uuid>()?)
-        .send()
-        .await
-        .map_err(Error::from)
-    {
+    match client.publish_bundle().id(BUNDLE.parse::<uuid::Uuid>()?).send().await {
         Ok(_) => println!("6. published"),
         Err(Error::Api(e)) => println!(
             "6. publish refused: HTTP {} {} ({}), details {}, request {}, retryable: {}",

@@ -20,7 +20,7 @@ pub(crate) const MISSING_API_KEY: &str =
 ///
 /// ```no_run
 /// # async fn run(client: tokportal::Client) {
-/// match client.get_current_user().send().await.map_err(tokportal::Error::from) {
+/// match client.get_current_user().send().await {
 ///     Ok(me) => println!("{:?}", me.into_inner()),
 ///     Err(tokportal::Error::Api(e)) if e.is_retryable() => {
 ///         println!("retry in {:?}s (request {:?})", e.retry_after_seconds, e.request_id)
@@ -204,7 +204,7 @@ impl Error {
 }
 
 /// One problem with a call's arguments.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct InvalidField {
     /// The parameter or body field, when known.
     pub field: Option<String>,
@@ -382,6 +382,99 @@ impl CarriedError {
     fn take(&self) -> Option<Error> {
         self.0.lock().ok().and_then(|mut e| e.take())
     }
+}
+
+/// Marks a check failure of the generated client's `pre` hook, carried as
+/// JSON through progenitor's string-only `InvalidRequest`.
+pub(crate) const CHECK_FAILED: &str = "tokportal-check-failed:";
+
+impl Error {
+    /// A generated builder's failure as an [`Error`], naming `operation`.
+    ///
+    /// A value the builder could not convert (`conversion to `Uuid` for id
+    /// failed`) becomes an [`Error::InvalidArgument`] naming the field, in
+    /// the same wording as the other paths.
+    pub fn from_generated<E>(e: progenitor_client::Error<E>, operation: &str) -> Self {
+        match e {
+            progenitor_client::Error::InvalidRequest(message) => {
+                if let Some(json) = message.strip_prefix(CHECK_FAILED) {
+                    return serde_json::from_str::<CarriedInvalid>(json)
+                        .map(CarriedInvalid::into_error)
+                        .unwrap_or_else(|_| Error::invalid(Some(operation), None, json));
+                }
+                let (field, rule) = builder_problem(&message);
+                Error::invalid(Some(operation), field.as_deref(), rule)
+            }
+            other => Error::from(other),
+        }
+    }
+
+    /// The check failure as the text carried through `InvalidRequest`.
+    pub(crate) fn carried_check(&self) -> String {
+        match self {
+            Error::InvalidArgument {
+                operation,
+                field,
+                message,
+                others,
+            } => {
+                let carried = CarriedInvalid {
+                    operation: operation.clone(),
+                    field: field.clone(),
+                    message: message.clone(),
+                    others: others.clone(),
+                };
+                format!("{CHECK_FAILED}{}", serde_json::to_string(&carried).unwrap_or_default())
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct CarriedInvalid {
+    operation: Option<String>,
+    field: Option<String>,
+    message: String,
+    others: Vec<InvalidField>,
+}
+
+impl CarriedInvalid {
+    fn into_error(self) -> Error {
+        Error::InvalidArgument {
+            operation: self.operation,
+            field: self.field,
+            message: self.message,
+            others: self.others,
+        }
+    }
+}
+
+/// The field and the rule of a builder's conversion message:
+/// ``conversion to `:: uuid :: Uuid` for id failed`` → (`id`, "must be a UUID").
+fn builder_problem(message: &str) -> (Option<String>, String) {
+    if let Some(rest) = message.strip_prefix("conversion to `")
+        && let Some((ty, rest)) = rest.split_once("` for ")
+        && let Some(field) = rest.strip_suffix(" failed")
+    {
+        let ty = ty.replace(' ', "");
+        let rule = match ty.rsplit("::").next().unwrap_or(&ty) {
+            "Uuid" => "must be a UUID".to_owned(),
+            "NonZeroU64" => "must be a whole number of at least 1".to_owned(),
+            "IdempotencyKey" | "RequestId" => "must be 1 to 255 visible ASCII characters".to_owned(),
+            other => format!("cannot be converted to {other}"),
+        };
+        return (Some(field.to_owned()), rule);
+    }
+    if let Some(rest) = message.strip_prefix("error converting supplied value for ")
+        && let Some((field, why)) = rest.split_once(": ")
+    {
+        return (Some(field.to_owned()), why.to_owned());
+    }
+    if let Some(field) = message.strip_prefix("no value supplied for ") {
+        return (Some(field.trim().to_owned()), "required".to_owned());
+    }
+    (None, message.to_owned())
 }
 
 impl<E> From<progenitor_client::Error<E>> for Error {

@@ -33,7 +33,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Errors of the generated methods convert into [`Error`] with `?`.
+//! Every call, typed or not, fails with one error type, [`Error`]. Requests
+//! are typed; of the answers, the contract types three (`MeResponse`,
+//! `CreateBundleResponse`, `WebhookEventsResponse`): decode the others'
+//! `data` into your own types with [`ResponseData::data_as`] or
+//! [`OperationResponse::data_as`].
 #![warn(missing_docs)]
 
 /// The progenitor-generated client (`OUT_DIR/progenitor.rs`): the [`Client`]
@@ -49,6 +53,7 @@ pub mod generated {
 // own layer or the ones below; `tests/layers.rs` checks it.
 //
 // 1. the spec model and the vocabulary every layer shares
+mod data;
 mod dry_run;
 mod error;
 pub mod headers;
@@ -74,11 +79,12 @@ pub mod cli;
 pub mod mcp;
 
 pub use calls::{pagination, uploads};
-pub use check::OperationArgs;
+pub use check::{IntoValues, OperationArgs};
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BODY,
     STRICT_CONTRACT_ENV, redirect_policy,
 };
+pub use data::ResponseData;
 pub use dry_run::DryRunPreview;
 pub use error::{ApiError, Error, InvalidField};
 pub use generated::{ByteStream, Client, ResponseValue, builder, types};

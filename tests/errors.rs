@@ -63,7 +63,6 @@ async fn each_listed_status_decodes_through_the_typed_client() {
             .body(CreateBundleRequest::builder().bundle_type(CreateBundleRequestBundleType::AccountOnly))
             .send()
             .await
-            .map_err(Error::from)
             .unwrap_err();
         check(&err, status, code);
         assert_eq!(mock.calls(), 1, "sent once with retries off");
@@ -99,7 +98,7 @@ async fn an_html_502_from_a_proxy_keeps_its_raw_body() {
             .body("<html><h1>502 Bad Gateway</h1></html>");
     });
     let client = common::client_without_retries(&server.base_url());
-    let err = Error::from(client.get_current_user().send().await.unwrap_err());
+    let err = client.get_current_user().send().await.unwrap_err();
     let api = err.api().expect("API error");
     assert_eq!(api.status, 502);
     assert_eq!(api.code, None);
@@ -123,7 +122,7 @@ async fn an_undecodable_success_body_is_a_decode_error() {
             .body("{\"data\": ");
     });
     let client = common::client_without_retries(&server.base_url());
-    let err = Error::from(client.get_current_user().send().await.unwrap_err());
+    let err = client.get_current_user().send().await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     let err = client
         .request_operation("getCurrentUser", OperationArgs::new())
@@ -172,14 +171,12 @@ async fn a_secret_bearing_answer_never_lands_in_an_error() {
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     assert!(!format!("{err:?} {err}").contains("hunter2"));
     // The typed method too.
-    let err = Error::from(
-        client
-            .reveal_account_credentials()
-            .id(common::UUID_A.parse::<uuid::Uuid>().unwrap())
-            .send()
-            .await
-            .unwrap_err(),
-    );
+    let err = client
+        .reveal_account_credentials()
+        .id(common::UUID_A.parse::<uuid::Uuid>().unwrap())
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     assert!(!format!("{err:?} {err}").contains("hunter2"), "{err:?}");
 }

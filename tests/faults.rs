@@ -75,7 +75,7 @@ async fn a_truncated_body_is_a_failed_attempt() {
     // Cut every time: a transport error after every attempt.
     let server = Scripted::start(vec![truncated(), truncated(), truncated()]).await;
     let err = client(&server.base_url).list_countries().send().await.unwrap_err();
-    assert!(matches!(Error::from(err), Error::Transport(_)));
+    assert!(matches!(err, Error::Transport(_)));
     assert_eq!(server.requests().len(), 3);
 
     // A POST without a key: never sent again, and the error says it may have been applied.
@@ -156,7 +156,7 @@ async fn undecodable_success_bodies_are_decode_errors() {
         assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
     }
     for _ in 0..2 {
-        let err = Error::from(c.list_countries().send().await.unwrap_err());
+        let err = c.list_countries().send().await.unwrap_err();
         assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
     }
     // Decode errors are the server's answer: not retried.
@@ -202,7 +202,7 @@ async fn oversized_bodies_are_refused_without_reading_them() {
         let server = Scripted::start(vec![reply]).await;
         let c = limited(&server.base_url, MIB);
         let err = if typed {
-            Error::from(c.list_countries().send().await.unwrap_err())
+            c.list_countries().send().await.unwrap_err()
         } else {
             c.request_operation("listCountries", OperationArgs::new())
                 .await

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, bottom to top. A new module must be placed here.
 const LAYERS: &[(&str, u8)] = &[
     ("codegen", 0),
+    ("data", 1),
     ("dry_run", 1),
     ("headers", 1),
     ("secret", 1),
@@ -190,6 +191,10 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
     let mut problems = Vec::new();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, file) in &files {
+        // Build-time code: its `quote!` templates name the generated code's paths.
+        if module.starts_with("codegen") {
+            continue;
+        }
         let Some(own) = layer(module) else {
             problems.push(format!(
                 "{module}: not in any layer; add it to LAYERS and ARCHITECTURE.md"

@@ -53,10 +53,9 @@ async fn create_bundle_sends_typed_body_and_idempotency_key() {
                 .path("/bundles")
                 .header("idempotency-key", "bundle-create-123")
                 .header("x-request-id", "trace-1")
+                // Exactly the fields set: the spec's defaults are the server's business.
                 .json_body(json!({
-                    "bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 5,
-                    "platform": "tiktok", "edits_quantity": 0, "auto_finalize_videos": true,
-                    "wants_deep_warming": false, "wants_moderation": false, "wants_niche_warming": false
+                    "bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 5
                 }));
             then.status(201)
                 .header("content-type", "application/json")
@@ -197,15 +196,25 @@ async fn invalid_arguments_fail_before_sending() {
         .idempotency_key("has a space")
         .send()
         .await
-        .map_err(Error::from)
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
 
     // An out-of-range integer (per_page maximum 100).
-    let err = Error::from(client.list_bundles().per_page(101).send().await.unwrap_err());
+    let err = client.list_bundles().per_page(101).send().await.unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidArgument { message, .. } if message.contains("per_page")),
+        matches!(&err, Error::InvalidArgument { operation: Some(op), field: Some(f), message, .. }
+            if op == "listBundles" && f == "per_page" && message == "101 is greater than the maximum of 100"),
         "{err}"
+    );
+    // One wording on every path: the typed builder and the dynamic call say the same.
+    let dynamic = client
+        .request_operation("listBundles", tokportal::OperationArgs::new().query("per_page", 101))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), dynamic.to_string());
+    assert_eq!(
+        err.to_string(),
+        "listBundles: invalid argument `per_page`: 101 is greater than the maximum of 100"
     );
 
     // An enum value the contract does not know, through a strict client's dynamic call
@@ -256,7 +265,7 @@ async fn missing_key_is_a_typed_error_and_nothing_is_sent() {
         .base_url(server.base_url())
         .build()
         .unwrap();
-    let err = Error::from(client.get_current_user().send().await.unwrap_err());
+    let err = client.get_current_user().send().await.unwrap_err();
     assert!(matches!(err, Error::MissingApiKey), "{err}");
     let err = client
         .request_operation("getCurrentUser", Default::default())

@@ -507,7 +507,7 @@ impl Client {
             .url(url.into())
             .bundle_id(bundle_id)
             .purpose(purpose);
-        Ok(self.upload_image_from_url().body(body).send().await?)
+        self.upload_image_from_url().body(body).send().await
     }
 
     /// `POST /bundles/{id}/videos/{position}/fix-download` (the product docs'
@@ -523,13 +523,12 @@ impl Client {
         let body = crate::generated::types::FixVideoDownloadRequest::Variant0 {
             video_url: video_url.into(),
         };
-        Ok(self
-            .fix_bundle_video_download()
+        self.fix_bundle_video_download()
             .id(bundle_id)
             .position(position)
             .body(body)
             .send()
-            .await?)
+            .await
     }
 }
 

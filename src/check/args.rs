@@ -303,3 +303,52 @@ fn scalar_text(op: &Operation, name: &str, value: &Value) -> Result<String, Erro
         )),
     }
 }
+
+/// One value or many, for a repeatable query filter of a typed builder:
+/// `.account("A")`, `.account(vec!["A", "B"])` or `.account(["A", "B"])`.
+///
+/// ```
+/// use tokportal::IntoValues;
+/// assert_eq!("a".into_values(), vec!["a".to_owned()]);
+/// assert_eq!(["a", "b"].into_values(), vec!["a".to_owned(), "b".to_owned()]);
+/// ```
+pub trait IntoValues {
+    /// The values, as sent.
+    fn into_values(self) -> Vec<String>;
+}
+
+impl IntoValues for &str {
+    fn into_values(self) -> Vec<String> {
+        vec![self.to_owned()]
+    }
+}
+
+impl IntoValues for String {
+    fn into_values(self) -> Vec<String> {
+        vec![self]
+    }
+}
+
+impl IntoValues for &String {
+    fn into_values(self) -> Vec<String> {
+        vec![self.clone()]
+    }
+}
+
+impl<T: Into<String>> IntoValues for Vec<T> {
+    fn into_values(self) -> Vec<String> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<T: Into<String> + Clone> IntoValues for &[T] {
+    fn into_values(self) -> Vec<String> {
+        self.iter().cloned().map(Into::into).collect()
+    }
+}
+
+impl<T: Into<String>, const N: usize> IntoValues for [T; N] {
+    fn into_values(self) -> Vec<String> {
+        self.into_iter().map(Into::into).collect()
+    }
+}

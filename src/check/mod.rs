@@ -10,7 +10,7 @@ pub(crate) mod form;
 pub(crate) mod request;
 pub(crate) mod schema;
 
-pub use args::OperationArgs;
+pub use args::{IntoValues, OperationArgs};
 
 /// Says once per operation and name, through `tracing`, that something the
 /// vendored contract does not know is sent as given (a newer API accepts it;

@@ -25,7 +25,8 @@ impl ClientHooks<ClientState> for Client {
             .and_then(|()| prepare::prepare(self.inner.settings(), op, request, false))
             .map_err(|e| match e {
                 Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),
-                other => progenitor_client::Error::InvalidRequest(other.to_string()),
+                // Carried whole (operation, every field), taken back out by `Error::from_generated`.
+                other => progenitor_client::Error::InvalidRequest(other.carried_check()),
             })
     }
 

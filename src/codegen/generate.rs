@@ -4,6 +4,9 @@
 use super::prepare;
 use serde_json::Value;
 
+#[path = "postprocess.rs"]
+mod postprocess;
+
 /// progenitor's settings: builder interface, hooks implemented by the SDK.
 pub fn settings() -> Result<progenitor::GenerationSettings, String> {
     let mut settings = progenitor::GenerationSettings::new();
@@ -44,13 +47,15 @@ pub fn httpmock(doc: &Value) -> Result<proc_macro2::TokenStream, String> {
     quietly(|| generator.httpmock(&spec, "crate::generated"))?.map_err(|e| format!("progenitor httpmock: {e}"))
 }
 
-/// Formats generated tokens as a Rust file.
+/// Formats generated tokens as a Rust file, after the rewrites of
+/// `postprocess.rs` (a `send()` returning `crate::Error`, one-or-many filters).
 ///
 /// progenitor documents each method with a usage sketch marked ```` ```ignore ````
 /// (it names values the reader supplies); it is shown as text, so that rustdoc
 /// does not count 75 ignored doc tests.
 pub fn format(tokens: proc_macro2::TokenStream) -> Result<String, String> {
-    let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
+    let mut file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
+    postprocess::postprocess(&mut file);
     Ok(prettyplease::unparse(&file).replace("```ignore", "```text"))
 }
 

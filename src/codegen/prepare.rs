@@ -192,6 +192,26 @@ pub fn accepts_idempotency_key(method: &str, operation_id: &str) -> bool {
     matches!(method, "post" | "put" | "patch" | "delete") && !NO_IDEMPOTENCY_KEY.contains(&operation_id)
 }
 
+/// Removes every schema `default` (a property named `default` stays).
+fn strip_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("default");
+            for (key, child) in map.iter_mut() {
+                if key == "properties" {
+                    if let Value::Object(props) = child {
+                        props.values_mut().for_each(strip_defaults);
+                    }
+                } else {
+                    strip_defaults(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
+}
+
 /// Builds progenitor's input from a [`normalize`]d document:
 ///
 /// 1. the `multipart/form-data` operations are left out (progenitor rejects
@@ -206,7 +226,11 @@ pub fn accepts_idempotency_key(method: &str, operation_id: &str) -> bool {
 ///    and `.x_request_id()` (both validated before sending), and an optional
 ///    `X-TokPortal-Dry-Run` on every mutating operation (wrapped as
 ///    `.dry_run()` by a generated extension);
-/// 4. the result is lowered to OpenAPI 3.0.3 ([`lower::lower_to_30`]).
+/// 4. schema `default`s are removed: they are the server's business, and
+///    typify's builders would send them as if the caller had set them (a
+///    `videos_only` bundle pinned to `platform: tiktok`). Without them an
+///    optional field is an `Option`, sent only when set;
+/// 5. the result is lowered to OpenAPI 3.0.3 ([`lower::lower_to_30`]).
 pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
     let mut doc = normalized.clone();
     let multipart = multipart_operations(&doc);
@@ -297,6 +321,7 @@ pub fn for_progenitor(normalized: &Value) -> Result<Value, SpecError> {
         json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
                "description": "A request correlation id: 1 to 255 visible ASCII characters."}),
     );
+    strip_defaults(&mut doc);
     lower::lower_to_30(&mut doc)?;
     Ok(doc)
 }

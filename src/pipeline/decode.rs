@@ -31,6 +31,25 @@ pub struct OperationResponse {
 }
 
 impl OperationResponse {
+    /// The answer's `data` (the whole body when it has none) as your own type.
+    ///
+    /// ```no_run
+    /// # async fn run(client: tokportal::Client) -> Result<(), tokportal::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Country { code: String }
+    /// let countries: Vec<Country> = client
+    ///     .request_operation("listCountries", tokportal::OperationArgs::new())
+    ///     .await?
+    ///     .data_as()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn data_as<U: serde::de::DeserializeOwned>(&self) -> Result<U, Error> {
+        match &self.body {
+            ResponseBody::Json(body) => crate::data::data_as(body, self.meta.status),
+            _ => Err(Error::decode(self.meta.status, "the answer is not JSON", b"")),
+        }
+    }
+
     /// The preview, when this answers a dry run (`OperationArgs::dry_run`).
     pub fn dry_run_preview(&self) -> Option<crate::dry_run::DryRunPreview> {
         match &self.body {
