@@ -72,7 +72,11 @@ impl Client {
             *request.body_mut() = Some(bytes.into());
         }
         prepare::prepare(settings, op, &mut request, false)?;
-        let replay = execute::replay_clone(&request);
+        let replay = if settings.retry.enabled() {
+            execute::replay_clone(&request)
+        } else {
+            execute::no_replay()
+        };
         execute::send(&self.client, settings, op, request, replay, body).await
     }
 }

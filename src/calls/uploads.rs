@@ -1,7 +1,7 @@
 //! The three `multipart/form-data` operations, written by hand from the spec
 //! (progenitor 0.15 cannot generate multipart bodies), and upload helpers.
 //!
-//! Files are streamed from disk in 1 MiB chunks, never read whole into
+//! Files are streamed from disk in 256 KiB chunks, never read whole into
 //! memory, with a known length (so the request has a `Content-Length`), an
 //! optional progress callback and the client's upload timeout (30 min by
 //! default instead of the ordinary 30 s).
@@ -26,7 +26,7 @@ use crate::pipeline::decode::{OperationResponse, decode_response};
 use crate::pipeline::execute::{self, Body, Replay};
 use crate::pipeline::prepare;
 
-const CHUNK: usize = 1024 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// A progress callback: `(bytes sent, total bytes)`.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -408,7 +408,7 @@ impl Client {
                 })
             })
         } else {
-            Box::new(|| Box::pin(std::future::ready(None)))
+            execute::no_replay()
         };
         execute::send(
             &self.client,

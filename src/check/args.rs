@@ -234,7 +234,7 @@ pub(crate) fn check(op: &'static Operation, args: &OperationArgs, strict: bool) 
             }
             continue;
         };
-        let value = coerce_value(&p.schema(), value.clone());
+        let value = coerce_value(&super::schema::parsed(p.schema_json), value.clone());
         if let Err(e) = check_value(op, p.name, p.schema_json, &value, strict) {
             problems.push(e);
             continue;

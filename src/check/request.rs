@@ -2,7 +2,7 @@
 //! client built, re-checked against the spec (typify does not enforce every
 //! constraint, integer ranges among them).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use serde_json::Value;
 
@@ -13,20 +13,28 @@ use crate::operations::{Operation, ParamLocation};
 /// Checks the query parameters and JSON body of a built request (the
 /// generated client's path: its typed values are re-checked against the spec).
 pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, strict: bool) -> Result<(), Error> {
-    let mut query: HashMap<String, Vec<String>> = HashMap::new();
-    for (k, v) in request.url().query_pairs() {
-        query.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-    for (name, values) in &query {
+    // Borrowed where nothing was escaped: a typed call's query costs no copies.
+    let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = request.url().query_pairs().collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in &pairs {
+        if seen.contains(&name.as_ref()) {
+            continue;
+        }
+        seen.push(name);
+        let values: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_ref())
+            .collect();
         let param = op
             .params
             .iter()
             .find(|p| p.location == ParamLocation::Query && p.name == name)
             .ok_or_else(|| Error::invalid(Some(op.id), Some(name), "not a query parameter of this operation"))?;
-        let schema = param.schema();
+        let schema = super::schema::parsed(param.schema_json);
         let value = if param.repeatable {
-            let items = schema.get("items").cloned().unwrap_or(Value::Null);
-            Value::Array(values.iter().map(|v| coerce(&items, v)).collect())
+            let items = schema.get("items").unwrap_or(&Value::Null);
+            Value::Array(values.iter().map(|v| coerce(items, v)).collect())
         } else if let [single] = values.as_slice() {
             coerce(&schema, single)
         } else {

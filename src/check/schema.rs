@@ -2,7 +2,7 @@
 //! per operation and field, and the coercion of text into the schema's type.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
@@ -11,12 +11,15 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::operations::Operation;
 
-type Cache = Mutex<HashMap<(&'static str, &'static str), Arc<Validator>>>;
+/// Compiled validators by the address of their schema text (every schema of
+/// the table is a distinct `&'static str`). Read-mostly: a read lock per call.
+type Cache = RwLock<HashMap<usize, Arc<Validator>>>;
 
 fn validator(op: &'static Operation, field: &'static str, schema_json: &'static str) -> Result<Arc<Validator>, Error> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(v) = cache.lock().ok().and_then(|c| c.get(&(op.id, field)).cloned()) {
+    let key = schema_json.as_ptr() as usize;
+    if let Some(v) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(v);
     }
     let schema: Value = serde_json::from_str(schema_json)
@@ -26,10 +29,25 @@ fn validator(op: &'static Operation, field: &'static str, schema_json: &'static 
         .build(&schema)
         .map_err(|e| Error::Config(format!("{}: the schema of `{field}` does not compile: {e}", op.id)))?;
     let compiled = Arc::new(compiled);
-    if let Ok(mut c) = cache.lock() {
-        c.insert((op.id, field), compiled.clone());
+    if let Ok(mut c) = cache.write() {
+        c.insert(key, compiled.clone());
     }
     Ok(compiled)
+}
+
+/// A parameter's schema, parsed once per process.
+pub(crate) fn parsed(schema_json: &'static str) -> Arc<Value> {
+    static PARSED: OnceLock<RwLock<HashMap<usize, Arc<Value>>>> = OnceLock::new();
+    let cache = PARSED.get_or_init(Default::default);
+    let key = schema_json.as_ptr() as usize;
+    if let Some(v) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+        return v;
+    }
+    let value = Arc::new(serde_json::from_str(schema_json).unwrap_or(Value::Bool(true)));
+    if let Ok(mut c) = cache.write() {
+        c.insert(key, value.clone());
+    }
+    value
 }
 
 /// Checks `value` against the schema of parameter or body `field` of `op`.
@@ -46,6 +64,10 @@ pub(crate) fn check_value(
     strict: bool,
 ) -> Result<(), Error> {
     let v = validator(op, field, schema_json)?;
+    // Most values are valid: no error iterator to build for them.
+    if v.is_valid(value) {
+        return Ok(());
+    }
     let mut messages = Vec::new();
     for e in v.iter_errors(value) {
         let at = e.instance_path().to_string();

@@ -34,8 +34,13 @@ impl ClientHooks<ClientState> for Client {
         let op = operations::find_by_rust_method(info.operation_id);
         // Traced under its operationId, like the hand-written calls.
         let name = op.map_or(info.operation_id, |op| op.id);
-        let replay = execute::replay_clone(&request);
         let settings = self.inner.settings();
+        // A copy for a further attempt only when there can be one.
+        let replay = if settings.retry.enabled() {
+            execute::replay_clone(&request)
+        } else {
+            execute::no_replay()
+        };
         let deadline = settings.retry.overall_deadline();
         // JSON answers are read within the attempt (bounded, retried when they
         // break off); CSV and HTML exports reach the caller as a stream.

@@ -257,7 +257,13 @@ pub fn find(id: &str) -> Option<&'static Operation> {
 
 /// The operation whose generated Rust method is `rust_method` (`get_current_user`).
 pub fn find_by_rust_method(rust_method: &str) -> Option<&'static Operation> {
-    OPERATIONS.iter().find(|op| op.rust_method == rust_method)
+    // Looked up on every typed call (twice): an index, built once.
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Operation>> =
+        std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| OPERATIONS.iter().map(|op| (op.rust_method, op)).collect())
+        .get(rust_method)
+        .copied()
 }
 
 /// The operation with this id, or a typed error naming it.

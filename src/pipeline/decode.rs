@@ -131,9 +131,15 @@ pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Resul
     if announced.is_some_and(|n| n > limit) {
         return Err(BufferError::TooLarge);
     }
-    let status = response.status();
-    let version = response.version();
-    let headers = std::mem::take(response.headers_mut());
+    let parts = Parts::take(&mut response);
+    if announced.is_some() {
+        // Announced within the limit: reqwest reads it in one go, and a body
+        // that breaks off before its length is still an error.
+        return match response.bytes().await {
+            Ok(bytes) => Ok(rebuild(parts, bytes)),
+            Err(e) => Err(BufferError::Broken(e)),
+        };
+    }
     // Reserve what was announced (at most the limit), never more.
     let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = response.chunk().await.map_err(BufferError::Broken)? {
@@ -142,15 +148,13 @@ pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Resul
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(rebuild(status, version, headers, body.into()))
+    Ok(rebuild(parts, body.into()))
 }
 
 /// Reads an error answer, only as far as an [`ApiError`] keeps it (64 KiB),
 /// and returns it with its [`ApiError`] attached.
 pub(crate) async fn attach_error(mut response: reqwest::Response) -> reqwest::Response {
-    let status = response.status();
-    let version = response.version();
-    let headers = response.headers().clone();
+    let parts = Parts::take(&mut response);
     // A body that breaks off is kept as far as it came; one that goes on is
     // not read past the kept size (the connection is dropped instead).
     let mut body = Vec::new();
@@ -164,35 +168,61 @@ pub(crate) async fn attach_error(mut response: reqwest::Response) -> reqwest::Re
         }
     }
     let body = bytes::Bytes::from(body);
-    let error = ApiError::from_parts(status, &headers, &body);
-    let mut rebuilt = rebuild(status, version, headers, body);
+    let error = ApiError::from_parts(parts.status, &parts.headers, &body);
+    let mut rebuilt = rebuild(parts, body);
     rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));
     rebuilt
 }
 
 /// Passes a JSON-object body through; replaces any other body with a marker,
 /// so that a decode error cannot carry a secret-bearing answer.
-pub(crate) async fn withhold_unless_json_object(response: reqwest::Response) -> reqwest::Response {
-    let status = response.status();
-    let version = response.version();
-    let headers = response.headers().clone();
+pub(crate) async fn withhold_unless_json_object(mut response: reqwest::Response) -> reqwest::Response {
+    let parts = Parts::take(&mut response);
     let body = match response.bytes().await {
         Ok(bytes) if serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).is_ok() => bytes,
         _ => bytes::Bytes::from_static(b"[withheld: not the JSON object the spec describes; it may hold secrets]"),
     };
-    rebuild(status, version, headers, body)
+    rebuild(parts, body)
 }
 
 /// A response with the given parts and a body already read.
-fn rebuild(
-    status: http::StatusCode,
-    version: http::Version,
-    headers: http::HeaderMap,
-    body: bytes::Bytes,
-) -> reqwest::Response {
-    let mut rebuilt = http::Response::new(body);
+fn rebuild(parts: Parts, body: bytes::Bytes) -> reqwest::Response {
+    use reqwest::ResponseBuilderExt;
+    let Parts {
+        status,
+        version,
+        headers,
+        url,
+    } = parts;
+    // The URL is carried over (reqwest would otherwise parse a placeholder per call).
+    let mut rebuilt = match http::Response::builder().url(url).body(body) {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!(error = %e, "rebuilding a response");
+            http::Response::new(bytes::Bytes::new())
+        }
+    };
     *rebuilt.status_mut() = status;
     *rebuilt.version_mut() = version;
     *rebuilt.headers_mut() = headers;
     reqwest::Response::from(rebuilt)
+}
+
+/// What a rebuilt response keeps of the original.
+struct Parts {
+    status: http::StatusCode,
+    version: http::Version,
+    headers: http::HeaderMap,
+    url: url::Url,
+}
+
+impl Parts {
+    fn take(response: &mut reqwest::Response) -> Self {
+        Parts {
+            status: response.status(),
+            version: response.version(),
+            headers: std::mem::take(response.headers_mut()),
+            url: response.url().clone(),
+        }
+    }
 }

@@ -55,6 +55,11 @@ enum Attempt {
     },
 }
 
+/// No further attempt can be built (a body read once, or retries off).
+pub(crate) fn no_replay() -> Replay<'static> {
+    Box::new(|| Box::pin(std::future::ready(None)))
+}
+
 /// Sends `request`, retrying as the settings' policy allows, within `deadline`
 /// (no attempt starts, no wait ends and no attempt runs past it).
 ///
@@ -101,12 +106,18 @@ pub(crate) async fn execute(
         let (kind, server_wait, status, request_id) = match &outcome {
             Attempt::Answer(response) => {
                 let status = response.status().as_u16();
-                (
-                    Outcome::Status(status),
-                    retry::server_wait(status, response.headers(), chrono::Utc::now().timestamp()),
-                    Some(status),
-                    crate::meta::request_id(response.headers()),
-                )
+                let server_wait = if response.status().is_success() {
+                    None
+                } else {
+                    retry::server_wait(status, response.headers(), chrono::Utc::now().timestamp())
+                };
+                // Only read for the debug event below: no allocation per call otherwise.
+                let request_id = if tracing::enabled!(tracing::Level::DEBUG) {
+                    crate::meta::request_id(response.headers())
+                } else {
+                    None
+                };
+                (Outcome::Status(status), server_wait, Some(status), request_id)
             }
             Attempt::Failure {
                 error,

@@ -51,6 +51,24 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// Whether `url` is on the configured API origin (scheme, host, port),
+    /// compared without allocating.
+    pub(crate) fn same_origin(&self, url: &url::Url) -> bool {
+        match &self.origin {
+            url::Origin::Tuple(scheme, host, port) => {
+                url.scheme() == scheme
+                    && url.port_or_known_default() == Some(*port)
+                    && match (url.host(), host) {
+                        (Some(url::Host::Domain(a)), url::Host::Domain(b)) => a == b,
+                        (Some(url::Host::Ipv4(a)), url::Host::Ipv4(b)) => a == *b,
+                        (Some(url::Host::Ipv6(a)), url::Host::Ipv6(b)) => a == *b,
+                        _ => false,
+                    }
+            }
+            url::Origin::Opaque(_) => false,
+        }
+    }
+
     /// Says once, through `tracing`, that the server speaks another contract version.
     pub(crate) fn note_api_version(&self, headers: &http::HeaderMap) {
         let Some(version) = crate::meta::header_str(headers, crate::headers::API_VERSION) else {

@@ -80,7 +80,7 @@ pub(crate) fn prepare(
     request: &mut reqwest::Request,
     upload: bool,
 ) -> Result<(), Error> {
-    if request.url().origin() != settings.origin {
+    if !settings.same_origin(request.url()) {
         return Err(Error::Config(format!(
             "refusing to send the API key to {}, which is not the configured API origin",
             request.url().origin().ascii_serialization()
