@@ -203,6 +203,22 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line (each cause once), for a message on
+/// stderr or in an error that wraps a transport failure.
+pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
 /// One problem with a call's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct InvalidField {

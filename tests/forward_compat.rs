@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::{KEY, Reply, Scripted, UUID_A, client, client_without_retries, json_reply};
+use common::{Reply, Scripted, UUID_A, client, client_without_retries, json_reply};
 use serde_json::{Value, json};
 use tokportal::uploads::{UploadOptions, UploadSource};
 use tokportal::{Error, OperationArgs};
 
 fn ok() -> Reply {
     json_reply(200, json!({"data": {"id": UUID_A}}))
-}
-
-fn strict(base_url: &str) -> tokportal::Client {
-    tokportal::Client::builder()
-        .api_key(KEY)
-        .base_url(base_url)
-        .strict_contract(true)
-        .build()
-        .unwrap()
 }
 
 fn body_of(r: &common::Received) -> Value {
@@ -91,7 +82,7 @@ async fn known_rules_still_refuse_before_sending() {
 #[tokio::test]
 async fn a_strict_client_refuses_what_the_contract_does_not_know() {
     let server = Scripted::start(vec![ok()]).await;
-    let c = strict(&server.base_url);
+    let c = common::strict_client(&server.base_url);
     let cases = [
         (
             "createBundle",

@@ -219,12 +219,7 @@ async fn invalid_arguments_fail_before_sending() {
 
     // An enum value the contract does not know, through a strict client's dynamic call
     // (a lenient client sends it as given: tests/forward_compat.rs).
-    let strict = tokportal::Client::builder()
-        .api_key(common::KEY)
-        .base_url(client.base_url())
-        .strict_contract(true)
-        .build()
-        .unwrap();
+    let strict = common::strict_client(client.base_url());
     let err = strict
         .request_operation(
             "listBundles",

@@ -152,12 +152,7 @@ async fn a_missing_file_is_a_typed_error_and_nothing_is_sent() {
         matches!(&err, tokportal::Error::Io { path, .. } if path == "/no/such/file.mp4"),
         "{err}"
     );
-    let strict = tokportal::Client::builder()
-        .api_key(common::KEY)
-        .base_url(client.base_url())
-        .strict_contract(true)
-        .build()
-        .unwrap();
+    let strict = common::strict_client(client.base_url());
     let err = strict
         .request_upload(
             "uploadImageDirect",

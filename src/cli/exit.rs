@@ -47,7 +47,7 @@ impl From<Error> for Failure {
             },
             Error::Connect(_) | Error::Timeout(_) | Error::Transport(_) | Error::AnswerLost { .. } => Failure {
                 code: EXIT_TRANSPORT,
-                message: format!("error: {}", one_line(&e)),
+                message: format!("error: {}", crate::error::one_line(&e)),
             },
             Error::InvalidArgument { .. } | Error::Io { .. } | Error::Config(_) => Failure::usage(e.to_string()),
             _ => Failure {
@@ -56,19 +56,4 @@ impl From<Error> for Failure {
             },
         }
     }
-}
-
-/// The error and its causes on one line.
-pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text.replace('\n', " ")
 }

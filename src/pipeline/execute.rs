@@ -207,25 +207,10 @@ async fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error
         } if !safe => Err(Error::AnswerLost {
             status,
             request_id,
-            message: one_line(&error),
+            message: crate::error::one_line(&error),
         }),
         Attempt::Failure { error, .. } => Err(Error::Transport(error)),
     }
-}
-
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Sends a prepared request of a hand-written call and turns an error answer

@@ -316,3 +316,14 @@ pub fn client_without_retries(base_url: &str) -> tokportal::Client {
         .build()
         .expect("client builds")
 }
+
+/// A client for `base_url` with the test key that refuses whatever the
+/// vendored contract does not know (`strict_contract(true)`).
+pub fn strict_client(base_url: &str) -> tokportal::Client {
+    tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(base_url)
+        .strict_contract(true)
+        .build()
+        .expect("client builds")
+}
