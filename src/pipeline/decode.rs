@@ -187,21 +187,14 @@ pub(crate) async fn withhold_unless_json_object(mut response: reqwest::Response)
 
 /// A response with the given parts and a body already read.
 fn rebuild(parts: Parts, body: bytes::Bytes) -> reqwest::Response {
-    use reqwest::ResponseBuilderExt;
     let Parts {
         status,
         version,
         headers,
-        url,
     } = parts;
-    // The URL is carried over (reqwest would otherwise parse a placeholder per call).
-    let mut rebuilt = match http::Response::builder().url(url).body(body) {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::debug!(error = %e, "rebuilding a response");
-            http::Response::new(bytes::Bytes::new())
-        }
-    };
+    // No URL is carried over: nothing reads a rebuilt response's URL, and
+    // handing one over costs more allocations than reqwest's placeholder.
+    let mut rebuilt = http::Response::new(body);
     *rebuilt.status_mut() = status;
     *rebuilt.version_mut() = version;
     *rebuilt.headers_mut() = headers;
@@ -213,7 +206,6 @@ struct Parts {
     status: http::StatusCode,
     version: http::Version,
     headers: http::HeaderMap,
-    url: url::Url,
 }
 
 impl Parts {
@@ -222,7 +214,6 @@ impl Parts {
             status: response.status(),
             version: response.version(),
             headers: std::mem::take(response.headers_mut()),
-            url: response.url().clone(),
         }
     }
 }

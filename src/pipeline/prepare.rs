@@ -87,6 +87,8 @@ pub(crate) fn prepare(
         )));
     }
     let request_headers = request.headers_mut();
+    // Room for the client, the key and an idempotency key, grown once.
+    request_headers.reserve(3);
     request_headers.insert(headers::CLIENT, settings.identifier.clone());
     match &settings.api_key {
         Some(key) => {
