@@ -72,11 +72,7 @@ impl Client {
             *request.body_mut() = Some(bytes.into());
         }
         prepare::prepare(settings, op, &mut request, false)?;
-        let replay = if settings.retry.enabled() {
-            execute::replay_clone(&request)
-        } else {
-            execute::no_replay()
-        };
+        let replay = execute::replay_for(settings, &request);
         execute::send(&self.client, settings, op, request, replay, body).await
     }
 }

@@ -35,12 +35,7 @@ impl ClientHooks<ClientState> for Client {
         // Traced under its operationId, like the hand-written calls.
         let name = op.map_or(info.operation_id, |op| op.id);
         let settings = self.inner.settings();
-        // A copy for a further attempt only when there can be one.
-        let replay = if settings.retry.enabled() {
-            execute::replay_clone(&request)
-        } else {
-            execute::no_replay()
-        };
+        let replay = execute::replay_for(settings, &request);
         let deadline = settings.retry.overall_deadline();
         // JSON answers are read within the attempt (bounded, retried when they
         // break off); CSV and HTML exports reach the caller as a stream.

@@ -104,24 +104,33 @@ pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response)
     Ok(OperationResponse { meta, body })
 }
 
-/// The [`Error::Api`] of an error answer (decoded once, by the attempt loop,
-/// or here when it was not).
+/// The [`Error::Api`] of an error answer: decoded once, by the attempt loop,
+/// or here, with the same bounded read, when it was not.
 pub(crate) async fn api_error(response: reqwest::Response) -> Error {
-    if let Some(decoded) = response.extensions().get::<DecodedApiError>() {
-        return Error::Api(Box::new((*decoded.0).clone()));
+    let response = match response.extensions().get::<DecodedApiError>() {
+        Some(_) => response,
+        None => attach_error(response).await,
+    };
+    match response.extensions().get::<DecodedApiError>() {
+        Some(decoded) => Error::Api(Box::new((*decoded.0).clone())),
+        None => Error::decode(
+            response.status().as_u16(),
+            "an error answer that could not be read",
+            b"",
+        ),
     }
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.unwrap_or_default();
-    Error::Api(Box::new(ApiError::from_parts(status, &headers, &body)))
 }
 
-/// Why a success body could not be buffered.
+/// Why a success body could not be buffered; each carries the answer's
+/// request id, read only when something went wrong.
 pub(crate) enum BufferError {
     /// Larger than the limit: not read past it.
-    TooLarge,
+    TooLarge { request_id: Option<String> },
     /// The body broke off.
-    Broken(reqwest::Error),
+    Broken {
+        error: reqwest::Error,
+        request_id: Option<String>,
+    },
 }
 
 /// Reads a success body whole, but never more than `limit` bytes (decoded),
@@ -129,24 +138,40 @@ pub(crate) enum BufferError {
 pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<reqwest::Response, BufferError> {
     let announced = response.content_length();
     if announced.is_some_and(|n| n > limit) {
-        return Err(BufferError::TooLarge);
+        return Err(BufferError::TooLarge {
+            request_id: crate::meta::request_id(response.headers()),
+        });
     }
     let parts = Parts::take(&mut response);
+    let request_id = || crate::meta::request_id(&parts.headers);
     if announced.is_some() {
         // Announced within the limit: reqwest reads it in one go, and a body
         // that breaks off before its length is still an error.
         return match response.bytes().await {
             Ok(bytes) => Ok(rebuild(parts, bytes)),
-            Err(e) => Err(BufferError::Broken(e)),
+            Err(error) => Err(BufferError::Broken {
+                error,
+                request_id: request_id(),
+            }),
         };
     }
-    // Reserve what was announced (at most the limit), never more.
-    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit) as usize);
-    while let Some(chunk) = response.chunk().await.map_err(BufferError::Broken)? {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(BufferError::TooLarge);
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if (body.len() + chunk.len()) as u64 > limit => {
+                return Err(BufferError::TooLarge {
+                    request_id: request_id(),
+                });
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(error) => {
+                return Err(BufferError::Broken {
+                    error,
+                    request_id: request_id(),
+                });
+            }
         }
-        body.extend_from_slice(&chunk);
     }
     Ok(rebuild(parts, body.into()))
 }

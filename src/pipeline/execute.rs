@@ -60,6 +60,16 @@ pub(crate) fn no_replay() -> Replay<'static> {
     Box::new(|| Box::pin(std::future::ready(None)))
 }
 
+/// How a built request is sent again: a copy kept when the policy allows a
+/// further attempt, nothing otherwise (the copy costs allocations per call).
+pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Replay<'static> {
+    if settings.retry.enabled() {
+        replay_clone(request)
+    } else {
+        no_replay()
+    }
+}
+
 /// Sends `request`, retrying as the settings' policy allows, within `deadline`
 /// (no attempt starts, no wait ends and no attempt runs past it).
 ///
@@ -155,7 +165,7 @@ pub(crate) async fn execute(
         };
         let (Some(wait), Some(next)) = (wait, next) else {
             // No further attempt (or the body cannot be produced again): the last outcome stands.
-            return finish(outcome, safe).await;
+            return finish(outcome, safe);
         };
         tracing::info!(
             operation,
@@ -179,15 +189,14 @@ async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt,
     let Body::Buffer(limit) = body else {
         return Ok(Attempt::Answer(response));
     };
-    let request_id = crate::meta::request_id(response.headers());
     match decode::buffer(response, limit).await {
         Ok(response) => Ok(Attempt::Answer(response)),
-        Err(decode::BufferError::TooLarge) => Err(Error::ResponseTooLarge {
+        Err(decode::BufferError::TooLarge { request_id }) => Err(Error::ResponseTooLarge {
             status,
             limit,
             request_id,
         }),
-        Err(decode::BufferError::Broken(error)) => Ok(Attempt::Failure {
+        Err(decode::BufferError::Broken { error, request_id }) => Ok(Attempt::Failure {
             error,
             status: Some(status),
             request_id,
@@ -195,7 +204,7 @@ async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt,
     }
 }
 
-async fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error> {
+fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error> {
     match outcome {
         Attempt::Answer(response) => Ok(response),
         Attempt::Failure { error, .. } if error.is_connect() => Err(Error::Connect(error)),
