@@ -13,6 +13,8 @@ use crate::operations::{Operation, ParamLocation};
 /// Checks the query parameters and JSON body of a built request (the
 /// generated client's path: its typed values are re-checked against the spec).
 pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, strict: bool) -> Result<(), Error> {
+    // Every problem is collected, as on the dynamic path.
+    let mut problems = Vec::new();
     // Borrowed where nothing was escaped: a typed call's query costs no copies.
     let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = request.url().query_pairs().collect();
     let mut seen: Vec<&str> = Vec::new();
@@ -26,11 +28,18 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_ref())
             .collect();
-        let param = op
+        let Some(param) = op
             .params
             .iter()
             .find(|p| p.location == ParamLocation::Query && p.name == name)
-            .ok_or_else(|| Error::invalid(Some(op.id), Some(name), "not a query parameter of this operation"))?;
+        else {
+            problems.push(Error::invalid(
+                Some(op.id),
+                Some(name),
+                "not a query parameter of this operation",
+            ));
+            continue;
+        };
         let schema = super::schema::parsed(param.schema_json);
         let value = if param.repeatable {
             let items = schema.get("items").unwrap_or(&Value::Null);
@@ -38,20 +47,29 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
         } else if let [single] = values.as_slice() {
             coerce(&schema, single)
         } else {
-            return Err(Error::invalid(
+            problems.push(Error::invalid(
                 Some(op.id),
                 Some(param.name),
                 "given more than once but not repeatable",
             ));
+            continue;
         };
-        check_value(op, param.name, param.schema_json, &value, strict)?;
+        if let Err(e) = check_value(op, param.name, param.schema_json, &value, strict) {
+            problems.push(e);
+        }
     }
     if let (Some(body), Some(bytes)) = (&op.body, request.body().and_then(reqwest::Body::as_bytes))
         && body.content_type == "application/json"
     {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))?;
-        check_value(op, "body", body.schema_json, &value, strict)?;
+        let checked = serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| Error::invalid(Some(op.id), Some("body"), format!("not JSON: {e}")))
+            .and_then(|value| check_value(op, "body", body.schema_json, &value, strict));
+        if let Err(e) = checked {
+            problems.push(e);
+        }
     }
-    Ok(())
+    match Error::combine(problems) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }

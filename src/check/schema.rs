@@ -1,5 +1,6 @@
-//! One value against one schema of the table: compiled validators, cached
-//! per operation and field, and the coercion of text into the schema's type.
+//! One value against one schema of the table: compiled validators and parsed
+//! schemas, each made once per schema text, and the coercion of text into the
+//! schema's type.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -11,43 +12,43 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::operations::Operation;
 
-/// Compiled validators by the address of their schema text (every schema of
+/// Values made once per schema text, keyed by its address (every schema of
 /// the table is a distinct `&'static str`). Read-mostly: a read lock per call.
-type Cache = RwLock<HashMap<usize, Arc<Validator>>>;
+type Memo<T> = OnceLock<RwLock<HashMap<usize, Arc<T>>>>;
 
-fn validator(op: &'static Operation, field: &'static str, schema_json: &'static str) -> Result<Arc<Validator>, Error> {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+/// The value of `schema_json` in `memo`, made by `make` the first time.
+fn memoized<T, E>(memo: &Memo<T>, schema_json: &'static str, make: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+    let cache = memo.get_or_init(Default::default);
     let key = schema_json.as_ptr() as usize;
     if let Some(v) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(v);
     }
-    let schema: Value = serde_json::from_str(schema_json)
-        .map_err(|e| Error::Config(format!("{}: the schema of `{field}` is not JSON: {e}", op.id)))?;
-    let compiled = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|e| Error::Config(format!("{}: the schema of `{field}` does not compile: {e}", op.id)))?;
-    let compiled = Arc::new(compiled);
+    let made = Arc::new(make()?);
     if let Ok(mut c) = cache.write() {
-        c.insert(key, compiled.clone());
+        c.insert(key, made.clone());
     }
-    Ok(compiled)
+    Ok(made)
+}
+
+fn validator(op: &'static Operation, field: &'static str, schema_json: &'static str) -> Result<Arc<Validator>, Error> {
+    static VALIDATORS: Memo<Validator> = OnceLock::new();
+    memoized(&VALIDATORS, schema_json, || {
+        let schema: Value = serde_json::from_str(schema_json)
+            .map_err(|e| Error::Config(format!("{}: the schema of `{field}` is not JSON: {e}", op.id)))?;
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| Error::Config(format!("{}: the schema of `{field}` does not compile: {e}", op.id)))
+    })
 }
 
 /// A parameter's schema, parsed once per process.
 pub(crate) fn parsed(schema_json: &'static str) -> Arc<Value> {
-    static PARSED: OnceLock<RwLock<HashMap<usize, Arc<Value>>>> = OnceLock::new();
-    let cache = PARSED.get_or_init(Default::default);
-    let key = schema_json.as_ptr() as usize;
-    if let Some(v) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
-        return v;
-    }
-    let value = Arc::new(serde_json::from_str(schema_json).unwrap_or(Value::Bool(true)));
-    if let Ok(mut c) = cache.write() {
-        c.insert(key, value.clone());
-    }
-    value
+    static PARSED: Memo<Value> = OnceLock::new();
+    memoized::<_, std::convert::Infallible>(&PARSED, schema_json, || {
+        Ok(serde_json::from_str(schema_json).unwrap_or(Value::Bool(true)))
+    })
+    .unwrap_or_else(|never| match never {})
 }
 
 /// Checks `value` against the schema of parameter or body `field` of `op`.
