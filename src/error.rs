@@ -12,7 +12,7 @@ use crate::meta::{RateLimit, ResponseMeta};
 /// How much of a non-JSON error body is kept (an HTML page from a proxy can be large).
 pub(crate) const RAW_BODY_LIMIT: usize = 64 * 1024;
 
-/// Message of [`Error::MissingApiKey`]; also how the generated client's hook reports it.
+/// Message of [`Error::MissingApiKey`].
 pub(crate) const MISSING_API_KEY: &str =
     "this operation needs an API key: pass one to the client builder or set TOKPORTAL_API_KEY";
 
@@ -400,9 +400,23 @@ impl CarriedError {
     }
 }
 
-/// Marks a check failure of the generated client's `pre` hook, carried as
-/// JSON through progenitor's string-only `InvalidRequest`.
-pub(crate) const CHECK_FAILED: &str = "tokportal-check-failed:";
+/// Marks a failure of the generated client's `pre` hook, carried as JSON
+/// through progenitor's string-only `InvalidRequest`.
+const PRE_FAILED: &str = "tokportal-pre-failed:";
+
+/// What the `pre` hook can fail with, in a form that survives the trip
+/// through a string and comes back as the same [`Error`] variant.
+#[derive(serde::Serialize, Deserialize)]
+enum PreFailure {
+    Invalid {
+        operation: Option<String>,
+        field: Option<String>,
+        message: String,
+        others: Vec<InvalidField>,
+    },
+    MissingApiKey,
+    Config(String),
+}
 
 impl Error {
     /// A generated builder's failure as an [`Error`], naming `operation`.
@@ -413,56 +427,53 @@ impl Error {
     pub fn from_generated<E>(e: progenitor_client::Error<E>, operation: &str) -> Self {
         match e {
             progenitor_client::Error::InvalidRequest(message) => {
-                if let Some(json) = message.strip_prefix(CHECK_FAILED) {
-                    return serde_json::from_str::<CarriedInvalid>(json)
-                        .map(CarriedInvalid::into_error)
-                        .unwrap_or_else(|_| Error::invalid(Some(operation), None, json));
-                }
-                let (field, rule) = builder_problem(&message);
-                Error::invalid(Some(operation), field.as_deref(), rule)
+                Error::from_pre_failure(&message).unwrap_or_else(|| {
+                    let (field, rule) = builder_problem(&message);
+                    Error::invalid(Some(operation), field.as_deref(), rule)
+                })
             }
             other => Error::from(other),
         }
     }
 
-    /// The check failure as the text carried through `InvalidRequest`.
-    pub(crate) fn carried_check(&self) -> String {
-        match self {
+    /// This error as the text the `pre` hook hands progenitor.
+    pub(crate) fn to_pre_failure(&self) -> String {
+        let failure = match self {
             Error::InvalidArgument {
                 operation,
                 field,
                 message,
                 others,
-            } => {
-                let carried = CarriedInvalid {
-                    operation: operation.clone(),
-                    field: field.clone(),
-                    message: message.clone(),
-                    others: others.clone(),
-                };
-                format!("{CHECK_FAILED}{}", serde_json::to_string(&carried).unwrap_or_default())
-            }
-            other => other.to_string(),
-        }
+            } => PreFailure::Invalid {
+                operation: operation.clone(),
+                field: field.clone(),
+                message: message.clone(),
+                others: others.clone(),
+            },
+            Error::MissingApiKey => PreFailure::MissingApiKey,
+            other => PreFailure::Config(other.to_string()),
+        };
+        format!("{PRE_FAILED}{}", serde_json::to_string(&failure).unwrap_or_default())
     }
-}
 
-#[derive(serde::Serialize, Deserialize)]
-struct CarriedInvalid {
-    operation: Option<String>,
-    field: Option<String>,
-    message: String,
-    others: Vec<InvalidField>,
-}
-
-impl CarriedInvalid {
-    fn into_error(self) -> Error {
-        Error::InvalidArgument {
-            operation: self.operation,
-            field: self.field,
-            message: self.message,
-            others: self.others,
-        }
+    /// The error a `pre` hook failure stands for, when `message` is one.
+    fn from_pre_failure(message: &str) -> Option<Self> {
+        let failure = serde_json::from_str(message.strip_prefix(PRE_FAILED)?).ok()?;
+        Some(match failure {
+            PreFailure::Invalid {
+                operation,
+                field,
+                message,
+                others,
+            } => Error::InvalidArgument {
+                operation,
+                field,
+                message,
+                others,
+            },
+            PreFailure::MissingApiKey => Error::MissingApiKey,
+            PreFailure::Config(message) => Error::Config(message),
+        })
     }
 }
 
@@ -497,8 +508,9 @@ impl<E> From<progenitor_client::Error<E>> for Error {
     fn from(e: progenitor_client::Error<E>) -> Self {
         use progenitor_client::Error as P;
         match e {
-            P::InvalidRequest(message) => Error::invalid(None, None, message),
-            P::Custom(message) if message == MISSING_API_KEY => Error::MissingApiKey,
+            P::InvalidRequest(message) => {
+                Error::from_pre_failure(&message).unwrap_or_else(|| Error::invalid(None, None, message))
+            }
             P::Custom(message) => Error::invalid(None, None, message),
             P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => Error::from_reqwest(e),
             P::ErrorResponse(rv) => {
@@ -577,6 +589,24 @@ mod tests {
         let e = ApiError::from_parts(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b"");
         assert_eq!(e.raw_body.as_deref(), Some(""));
         assert_eq!(e.to_string(), "HTTP 503: Service Unavailable");
+    }
+
+    #[test]
+    fn pre_hook_failures_come_back_as_the_same_variant() {
+        let carried = |e: Error| Error::from(progenitor_client::Error::<()>::InvalidRequest(e.to_pre_failure()));
+        let invalid = Error::invalid(Some("listBundles"), Some("per_page"), "too big");
+        assert_eq!(
+            carried(invalid).to_string(),
+            "listBundles: invalid argument `per_page`: too big"
+        );
+        assert!(matches!(carried(Error::MissingApiKey), Error::MissingApiKey));
+        let config = Error::Config("refusing to send the API key to http://elsewhere".into());
+        assert!(matches!(carried(config), Error::Config(m) if m.contains("elsewhere")));
+        // A builder's own message is not a carried failure.
+        assert!(matches!(
+            Error::from_generated(progenitor_client::Error::<()>::InvalidRequest("conversion to `Uuid` for id failed".into()), "getBundle"),
+            Error::InvalidArgument { field: Some(f), .. } if f == "id"
+        ));
     }
 
     #[test]

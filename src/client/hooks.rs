@@ -3,7 +3,7 @@
 
 use progenitor_client::{ClientHooks, OperationInfo};
 
-use crate::error::{CarriedError, Error, MISSING_API_KEY};
+use crate::error::{CarriedError, Error};
 use crate::generated::Client;
 use crate::operations::{self, IdempotencyKeySupport};
 use crate::pipeline::execute::Body;
@@ -23,11 +23,9 @@ impl ClientHooks<ClientState> for Client {
         let strict = self.inner.settings().strict;
         crate::check::request::check_request(op, request, strict)
             .and_then(|()| prepare::prepare(self.inner.settings(), op, request, false))
-            .map_err(|e| match e {
-                Error::MissingApiKey => progenitor_client::Error::Custom(MISSING_API_KEY.into()),
-                // Carried whole (operation, every field), taken back out by `Error::from_generated`.
-                other => progenitor_client::Error::InvalidRequest(other.carried_check()),
-            })
+            // Carried whole through progenitor's string, and taken back out as
+            // the same variant by `Error::from` / `Error::from_generated`.
+            .map_err(|e| progenitor_client::Error::InvalidRequest(e.to_pre_failure()))
     }
 
     async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
