@@ -185,11 +185,7 @@ pub(crate) async fn run_operation(
     // the attempt, bounded by the client's limit, so that a body cut off is
     // retried like any dropped connection.
     if op.method.is_read_only() && sink.has_file() {
-        let attempts = if flags.no_retry {
-            1
-        } else {
-            RetryPolicy::default().attempts()
-        };
+        let attempts = client.inner.retry_policy().attempts();
         return output::download(&client, op.id, args, sink, attempts).await;
     }
     let response = client.request_operation(op.id, args).await?;

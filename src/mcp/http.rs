@@ -3,7 +3,6 @@
 //! not allowed gets 403, and one without a key gets 401, both with a JSON
 //! body. Each request's key is its caller's own (`caller::caller_key`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -113,11 +112,6 @@ pub async fn serve(
             cancel.cancel();
         })
         .await
-}
-
-/// Whether `addr` is a loopback address.
-pub fn is_loopback(addr: &SocketAddr) -> bool {
-    addr.ip().is_loopback()
 }
 
 #[cfg(test)]

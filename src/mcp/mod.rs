@@ -101,7 +101,7 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Transport(e.to_string()))?;
-    if !http::is_loopback(&local) {
+    if !local.ip().is_loopback() {
         eprintln!(
             "tokportal-mcp: warning: serving on {local}, beyond loopback: anyone who can reach it can use it with their key"
         );
@@ -118,12 +118,4 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     )
     .await
     .map_err(|e| ServeError::Transport(e.to_string()))
-}
-
-/// [`run`] with the options of a parsed command line.
-pub async fn serve_stdio() -> Result<(), ServeError> {
-    let matches = options::command()
-        .try_get_matches_from(["tokportal-mcp"])
-        .map_err(|e| ServeError::Config(e.to_string()))?;
-    run(Options::from_matches(&matches).map_err(ServeError::Config)?).await
 }

@@ -142,7 +142,7 @@ impl Options {
         let http = m.get_one::<SocketAddr>("http").copied();
         let allow_remote = m.get_flag("allow_remote");
         if let Some(addr) = http
-            && !super::http::is_loopback(&addr)
+            && !addr.ip().is_loopback()
             && !allow_remote
         {
             return Err(format!(

@@ -60,24 +60,6 @@ pub struct TokPortalMcp {
 }
 
 impl TokPortalMcp {
-    /// A server exposing every operation of the table, calling the API with
-    /// `client`, uploading from the working folder.
-    pub fn new(client: Client) -> Self {
-        let files = std::env::current_dir()
-            .ok()
-            .and_then(|d| FileSandbox::new(&[d]).ok())
-            .unwrap_or_else(FileSandbox::off);
-        Self::with_settings(
-            Keys::Fixed(client),
-            Settings {
-                selection: Selection::all(),
-                naming: Naming::OperationId,
-                dynamic: false,
-                files,
-            },
-        )
-    }
-
     /// A server with these keys and settings.
     pub fn with_settings(keys: Keys, settings: Settings) -> Self {
         let mut by_name = HashMap::new();
@@ -102,11 +84,6 @@ impl TokPortalMcp {
             tools: Arc::new(tools),
             by_name: Arc::new(by_name),
         }
-    }
-
-    /// The tools this server lists.
-    pub fn tools(&self) -> &[Tool] {
-        &self.tools
     }
 
     /// The client for this call: the fixed one, or one with the HTTP caller's key.
