@@ -132,6 +132,7 @@ fn operation_table(ops: &[Operation], version: &str) -> String {
             "        success_schema_json: {:?},",
             op.success_schema.as_ref().map(Value::to_string)
         );
+        let _ = writeln!(s, "        error_statuses: &{:?},", op.error_statuses);
         let _ = writeln!(s, "    }},");
     }
     let _ = writeln!(s, "];");

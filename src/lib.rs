@@ -77,6 +77,8 @@ pub mod mock;
 pub mod cli;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 
 pub use calls::{pagination, uploads};
 pub use check::{IntoValues, OperationArgs};

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mock", 5),
     ("cli", 6),
     ("mcp", 6),
+    ("sandbox", 6),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -101,6 +101,62 @@ pub(crate) fn check_value(
     Err(Error::invalid(Some(op.id), Some(field), messages.join("; ")))
 }
 
+/// One way a value breaks its schema, for a server that names each field.
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
+pub(crate) struct Violation {
+    /// Where, as a path of property names and indexes from the value's root
+    /// (empty for the root itself); a missing or unexpected property is named.
+    pub(crate) path: Vec<String>,
+    /// What rule it breaks, in jsonschema's words.
+    pub(crate) message: String,
+}
+
+/// Every way `value` breaks the schema `schema_json` of `op`, with no
+/// leniency: what a server enforcing this contract version refuses.
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
+pub(crate) fn violations(
+    op: &'static Operation,
+    field: &'static str,
+    schema_json: &'static str,
+    value: &Value,
+) -> Result<Vec<Violation>, Error> {
+    let v = validator(op, field, schema_json)?;
+    if v.is_valid(value) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for e in v.iter_errors(value) {
+        let at: Vec<String> = e.instance_path().iter().map(|segment| segment.to_string()).collect();
+        let named = |name: &str| {
+            let mut path = at.clone();
+            path.push(name.to_owned());
+            path
+        };
+        match e.kind() {
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+                out.push(Violation {
+                    path: named(&name),
+                    message: "is required".into(),
+                });
+            }
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    out.push(Violation {
+                        path: named(name),
+                        message: "is not a property this contract version knows".into(),
+                    });
+                }
+            }
+            _ => out.push(Violation {
+                path: at,
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
 /// Turns a textual value (a query string, a command-line flag) into the JSON
 /// type its schema asks for; leaves it a string when it does not parse, so the
 /// schema check reports it.

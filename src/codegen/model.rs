@@ -62,6 +62,8 @@ pub struct Operation {
     pub success_schema_name: Option<String>,
     /// That schema, every `$ref` inlined (only for a named success schema).
     pub success_schema: Option<Value>,
+    /// The documented error statuses (4xx and 5xx), in order.
+    pub error_statuses: Vec<u16>,
 }
 
 impl Operation {
@@ -270,6 +272,12 @@ fn operation(
         })
         .min_by_key(|(c, _)| *c)
         .ok_or_else(|| SpecError::new(format!("{ptr}/responses"), format!("{id} documents no 2xx response")))?;
+    let mut error_statuses: Vec<u16> = responses
+        .keys()
+        .filter_map(|code| code.parse::<u16>().ok())
+        .filter(|c| *c >= 400)
+        .collect();
+    error_statuses.sort_unstable();
     let content = response.get("content").and_then(Value::as_object);
     let success_content_type = content.and_then(|c| {
         c.keys()
@@ -314,6 +322,7 @@ fn operation(
         success_content_type,
         success_schema_name,
         success_schema,
+        error_statuses,
     })
 }
 

@@ -228,6 +228,9 @@ pub struct Operation {
     pub success_schema: Option<&'static str>,
     /// That schema as JSON text (dereferenced), when the spec names one.
     pub success_schema_json: Option<&'static str>,
+    /// The documented error statuses (4xx and 5xx), in order; each answers
+    /// with the spec's error envelope.
+    pub error_statuses: &'static [u16],
 }
 
 impl Operation {

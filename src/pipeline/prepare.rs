@@ -187,6 +187,7 @@ mod tests {
         success_content_type: Some("application/json"),
         success_schema: None,
         success_schema_json: None,
+        error_statuses: &[],
     };
 
     fn segments(request: &reqwest::Request) -> Vec<String> {

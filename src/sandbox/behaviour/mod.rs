@@ -1,0 +1,190 @@
+//! What each operation does to a key's state. Every call here has passed
+//! the contract checks; these functions apply the business rules (404s,
+//! 409s on status, 402s on credits) and shape the answers.
+//!
+//! An operation without behaviour here (one a newer vendored spec adds)
+//! answers its documented success status with a body built from its
+//! success schema, so that it is served, checked and rate limited at once.
+
+mod accounts;
+mod bundles;
+mod content;
+mod profile;
+mod webhooks;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::contract::{Failure, example};
+use super::state::{Charge, Object, Tenant};
+use crate::operations::Operation;
+
+pub(super) use webhooks::queue;
+
+/// One checked request.
+pub(super) struct Call {
+    pub(super) op: &'static Operation,
+    pub(super) path: Object,
+    pub(super) query: Object,
+    pub(super) body: Option<Value>,
+    pub(super) upload: Option<Upload>,
+    pub(super) now: DateTime<Utc>,
+    /// The sandbox's base URL, for the URLs it hands out.
+    pub(super) base_url: String,
+    pub(super) dry_run: bool,
+}
+
+/// A multipart body: its text fields and a summary of its file part (the
+/// file itself is hashed while it streams in, never kept).
+pub(super) struct Upload {
+    pub(super) fields: Object,
+    pub(super) file: Option<FileSummary>,
+}
+
+/// The file part of an upload.
+pub(super) struct FileSummary {
+    pub(super) filename: Option<String>,
+    pub(super) content_type: Option<String>,
+    pub(super) size: u64,
+    pub(super) sha256: String,
+    /// The text of a small file (a CSV import), when it is UTF-8.
+    pub(super) text: Option<String>,
+}
+
+/// A success answer.
+pub(super) enum Payload {
+    Json(Value),
+    Text(&'static str, String),
+    Empty,
+}
+
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) payload: Payload,
+}
+
+impl Reply {
+    /// The operation's documented success status with a JSON body.
+    fn ok(call: &Call, body: Value) -> Self {
+        Self {
+            status: call.op.success_status,
+            payload: Payload::Json(body),
+        }
+    }
+
+    /// `{"data": data}`.
+    fn data(call: &Call, data: impl Into<Value>) -> Self {
+        Self::ok(call, json!({ "data": data.into() }))
+    }
+}
+
+/// An event to send to the subscribed endpoints (or to one endpoint).
+pub(super) struct Event {
+    pub(super) event_type: &'static str,
+    pub(super) data: Value,
+    pub(super) only: Option<Uuid>,
+}
+
+/// What a call did besides its answer.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub(super) events: Vec<Event>,
+    pub(super) charge: Option<Charge>,
+    /// A delivery whose first attempt the answer waits for (`testWebhookEndpoint`).
+    pub(super) await_delivery: Option<Uuid>,
+    /// A delivery to attempt once more at once (`retryWebhookDelivery`).
+    pub(super) retry_delivery: Option<Uuid>,
+}
+
+impl Effects {
+    fn emit(&mut self, event_type: &'static str, data: Value) {
+        self.events.push(Event {
+            event_type,
+            data,
+            only: None,
+        });
+    }
+}
+
+/// Runs `call` against `tenant`.
+pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    if let Some(reply) = profile::run(tenant, call)? {
+        return Ok(reply);
+    }
+    if let Some(reply) = bundles::run(tenant, call, fx)? {
+        return Ok(reply);
+    }
+    if let Some(reply) = accounts::run(tenant, call)? {
+        return Ok(reply);
+    }
+    if let Some(reply) = webhooks::run(tenant, call, fx)? {
+        return Ok(reply);
+    }
+    if let Some(reply) = content::run(tenant, call, fx)? {
+        return Ok(reply);
+    }
+    Ok(generic(call))
+}
+
+/// The answer of an operation without behaviour: its success schema's example.
+fn generic(call: &Call) -> Reply {
+    let body = match call.op.success_schema_json.and_then(|s| serde_json::from_str::<Value>(s).ok()) {
+        Some(schema) => example(&schema),
+        None if call.op.success_content_type.is_none() => {
+            return Reply {
+                status: call.op.success_status,
+                payload: Payload::Empty,
+            };
+        }
+        None => json!({ "data": {} }),
+    };
+    Reply::ok(call, body)
+}
+
+/// A path parameter as text.
+fn path<'a>(call: &'a Call, name: &str) -> &'a str {
+    call.path.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The JSON body as an object (checks have made sure it is one when required).
+fn body(call: &Call) -> Object {
+    match &call.body {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Object::new(),
+    }
+}
+
+/// A query parameter as an integer.
+fn query_int(call: &Call, name: &str, default: i64) -> i64 {
+    call.query.get(name).and_then(Value::as_i64).unwrap_or(default)
+}
+
+/// A list answer: `{"data": [...], "pagination": {page, per_page, total, total_pages}}`.
+fn page(call: &Call, items: Vec<Value>) -> Reply {
+    let page = query_int(call, "page", 1).max(1) as usize;
+    let per_page = query_int(call, "per_page", 25).clamp(1, 100) as usize;
+    let total = items.len();
+    let data: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    Reply::ok(
+        call,
+        json!({
+            "data": data,
+            "pagination": {
+                "page": page,
+                "per_page": per_page,
+                "total": total,
+                "total_pages": total.div_ceil(per_page),
+            }
+        }),
+    )
+}
+
+/// A number that is stable for an id: synthetic analytics without a database.
+fn seeded(id: &str, salt: u64, below: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h % below.max(1)
+}

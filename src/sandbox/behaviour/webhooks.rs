@@ -1,0 +1,235 @@
+//! Webhook endpoints, the event catalog and the delivery log. Sending is
+//! `deliveries`' job; this module records what is to be sent.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Call, Effects, Event, Reply, body, page, path};
+use crate::sandbox::contract::Failure;
+use crate::sandbox::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
+use crate::webhooks::EVENT_TYPES;
+
+/// Deliveries kept per key; the oldest go first.
+const MAX_DELIVERIES: usize = 1000;
+
+pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
+    let id = path(call, "id");
+    Ok(Some(match call.op.id {
+        "listWebhookEvents" => Reply::data(call, event_catalog()),
+        "listWebhookEndpoints" => {
+            let enabled = call.query.get("enabled").and_then(Value::as_bool);
+            let event = call.query.get("event").and_then(Value::as_str);
+            let items = tenant
+                .endpoints
+                .iter()
+                .filter(|e| enabled.is_none_or(|want| e.fields.get("enabled").and_then(Value::as_bool) == Some(want)))
+                .filter(|e| event.is_none_or(|want| subscribed(&e.fields, want)))
+                .map(|e| Value::Object(e.fields.clone()))
+                .collect();
+            page(call, items)
+        }
+        "createWebhookEndpoint" => {
+            let mut fields = crate::sandbox::contract::with_defaults(call.op, &body(call));
+            let url = str_of(&fields, "url").unwrap_or_default().to_owned();
+            check_url(&url)?;
+            if tenant.endpoints.iter().any(|e| str_of(&e.fields, "url") == Some(url.as_str())) {
+                return Err(Failure::new(409, "ENDPOINT_EXISTS", "A webhook endpoint with this URL already exists."));
+            }
+            let secret = format!("whsec_{}", Uuid::new_v4().simple());
+            fields.insert("id".into(), json!(Uuid::new_v4()));
+            fields.insert("created_at".into(), json!(stamp(call.now)));
+            fields.insert("updated_at".into(), json!(stamp(call.now)));
+            let mut answer = fields.clone();
+            answer.insert("secret".into(), json!(secret));
+            tenant.endpoints.push(Endpoint { fields, secret });
+            Reply::data(call, Value::Object(answer))
+        }
+        "getWebhookEndpoint" => Reply::data(call, Value::Object(tenant.endpoint(id)?.fields.clone())),
+        "updateWebhookEndpoint" => {
+            let patch = body(call);
+            if let Some(url) = str_of(&patch, "url") {
+                check_url(url)?;
+            }
+            let endpoint = tenant.endpoint(id)?;
+            for (k, v) in patch {
+                endpoint.fields.insert(k, v);
+            }
+            endpoint.fields.insert("updated_at".into(), json!(stamp(call.now)));
+            Reply::data(call, Value::Object(endpoint.fields.clone()))
+        }
+        "deleteWebhookEndpoint" => {
+            tenant.endpoint(id)?;
+            tenant.endpoints.retain(|e| str_of(&e.fields, "id") != Some(id));
+            Reply {
+                status: call.op.success_status,
+                payload: super::Payload::Empty,
+            }
+        }
+        "listWebhookDeliveries" => {
+            tenant.endpoint(id)?;
+            let event_type = call.query.get("event_type").and_then(Value::as_str);
+            let success = call.query.get("success").and_then(Value::as_bool);
+            let items = tenant
+                .deliveries
+                .iter()
+                .rev()
+                .filter(|d| d.endpoint.to_string() == id)
+                .filter(|d| event_type.is_none_or(|t| str_of(&d.fields, "event_type") == Some(t)))
+                .filter(|d| success.is_none_or(|s| d.fields.get("success").and_then(Value::as_bool) == Some(s)))
+                .map(|d| Value::Object(d.fields.clone()))
+                .collect();
+            page(call, items)
+        }
+        "retryWebhookDelivery" => {
+            let delivery_id = path(call, "delivery_id").to_owned();
+            let enabled = tenant.endpoint(id)?.fields.get("enabled").and_then(Value::as_bool) != Some(false);
+            let delivery = tenant
+                .deliveries
+                .iter()
+                .find(|d| d.endpoint.to_string() == id && str_of(&d.fields, "id") == Some(delivery_id.as_str()))
+                .ok_or_else(|| Failure::not_found("Webhook delivery"))?;
+            if !enabled {
+                return Err(Failure::state("The webhook endpoint is disabled."));
+            }
+            if str_of(&delivery.fields, "status") == Some("pending") {
+                return Err(Failure::state("The delivery is still being attempted."));
+            }
+            fx.retry_delivery = Uuid::parse_str(&delivery_id).ok();
+            Reply::data(call, Value::Object(delivery.fields.clone()))
+        }
+        "testWebhookEndpoint" => {
+            tenant.endpoint(id)?;
+            let endpoint_id = Uuid::parse_str(id).ok();
+            let event = Event {
+                event_type: "webhook.test",
+                data: json!({"webhook_endpoint_id": id, "message": "This is a test event from the TokPortal sandbox."}),
+                only: endpoint_id,
+            };
+            let queued = queue(tenant, &event, call.now);
+            fx.await_delivery = queued.first().copied();
+            Reply::data(call, json!({}))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn check_url(url: &str) -> Result<(), Failure> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(Failure::rule("url", "must be an http or https URL with a host")),
+    }
+}
+
+fn subscribed(endpoint: &Object, event_type: &str) -> bool {
+    endpoint
+        .get("events")
+        .and_then(Value::as_array)
+        .is_some_and(|e| e.iter().any(|t| t.as_str() == Some(event_type)))
+}
+
+/// The envelope every delivery carries.
+pub(crate) fn envelope(event_type: &str, data: &Value, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": format!("evt_{}", Uuid::new_v4().simple()),
+        "type": event_type,
+        "api_version": crate::operations::SPEC_VERSION,
+        "created_at": stamp(now),
+        "data": data,
+    })
+}
+
+/// Records one delivery of `event` per enabled endpoint it goes to, and
+/// returns their ids for sending.
+pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTime<Utc>) -> Vec<Uuid> {
+    let envelope = envelope(event.event_type, &event.data, now);
+    let payload = bytes::Bytes::from(envelope.to_string());
+    let targets: Vec<Uuid> = tenant
+        .endpoints
+        .iter()
+        .filter(|e| match event.only {
+            Some(only) => str_of(&e.fields, "id") == Some(only.to_string().as_str()),
+            None => {
+                e.fields.get("enabled").and_then(Value::as_bool) != Some(false) && subscribed(&e.fields, event.event_type)
+            }
+        })
+        .filter_map(|e| str_of(&e.fields, "id").and_then(|id| Uuid::parse_str(id).ok()))
+        .collect();
+    let mut ids = Vec::new();
+    for endpoint in targets {
+        let id = Uuid::new_v4();
+        tenant.deliveries.push(Delivery {
+            fields: object(json!({
+                "id": id,
+                "webhook_endpoint_id": endpoint,
+                "event_id": envelope["id"],
+                "event_type": event.event_type,
+                "status": "pending",
+                "success": null,
+                "attempts": 0,
+                "response_status": null,
+                "response_time_ms": null,
+                "error": null,
+                "next_retry_at": null,
+                "created_at": stamp(now),
+                "last_attempt_at": null,
+            })),
+            endpoint,
+            payload: payload.clone(),
+        });
+        ids.push(id);
+    }
+    let excess = tenant.deliveries.len().saturating_sub(MAX_DELIVERIES);
+    tenant.deliveries.drain(..excess);
+    ids
+}
+
+/// `listWebhookEvents`: the event types, the envelope, how deliveries are
+/// made and signed.
+pub(crate) fn event_catalog() -> Value {
+    let bundle = json!({"type": "object", "required": ["bundle_id"], "properties": {"bundle_id": {"type": "string", "format": "uuid"}, "external_ref": {"type": ["string", "null"]}, "status": {"type": "string"}, "platform": {"type": "string"}, "bundle_type": {"type": "string"}}});
+    let account = json!({"type": "object", "required": ["account_id", "bundle_id", "status"], "properties": {"account_id": {"type": "string", "format": "uuid"}, "bundle_id": {"type": "string", "format": "uuid"}, "username": {"type": ["string", "null"]}, "platform": {"type": "string"}, "status": {"type": "string"}, "previous_status": {"type": ["string", "null"]}}});
+    let video = json!({"type": "object", "required": ["video_id", "bundle_id", "position", "status"], "properties": {"video_id": {"type": "string", "format": "uuid"}, "bundle_id": {"type": "string", "format": "uuid"}, "position": {"type": "integer"}, "status": {"type": "string"}, "previous_status": {"type": ["string", "null"]}, "platform_url": {"type": ["string", "null"]}}});
+    let test = json!({"type": "object", "required": ["webhook_endpoint_id", "message"], "properties": {"webhook_endpoint_id": {"type": "string", "format": "uuid"}, "message": {"type": "string"}}});
+    let id = "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c";
+    let events: Vec<Value> = EVENT_TYPES
+        .iter()
+        .map(|t| {
+            let (category, rest) = t.split_once('.').unwrap_or((t, ""));
+            let status = rest.to_owned();
+            let (schema, example) = match category {
+                "bundle" => (bundle.clone(), json!({"bundle_id": id, "external_ref": null, "status": if status == "created" { "draft" } else { "published" }, "platform": "tiktok", "bundle_type": "account_and_videos"})),
+                "account" => (account.clone(), json!({"account_id": id, "bundle_id": id, "username": "sandbox.creator", "platform": "tiktok", "status": status, "previous_status": null})),
+                "video" => (video.clone(), json!({"video_id": id, "bundle_id": id, "position": 1, "status": status, "previous_status": null, "platform_url": null})),
+                _ => (test.clone(), json!({"webhook_endpoint_id": id, "message": "This is a test event."})),
+            };
+            json!({
+                "type": t,
+                "category": category,
+                "availability": "emitted",
+                "description": format!("The {category} is now {}.", status.replace('_', " ")),
+                "when": format!("When the {category} moves to `{status}`."),
+                "payload_schema": schema,
+                "example_payload": example,
+            })
+        })
+        .collect();
+    json!({
+        "events": events,
+        "envelope": {"id": "evt_0123456789abcdef0123456789abcdef", "type": "bundle.created", "api_version": crate::operations::SPEC_VERSION, "created_at": "2026-05-25T00:00:00Z", "data": {}},
+        "delivery": {
+            "method": "POST",
+            "content_type": "application/json",
+            "timeout_ms": 8000,
+            "user_agent": crate::sandbox::deliveries::USER_AGENT,
+            "headers": ["Content-Type", "User-Agent", "TokPortal-Signature", "TokPortal-Event-ID", "TokPortal-Event-Type", "TokPortal-Delivery-ID"],
+        },
+        "signature": {
+            "header": "TokPortal-Signature",
+            "scheme": "t={unix_timestamp},v1={hmac_sha256}",
+            "signed_payload": "{timestamp}.{raw_body}",
+            "algorithm": "HMAC-SHA256",
+            "default_tolerance_seconds": 300,
+        },
+    })
+}

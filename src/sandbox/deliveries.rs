@@ -1,0 +1,147 @@
+//! Sending webhook deliveries: signed with the endpoint's secret at each
+//! attempt, retried on failure after the configured waits, and every
+//! attempt written to the delivery log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::flow::Shared;
+use super::state::{stamp, str_of};
+use crate::webhooks::sign;
+
+/// `User-Agent` of every delivery.
+pub(crate) const USER_AGENT: &str = "TokPortal-Webhooks/1.0 (sandbox)";
+
+/// The HTTP client deliveries go out with.
+pub(super) struct Courier {
+    http: reqwest::Client,
+    delays: Vec<Duration>,
+}
+
+impl Courier {
+    pub(super) fn new(timeout: Duration, delays: Vec<Duration>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            // A receiver's redirect is its failure, as with TokPortal.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self { http, delays }
+    }
+}
+
+/// Sends delivery `id` of `tenant` in the background, with its retries.
+pub(super) fn start(shared: &Arc<Shared>, tenant: &str, id: Uuid) {
+    let (shared, tenant) = (shared.clone(), tenant.to_owned());
+    tokio::spawn(async move { retries(&shared, &tenant, id, 0).await });
+}
+
+/// Attempts delivery `id` from attempt number `first` (counted from 0):
+/// attempt `n` waits the `n`-th configured wait first, and the attempts end
+/// at the first success or when the waits run out.
+pub(super) async fn retries(shared: &Arc<Shared>, tenant: &str, id: Uuid, first: usize) {
+    let mut n = first;
+    loop {
+        if n > 0 {
+            let Some(wait) = shared.courier.delays.get(n - 1).copied() else {
+                return;
+            };
+            let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            record(shared, tenant, id, |d| {
+                d.insert("status".into(), json!("retrying"));
+                d.insert("next_retry_at".into(), json!(stamp(next)));
+            });
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        match attempt(shared, tenant, id).await {
+            Some(false) => n += 1,
+            _ => return,
+        }
+    }
+}
+
+/// One attempt of delivery `id`: `Some(true)` when the receiver answered
+/// 2xx, `None` when the delivery or its endpoint is gone.
+pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Option<bool> {
+    let (url, secret, payload, event_id, event_type) = {
+        let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let t = tenants.get(tenant)?;
+        let delivery = t.deliveries.iter().find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))?;
+        let endpoint = t
+            .endpoints
+            .iter()
+            .find(|e| str_of(&e.fields, "id") == Some(delivery.endpoint.to_string().as_str()))?;
+        (
+            str_of(&endpoint.fields, "url")?.to_owned(),
+            endpoint.secret.clone(),
+            delivery.payload.clone(),
+            str_of(&delivery.fields, "event_id").unwrap_or_default().to_owned(),
+            str_of(&delivery.fields, "event_type").unwrap_or_default().to_owned(),
+        )
+    };
+    let signature = sign(&secret, Utc::now().timestamp(), &payload);
+    let started = Instant::now();
+    let sent = shared
+        .courier
+        .http
+        .post(&url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, USER_AGENT)
+        .header(crate::headers::SIGNATURE, signature)
+        .header("tokportal-event-id", event_id)
+        .header("tokportal-event-type", event_type)
+        .header("tokportal-delivery-id", id.to_string())
+        .body(payload)
+        .send()
+        .await;
+    let elapsed = started.elapsed().as_millis() as u64;
+    // The receiver's body is never read: a delivery is judged by its status.
+    let (status, error) = match sent {
+        Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+        Ok(r) => (Some(r.status().as_u16()), Some(format!("the receiver answered HTTP {}", r.status().as_u16()))),
+        Err(e) => (None, Some(crate::error::one_line(&e))),
+    };
+    let success = error.is_none();
+    record(shared, tenant, id, |d| {
+        let attempts = d.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
+        d.insert("attempts".into(), json!(attempts));
+        d.insert("response_status".into(), json!(status));
+        d.insert("response_time_ms".into(), json!(elapsed));
+        d.insert("error".into(), json!(error));
+        d.insert("success".into(), json!(success));
+        d.insert("status".into(), json!(if success { "succeeded" } else { "failed" }));
+        d.insert("next_retry_at".into(), Value::Null);
+        d.insert("last_attempt_at".into(), json!(stamp(Utc::now())));
+    });
+    tracing::info!(delivery = %id, url = %url, success, "sandbox webhook delivery");
+    Some(success)
+}
+
+/// Changes delivery `id`'s log entry.
+fn record(shared: &Shared, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(d) = tenants
+        .get_mut(tenant)
+        .and_then(|t| t.deliveries.iter_mut().find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str())))
+    {
+        change(&mut d.fields);
+    }
+}
+
+/// Delivery `id`'s log entry as it stands.
+pub(super) fn entry(shared: &Shared, tenant: &str, id: Uuid) -> Option<Value> {
+    let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    tenants
+        .get(tenant)?
+        .deliveries
+        .iter()
+        .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))
+        .map(|d| Value::Object(d.fields.clone()))
+}

@@ -1,0 +1,98 @@
+//! Faults on demand (`X-Sandbox-Fault`) and at random (`--fault-rate`).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A fault to inject into one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Fault {
+    /// An error answer with this status (500, 502, 503 or 429); nothing is done.
+    Status(u16),
+    /// The connection is closed before anything is done.
+    Reset,
+    /// The request is carried out, then the connection is closed unanswered.
+    Lost,
+    /// The answer waits this long.
+    Slow(Duration),
+}
+
+/// The longest `slow` wait.
+const MAX_SLOW: Duration = Duration::from_secs(120);
+
+impl Fault {
+    /// Reads an `X-Sandbox-Fault` value.
+    pub(super) fn parse(value: &str) -> Result<Fault, String> {
+        let value = value.trim().to_ascii_lowercase();
+        match value.as_str() {
+            "500" | "502" | "503" | "429" => Ok(Fault::Status(value.parse().unwrap_or(503))),
+            "reset" => Ok(Fault::Reset),
+            "lost" => Ok(Fault::Lost),
+            "slow" => Ok(Fault::Slow(Duration::from_secs(2))),
+            other => match other.strip_prefix("slow=").map(str::parse::<f64>) {
+                Some(Ok(s)) if s.is_finite() && s >= 0.0 => Ok(Fault::Slow(Duration::from_secs_f64(s).min(MAX_SLOW))),
+                _ => Err(format!(
+                    "`{other}` is not a sandbox fault; use 500, 502, 503, 429, reset, lost, slow or slow=SECONDS"
+                )),
+            },
+        }
+    }
+}
+
+/// The random draw of `--fault-rate`.
+pub(super) struct Dice {
+    rate: f64,
+    rng: Mutex<StdRng>,
+}
+
+impl Dice {
+    pub(super) fn new(rate: f64, seed: Option<u64>) -> Self {
+        let rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Self {
+            rate,
+            rng: Mutex::new(rng),
+        }
+    }
+
+    /// A 503, a 429 or a reset, for `rate` of the calls.
+    pub(super) fn roll(&self) -> Option<Fault> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        if rng.random::<f64>() >= self.rate {
+            return None;
+        }
+        Some(match rng.random_range(0..3) {
+            0 => Fault::Status(503),
+            1 => Fault::Status(429),
+            _ => Fault::Reset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_rates() {
+        assert_eq!(Fault::parse("503"), Ok(Fault::Status(503)));
+        assert_eq!(Fault::parse(" Reset "), Ok(Fault::Reset));
+        assert_eq!(Fault::parse("slow=0.5"), Ok(Fault::Slow(Duration::from_millis(500))));
+        assert_eq!(Fault::parse("slow=9999"), Ok(Fault::Slow(MAX_SLOW)));
+        assert!(Fault::parse("404").unwrap_err().contains("not a sandbox fault"));
+        assert!(Fault::parse("slow=-1").is_err());
+        assert_eq!(Dice::new(0.0, Some(1)).roll(), None);
+        let always = Dice::new(1.0, Some(7));
+        assert!((0..20).all(|_| always.roll().is_some()));
+        let half = Dice::new(0.5, Some(7));
+        let hits = (0..1000).filter(|_| half.roll().is_some()).count();
+        assert!((400..600).contains(&hits), "{hits}");
+    }
+}

@@ -1,0 +1,586 @@
+//! One request through the sandbox, in the order a real API gateway takes
+//! it: route, key, rate limit, fault, contract checks, idempotency, the
+//! operation's behaviour (on a scratch copy for a dry run), webhooks, and
+//! the documented headers on every answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::TryStreamExt;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::SandboxOptions;
+use super::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
+use super::contract::{self, Failure, Problem};
+use super::deliveries::{self, Courier};
+use super::faults::{Dice, Fault};
+use super::limits::{Buckets, Verdict};
+use super::replays::{self, Claim, Replays, Stored};
+use super::routes::{self, Route};
+use super::server::Connection;
+use super::state::Tenant;
+use crate::headers;
+use crate::operations::{IdempotencyKeySupport, Operation, SPEC_VERSION};
+
+/// Keys the sandbox keeps state for; a new key past this is refused.
+const MAX_TENANTS: usize = 1000;
+/// The largest JSON body taken.
+const MAX_JSON_BODY: usize = 1024 * 1024;
+/// The largest multipart text field taken.
+const MAX_FORM_FIELD: usize = 64 * 1024;
+/// A file part up to this size is kept as text (a CSV import); larger ones
+/// are only counted and hashed.
+const MAX_KEPT_FILE: usize = 1024 * 1024;
+
+/// What every request shares: options, buckets, kept answers, state.
+pub(super) struct Shared {
+    pub(super) options: SandboxOptions,
+    pub(super) url: String,
+    buckets: Buckets,
+    replays: Replays,
+    dice: Dice,
+    pub(super) tenants: Mutex<HashMap<String, Tenant>>,
+    pub(super) courier: Courier,
+    pub(super) stop: CancellationToken,
+}
+
+impl Shared {
+    pub(super) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
+        Self {
+            buckets: Buckets::new(options.rate_limit, options.refill_per_second),
+            replays: Replays::default(),
+            dice: Dice::new(options.fault_rate, options.seed),
+            tenants: Mutex::new(HashMap::new()),
+            courier: Courier::new(options.webhook_timeout, options.webhook_retry_delays.clone()),
+            options,
+            url,
+            stop,
+        }
+    }
+}
+
+/// The headers every answer carries.
+struct Stamp {
+    request_id: String,
+    rate: Option<Verdict>,
+}
+
+/// Answers one request.
+pub(super) async fn handle(shared: &Arc<Shared>, conn: &Connection, request: http::Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let request_id = parts
+        .headers
+        .get(headers::REQUEST_ID)
+        .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
+    let mut stamp = Stamp {
+        request_id,
+        rate: None,
+    };
+    let answer = answer(shared, conn, parts, body, &mut stamp).await;
+    finish(answer, &stamp)
+}
+
+/// What the flow answers, before the common headers.
+enum Answer {
+    Reply(Reply),
+    Failure(Failure),
+    Replayed(Stored),
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    parts: http::request::Parts,
+    body: Incoming,
+    stamp: &mut Stamp,
+) -> Answer {
+    let full_path = parts.uri.path();
+    // The hosted API lives under `/api/ext`; the sandbox answers there too.
+    let path = full_path.strip_prefix("/api/ext").filter(|p| p.is_empty() || p.starts_with('/')).unwrap_or(full_path);
+    if let Some(admin) = path.strip_prefix("/_sandbox/") {
+        return sandbox_admin(shared, admin, &parts, body).await;
+    }
+    let (op, params) = match routes::route(parts.method.as_str(), path) {
+        Route::Operation(op, params) => (op, params),
+        Route::WrongMethod(methods) => {
+            return Answer::Failure(
+                Failure::new(405, "METHOD_NOT_ALLOWED", format!("{} is not allowed on {path}.", parts.method))
+                    .details(json!({"allowed": methods}))
+                    .header("allow", methods.join(", ")),
+            );
+        }
+        Route::NotFound => {
+            return Answer::Failure(Failure::new(
+                404,
+                "NOT_FOUND",
+                format!("No operation at {} {path}.", parts.method),
+            ));
+        }
+    };
+    let tenant = match key_of(&parts.headers) {
+        Ok(key) => Some(key),
+        Err(_) if !op.requires_auth => None,
+        Err(why) => return Answer::Failure(Failure::new(401, "UNAUTHORIZED", why)),
+    };
+    let bucket = tenant.clone().unwrap_or_else(|| format!("ip:{}", conn.peer.ip()));
+    let verdict = shared.buckets.take(&bucket);
+    let allowed = verdict.allowed;
+    let retry_after = verdict.retry_after;
+    stamp.rate = Some(verdict);
+    if !allowed {
+        return Answer::Failure(
+            Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded.")
+                .details(json!({"retry_after_seconds": retry_after}))
+                .header("retry-after", retry_after.to_string()),
+        );
+    }
+    let fault = match parts.headers.get(super::FAULT_HEADER).map(|v| v.to_str().unwrap_or("?")) {
+        Some(v) => match Fault::parse(v) {
+            Ok(f) => Some(f),
+            Err(message) => {
+                return Answer::Failure(contract::validation(vec![Problem {
+                    field: "X-Sandbox-Fault".into(),
+                    location: "header",
+                    message,
+                }]));
+            }
+        },
+        None => shared.dice.roll(),
+    };
+    match fault {
+        Some(Fault::Status(429)) => {
+            return Answer::Failure(
+                Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded (sandbox fault).")
+                    .details(json!({"retry_after_seconds": 1}))
+                    .header("retry-after", "1"),
+            );
+        }
+        Some(Fault::Status(status)) => {
+            let code = match status {
+                500 => "INTERNAL_ERROR",
+                502 => "BAD_GATEWAY",
+                _ => "SERVICE_UNAVAILABLE",
+            };
+            return Answer::Failure(
+                Failure::new(status, code, "The sandbox was asked to fail this request.").header("retry-after", "1"),
+            );
+        }
+        Some(Fault::Reset) => return close(conn).await,
+        Some(Fault::Slow(wait)) => tokio::time::sleep(wait).await,
+        Some(Fault::Lost) | None => {}
+    }
+    // The contract's checks, every problem at once.
+    let mut problems = Vec::new();
+    let path_values = contract::check_path(op, params, &mut problems);
+    let query = contract::check_query(op, parts.uri.query().unwrap_or_default(), &mut problems);
+    let (body, upload, body_print) = if op.is_multipart() {
+        match read_form(op, &parts.headers, body, &mut problems).await {
+            Ok(upload) => {
+                let print = json!({"fields": upload.fields, "file": upload.file.as_ref().map(|f| f.sha256.clone())});
+                (None, Some(upload), print)
+            }
+            Err(f) => return Answer::Failure(f),
+        }
+    } else {
+        let bytes = match axum::body::to_bytes(Body::new(body), MAX_JSON_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return Answer::Failure(Failure::new(
+                    413,
+                    "PAYLOAD_TOO_LARGE",
+                    format!("The body is larger than {MAX_JSON_BODY} bytes."),
+                ));
+            }
+        };
+        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let body = contract::check_json_body(op, content_type, &bytes, &mut problems);
+        let print = body.clone().unwrap_or(Value::Null);
+        (body, None, print)
+    };
+    if !problems.is_empty() {
+        return Answer::Failure(contract::validation(problems));
+    }
+    let dry_run = !op.method.is_read_only()
+        && parts
+            .headers
+            .get(headers::DRY_RUN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    // Idempotency keys: refused where the answer holds a secret, ignored on
+    // reads and dry runs, kept 24 hours otherwise.
+    let mut claimed: Option<(String, String)> = None;
+    if let Some(key) = parts.headers.get(headers::IDEMPOTENCY_KEY)
+        && !op.method.is_read_only()
+    {
+        if op.idempotency_key == IdempotencyKeySupport::Refused {
+            return Answer::Failure(Failure::new(
+                400,
+                "IDEMPOTENCY_KEY_NOT_ALLOWED",
+                format!("{} answers with a secret or one-time value and does not take an Idempotency-Key.", op.id),
+            ));
+        }
+        if let Err(why) = crate::idempotency::validate_key(key.as_bytes()) {
+            return Answer::Failure(contract::validation(vec![Problem {
+                field: "Idempotency-Key".into(),
+                location: "header",
+                message: why,
+            }]));
+        }
+        if !dry_run && let Some(tenant) = &tenant {
+            let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+            let print = replays::fingerprint(op.id, &Value::Object(path_values.clone()), &Value::Object(query.clone()), &body_print);
+            match shared.replays.claim(tenant, &key, print) {
+                Claim::Fresh => claimed = Some((tenant.clone(), key)),
+                Claim::Replay(stored) => return Answer::Replayed(stored),
+                Claim::Running => {
+                    return Answer::Failure(Failure::new(
+                        409,
+                        "IDEMPOTENCY_KEY_IN_USE",
+                        "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    ));
+                }
+                Claim::Mismatch => {
+                    let status = if documents(op, 409) || !documents(op, 400) { 409 } else { 400 };
+                    return Answer::Failure(Failure::new(
+                        status,
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "This Idempotency-Key was used with a different request; use a new key for a new request.",
+                    ));
+                }
+            }
+        }
+    }
+    let call = Call {
+        op,
+        path: path_values,
+        query,
+        body,
+        upload,
+        now: Utc::now(),
+        base_url: shared.url.clone(),
+        dry_run,
+    };
+    let answer = run(shared, tenant.as_deref(), &call).await;
+    if let Some((tenant, key)) = claimed {
+        match &answer {
+            Answer::Reply(reply) => shared.replays.finish(&tenant, &key, stored(reply)),
+            Answer::Failure(f) if f.status < 500 && f.status != 429 => {
+                shared.replays.finish(&tenant, &key, stored_failure(f));
+            }
+            _ => shared.replays.release(&tenant, &key),
+        }
+    }
+    if fault == Some(Fault::Lost) {
+        return close(conn).await;
+    }
+    answer
+}
+
+/// Runs the operation's behaviour and what follows it.
+async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer {
+    let mut fx = Effects::default();
+    let (result, queued) = {
+        let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut public = Tenant::new(shared.options.initial_credits, "public", call.now);
+        let state = match tenant {
+            Some(key) => {
+                if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
+                    return Answer::Failure(Failure::new(
+                        401,
+                        "UNAUTHORIZED",
+                        format!("The sandbox keeps at most {MAX_TENANTS} API keys; reuse one or restart it."),
+                    ));
+                }
+                tenants
+                    .entry(key.to_owned())
+                    .or_insert_with(|| Tenant::new(shared.options.initial_credits, &key[..8.min(key.len())], call.now))
+            }
+            None => &mut public,
+        };
+        if call.dry_run {
+            let mut scratch = state.clone();
+            (behaviour::run(&mut scratch, call, &mut fx), Vec::new())
+        } else {
+            let result = behaviour::run(state, call, &mut fx);
+            let mut queued = Vec::new();
+            if result.is_ok() {
+                for event in &fx.events {
+                    queued.extend(behaviour::queue(state, event, call.now));
+                }
+            }
+            (result, queued)
+        }
+    };
+    let mut reply = match result {
+        Ok(reply) => reply,
+        Err(f) => return Answer::Failure(f),
+    };
+    let Some(tenant) = tenant else {
+        return Answer::Reply(reply);
+    };
+    for id in queued {
+        deliveries::start(shared, tenant, id);
+    }
+    let once = fx.await_delivery.or(fx.retry_delivery);
+    if let Some(id) = once.filter(|_| !call.dry_run) {
+        let delivered = deliveries::attempt(shared, tenant, id).await;
+        if delivered == Some(false) && fx.await_delivery.is_some() {
+            let (shared, tenant) = (shared.clone(), tenant.to_owned());
+            tokio::spawn(async move { deliveries::retries(&shared, &tenant, id, 1).await });
+        }
+        if let Some(entry) = deliveries::entry(shared, tenant, id) {
+            reply.payload = Payload::Json(json!({ "data": entry }));
+        }
+    }
+    if call.dry_run {
+        preview(&mut reply, &fx);
+    }
+    Answer::Reply(reply)
+}
+
+/// Marks a dry run's answer: `dry_run`, the notice, what it would charge.
+fn preview(reply: &mut Reply, fx: &Effects) {
+    let Payload::Json(body) = &mut reply.payload else { return };
+    let would = fx.charge.as_ref().map_or(0.0, |c| c.total);
+    let mut marks = Map::new();
+    marks.insert("dry_run".into(), json!(true));
+    marks.insert(
+        "dry_run_notice".into(),
+        json!("Dry run: nothing was created, changed or charged; ids are synthetic."),
+    );
+    marks.insert("credits_would_charge".into(), json!(would));
+    marks.insert("credits_charged".into(), json!(0));
+    marks.insert(
+        "cost_breakdown".into(),
+        fx.charge.as_ref().map_or(json!({}), |c| c.breakdown.clone()),
+    );
+    marks.insert(
+        "sufficient_credits".into(),
+        json!(fx.charge.as_ref().is_none_or(|c| c.sufficient)),
+    );
+    if body.get("credits_charged").is_some() {
+        body["credits_charged"] = json!(0);
+    }
+    match body.get_mut("data") {
+        Some(Value::Object(data)) => data.extend(marks),
+        _ => {
+            if let Value::Object(top) = body {
+                top.extend(marks);
+            }
+        }
+    }
+}
+
+/// Closes the connection without an answer.
+async fn close(conn: &Connection) -> Answer {
+    conn.close.cancel();
+    std::future::pending::<Answer>().await
+}
+
+/// Whether `op` documents `status`. The table keeps only the success
+/// status, so the spec's error statuses come from the reviewed hints.
+fn documents(op: &Operation, status: u16) -> bool {
+    status == op.success_status || op.error_statuses.contains(&status)
+}
+
+/// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
+/// (keys are never kept as given).
+fn key_of(headers: &HeaderMap) -> Result<String, String> {
+    let Some(key) = headers.get(headers::API_KEY) else {
+        return Err("Missing API key: send it in the X-API-Key header.".into());
+    };
+    let key = key.as_bytes();
+    let well_formed = key.starts_with(b"sk_")
+        && (4..=256).contains(&key.len())
+        && key.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !well_formed {
+        return Err("Malformed API key: expected `sk_` followed by letters, digits, `_` or `-`.".into());
+    }
+    Ok(hex::encode(Sha256::digest(key)))
+}
+
+/// Streams a multipart body: text fields kept (bounded), the file part
+/// counted and hashed, and kept as text only when small.
+async fn read_form(
+    op: &'static Operation,
+    headers: &HeaderMap,
+    body: Incoming,
+    problems: &mut Vec<Problem>,
+) -> Result<Upload, Failure> {
+    let boundary = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| multer::parse_boundary(c).ok())
+        .ok_or_else(|| Failure::rule("body", "must be sent as multipart/form-data with a boundary"))?;
+    let file_field = op.body.and_then(|b| b.file_field()).unwrap_or_else(|| "file".into());
+    let stream = Body::new(body).into_data_stream();
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut fields = Map::new();
+    let mut file = None;
+    let broken = |e: multer::Error| Failure::rule("body", format!("is not a readable multipart body: {e}"));
+    while let Some(mut field) = form.next_field().await.map_err(broken)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == file_field {
+            let filename = field.file_name().map(str::to_owned);
+            let content_type = field.content_type().map(ToString::to_string);
+            let mut hash = Sha256::new();
+            let mut size: u64 = 0;
+            let mut kept = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(broken)? {
+                hash.update(&chunk);
+                size += chunk.len() as u64;
+                if kept.len() + chunk.len() <= MAX_KEPT_FILE {
+                    kept.extend_from_slice(&chunk);
+                } else {
+                    kept = Vec::new();
+                }
+            }
+            let text = (size as usize <= MAX_KEPT_FILE).then(|| String::from_utf8(kept).ok()).flatten();
+            file = Some(FileSummary {
+                filename,
+                content_type,
+                size,
+                sha256: hex::encode(hash.finalize()),
+                text,
+            });
+            continue;
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(broken)? {
+            if text.len() + chunk.len() > MAX_FORM_FIELD {
+                return Err(Failure::rule(&name, format!("is longer than {MAX_FORM_FIELD} bytes")));
+            }
+            text.extend_from_slice(&chunk);
+        }
+        fields.insert(name, Value::String(String::from_utf8_lossy(&text).into_owned()));
+    }
+    let fields = contract::check_form(op, fields, file.as_ref().map(|_| file_field.as_str()), problems);
+    Ok(Upload { fields, file })
+}
+
+/// The sandbox's own routes, outside the contract, under `/_sandbox/`:
+/// `GET health`, `POST credits` (`{"balance": N}`, with the key), `POST
+/// reset` (forgets the key's state) and `PUT uploads/{id}` (the upload URLs
+/// it hands out; the bytes are counted, not kept).
+async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request::Parts, body: Incoming) -> Answer {
+    let ok = |data: Value| {
+        Answer::Reply(Reply {
+            status: 200,
+            payload: Payload::Json(json!({ "data": data })),
+        })
+    };
+    match (parts.method.as_str(), route) {
+        ("GET", "health") => ok(json!({"status": "ok", "api_version": SPEC_VERSION})),
+        ("PUT", upload) if upload.starts_with("uploads/") => {
+            let mut received: u64 = 0;
+            let mut stream = Body::new(body).into_data_stream();
+            while let Ok(Some(chunk)) = stream.try_next().await {
+                received += chunk.len() as u64;
+            }
+            ok(json!({"received_bytes": received}))
+        }
+        ("POST", "credits" | "reset") => {
+            let key = match key_of(&parts.headers) {
+                Ok(k) => k,
+                Err(why) => return Answer::Failure(Failure::new(401, "UNAUTHORIZED", why)),
+            };
+            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY).await.unwrap_or_default();
+            let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            if route == "reset" {
+                tenants.remove(&key);
+                return ok(json!({"reset": true}));
+            }
+            let balance = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("balance").and_then(Value::as_f64))
+                .filter(|b| *b >= 0.0 && b.is_finite());
+            let Some(balance) = balance else {
+                return Answer::Failure(Failure::rule("balance", "must be a non-negative number"));
+            };
+            if !tenants.contains_key(&key) && tenants.len() >= MAX_TENANTS {
+                return Answer::Failure(Failure::new(401, "UNAUTHORIZED", "The sandbox keeps no more API keys."));
+            }
+            let tenant = tenants
+                .entry(key.clone())
+                .or_insert_with(|| Tenant::new(shared.options.initial_credits, &key[..8], Utc::now()));
+            tenant.set_balance(balance, Utc::now());
+            ok(json!({"balance": balance}))
+        }
+        _ => Answer::Failure(Failure::new(404, "NOT_FOUND", format!("No sandbox route {} /_sandbox/{route}.", parts.method))),
+    }
+}
+
+fn stored(reply: &Reply) -> Stored {
+    let (content_type, body) = encode(&reply.payload);
+    Stored {
+        status: reply.status,
+        content_type,
+        body,
+    }
+}
+
+fn stored_failure(f: &Failure) -> Stored {
+    Stored {
+        status: f.status,
+        content_type: Some("application/json"),
+        body: Bytes::from(f.body().to_string()),
+    }
+}
+
+fn encode(payload: &Payload) -> (Option<&'static str>, Bytes) {
+    match payload {
+        Payload::Json(v) => (Some("application/json"), Bytes::from(v.to_string())),
+        Payload::Text(ct, text) => (Some(*ct), Bytes::from(text.clone())),
+        Payload::Empty => (None, Bytes::new()),
+    }
+}
+
+/// The answer with the documented headers.
+fn finish(answer: Answer, stamp: &Stamp) -> Response<Body> {
+    let (status, content_type, body, extra, replayed) = match answer {
+        Answer::Reply(reply) => {
+            let (ct, body) = encode(&reply.payload);
+            (reply.status, ct, body, Vec::new(), false)
+        }
+        Answer::Failure(f) => {
+            let body = Bytes::from(f.body().to_string());
+            (f.status, Some("application/json"), body, f.headers, false)
+        }
+        Answer::Replayed(s) => (s.status, s.content_type, s.body, Vec::new(), true),
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = response.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    if let Some(ct) = content_type {
+        put("content-type", ct.to_owned());
+    }
+    put(headers::TOKPORTAL_REQUEST_ID, stamp.request_id.clone());
+    put(headers::API_VERSION, SPEC_VERSION.to_owned());
+    put("x-tokportal-api-stability", "stable".to_owned());
+    if let Some(rate) = &stamp.rate {
+        put(headers::RATE_LIMIT_LIMIT, rate.limit.to_string());
+        put(headers::RATE_LIMIT_REMAINING, rate.remaining.to_string());
+        put(headers::RATE_LIMIT_RESET, rate.reset.to_string());
+    }
+    if replayed {
+        put(headers::IDEMPOTENT_REPLAYED, "true".to_owned());
+    }
+    for (name, value) in extra {
+        put(name, value);
+    }
+    response
+}

@@ -1,0 +1,160 @@
+//! Idempotency keys as TokPortal documents them: the first answer is kept
+//! for 24 hours and given back, marked `Idempotent-Replayed: true`, for the
+//! same key and the same request; the same key with another request, or
+//! while the first is still running, is refused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// How long an answer is kept.
+const KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Keys kept at most; expired ones go first, then the oldest.
+const MAX_KEYS: usize = 100_000;
+
+/// A kept answer.
+#[derive(Clone)]
+pub(super) struct Stored {
+    pub(super) status: u16,
+    pub(super) content_type: Option<&'static str>,
+    pub(super) body: Bytes,
+}
+
+enum Entry {
+    Running { fingerprint: [u8; 32] },
+    Done { fingerprint: [u8; 32], stored: Stored, at: Instant },
+}
+
+/// What a key says of a new request.
+pub(super) enum Claim {
+    /// First use: the request runs; [`Replays::finish`] or [`Replays::release`] follows.
+    Fresh,
+    /// The kept answer.
+    Replay(Stored),
+    /// The first request with this key has not finished.
+    Running,
+    /// The key was used for another request.
+    Mismatch,
+}
+
+#[derive(Default)]
+pub(super) struct Replays {
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+impl Replays {
+    /// Claims `key` of `tenant` for a request with this fingerprint.
+    pub(super) fn claim(&self, tenant: &str, key: &str, fingerprint: [u8; 32]) -> Claim {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (tenant.to_owned(), key.to_owned());
+        match entries.get(&id) {
+            Some(Entry::Done { at, .. }) if at.elapsed() > KEPT => {}
+            Some(Entry::Done {
+                fingerprint: f,
+                stored,
+                ..
+            }) => return if *f == fingerprint { Claim::Replay(stored.clone()) } else { Claim::Mismatch },
+            Some(Entry::Running { fingerprint: f }) => {
+                return if *f == fingerprint { Claim::Running } else { Claim::Mismatch };
+            }
+            None => {}
+        }
+        if entries.len() >= MAX_KEYS {
+            entries.retain(|_, e| !matches!(e, Entry::Done { at, .. } if at.elapsed() > KEPT));
+            if entries.len() >= MAX_KEYS
+                && let Some(oldest) = entries
+                    .iter()
+                    .filter_map(|(k, e)| match e {
+                        Entry::Done { at, .. } => Some((k.clone(), *at)),
+                        Entry::Running { .. } => None,
+                    })
+                    .min_by_key(|(_, at)| *at)
+                    .map(|(k, _)| k)
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(id, Entry::Running { fingerprint });
+        Claim::Fresh
+    }
+
+    /// Keeps the answer of a claimed key.
+    pub(super) fn finish(&self, tenant: &str, key: &str, stored: Stored) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(&(tenant.to_owned(), key.to_owned()))
+            && let Entry::Running { fingerprint } = *entry
+        {
+            *entry = Entry::Done {
+                fingerprint,
+                stored,
+                at: Instant::now(),
+            };
+        }
+    }
+
+    /// Frees a claimed key whose request was not carried out (a 5xx, a 429):
+    /// the same request may be sent again with it.
+    pub(super) fn release(&self, tenant: &str, key: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (tenant.to_owned(), key.to_owned());
+        if matches!(entries.get(&id), Some(Entry::Running { .. })) {
+            entries.remove(&id);
+        }
+    }
+}
+
+/// The request's fingerprint: operation, path parameters, query and body,
+/// with object keys sorted so that key order does not matter.
+pub(super) fn fingerprint(op: &str, path: &Value, query: &Value, body: &Value) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for part in [&Value::String(op.to_owned()), path, query, body] {
+        hash.update(canonical(part).to_string().as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize().into()
+}
+
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&map[k]))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claims() {
+        let replays = Replays::default();
+        let a = fingerprint("createBundle", &json!({}), &json!({}), &json!({"x": 1, "y": 2}));
+        let same = fingerprint("createBundle", &json!({}), &json!({}), &json!({"y": 2, "x": 1}));
+        let other = fingerprint("createBundle", &json!({}), &json!({}), &json!({"x": 2}));
+        assert_eq!(a, same);
+        assert!(matches!(replays.claim("t", "k", a), Claim::Fresh));
+        assert!(matches!(replays.claim("t", "k", a), Claim::Running));
+        assert!(matches!(replays.claim("t", "k", other), Claim::Mismatch));
+        assert!(matches!(replays.claim("u", "k", other), Claim::Fresh));
+        let stored = Stored {
+            status: 201,
+            content_type: Some("application/json"),
+            body: Bytes::from_static(b"{}"),
+        };
+        replays.finish("t", "k", stored);
+        assert!(matches!(replays.claim("t", "k", a), Claim::Replay(s) if s.status == 201));
+        assert!(matches!(replays.claim("t", "k", other), Claim::Mismatch));
+        replays.release("u", "k");
+        assert!(matches!(replays.claim("u", "k", a), Claim::Fresh));
+    }
+}

@@ -1,0 +1,74 @@
+//! The listener: HTTP/1.1 connections served by hyper, each of which a fault
+//! can close without an answer (which a framework's `serve` cannot do).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::flow::{self, Shared};
+
+/// At most this many connections are served at once; the next ones wait.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// One client connection, as the request flow sees it.
+#[derive(Clone)]
+pub(super) struct Connection {
+    /// The peer (the rate-limit key of a request without an API key).
+    pub(super) peer: SocketAddr,
+    /// Cancelled to close the connection without an answer.
+    pub(super) close: CancellationToken,
+}
+
+/// Accepts connections until `stop` is cancelled, then closes them all.
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait, then go on.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let close = CancellationToken::new();
+            let connection = Connection {
+                peer,
+                close: close.clone(),
+            };
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                let connection = connection.clone();
+                async move { Ok::<_, Infallible>(flow::handle(&shared, &connection, request).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = served => {}
+                _ = close.cancelled() => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+}

@@ -1,0 +1,245 @@
+//! What one API key owns in the sandbox: its profile, credits, bundles with
+//! their account and video slots, delivered accounts, webhook endpoints and
+//! deliveries, comment tasks and uploads. Resources are JSON objects: what
+//! was sent, plus the server's fields (`id`, `status`, timestamps).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::contract::Failure;
+
+/// A JSON object.
+pub(super) type Object = Map<String, Value>;
+
+/// The sandbox's credit prices (the contract gives none): what
+/// `getCreditCosts` answers and what creates are debited.
+pub(super) const PRICES: &[(&str, f64)] = &[
+    ("account", 10.0),
+    ("account_instagram", 12.0),
+    ("video_slot", 2.0),
+    ("edit_slot", 1.0),
+    ("niche_warming", 5.0),
+    ("deep_warming", 10.0),
+    ("moderation", 3.0),
+    ("comment_task", 1.0),
+];
+
+/// The price of `item`.
+pub(super) fn price(item: &str) -> f64 {
+    PRICES.iter().find(|(name, _)| *name == item).map_or(0.0, |(_, p)| *p)
+}
+
+/// RFC 3339, to the second.
+pub(super) fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A bundle: its own fields, its account slot and its video slots.
+#[derive(Clone)]
+pub(super) struct Bundle {
+    pub(super) fields: Object,
+    pub(super) account: Option<Object>,
+    pub(super) videos: Vec<Object>,
+}
+
+/// A webhook endpoint and its signing secret (never in an answer but the create's).
+#[derive(Clone)]
+pub(super) struct Endpoint {
+    pub(super) fields: Object,
+    pub(super) secret: String,
+}
+
+/// One event sent (or being sent) to one endpoint.
+#[derive(Clone)]
+pub(super) struct Delivery {
+    pub(super) fields: Object,
+    pub(super) endpoint: Uuid,
+    /// The envelope, as sent on every attempt.
+    pub(super) payload: bytes::Bytes,
+}
+
+/// Everything one API key owns. Cloned for a dry run, which works on the
+/// copy and throws it away.
+#[derive(Clone)]
+pub(super) struct Tenant {
+    pub(super) user: Object,
+    pub(super) balance: f64,
+    pub(super) transactions: Vec<Object>,
+    pub(super) bundles: Vec<Bundle>,
+    pub(super) accounts: Vec<Object>,
+    pub(super) edit_requests: Vec<Object>,
+    pub(super) refreshed: Vec<(Uuid, DateTime<Utc>)>,
+    pub(super) endpoints: Vec<Endpoint>,
+    pub(super) deliveries: Vec<Delivery>,
+    pub(super) comments: Vec<Object>,
+    pub(super) uploads: Vec<Object>,
+    pub(super) reports: Vec<Object>,
+}
+
+impl Tenant {
+    /// A new key's state: a profile, the starting credits and one delivered
+    /// account, so that account calls work at once.
+    pub(super) fn new(credits: f64, key_hint: &str, now: DateTime<Utc>) -> Self {
+        let created = stamp(now);
+        let user = json!({
+            "id": Uuid::new_v4(),
+            "email": "developer@sandbox.tokportal.test",
+            "full_name": "Sandbox Developer",
+            "company_name": null,
+            "role": "owner",
+            "country": "USA",
+            "credits": {"balance": credits},
+            "subscription": {"plan": "sandbox", "analytics_level": "full"},
+            "api_key": {"id": Uuid::new_v4(), "name": format!("sandbox key {key_hint}")},
+            "created_at": created,
+        });
+        let account = json!({
+            "id": Uuid::new_v4(),
+            "platform": "tiktok",
+            "country": "USA",
+            "username": "sandbox.creator",
+            "visible_name": "Sandbox Creator",
+            "biography": "A delivered account every sandbox key starts with.",
+            "status": "active",
+            "owned": true,
+            "bundle_id": null,
+            "profile_url": "https://www.tiktok.com/@sandbox.creator",
+            "delivered_at": created,
+            "created_at": created,
+        });
+        let mut tenant = Self {
+            user: object(user),
+            balance: credits,
+            transactions: Vec::new(),
+            bundles: Vec::new(),
+            accounts: vec![object(account)],
+            edit_requests: Vec::new(),
+            refreshed: Vec::new(),
+            endpoints: Vec::new(),
+            deliveries: Vec::new(),
+            comments: Vec::new(),
+            uploads: Vec::new(),
+            reports: Vec::new(),
+        };
+        tenant.transactions.push(object(json!({
+            "id": Uuid::new_v4(),
+            "type": "grant",
+            "amount": credits,
+            "balance_after": credits,
+            "description": "Sandbox starting credits",
+            "created_at": created,
+        })));
+        tenant
+    }
+
+    /// The bundle with this id.
+    pub(super) fn bundle(&mut self, id: &str) -> Result<&mut Bundle, Failure> {
+        self.bundles
+            .iter_mut()
+            .find(|b| str_of(&b.fields, "id") == Some(id))
+            .ok_or_else(|| Failure::not_found("Bundle"))
+    }
+
+    /// The delivered account with this id.
+    pub(super) fn account(&mut self, id: &str) -> Result<&mut Object, Failure> {
+        self.accounts
+            .iter_mut()
+            .find(|a| str_of(a, "id") == Some(id))
+            .ok_or_else(|| Failure::not_found("Account"))
+    }
+
+    /// The webhook endpoint with this id.
+    pub(super) fn endpoint(&mut self, id: &str) -> Result<&mut Endpoint, Failure> {
+        self.endpoints
+            .iter_mut()
+            .find(|e| str_of(&e.fields, "id") == Some(id))
+            .ok_or_else(|| Failure::not_found("Webhook endpoint"))
+    }
+
+    /// The comment task with this id.
+    pub(super) fn comment(&mut self, id: &str) -> Result<&mut Object, Failure> {
+        self.comments
+            .iter_mut()
+            .find(|c| str_of(c, "id") == Some(id))
+            .ok_or_else(|| Failure::not_found("Comment task"))
+    }
+
+    /// Debits `items` (name, credits) for `description`, or refuses with 402
+    /// `INSUFFICIENT_CREDITS` and `required`/`available`. A dry run is never
+    /// refused: it reports what would be charged.
+    pub(super) fn debit(
+        &mut self,
+        items: &[(&str, f64)],
+        description: &str,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Charge, Failure> {
+        let total: f64 = items.iter().map(|(_, c)| c).sum();
+        let mut breakdown = Object::new();
+        for (name, credits) in items {
+            let entry = breakdown.entry((*name).to_owned()).or_insert(json!(0.0));
+            *entry = json!(entry.as_f64().unwrap_or(0.0) + credits);
+        }
+        let charge = Charge {
+            total,
+            breakdown: Value::Object(breakdown),
+            sufficient: total <= self.balance,
+        };
+        if dry_run || total == 0.0 {
+            return Ok(charge);
+        }
+        if !charge.sufficient {
+            return Err(Failure::new(402, "INSUFFICIENT_CREDITS", "Not enough credits to complete this operation.")
+                .details(json!({"required": total, "available": self.balance})));
+        }
+        self.balance -= total;
+        self.user.insert("credits".into(), json!({"balance": self.balance}));
+        self.transactions.push(object(json!({
+            "id": Uuid::new_v4(),
+            "type": "debit",
+            "amount": -total,
+            "balance_after": self.balance,
+            "description": description,
+            "cost_breakdown": charge.breakdown,
+            "created_at": stamp(now),
+        })));
+        Ok(charge)
+    }
+
+    /// Sets the balance (the sandbox's own `/_sandbox/credits`).
+    pub(super) fn set_balance(&mut self, balance: f64, now: DateTime<Utc>) {
+        let change = balance - self.balance;
+        self.balance = balance;
+        self.user.insert("credits".into(), json!({"balance": balance}));
+        self.transactions.push(object(json!({
+            "id": Uuid::new_v4(),
+            "type": "adjustment",
+            "amount": change,
+            "balance_after": balance,
+            "description": "Sandbox balance set",
+            "created_at": stamp(now),
+        })));
+    }
+}
+
+/// What a call costs.
+#[derive(Debug, Clone)]
+pub(super) struct Charge {
+    pub(super) total: f64,
+    pub(super) breakdown: Value,
+    pub(super) sufficient: bool,
+}
+
+/// `value` as an object (an empty one if it is not).
+pub(super) fn object(value: Value) -> Object {
+    match value {
+        Value::Object(map) => map,
+        _ => Object::new(),
+    }
+}
+
+/// A string field.
+pub(super) fn str_of<'a>(object: &'a Object, name: &str) -> Option<&'a str> {
+    object.get(name).and_then(Value::as_str)
+}
