@@ -133,7 +133,7 @@ pub fn cli() -> Command {
             listing.push_str(&format!("    {:<42} {}\n", op.cli_command, op.summary));
         }
     }
-    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    completions <shell>                        Shell completions\n");
+    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox                                    Serve an offline TokPortal (free, in memory)\n    completions <shell>                        Shell completions\n");
     let mut cmd = Command::new("tokportal")
         .version(env!("CARGO_PKG_VERSION"))
         .about("The TokPortal API from the command line")
@@ -145,7 +145,7 @@ pub fn cli() -> Command {
     for op in OPERATIONS {
         cmd = cmd.subcommand(operation_command(op));
     }
-    cmd.subcommand(
+    cmd.subcommand(super::sandbox::command()).subcommand(
         Command::new("webhooks")
             .about("Verify or sign webhook deliveries locally")
             .subcommand_required(true)

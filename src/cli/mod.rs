@@ -8,7 +8,8 @@
 //! - `call`: running one operation from its parsed flags;
 //! - `output`: where and how the answer is written;
 //! - [`exit`]: exit codes and error messages;
-//! - `webhooks`: the local `webhooks verify|sign` tools.
+//! - `webhooks`: the local `webhooks verify|sign` tools;
+//! - `sandbox`: `tokportal sandbox`, the offline TokPortal.
 //!
 //! The binary (`src/bin/tokportal.rs`) only calls [`run`].
 
@@ -22,6 +23,7 @@ pub mod exit;
 mod flags;
 mod input;
 mod output;
+mod sandbox;
 mod webhooks;
 
 pub use commands::cli;
@@ -60,6 +62,7 @@ where
     };
     let result = match matches.subcommand() {
         Some(("webhooks", sub)) => webhooks::run(sub),
+        Some(("sandbox", sub)) => sandbox::run(sub).await,
         Some(("completions", sub)) => {
             if let Some(shell) = sub.get_one::<clap_complete::Shell>("shell") {
                 clap_complete::generate(*shell, &mut cli(), "tokportal", &mut std::io::stdout());

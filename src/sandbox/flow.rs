@@ -170,9 +170,7 @@ async fn answer(
                 502 => "BAD_GATEWAY",
                 _ => "SERVICE_UNAVAILABLE",
             };
-            return Answer::Failure(
-                Failure::new(status, code, "The sandbox was asked to fail this request.").header("retry-after", "1"),
-            );
+            return Answer::Failure(Failure::new(status, code, "The sandbox was asked to fail this request."));
         }
         Some(Fault::Reset) => return close(conn).await,
         Some(Fault::Slow(wait)) => tokio::time::sleep(wait).await,

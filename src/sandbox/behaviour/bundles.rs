@@ -636,25 +636,30 @@ fn configure_video(
     Ok(())
 }
 
-/// Configures the free slots in order with `configs`.
+/// Configures slots with `configs`: at its `position` when it gives one
+/// (a batch), else the next free slot in order (a CSV import).
 fn fill_slots(bundle: &mut Bundle, configs: Vec<Object>, call: &Call, fx: &mut Effects) -> Result<Vec<Value>, Failure> {
     let fields = bundle.fields.clone();
-    let free: Vec<usize> = bundle
+    let mut free = bundle
         .videos
         .iter()
         .enumerate()
-        .filter(|(_, v)| matches!(str_of(v, "status"), Some("pending_configuration" | "configured")))
+        .filter(|(_, v)| matches!(str_of(v, "status"), Some("pending_configuration")))
         .map(|(i, _)| i)
-        .collect();
-    if configs.len() > free.len() {
-        return Err(Failure::rule(
-            "videos",
-            format!("has {} videos, and the bundle has {} free slots", configs.len(), free.len()),
-        ));
-    }
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut out = Vec::new();
-    for (config, i) in configs.into_iter().zip(free) {
-        let v = &mut bundle.videos[i];
+    for (n, mut config) in configs.into_iter().enumerate() {
+        let slot = match config.remove("position").and_then(|p| p.as_u64()) {
+            Some(p) => (p as usize)
+                .checked_sub(1)
+                .filter(|i| *i < bundle.videos.len())
+                .ok_or_else(|| Failure::rule(&format!("videos[{n}].position"), "is not a video slot of this bundle"))?,
+            None => free
+                .next()
+                .ok_or_else(|| Failure::rule("file", format!("has more rows than the bundle's {} free video slots", n)))?,
+        };
+        let v = &mut bundle.videos[slot];
         configure_video(v, &fields, config, call, fx)?;
         out.push(Value::Object(v.clone()));
     }

@@ -1,0 +1,96 @@
+//! `tokportal sandbox`: serves the offline TokPortal until interrupted.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use clap::{Arg, ArgMatches, Command};
+
+use super::exit::{EXIT_USAGE, Failure};
+use crate::sandbox::{Sandbox, SandboxOptions};
+
+/// The `sandbox` subcommand.
+pub(crate) fn command() -> Command {
+    Command::new("sandbox")
+        .about("Serve an offline TokPortal that enforces the API contract (free, in memory)")
+        .long_about(
+            "Serve an offline TokPortal on this machine: every request is checked against the \
+             vendored contract, state lives in memory per API key (any `sk_...` key works), \
+             webhooks are delivered signed, and faults can be asked for with the \
+             `X-Sandbox-Fault` header (503, 500, 502, 429, reset, lost, slow, slow=SECONDS).\n\n\
+             Prints `listening on http://HOST:PORT`; point TOKPORTAL_BASE_URL at it.",
+        )
+        .arg(
+            Arg::new("port")
+                .long("port")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u16))
+                .help("Port to listen on (0: a free one)"),
+        )
+        .arg(
+            Arg::new("host")
+                .long("host")
+                .default_value("127.0.0.1")
+                .value_parser(clap::value_parser!(IpAddr))
+                .help("Address to bind; anything but loopback lets other machines in"),
+        )
+        .arg(
+            Arg::new("fault_rate")
+                .long("fault-rate")
+                .default_value("0")
+                .value_parser(clap::value_parser!(f64))
+                .help("Share of requests (0 to 1) answered with a random 503, 429 or closed connection"),
+        )
+        .arg(
+            Arg::new("seed")
+                .long("seed")
+                .value_parser(clap::value_parser!(u64))
+                .help("Seed of the random faults, for a repeatable run"),
+        )
+        .arg(
+            Arg::new("credits")
+                .long("credits")
+                .default_value("1000")
+                .value_parser(clap::value_parser!(f64))
+                .help("Credits each new API key starts with"),
+        )
+        .arg(
+            Arg::new("rate_limit")
+                .long("rate-limit")
+                .default_value("120")
+                .value_parser(clap::value_parser!(u32))
+                .help("Token-bucket size per API key"),
+        )
+}
+
+/// Serves until Ctrl-C.
+pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
+    let mut options = SandboxOptions::default();
+    options.host = m.get_one::<IpAddr>("host").copied().unwrap_or(options.host);
+    options.port = m.get_one::<u16>("port").copied().unwrap_or_default();
+    options.fault_rate = m.get_one::<f64>("fault_rate").copied().unwrap_or_default();
+    options.seed = m.get_one::<u64>("seed").copied();
+    options.initial_credits = m.get_one::<f64>("credits").copied().unwrap_or(options.initial_credits);
+    options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
+    if !options.host.is_loopback() {
+        eprintln!(
+            "warning: the sandbox listens on {}, beyond this machine; it has no real data, but keys and webhook URLs sent to it can be seen by anyone who reaches it",
+            options.host
+        );
+    }
+    let sandbox = Sandbox::start_with(options).await.map_err(|e| Failure {
+        code: EXIT_USAGE,
+        message: e.to_string(),
+    })?;
+    println!("listening on {}", sandbox.url());
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "try: TOKPORTAL_BASE_URL={} TOKPORTAL_API_KEY=sk_test_sandbox tokportal get-current-user",
+        sandbox.url()
+    );
+    sandbox
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
