@@ -579,3 +579,132 @@ fn a_whole_float_for_an_integer_is_sent_as_an_integer() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     list.assert();
 }
+
+/// `tokportal sandbox` as a separate process: killed when the test ends.
+struct SandboxProcess(std::process::Child, String);
+
+impl SandboxProcess {
+    fn start(extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(["sandbox", "--port", "0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Self(child, url)
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The issue's acceptance path: the CLI drives `tokportal sandbox` through
+/// create → configure → publish, and a delivery it sends to a receiver is
+/// accepted by `tokportal webhooks verify`.
+#[test]
+fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let got: std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Vec<u8>)>>> = Default::default();
+    let seen = got.clone();
+    let hook = runtime.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((headers, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    let sandbox = SandboxProcess::start(&[]);
+    let cli = |args: &[&str]| tokportal(&sandbox.1, args);
+    let endpoint = stdout_json(&cli(&[
+        "create-webhook-endpoint",
+        "--body",
+        &json!({"url": hook, "events": ["bundle.created", "bundle.published", "account.configured"]}).to_string(),
+    ]));
+    let secret = endpoint["data"]["secret"].as_str().unwrap().to_owned();
+    let bundle = stdout_json(&cli(&[
+        "create-bundle",
+        "--body",
+        r#"{"bundle_type":"account_and_videos","country":"USA","videos_quantity":1}"#,
+    ]));
+    let id = bundle["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(bundle["data"]["status"], "draft");
+    let early = cli(&["publish-bundle", "--id", &id]);
+    assert_eq!(early.status.code(), Some(1), "not ready before the account is configured");
+    assert!(String::from_utf8_lossy(&early.stderr).contains("BUNDLE_NOT_READY"));
+    let configured = stdout_json(&cli(&[
+        "configure-bundle-account",
+        "--id",
+        &id,
+        "--body",
+        r#"{"username":"cli_user","visible_name":"CLI"}"#,
+    ]));
+    assert_eq!(configured["data"]["status"], "configured");
+    let published = stdout_json(&cli(&["publish-bundle", "--id", &id]));
+    assert_eq!(published["data"]["status"], "published");
+    assert_eq!(published["data"]["account_status"], "in_review");
+    let listed = stdout_json(&cli(&["list-bundles", "--status", "published"]));
+    assert_eq!(listed["pagination"]["total"], 1);
+    let invalid = cli(&["get-bundle", "--id", &id, "--query", "colour=red"]);
+    assert_eq!(invalid.status.code(), Some(1), "the sandbox refuses what this contract does not know");
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("VALIDATION_ERROR"));
+
+    // Three events were subscribed to and happened: created, configured, published.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let deliveries = got.lock().unwrap().clone();
+    let mut types = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (n, (headers, body)) in deliveries.iter().enumerate() {
+        let file = dir.path().join(format!("delivery-{n}.json"));
+        std::fs::write(&file, body).unwrap();
+        let header = headers["tokportal-signature"].to_str().unwrap();
+        let verified = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(["webhooks", "verify", "--secret", &secret, "--header", header, "--body-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+        let line = String::from_utf8(verified.stdout).unwrap();
+        types.push(line.split_whitespace().next().unwrap().to_owned());
+        assert!(line.contains(" evt_"), "{line}");
+    }
+    types.sort();
+    assert_eq!(types, ["account.configured", "bundle.created", "bundle.published"]);
+}
