@@ -1,40 +1,42 @@
 //! The main job: a realistic TokPortal flow.
 //!
 //! With `TOKPORTAL_API_KEY` set it makes read-only calls to the real API.
-//! Without it, it starts an in-process mock server (the `mock` feature) and runs
-//! the whole flow against it: check the account, create a bundle (with an
-//! idempotency key), configure a video, stream a video file up, walk a paginated
-//! list, and handle a structured error.
+//! Without it, it starts the offline sandbox in process (the `sandbox`
+//! feature), which enforces the API contract and keeps state, and runs the
+//! whole flow against it for free: check the account, preview a bundle's
+//! cost with a dry run, create it with an idempotency key (and see the
+//! replay), configure a video, stream a video file up, handle a structured
+//! error, configure the account, publish, and walk a paginated list.
 //!
 //! ```text
-//! cargo run --example quickstart --features mock
+//! cargo run --example quickstart --features sandbox
 //! ```
 
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use serde_json::{Map, json};
-use tokportal::mock::{MockServerExt, MockTokPortal};
+use tokportal::sandbox::Sandbox;
 use tokportal::types::{self, CreateBundleRequest, CreateBundleRequestBundleType};
 use tokportal::uploads::{UploadOptions, UploadSource};
-use tokportal::{Client, Error, OperationArgs, ResponseExt};
-
-const BUNDLE: &str = "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c";
+use tokportal::{Client, DryRunPreview, Error, OperationArgs, ResponseExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var(tokportal::API_KEY_ENV).is_ok_and(|k| !k.trim().is_empty()) {
         return live().await;
     }
-    println!("TOKPORTAL_API_KEY is not set: running against an in-process mock server.\n");
-    let mock = MockTokPortal::start().await;
-    script(&mock);
-    let client = mock.client()?;
+    let sandbox = Sandbox::start().await?;
+    println!(
+        "TOKPORTAL_API_KEY is not set: running against the offline sandbox at {} (nothing is charged).\n",
+        sandbox.url()
+    );
+    let client = sandbox.client("sk_test_quickstart")?;
     flow(&client).await?;
     println!(
-        "\nDone: every call above went to {} and was checked by the mock.",
-        mock.base_url()
+        "\nDone: every call above went to {} and was checked against the contract.",
+        sandbox.url()
     );
+    sandbox.shutdown().await;
     Ok(())
 }
 
@@ -64,7 +66,7 @@ async fn live() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The flow, the same against the mock as it would be against the API.
+/// The flow, the same against the sandbox as it would be against the API.
 async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
     let me = client.get_current_user().send().await?;
     println!(
@@ -72,43 +74,57 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         me.data.email, me.data.credits.balance
     );
 
+    let request = || {
+        CreateBundleRequest::builder()
+            .bundle_type(CreateBundleRequestBundleType::AccountAndVideos)
+            .country(Some("USA".parse().expect("a valid country")))
+            .videos_quantity(Some(2))
+    };
+    let preview = client.create_bundle().body(request()).dry_run().send().await?;
+    if let Some(p) = DryRunPreview::from_typed(&preview.into_inner()) {
+        println!("2. {p}");
+    }
+
     let bundle = client
         .create_bundle()
-        .body(
-            CreateBundleRequest::builder()
-                .bundle_type(CreateBundleRequestBundleType::AccountAndVideos)
-                .country(Some("USA".parse()?))
-                .videos_quantity(5),
-        )
+        .body(request())
+        .idempotency_key("bundle-create-123")
+        .send()
+        .await?;
+    let id: uuid::Uuid = bundle.data["id"].as_str().ok_or("no bundle id")?.parse()?;
+    let again = client
+        .create_bundle()
+        .body(request())
         .idempotency_key("bundle-create-123")
         .send()
         .await?;
     println!(
-        "2. created bundle {} for {:?} credits (replayed: {})",
-        bundle.data["id"],
+        "3. created bundle {id} for {:?} credits; sent again with the same key: replayed {}, same bundle {}",
         bundle.credits_charged,
-        bundle.meta().idempotent_replayed
+        again.meta().idempotent_replayed,
+        again.data["id"] == bundle.data["id"]
     );
 
     let video = client
         .configure_bundle_video()
-        .id(BUNDLE.parse::<uuid::Uuid>()?)
+        .id(id)
         .position(std::num::NonZeroU64::new(1).ok_or("position")?)
         .body(
             types::ConfigureVideoRequest::builder()
                 .video_type(types::ConfigureVideoRequestVideoType::Video)
                 .description("Launch day!".parse::<types::ConfigureVideoRequestDescription>()?)
-                .target_publish_date("2026-12-01".parse::<types::ConfigureVideoRequestTargetPublishDate>()?),
+                .target_publish_date("2026-12-01".parse::<types::ConfigureVideoRequestTargetPublishDate>()?)
+                .video_url(Some("https://cdn.example.com/launch.mp4".to_owned())),
         )
         .send()
         .await?;
-    println!("3. configured video 1: status {}", video["data"]["status"]);
+    println!("4. configured video 1: status {}", video["data"]["status"]);
 
     let file = std::env::temp_dir().join("tokportal-quickstart.mp4");
     tokio::fs::write(&file, vec![0u8; 3 * 1024 * 1024]).await?;
     let uploaded = client
         .upload_video_direct(
-            BUNDLE.parse()?,
+            id,
             UploadSource::path(&file),
             UploadOptions::new()
                 .idempotency_key("video-upload-123")
@@ -120,20 +136,10 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
                 .timeout(Duration::from_secs(120)),
         )
         .await?;
-    println!("4. streamed {} from disk: {}", file.display(), uploaded["data"]["url"]);
+    println!("5. streamed {} from disk: {}", file.display(), uploaded["data"]["url"]);
     let _ = tokio::fs::remove_file(&file).await;
 
-    let bundles: Vec<_> = client
-        .paginate(
-            "listBundles",
-            OperationArgs::new().query("status", "draft").query("per_page", 2),
-        )?
-        .items()
-        .try_collect()
-        .await?;
-    println!("5. listed {} draft bundles across every page", bundles.len());
-
-    match client.publish_bundle().id(BUNDLE.parse::<uuid::Uuid>()?).send().await {
+    match client.publish_bundle().id(id).send().await {
         Ok(_) => println!("6. published"),
         Err(Error::Api(e)) => println!(
             "6. publish refused: HTTP {} {} ({}), details {}, request {}, retryable: {}",
@@ -146,63 +152,28 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(other) => return Err(other.into()),
     }
-    Ok(())
-}
 
-/// What the mock answers, with typed expectations generated by progenitor.
-fn script(mock: &MockTokPortal) {
-    let server = &mock.server;
-    let me: types::MeResponse = serde_json::from_value(json!({"data": {
-        "id": BUNDLE, "email": "you@example.com", "credits": {"balance": 1250},
-        "api_key": {"id": BUNDLE, "name": "quickstart"}
-    }}))
-    .unwrap_or_else(|e| panic!("mock data: {e}"));
-    server.get_current_user(|_, then| {
-        then.success(200, &me);
-    });
-    let created: types::CreateBundleResponse =
-        serde_json::from_value(json!({"data": {"id": BUNDLE, "status": "draft"}, "credits_charged": 55}))
-            .unwrap_or_else(|e| panic!("mock data: {e}"));
-    server.create_bundle(|when, then| {
-        when.idempotency_key(
-            &"bundle-create-123"
-                .parse::<types::IdempotencyKey>()
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
-        then.success(201, &created);
-    });
-    server.configure_bundle_video(|_, then| {
-        let mut data = Map::new();
-        data.insert("data".into(), json!({"position": 1, "status": "configured"}));
-        then.success(200, &data);
-    });
-    server.mock(|when, then| {
-        when.method(httpmock::Method::POST)
-            .path("/upload/video/direct")
-            .header_includes("content-type", "multipart/form-data")
-            .header("idempotency-key", "video-upload-123");
-        then.status(200)
-            .header("content-type", "application/json")
-            .json_body(json!({"data": {"url": "https://cdn.tokportal.com/v/abc.mp4"}}));
-    });
-    for page in 1..=2 {
-        server.mock(|when, then| {
-            when.path("/bundles")
-                .query_param("page", page.to_string())
-                .query_param("status", "draft");
-            then.status(200)
-                .header("content-type", "application/json")
-                .json_body(json!({
-                    "data": [{"id": format!("bundle-{page}a")}, {"id": format!("bundle-{page}b")}],
-                    "pagination": {"page": page, "per_page": 2, "total": 4, "total_pages": 2}
-                }));
-        });
-    }
-    server.mock(|when, then| {
-        when.path(format!("/bundles/{BUNDLE}/publish"));
-        then.status(402)
-            .header("content-type", "application/json")
-            .header("x-tokportal-request-id", "req_0123456789abcdef")
-            .json_body(json!({"error": {"code": "INSUFFICIENT_CREDITS", "message": "Not enough credits to complete this operation.", "details": {"required": 50, "available": 12}}}));
-    });
+    client
+        .configure_bundle_account()
+        .id(id)
+        .body(
+            types::ConfigureAccountRequest::builder()
+                .username("launch_day".parse::<types::ConfigureAccountRequestUsername>()?)
+                .visible_name("Launch Day".parse::<types::ConfigureAccountRequestVisibleName>()?),
+        )
+        .send()
+        .await?;
+    let published = client.publish_bundle().id(id).send().await?;
+    println!(
+        "7. configured the account and published: bundle {}, account {}",
+        published["data"]["status"], published["data"]["account_status"]
+    );
+
+    let bundles: Vec<_> = client
+        .paginate("listBundles", OperationArgs::new().query("per_page", 1))?
+        .items()
+        .try_collect()
+        .await?;
+    println!("8. listed {} bundle(s) across every page", bundles.len());
+    Ok(())
 }

@@ -382,3 +382,68 @@ async fn structured_content_matches_the_output_schema() {
     assert!(!validator.is_valid(&json!({"nope": 1})));
     session.cancel().await.unwrap();
 }
+
+fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An agent's session against the offline sandbox rather than canned
+/// answers: it previews, creates, configures and publishes; what the contract
+/// refuses comes back as the sandbox's field-level error; and two HTTP
+/// callers, each with their own key, see only their own bundles.
+#[tokio::test]
+async fn an_agent_works_against_the_sandbox() {
+    let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
+    let agent = stdio(sandbox.url(), &[]).await;
+    let create = json!({"body": {"bundle_type": "account_only", "country": "USA"}});
+    let mut preview = create.clone();
+    preview["dry_run"] = json!(true);
+    let previewed = call(&agent, "createBundle", preview).await.unwrap();
+    let previewed = previewed.structured_content.unwrap();
+    assert_eq!(previewed["data"]["dry_run"], true);
+    assert_eq!(previewed["data"]["credits_would_charge"], 10.0);
+    let created = call(&agent, "createBundle", create).await.unwrap();
+    assert_ne!(created.is_error, Some(true), "{}", text_of(&created));
+    let id = created.structured_content.unwrap()["data"]["id"].as_str().unwrap().to_owned();
+    let configured = call(
+        &agent,
+        "configureBundleAccount",
+        json!({"id": id, "body": {"username": "agent_made", "visible_name": "Agent"}}),
+    )
+    .await
+    .unwrap();
+    assert_ne!(configured.is_error, Some(true), "{}", text_of(&configured));
+    let published = call(&agent, "publishBundle", json!({"id": id})).await.unwrap();
+    assert!(text_of(&published).contains("\"published\""), "{}", text_of(&published));
+    let balance = call(&agent, "getCreditBalance", json!({})).await.unwrap();
+    assert!(text_of(&balance).contains("990"), "one debit of 10: {}", text_of(&balance));
+    // An argument this contract does not know is sent as given; the sandbox,
+    // which enforces the contract, names it.
+    let refused = call(&agent, "getBundle", json!({"id": id, "colour": "red"})).await.unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    let text = text_of(&refused);
+    assert!(text.contains("VALIDATION_ERROR") && text.contains("colour"), "{text}");
+    agent.cancel().await.unwrap();
+
+    let mcp = http_server(sandbox.url(), &[]);
+    let alice = http_session(&mcp.url, "sk_test_alice").await;
+    let bob = http_session(&mcp.url, "sk_test_bob").await;
+    for _ in 0..2 {
+        let made = call(&alice, "createBundle", json!({"body": {"bundle_type": "account_only", "country": "FRA"}}))
+            .await
+            .unwrap();
+        assert_ne!(made.is_error, Some(true), "{}", text_of(&made));
+    }
+    let total = |r: CallToolResult| r.structured_content.map(|s| s["pagination"]["total"].clone());
+    let a = call(&alice, "listBundles", json!({})).await.unwrap();
+    let b = call(&bob, "listBundles", json!({})).await.unwrap();
+    let (a, b) = (total(a).unwrap_or_default(), total(b).unwrap_or_default());
+    assert_eq!((a, b), (json!(2), json!(0)), "each caller's key is its own");
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
