@@ -630,7 +630,8 @@ fn stdout_json(out: &Output) -> Value {
 #[test]
 fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let got: std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Vec<u8>)>>> = Default::default();
+    type Received = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+    let got: Received = Default::default();
     let seen = got.clone();
     let hook = runtime.block_on(async move {
         let app = axum::Router::new().route(
@@ -664,7 +665,11 @@ fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() 
     let id = bundle["data"]["id"].as_str().unwrap().to_owned();
     assert_eq!(bundle["data"]["status"], "draft");
     let early = cli(&["publish-bundle", "--id", &id]);
-    assert_eq!(early.status.code(), Some(1), "not ready before the account is configured");
+    assert_eq!(
+        early.status.code(),
+        Some(1),
+        "not ready before the account is configured"
+    );
     assert!(String::from_utf8_lossy(&early.stderr).contains("BUNDLE_NOT_READY"));
     let configured = stdout_json(&cli(&[
         "configure-bundle-account",
@@ -680,7 +685,11 @@ fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() 
     let listed = stdout_json(&cli(&["list-bundles", "--status", "published"]));
     assert_eq!(listed["pagination"]["total"], 1);
     let invalid = cli(&["get-bundle", "--id", &id, "--query", "colour=red"]);
-    assert_eq!(invalid.status.code(), Some(1), "the sandbox refuses what this contract does not know");
+    assert_eq!(
+        invalid.status.code(),
+        Some(1),
+        "the sandbox refuses what this contract does not know"
+    );
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("VALIDATION_ERROR"));
 
     // Three events were subscribed to and happened: created, configured, published.
@@ -696,11 +705,23 @@ fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() 
         std::fs::write(&file, body).unwrap();
         let header = headers["tokportal-signature"].to_str().unwrap();
         let verified = Command::new(env!("CARGO_BIN_EXE_tokportal"))
-            .args(["webhooks", "verify", "--secret", &secret, "--header", header, "--body-file"])
+            .args([
+                "webhooks",
+                "verify",
+                "--secret",
+                &secret,
+                "--header",
+                header,
+                "--body-file",
+            ])
             .arg(&file)
             .output()
             .unwrap();
-        assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
         let line = String::from_utf8(verified.stdout).unwrap();
         types.push(line.split_whitespace().next().unwrap().to_owned());
         assert!(line.contains(" evt_"), "{line}");

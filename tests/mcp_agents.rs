@@ -409,7 +409,10 @@ async fn an_agent_works_against_the_sandbox() {
     assert_eq!(previewed["data"]["credits_would_charge"], 10.0);
     let created = call(&agent, "createBundle", create).await.unwrap();
     assert_ne!(created.is_error, Some(true), "{}", text_of(&created));
-    let id = created.structured_content.unwrap()["data"]["id"].as_str().unwrap().to_owned();
+    let id = created.structured_content.unwrap()["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let configured = call(
         &agent,
         "configureBundleAccount",
@@ -421,10 +424,16 @@ async fn an_agent_works_against_the_sandbox() {
     let published = call(&agent, "publishBundle", json!({"id": id})).await.unwrap();
     assert!(text_of(&published).contains("\"published\""), "{}", text_of(&published));
     let balance = call(&agent, "getCreditBalance", json!({})).await.unwrap();
-    assert!(text_of(&balance).contains("990"), "one debit of 10: {}", text_of(&balance));
+    assert!(
+        text_of(&balance).contains("990"),
+        "one debit of 10: {}",
+        text_of(&balance)
+    );
     // An argument this contract does not know is sent as given; the sandbox,
     // which enforces the contract, names it.
-    let refused = call(&agent, "getBundle", json!({"id": id, "colour": "red"})).await.unwrap();
+    let refused = call(&agent, "getBundle", json!({"id": id, "colour": "red"}))
+        .await
+        .unwrap();
     assert_eq!(refused.is_error, Some(true));
     let text = text_of(&refused);
     assert!(text.contains("VALIDATION_ERROR") && text.contains("colour"), "{text}");
@@ -434,9 +443,13 @@ async fn an_agent_works_against_the_sandbox() {
     let alice = http_session(&mcp.url, "sk_test_alice").await;
     let bob = http_session(&mcp.url, "sk_test_bob").await;
     for _ in 0..2 {
-        let made = call(&alice, "createBundle", json!({"body": {"bundle_type": "account_only", "country": "FRA"}}))
-            .await
-            .unwrap();
+        let made = call(
+            &alice,
+            "createBundle",
+            json!({"body": {"bundle_type": "account_only", "country": "FRA"}}),
+        )
+        .await
+        .unwrap();
         assert_ne!(made.is_error, Some(true), "{}", text_of(&made));
     }
     let total = |r: CallToolResult| r.structured_content.map(|s| s["pagination"]["total"].clone());

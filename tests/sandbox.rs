@@ -15,6 +15,9 @@ use tokportal::webhooks::Verifier;
 
 const KEY: &str = "sk_test_sandbox_suite";
 
+/// What a webhook receiver got: each delivery's headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 /// The vendored spec, as JSON.
 fn spec() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.yaml")).unwrap();
@@ -68,7 +71,13 @@ impl Api {
         self.check(op, request.send().await.unwrap()).await
     }
 
-    async fn form(&self, id: &str, path: &[(&str, &str)], fields: &[(&str, &str)], file: (&str, &str, Vec<u8>)) -> Answer {
+    async fn form(
+        &self,
+        id: &str,
+        path: &[(&str, &str)],
+        fields: &[(&str, &str)],
+        file: (&str, &str, Vec<u8>),
+    ) -> Answer {
         let op = find(id).unwrap();
         let mut form = reqwest::multipart::Form::new();
         for (k, v) in fields {
@@ -97,9 +106,21 @@ impl Api {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
-        let documented = &self.spec["paths"][op.path][op.method.as_str().to_lowercase()]["responses"][status.to_string()];
-        assert!(documented.is_object(), "{}: HTTP {status} is not documented: {}", op.id, String::from_utf8_lossy(&bytes));
-        for h in ["x-tokportal-request-id", "x-tokportal-api-version", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        let documented =
+            &self.spec["paths"][op.path][op.method.as_str().to_lowercase()]["responses"][status.to_string()];
+        assert!(
+            documented.is_object(),
+            "{}: HTTP {status} is not documented: {}",
+            op.id,
+            String::from_utf8_lossy(&bytes)
+        );
+        for h in [
+            "x-tokportal-request-id",
+            "x-tokportal-api-version",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ] {
             assert!(headers.contains_key(h), "{}: no {h}", op.id);
         }
         let body = match documented.get("content").and_then(Value::as_object) {
@@ -108,16 +129,24 @@ impl Api {
                 Value::Null
             }
             Some(content) => {
-                let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let ct = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
                 let media = ct.split(';').next().unwrap_or_default().trim();
-                let schema = &content.get(media).unwrap_or_else(|| panic!("{}: content type {ct} is not documented", op.id))["schema"];
+                let schema = &content
+                    .get(media)
+                    .unwrap_or_else(|| panic!("{}: content type {ct} is not documented", op.id))["schema"];
                 if media == "application/json" {
                     let body: Value = serde_json::from_slice(&bytes).unwrap();
                     let schema = match schema.get("$ref").and_then(Value::as_str) {
                         Some(r) => self.spec.pointer(r.trim_start_matches('#')).unwrap().clone(),
                         None => schema.clone(),
                     };
-                    let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+                    let validator = jsonschema::options()
+                        .should_validate_formats(true)
+                        .build(&schema)
+                        .unwrap();
                     let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
                     assert!(errors.is_empty(), "{} HTTP {status}: {errors:?} in {body}", op.id);
                     body
@@ -135,11 +164,11 @@ impl Api {
 /// first `fail_first` of them with a 500.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    got: Received,
 }
 
 async fn receiver(fail_first: usize) -> Receiver {
-    let got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let got: Received = Arc::default();
     let seen = got.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -192,7 +221,15 @@ async fn every_operation_answers_as_the_spec_documents() {
     let sandbox = Sandbox::start_with(options()).await.unwrap();
     let api = Api::new(&sandbox, KEY);
     let hook = receiver(0).await;
-    for id in ["getCurrentUser", "listCountries", "listPlatforms", "getCreditCosts", "getCreditBalance", "listCreditTransactions", "listWebhookEvents"] {
+    for id in [
+        "getCurrentUser",
+        "listCountries",
+        "listPlatforms",
+        "getCreditCosts",
+        "getCreditBalance",
+        "listCreditTransactions",
+        "listWebhookEvents",
+    ] {
         assert!(api.call(id, &[], &[], None).await.status < 300);
     }
     let bundle = api
@@ -201,21 +238,47 @@ async fn every_operation_answers_as_the_spec_documents() {
     assert_eq!(bundle.status, 201);
     assert_eq!(bundle.headers["x-ratelimit-limit"], "10000");
     let b = s(&bundle.body["data"]["id"]);
-    let bulk = api.call("createBundlesBulk", &[], &[], Some(json!({"platforms": ["tiktok"], "country": "USA", "accounts_count": 1}))).await;
+    let bulk = api
+        .call(
+            "createBundlesBulk",
+            &[],
+            &[],
+            Some(json!({"platforms": ["tiktok"], "country": "USA", "accounts_count": 1})),
+        )
+        .await;
     let other = s(&bulk.body["data"]["bundles"][0]["id"]);
     let id = [("id", b.as_str())];
-    assert_eq!(api.call("listBundles", &[], &[("bundle_type", "account_and_videos")], None).await.body["pagination"]["total"], 1);
+    assert_eq!(
+        api.call("listBundles", &[], &[("bundle_type", "account_and_videos")], None)
+            .await
+            .body["pagination"]["total"],
+        1
+    );
     api.call("getBundle", &id, &[], None).await;
-    api.call("updateBundle", &id, &[], Some(json!({"title": "Suite"}))).await;
-    assert_eq!(api.call("getBundlePublishReadiness", &id, &[], None).await.body["data"]["ready"], false);
+    api.call("updateBundle", &id, &[], Some(json!({"title": "Suite"})))
+        .await;
+    assert_eq!(
+        api.call("getBundlePublishReadiness", &id, &[], None).await.body["data"]["ready"],
+        false
+    );
     assert_eq!(api.call("publishBundle", &id, &[], None).await.status, 409);
     api.call("addVideoSlots", &id, &[], Some(json!({"quantity": 1}))).await;
     api.call("addEditSlots", &id, &[], Some(json!({"quantity": 1}))).await;
     api.call("getBundleAccount", &id, &[], None).await;
     let profile = json!({"username": "suite_user", "visible_name": "Suite"});
-    api.call("configureBundleAccount", &id, &[], Some(profile.clone())).await;
-    assert_eq!(api.call("publishBundle", &id, &[], None).await.body["data"]["account_status"], "in_review");
-    api.call("requestBundleAccountCorrections", &id, &[], Some(json!({"comment": "Shorter name"}))).await;
+    api.call("configureBundleAccount", &id, &[], Some(profile.clone()))
+        .await;
+    assert_eq!(
+        api.call("publishBundle", &id, &[], None).await.body["data"]["account_status"],
+        "in_review"
+    );
+    api.call(
+        "requestBundleAccountCorrections",
+        &id,
+        &[],
+        Some(json!({"comment": "Shorter name"})),
+    )
+    .await;
     api.call("configureBundleAccount", &id, &[], Some(profile)).await;
     let account = api.call("finalizeBundleAccount", &id, &[], None).await;
     let delivered = s(&account.body["data"]["id"]);
@@ -223,31 +286,92 @@ async fn every_operation_answers_as_the_spec_documents() {
     let one = [("id", b.as_str()), ("position", "1")];
     api.call("getBundleVideo", &one, &[], None).await;
     let video = |url: &str, date: &str| json!({"video_type": "video", "description": "A video", "target_publish_date": date, "video_url": url});
-    let flagged = api.call("configureBundleVideo", &one, &[], Some(video("https://cdn.example.com/broken.mp4", &today()))).await;
+    let flagged = api
+        .call(
+            "configureBundleVideo",
+            &one,
+            &[],
+            Some(video("https://cdn.example.com/broken.mp4", &today())),
+        )
+        .await;
     assert_eq!(flagged.body["data"]["download_issue"], true);
-    api.call("fixBundleVideoDownload", &one, &[], Some(json!({"video_url": "https://cdn.example.com/ok.mp4"}))).await;
-    api.call("patchBundleVideo", &one, &[], Some(json!({"name": "First"}))).await;
+    api.call(
+        "fixBundleVideoDownload",
+        &one,
+        &[],
+        Some(json!({"video_url": "https://cdn.example.com/ok.mp4"})),
+    )
+    .await;
+    api.call("patchBundleVideo", &one, &[], Some(json!({"name": "First"})))
+        .await;
     let batch = api.call("batchConfigureBundleVideos", &id, &[], Some(json!({"videos": [{"position": 2, "video_type": "video", "description": "Later", "target_publish_date": "2099-01-01", "video_url": "https://cdn.example.com/2.mp4"}]}))).await;
     assert_eq!(batch.body["data"]["configured"], 1);
-    let csv = format!("video_type,description,target_publish_date,video_url\nvideo,From CSV,{},https://cdn.example.com/3.mp4\nvideo,,bad-date,\n", today());
-    let import = api.form("importBundleVideosCsv", &id, &[], ("videos.csv", "text/csv", csv.into_bytes())).await;
-    assert_eq!((import.body["data"]["configured"].clone(), import.body["data"]["errors"].as_array().unwrap().len()), (json!(1), 1));
-    assert_eq!(api.call("publishBundleVideo", &one, &[], None).await.body["data"]["status"], "in_review");
-    api.call("requestBundleVideoCorrections", &one, &[], Some(json!({"comment": "Louder"}))).await;
+    let csv = format!(
+        "video_type,description,target_publish_date,video_url\nvideo,From CSV,{},https://cdn.example.com/3.mp4\nvideo,,bad-date,\n",
+        today()
+    );
+    let import = api
+        .form(
+            "importBundleVideosCsv",
+            &id,
+            &[],
+            ("videos.csv", "text/csv", csv.into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (
+            import.body["data"]["configured"].clone(),
+            import.body["data"]["errors"].as_array().unwrap().len()
+        ),
+        (json!(1), 1)
+    );
+    assert_eq!(
+        api.call("publishBundleVideo", &one, &[], None).await.body["data"]["status"],
+        "in_review"
+    );
+    api.call(
+        "requestBundleVideoCorrections",
+        &one,
+        &[],
+        Some(json!({"comment": "Louder"})),
+    )
+    .await;
     api.call("resetBundleVideo", &one, &[], None).await;
-    api.call("configureBundleVideo", &one, &[], Some(video("https://cdn.example.com/1.mp4", &today()))).await;
+    api.call(
+        "configureBundleVideo",
+        &one,
+        &[],
+        Some(video("https://cdn.example.com/1.mp4", &today())),
+    )
+    .await;
     let all = api.call("publishAllBundleVideos", &id, &[], None).await;
     assert_eq!(all.body["data"]["published"], 3);
     let two = [("id", b.as_str()), ("position", "2")];
-    assert_eq!(api.call("unscheduleBundleVideo", &two, &[], None).await.body["data"]["status"], "configured");
+    assert_eq!(
+        api.call("unscheduleBundleVideo", &two, &[], None).await.body["data"]["status"],
+        "configured"
+    );
     let three = [("id", b.as_str()), ("position", "3")];
     let finalized = api.call("finalizeBundleVideo", &three, &[], None).await;
     let video_id = s(&finalized.body["data"]["id"]);
     let other_id = [("id", other.as_str())];
-    assert_eq!(api.call("unpublishBundle", &id, &[], None).await.status, 409, "a finalized account stays published");
-    api.call("configureBundleAccount", &other_id, &[], Some(json!({"username": "other_user", "visible_name": "Other"}))).await;
+    assert_eq!(
+        api.call("unpublishBundle", &id, &[], None).await.status,
+        409,
+        "a finalized account stays published"
+    );
+    api.call(
+        "configureBundleAccount",
+        &other_id,
+        &[],
+        Some(json!({"username": "other_user", "visible_name": "Other"})),
+    )
+    .await;
     api.call("publishBundle", &other_id, &[], None).await;
-    assert_eq!(api.call("unpublishBundle", &other_id, &[], None).await.body["data"]["status"], "draft");
+    assert_eq!(
+        api.call("unpublishBundle", &other_id, &[], None).await.body["data"]["status"],
+        "draft"
+    );
 
     let accounts = api.call("listAccounts", &[], &[], None).await;
     assert_eq!(accounts.body["pagination"]["total"], 2);
@@ -255,66 +379,165 @@ async fn every_operation_answers_as_the_spec_documents() {
     let a = [("id", seeded.as_str())];
     let d = [("id", delivered.as_str())];
     api.call("getAccount", &a, &[], None).await;
-    assert_eq!(api.call("listAccountBundles", &d, &[], None).await.body["pagination"]["total"], 1);
+    assert_eq!(
+        api.call("listAccountBundles", &d, &[], None).await.body["pagination"]["total"],
+        1
+    );
     api.call("retrieveAccountVerificationCode", &a, &[], None).await;
     api.call("revealAccountCredentials", &a, &[], None).await;
     api.call("canRefreshAccountAnalytics", &a, &[], None).await;
-    api.call("refreshAccountAnalytics", &a, &[], Some(json!({"force": true}))).await;
+    api.call("refreshAccountAnalytics", &a, &[], Some(json!({"force": true})))
+        .await;
     let cooldown = api.call("refreshAccountAnalytics", &a, &[], Some(json!({}))).await;
-    assert_eq!((cooldown.status, cooldown.body["error"]["code"].clone()), (429, json!("REFRESH_COOLDOWN")));
+    assert_eq!(
+        (cooldown.status, cooldown.body["error"]["code"].clone()),
+        (429, json!("REFRESH_COOLDOWN"))
+    );
     api.call("refreshAnalyticsAccount", &d, &[], Some(json!({}))).await;
-    api.call("createAccountEditRequest", &a, &[], Some(json!({"requested_username": "new_name", "requested_visible_name": "New"}))).await;
-    assert_eq!(api.call("createAccountEditRequest", &a, &[], Some(json!({"requested_username": "x", "requested_visible_name": "X"}))).await.status, 409);
+    api.call(
+        "createAccountEditRequest",
+        &a,
+        &[],
+        Some(json!({"requested_username": "new_name", "requested_visible_name": "New"})),
+    )
+    .await;
+    assert_eq!(
+        api.call(
+            "createAccountEditRequest",
+            &a,
+            &[],
+            Some(json!({"requested_username": "x", "requested_visible_name": "X"}))
+        )
+        .await
+        .status,
+        409
+    );
     api.call("getAccountEditRequest", &a, &[], None).await;
 
     let endpoint = api
-        .call("createWebhookEndpoint", &[], &[], Some(json!({"url": hook.url, "events": ["bundle.created", "bundle.published"]})))
+        .call(
+            "createWebhookEndpoint",
+            &[],
+            &[],
+            Some(json!({"url": hook.url, "events": ["bundle.created", "bundle.published"]})),
+        )
         .await;
     let e = s(&endpoint.body["data"]["id"]);
     assert!(s(&endpoint.body["data"]["secret"]).starts_with("whsec_"));
     let ep = [("id", e.as_str())];
-    assert!(api.call("getWebhookEndpoint", &ep, &[], None).await.body["data"].get("secret").is_none(), "the secret is shown once");
-    api.call("listWebhookEndpoints", &[], &[("enabled", "true")], None).await;
-    api.call("updateWebhookEndpoint", &ep, &[], Some(json!({"description": "suite"}))).await;
+    assert!(
+        api.call("getWebhookEndpoint", &ep, &[], None).await.body["data"]
+            .get("secret")
+            .is_none(),
+        "the secret is shown once"
+    );
+    api.call("listWebhookEndpoints", &[], &[("enabled", "true")], None)
+        .await;
+    api.call("updateWebhookEndpoint", &ep, &[], Some(json!({"description": "suite"})))
+        .await;
     let test = api.call("testWebhookEndpoint", &ep, &[], None).await;
     assert_eq!(test.body["data"]["success"], true, "{}", test.body);
     let deliveries = api.call("listWebhookDeliveries", &ep, &[], None).await;
     let delivery = s(&deliveries.body["data"][0]["id"]);
-    let retried = api.call("retryWebhookDelivery", &[("id", e.as_str()), ("delivery_id", delivery.as_str())], &[], None).await;
+    let retried = api
+        .call(
+            "retryWebhookDelivery",
+            &[("id", e.as_str()), ("delivery_id", delivery.as_str())],
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(retried.body["data"]["attempts"], 2);
 
-    api.call("uploadVideo", &[], &[], Some(json!({"filename": "clip.mp4", "bundle_id": b}))).await;
-    api.call("uploadImage", &[], &[], Some(json!({"filename": "a.png", "content_type": "image/png", "bundle_id": b}))).await;
-    let direct = api.form("uploadVideoDirect", &[], &[("bundle_id", &b)], ("clip.mp4", "video/mp4", vec![7; 300_000])).await;
+    api.call(
+        "uploadVideo",
+        &[],
+        &[],
+        Some(json!({"filename": "clip.mp4", "bundle_id": b})),
+    )
+    .await;
+    api.call(
+        "uploadImage",
+        &[],
+        &[],
+        Some(json!({"filename": "a.png", "content_type": "image/png", "bundle_id": b})),
+    )
+    .await;
+    let direct = api
+        .form(
+            "uploadVideoDirect",
+            &[],
+            &[("bundle_id", &b)],
+            ("clip.mp4", "video/mp4", vec![7; 300_000]),
+        )
+        .await;
     assert_eq!(direct.body["data"]["size"], 300_000);
-    api.form("uploadImageDirect", &[], &[("bundle_id", &b), ("purpose", "carousel")], ("a.png", "image/png", vec![1; 10])).await;
-    api.call("uploadImageFromUrl", &[], &[], Some(json!({"url": "https://cdn.example.com/a.png", "bundle_id": b}))).await;
+    api.form(
+        "uploadImageDirect",
+        &[],
+        &[("bundle_id", &b), ("purpose", "carousel")],
+        ("a.png", "image/png", vec![1; 10]),
+    )
+    .await;
+    api.call(
+        "uploadImageFromUrl",
+        &[],
+        &[],
+        Some(json!({"url": "https://cdn.example.com/a.png", "bundle_id": b})),
+    )
+    .await;
 
-    for id in ["getAnalyticsDashboard", "getAnalyticsContract", "exportAnalyticsVideos", "getAnalyticsSeries", "getCommentPulse"] {
+    for id in [
+        "getAnalyticsDashboard",
+        "getAnalyticsContract",
+        "exportAnalyticsVideos",
+        "getAnalyticsSeries",
+        "getCommentPulse",
+    ] {
         api.call(id, &[], &[], None).await;
     }
     assert!(s(&api.call("exportAnalyticsVideos", &[], &[], None).await.body).contains(&video_id));
-    api.call("createAnalyticsReport", &[], &[], Some(json!({"title": "Q4"}))).await;
+    api.call("createAnalyticsReport", &[], &[], Some(json!({"title": "Q4"})))
+        .await;
     api.call("exportAnalyticsReportHtml", &[], &[], Some(json!({}))).await;
     api.call("getAnalyticsAccount", &a, &[], None).await;
     api.call("listAnalyticsAccountRawSnapshots", &a, &[], None).await;
     api.call("getAccountAnalytics", &a, &[], None).await;
-    assert_eq!(api.call("listAccountVideoAnalytics", &d, &[], None).await.body["pagination"]["total"], 2);
-    api.call("getVideoAnalytics", &[("id", video_id.as_str())], &[], None).await;
+    assert_eq!(
+        api.call("listAccountVideoAnalytics", &d, &[], None).await.body["pagination"]["total"],
+        2
+    );
+    api.call("getVideoAnalytics", &[("id", video_id.as_str())], &[], None)
+        .await;
     api.call("listAnalyticsAccountComments", &a, &[], None).await;
-    api.call("listAnalyticsPostRawSnapshots", &[("id", video_id.as_str())], &[], None).await;
+    api.call("listAnalyticsPostRawSnapshots", &[("id", video_id.as_str())], &[], None)
+        .await;
 
     let task = json!({"saved_account_id": seeded, "target_video_url": "https://www.tiktok.com/@x/video/1", "comment_text": "Nice"});
     let created = api.call("createCommentTasks", &[], &[], Some(task.clone())).await;
     let t1 = s(&created.body["data"][0]["id"]);
-    let created = api.call("createCommentTasks", &[], &[], Some(json!({"tasks": [task]}))).await;
+    let created = api
+        .call("createCommentTasks", &[], &[], Some(json!({"tasks": [task]})))
+        .await;
     let t2 = s(&created.body["data"][0]["id"]);
     api.call("listCommentTasks", &[], &[], None).await;
     api.call("getCommentTask", &[("id", t1.as_str())], &[], None).await;
     api.call("approveCommentTask", &[("id", t1.as_str())], &[], None).await;
-    assert_eq!(api.call("approveCommentTask", &[("id", t1.as_str())], &[], None).await.status, 409);
-    api.call("disputeCommentTask", &[("id", t2.as_str())], &[], Some(json!({"reason": "Not posted"}))).await;
-    api.call("listCommentTaskVerifications", &[("id", t2.as_str())], &[], None).await;
+    assert_eq!(
+        api.call("approveCommentTask", &[("id", t1.as_str())], &[], None)
+            .await
+            .status,
+        409
+    );
+    api.call(
+        "disputeCommentTask",
+        &[("id", t2.as_str())],
+        &[],
+        Some(json!({"reason": "Not posted"})),
+    )
+    .await;
+    api.call("listCommentTaskVerifications", &[("id", t2.as_str())], &[], None)
+        .await;
     api.call("deleteCommentTask", &[("id", t2.as_str())], &[], None).await;
     api.call("deleteWebhookEndpoint", &ep, &[], None).await;
     assert_eq!(api.call("getWebhookEndpoint", &ep, &[], None).await.status, 404);
@@ -346,20 +569,59 @@ async fn bad_requests_get_the_error_envelope_naming_each_field() {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
-    let fields: Vec<&str> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["country", "colour"], "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("`country`"));
 
-    let r = http.get(format!("{url}/bundles?page=0&per_page=x")).header("x-api-key", KEY).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/bundles?page=0&per_page=x"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
     let body: Value = r.json().await.unwrap();
-    let fields: Vec<&str> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["page", "per_page"]);
-    let r = http.get(format!("{url}/bundles/not-a-uuid")).header("x-api-key", KEY).send().await.unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["details"]["fields"][0]["in"], "path");
-    let r = http.post(format!("{url}/bundles")).header("x-api-key", KEY).body("{").header("content-type", "application/json").send().await.unwrap();
-    assert!(r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    let r = http
+        .get(format!("{url}/bundles/not-a-uuid"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["details"]["fields"][0]["in"],
+        "path"
+    );
+    let r = http
+        .post(format!("{url}/bundles"))
+        .header("x-api-key", KEY)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
-    for (key, why) in [(None, "Missing"), (Some("tok en"), "Malformed"), (Some("pk_live_x"), "Malformed")] {
+    for (key, why) in [
+        (None, "Missing"),
+        (Some("tok en"), "Malformed"),
+        (Some("pk_live_x"), "Malformed"),
+    ] {
         let mut req = http.get(format!("{url}/me"));
         if let Some(k) = key {
             req = req.header("x-api-key", k);
@@ -372,14 +634,32 @@ async fn bad_requests_get_the_error_envelope_naming_each_field() {
     }
     let public = http.get(format!("{url}/webhooks/events")).send().await.unwrap();
     assert_eq!(public.status(), 200, "a public operation needs no key");
-    let r = http.delete(format!("{url}/bundles")).header("x-api-key", KEY).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap().to_owned()), (405, "GET, POST".into()));
+    let r = http
+        .delete(format!("{url}/bundles"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["allow"].to_str().unwrap().to_owned()),
+        (405, "GET, POST".into())
+    );
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "METHOD_NOT_ALLOWED");
     let r = http.get(format!("{url}/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "NOT_FOUND");
-    let r = http.get(format!("{url}/api/ext/me")).header("x-api-key", KEY).header("x-request-id", "trace-42").send().await.unwrap();
-    assert_eq!(r.headers()["x-tokportal-request-id"], "trace-42", "a valid X-Request-ID is echoed");
+    let r = http
+        .get(format!("{url}/api/ext/me"))
+        .header("x-api-key", KEY)
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-tokportal-request-id"],
+        "trace-42",
+        "a valid X-Request-ID is echoed"
+    );
 }
 
 /// Idempotency keys as TokPortal documents them, one debit per key, and the
@@ -402,12 +682,25 @@ async fn replays_are_marked_and_reused_keys_refused() {
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
     // The same fields in another order are the same request.
-    let again = create("create-1", json!({"country": "USA", "bundle_type": "account_only"})).await.unwrap();
-    assert_eq!((again.status().as_u16(), again.headers()["idempotent-replayed"].to_str().unwrap()), (201, "true"));
+    let again = create("create-1", json!({"country": "USA", "bundle_type": "account_only"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.status().as_u16(),
+            again.headers()["idempotent-replayed"].to_str().unwrap()
+        ),
+        (201, "true")
+    );
     assert_eq!(again.json::<Value>().await.unwrap()["data"]["id"], first["data"]["id"]);
-    let reused = create("create-1", json!({"bundle_type": "account_only", "country": "FRA"})).await.unwrap();
+    let reused = create("create-1", json!({"bundle_type": "account_only", "country": "FRA"}))
+        .await
+        .unwrap();
     assert_eq!(reused.status(), 409);
-    assert_eq!(reused.json::<Value>().await.unwrap()["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(
+        reused.json::<Value>().await.unwrap()["error"]["code"],
+        "IDEMPOTENCY_KEY_REUSED"
+    );
     let client = sandbox.client(KEY).unwrap();
     let balance = client.get_credit_balance().send().await.unwrap();
     assert_eq!(balance.into_inner()["data"]["balance"], 990.0, "debited once");
@@ -420,7 +713,10 @@ async fn replays_are_marked_and_reused_keys_refused() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
-    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "IDEMPOTENCY_KEY_NOT_ALLOWED");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "IDEMPOTENCY_KEY_NOT_ALLOWED"
+    );
 }
 
 /// 150 rapid calls empty the 120-token bucket; another key is unaffected.
@@ -431,9 +727,17 @@ async fn rapid_calls_see_429_with_retry_after() {
     let mut limited = 0;
     let mut last_remaining = u32::MAX;
     for _ in 0..150 {
-        let r = http.get(format!("{}/me", sandbox.url())).header("x-api-key", KEY).send().await.unwrap();
+        let r = http
+            .get(format!("{}/me", sandbox.url()))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
         let remaining: u32 = r.headers()["x-ratelimit-remaining"].to_str().unwrap().parse().unwrap();
-        assert!(remaining <= last_remaining.saturating_add(2), "remaining only refills slowly");
+        assert!(
+            remaining <= last_remaining.saturating_add(2),
+            "remaining only refills slowly"
+        );
         last_remaining = remaining;
         if r.status() == 429 {
             limited += 1;
@@ -442,7 +746,12 @@ async fn rapid_calls_see_429_with_retry_after() {
         }
     }
     assert!((20..=30).contains(&limited), "{limited} of 150 were limited");
-    let other = http.get(format!("{}/me", sandbox.url())).header("x-api-key", "sk_test_other").send().await.unwrap();
+    let other = http
+        .get(format!("{}/me", sandbox.url()))
+        .header("x-api-key", "sk_test_other")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), 200);
     // The SDK reads the 429 as a typed, retryable error.
     let client = tokportal::Client::builder()
@@ -463,10 +772,21 @@ async fn faults_on_demand() {
     let sandbox = Sandbox::start().await.unwrap();
     let http = reqwest::Client::new();
     let url = sandbox.url();
-    let r = http.get(format!("{url}/me")).header("x-api-key", KEY).header("x-sandbox-fault", "503").send().await.unwrap();
+    let r = http
+        .get(format!("{url}/me"))
+        .header("x-api-key", KEY)
+        .header("x-sandbox-fault", "503")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "SERVICE_UNAVAILABLE");
-    let reset = http.get(format!("{url}/me")).header("x-api-key", KEY).header("x-sandbox-fault", "reset").send().await;
+    let reset = http
+        .get(format!("{url}/me"))
+        .header("x-api-key", KEY)
+        .header("x-sandbox-fault", "reset")
+        .send()
+        .await;
     assert!(reset.is_err(), "the connection is closed without an answer");
     let body = json!({"bundle_type": "account_only", "country": "USA"});
     let lost = http
@@ -478,17 +798,46 @@ async fn faults_on_demand() {
         .send()
         .await;
     assert!(lost.is_err(), "the answer is lost");
-    let found = http.post(format!("{url}/bundles")).header("x-api-key", KEY).header("idempotency-key", "lost-1").json(&body).send().await.unwrap();
-    assert_eq!(found.headers()["idempotent-replayed"], "true", "the lost answer was kept under its key");
+    let found = http
+        .post(format!("{url}/bundles"))
+        .header("x-api-key", KEY)
+        .header("idempotency-key", "lost-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        found.headers()["idempotent-replayed"],
+        "true",
+        "the lost answer was kept under its key"
+    );
     let client = sandbox.client(KEY).unwrap();
-    let list = client.request_operation("listBundles", tokportal::OperationArgs::new()).await.unwrap();
+    let list = client
+        .request_operation("listBundles", tokportal::OperationArgs::new())
+        .await
+        .unwrap();
     assert_eq!(json(&list)["pagination"]["total"], 1, "carried out once");
     let started = std::time::Instant::now();
-    let slow = http.get(format!("{url}/me")).header("x-api-key", KEY).header("x-sandbox-fault", "slow=0.3").send().await.unwrap();
+    let slow = http
+        .get(format!("{url}/me"))
+        .header("x-api-key", KEY)
+        .header("x-sandbox-fault", "slow=0.3")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(slow.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
-    let bad = http.get(format!("{url}/me")).header("x-api-key", KEY).header("x-sandbox-fault", "explode").send().await.unwrap();
-    assert_eq!(bad.json::<Value>().await.unwrap()["error"]["details"]["fields"][0]["field"], "X-Sandbox-Fault");
+    let bad = http
+        .get(format!("{url}/me"))
+        .header("x-api-key", KEY)
+        .header("x-sandbox-fault", "explode")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"]["details"]["fields"][0]["field"],
+        "X-Sandbox-Fault"
+    );
     // The SDK's retries get through a 503 on a read.
     let mut options = SandboxOptions::default();
     options.fault_rate = 0.5;
@@ -497,7 +846,12 @@ async fn faults_on_demand() {
     let client = tokportal::Client::builder()
         .base_url(flaky.url())
         .api_key(KEY)
-        .retry(tokportal::RetryPolicy::default().max_attempts(10).initial_backoff(Duration::from_millis(1)).jitter(false))
+        .retry(
+            tokportal::RetryPolicy::default()
+                .max_attempts(10)
+                .initial_backoff(Duration::from_millis(1))
+                .jitter(false),
+        )
         .build()
         .unwrap();
     for _ in 0..3 {
@@ -511,14 +865,26 @@ async fn faults_on_demand() {
 async fn dry_runs_change_nothing_and_credits_run_out() {
     let sandbox = Sandbox::start().await.unwrap();
     let client = sandbox.client(KEY).unwrap();
-    let args = || tokportal::OperationArgs::new().body(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 5}));
-    let preview = client.request_operation("createBundle", args().dry_run()).await.unwrap();
+    let args = || {
+        tokportal::OperationArgs::new()
+            .body(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 5}))
+    };
+    let preview = client
+        .request_operation("createBundle", args().dry_run())
+        .await
+        .unwrap();
     let p = preview.dry_run_preview().unwrap();
     assert_eq!((p.credits_would_charge, p.credits_charged), (Some(20.0), Some(0.0)));
     assert_eq!(p.cost_breakdown.unwrap()["video_slot"], 10.0);
-    let list = client.request_operation("listBundles", tokportal::OperationArgs::new()).await.unwrap();
+    let list = client
+        .request_operation("listBundles", tokportal::OperationArgs::new())
+        .await
+        .unwrap();
     assert_eq!(json(&list)["pagination"]["total"], 0);
-    let balance = client.request_operation("getCreditBalance", tokportal::OperationArgs::new()).await.unwrap();
+    let balance = client
+        .request_operation("getCreditBalance", tokportal::OperationArgs::new())
+        .await
+        .unwrap();
     assert_eq!(json(&balance)["data"]["balance"], 1000.0);
     reqwest::Client::new()
         .post(format!("{}/_sandbox/credits", sandbox.url()))
@@ -542,19 +908,28 @@ async fn webhooks_are_signed_retried_and_logged() {
     let hook = receiver(1).await;
     let client = sandbox.client(KEY).unwrap();
     let endpoint = client
-        .request_operation("createWebhookEndpoint", tokportal::OperationArgs::new().body(json!({"url": hook.url, "events": ["bundle.created"]})))
+        .request_operation(
+            "createWebhookEndpoint",
+            tokportal::OperationArgs::new().body(json!({"url": hook.url, "events": ["bundle.created"]})),
+        )
         .await
         .unwrap();
     let secret = s(&json(&endpoint)["data"]["secret"]);
     let endpoint_id = s(&json(&endpoint)["data"]["id"]);
     let create = tokportal::OperationArgs::new().body(json!({"bundle_type": "account_only", "country": "USA"}));
-    client.request_operation("createBundle", create.clone().dry_run()).await.unwrap();
+    client
+        .request_operation("createBundle", create.clone().dry_run())
+        .await
+        .unwrap();
     let bundle = client.request_operation("createBundle", create).await.unwrap();
     let mut log = Value::Null;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         log = client
-            .request_operation("listWebhookDeliveries", tokportal::OperationArgs::new().path("id", endpoint_id.as_str()))
+            .request_operation(
+                "listWebhookDeliveries",
+                tokportal::OperationArgs::new().path("id", endpoint_id.as_str()),
+            )
             .await
             .map(|r| json(&r))
             .unwrap();
@@ -598,8 +973,20 @@ async fn keys_do_not_share_state_and_the_typed_sdk_works() {
         .await
         .unwrap();
     let id = s(&made.data["id"]);
-    assert!(alice.get_bundle().id(id.parse::<uuid::Uuid>().unwrap()).send().await.is_ok());
-    let err = bob.get_bundle().id(id.parse::<uuid::Uuid>().unwrap()).send().await.unwrap_err();
+    assert!(
+        alice
+            .get_bundle()
+            .id(id.parse::<uuid::Uuid>().unwrap())
+            .send()
+            .await
+            .is_ok()
+    );
+    let err = bob
+        .get_bundle()
+        .id(id.parse::<uuid::Uuid>().unwrap())
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(404));
     let me = alice.get_current_user().send().await.unwrap();
     assert_eq!(me.data.credits.balance, 990.0);

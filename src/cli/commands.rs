@@ -145,68 +145,69 @@ pub fn cli() -> Command {
     for op in OPERATIONS {
         cmd = cmd.subcommand(operation_command(op));
     }
-    cmd.subcommand(super::sandbox::command()).subcommand(
-        Command::new("webhooks")
-            .about("Verify or sign webhook deliveries locally")
-            .subcommand_required(true)
-            .subcommand(
-                Command::new("verify")
-                    .about("Verify a delivery: prints the event type and id, or why it failed (exit 1)")
-                    .arg(
-                        Arg::new("secret")
-                            .long("secret")
-                            .required(true)
-                            .action(ArgAction::Append)
-                            .help("Signing secret (repeat during a rotation)"),
-                    )
-                    .arg(
-                        Arg::new("header")
-                            .long("header")
-                            .required(true)
-                            .help("The TokPortal-Signature header value"),
-                    )
-                    .arg(
-                        Arg::new("body_file")
-                            .long("body-file")
-                            .value_parser(clap::value_parser!(PathBuf))
-                            .help("The raw body (default: stdin)"),
-                    )
-                    .arg(
-                        Arg::new("tolerance")
-                            .long("tolerance")
-                            .value_parser(clap::value_parser!(u64))
-                            .help("Accepted age in seconds (default 300)"),
-                    )
-                    .arg(
-                        Arg::new("no_age_check")
-                            .long("no-age-check")
-                            .action(ArgAction::SetTrue)
-                            .help("Skip the age check"),
-                    ),
-            )
-            .subcommand(
-                Command::new("sign")
-                    .about("Print a valid TokPortal-Signature for a body, for local testing")
-                    .arg(Arg::new("secret").long("secret").required(true))
-                    .arg(
-                        Arg::new("timestamp")
-                            .long("timestamp")
-                            .value_parser(clap::value_parser!(i64))
-                            .help("Unix time (default: now)"),
-                    )
-                    .arg(
-                        Arg::new("body_file")
-                            .long("body-file")
-                            .value_parser(clap::value_parser!(PathBuf))
-                            .help("The raw body (default: stdin)"),
-                    ),
+    cmd.subcommand(super::sandbox::command())
+        .subcommand(
+            Command::new("webhooks")
+                .about("Verify or sign webhook deliveries locally")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("verify")
+                        .about("Verify a delivery: prints the event type and id, or why it failed (exit 1)")
+                        .arg(
+                            Arg::new("secret")
+                                .long("secret")
+                                .required(true)
+                                .action(ArgAction::Append)
+                                .help("Signing secret (repeat during a rotation)"),
+                        )
+                        .arg(
+                            Arg::new("header")
+                                .long("header")
+                                .required(true)
+                                .help("The TokPortal-Signature header value"),
+                        )
+                        .arg(
+                            Arg::new("body_file")
+                                .long("body-file")
+                                .value_parser(clap::value_parser!(PathBuf))
+                                .help("The raw body (default: stdin)"),
+                        )
+                        .arg(
+                            Arg::new("tolerance")
+                                .long("tolerance")
+                                .value_parser(clap::value_parser!(u64))
+                                .help("Accepted age in seconds (default 300)"),
+                        )
+                        .arg(
+                            Arg::new("no_age_check")
+                                .long("no-age-check")
+                                .action(ArgAction::SetTrue)
+                                .help("Skip the age check"),
+                        ),
+                )
+                .subcommand(
+                    Command::new("sign")
+                        .about("Print a valid TokPortal-Signature for a body, for local testing")
+                        .arg(Arg::new("secret").long("secret").required(true))
+                        .arg(
+                            Arg::new("timestamp")
+                                .long("timestamp")
+                                .value_parser(clap::value_parser!(i64))
+                                .help("Unix time (default: now)"),
+                        )
+                        .arg(
+                            Arg::new("body_file")
+                                .long("body-file")
+                                .value_parser(clap::value_parser!(PathBuf))
+                                .help("The raw body (default: stdin)"),
+                        ),
+                ),
+        )
+        .subcommand(
+            Command::new("completions").about("Print shell completions").arg(
+                Arg::new("shell")
+                    .required(true)
+                    .value_parser(clap::value_parser!(clap_complete::Shell)),
             ),
-    )
-    .subcommand(
-        Command::new("completions").about("Print shell completions").arg(
-            Arg::new("shell")
-                .required(true)
-                .value_parser(clap::value_parser!(clap_complete::Shell)),
-        ),
-    )
+        )
 }

@@ -89,7 +89,11 @@ pub(super) fn validation(problems: Vec<Problem>) -> Failure {
     let message = format!(
         "Invalid request: {}{}.",
         named.join("; "),
-        if more > 0 { format!(" (and {more} more)") } else { String::new() }
+        if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        }
     );
     let fields: Vec<Value> = problems
         .iter()
@@ -173,7 +177,11 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
                 message: format!(
                     "is not a query parameter of {}; it takes {}",
                     op.id,
-                    if takes.is_empty() { "none".into() } else { takes.join(", ") }
+                    if takes.is_empty() {
+                        "none".into()
+                    } else {
+                        takes.join(", ")
+                    }
                 ),
             });
             continue;
@@ -286,7 +294,15 @@ pub(super) fn check_form(
     if let Some(file) = file_field {
         whole.insert(file.to_owned(), Value::String(String::new()));
     }
-    schema_problems(op, "body", spec.schema_json, &Value::Object(whole), "form", None, problems);
+    schema_problems(
+        op,
+        "body",
+        spec.schema_json,
+        &Value::Object(whole),
+        "form",
+        None,
+        problems,
+    );
     coerced
 }
 
@@ -335,7 +351,11 @@ pub(super) fn example(schema: &Value) -> Value {
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ => "object",
     };
@@ -379,7 +399,11 @@ pub(super) fn example(schema: &Value) -> Value {
                         .get("pattern")
                         .and_then(Value::as_str)
                         .and_then(|p| p.strip_prefix('^'))
-                        .map(|p| p.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>())
+                        .map(|p| {
+                            p.chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                                .collect::<String>()
+                        })
                         .unwrap_or_default();
                     let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
                     let mut text = format!("{pattern_prefix}sandbox");
@@ -409,15 +433,26 @@ mod tests {
         assert_eq!(named, ["bundle_type", "country", "nope", "videos_quantity"]);
         let failure = validation(problems);
         assert_eq!((failure.status, failure.code), (400, "VALIDATION_ERROR"));
-        assert_eq!(failure.body()["error"]["details"]["fields"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            failure.body()["error"]["details"]["fields"].as_array().unwrap().len(),
+            4
+        );
     }
 
     #[test]
     fn nested_fields_and_queries() {
         let op = crate::operations::find("batchConfigureBundleVideos").unwrap();
         let mut problems = Vec::new();
-        check_json_body(op, Some("application/json"), br#"{"videos": [{"video_type": "video"}]}"#, &mut problems);
-        assert!(problems.iter().any(|p| p.field == "videos[0].description"), "{problems:?}");
+        check_json_body(
+            op,
+            Some("application/json"),
+            br#"{"videos": [{"video_type": "video"}]}"#,
+            &mut problems,
+        );
+        assert!(
+            problems.iter().any(|p| p.field == "videos[0].description"),
+            "{problems:?}"
+        );
         let list = crate::operations::find("listBundles").unwrap();
         let mut problems = Vec::new();
         let q = check_query(list, "page=2.0&per_page=500&colour=red", &mut problems);
@@ -429,10 +464,15 @@ mod tests {
     #[test]
     fn examples_satisfy_every_success_schema() {
         for op in crate::operations::OPERATIONS {
-            let Some(schema_json) = op.success_schema_json else { continue };
+            let Some(schema_json) = op.success_schema_json else {
+                continue;
+            };
             let schema: Value = serde_json::from_str(schema_json).unwrap();
             let value = example(&schema);
-            let v = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+            let v = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .unwrap();
             assert!(v.is_valid(&value), "{}: {value}", op.id);
         }
     }

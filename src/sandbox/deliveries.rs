@@ -73,7 +73,10 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
     let (url, secret, payload, event_id, event_type) = {
         let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let t = tenants.get(tenant)?;
-        let delivery = t.deliveries.iter().find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))?;
+        let delivery = t
+            .deliveries
+            .iter()
+            .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))?;
         let endpoint = t
             .endpoints
             .iter()
@@ -105,7 +108,10 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
     // The receiver's body is never read: a delivery is judged by its status.
     let (status, error) = match sent {
         Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-        Ok(r) => (Some(r.status().as_u16()), Some(format!("the receiver answered HTTP {}", r.status().as_u16()))),
+        Ok(r) => (
+            Some(r.status().as_u16()),
+            Some(format!("the receiver answered HTTP {}", r.status().as_u16())),
+        ),
         Err(e) => (None, Some(crate::error::one_line(&e))),
     };
     let success = error.is_none();
@@ -127,10 +133,11 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
 /// Changes delivery `id`'s log entry.
 fn record(shared: &Shared, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(d) = tenants
-        .get_mut(tenant)
-        .and_then(|t| t.deliveries.iter_mut().find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str())))
-    {
+    if let Some(d) = tenants.get_mut(tenant).and_then(|t| {
+        t.deliveries
+            .iter_mut()
+            .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))
+    }) {
         change(&mut d.fields);
     }
 }

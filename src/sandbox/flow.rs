@@ -73,7 +73,11 @@ struct Stamp {
 }
 
 /// Answers one request.
-pub(super) async fn handle(shared: &Arc<Shared>, conn: &Connection, request: http::Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    request: http::Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let request_id = parts
         .headers
@@ -81,10 +85,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, conn: &Connection, request: htt
         .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
-    let mut stamp = Stamp {
-        request_id,
-        rate: None,
-    };
+    let mut stamp = Stamp { request_id, rate: None };
     let answer = answer(shared, conn, parts, body, &mut stamp).await;
     finish(answer, &stamp)
 }
@@ -105,7 +106,10 @@ async fn answer(
 ) -> Answer {
     let full_path = parts.uri.path();
     // The hosted API lives under `/api/ext`; the sandbox answers there too.
-    let path = full_path.strip_prefix("/api/ext").filter(|p| p.is_empty() || p.starts_with('/')).unwrap_or(full_path);
+    let path = full_path
+        .strip_prefix("/api/ext")
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+        .unwrap_or(full_path);
     if let Some(admin) = path.strip_prefix("/_sandbox/") {
         return sandbox_admin(shared, admin, &parts, body).await;
     }
@@ -113,9 +117,13 @@ async fn answer(
         Route::Operation(op, params) => (op, params),
         Route::WrongMethod(methods) => {
             return Answer::Failure(
-                Failure::new(405, "METHOD_NOT_ALLOWED", format!("{} is not allowed on {path}.", parts.method))
-                    .details(json!({"allowed": methods}))
-                    .header("allow", methods.join(", ")),
+                Failure::new(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    format!("{} is not allowed on {path}.", parts.method),
+                )
+                .details(json!({"allowed": methods}))
+                .header("allow", methods.join(", ")),
             );
         }
         Route::NotFound => {
@@ -143,7 +151,11 @@ async fn answer(
                 .header("retry-after", retry_after.to_string()),
         );
     }
-    let fault = match parts.headers.get(super::FAULT_HEADER).map(|v| v.to_str().unwrap_or("?")) {
+    let fault = match parts
+        .headers
+        .get(super::FAULT_HEADER)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
         Some(v) => match Fault::parse(v) {
             Ok(f) => Some(f),
             Err(message) => {
@@ -170,7 +182,11 @@ async fn answer(
                 502 => "BAD_GATEWAY",
                 _ => "SERVICE_UNAVAILABLE",
             };
-            return Answer::Failure(Failure::new(status, code, "The sandbox was asked to fail this request."));
+            return Answer::Failure(Failure::new(
+                status,
+                code,
+                "The sandbox was asked to fail this request.",
+            ));
         }
         Some(Fault::Reset) => return close(conn).await,
         Some(Fault::Slow(wait)) => tokio::time::sleep(wait).await,
@@ -199,7 +215,10 @@ async fn answer(
                 ));
             }
         };
-        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let body = contract::check_json_body(op, content_type, &bytes, &mut problems);
         let print = body.clone().unwrap_or(Value::Null);
         (body, None, print)
@@ -223,7 +242,10 @@ async fn answer(
             return Answer::Failure(Failure::new(
                 400,
                 "IDEMPOTENCY_KEY_NOT_ALLOWED",
-                format!("{} answers with a secret or one-time value and does not take an Idempotency-Key.", op.id),
+                format!(
+                    "{} answers with a secret or one-time value and does not take an Idempotency-Key.",
+                    op.id
+                ),
             ));
         }
         if let Err(why) = crate::idempotency::validate_key(key.as_bytes()) {
@@ -235,7 +257,12 @@ async fn answer(
         }
         if !dry_run && let Some(tenant) = &tenant {
             let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
-            let print = replays::fingerprint(op.id, &Value::Object(path_values.clone()), &Value::Object(query.clone()), &body_print);
+            let print = replays::fingerprint(
+                op.id,
+                &Value::Object(path_values.clone()),
+                &Value::Object(query.clone()),
+                &body_print,
+            );
             match shared.replays.claim(tenant, &key, print) {
                 Claim::Fresh => claimed = Some((tenant.clone(), key)),
                 Claim::Replay(stored) => return Answer::Replayed(stored),
@@ -247,7 +274,11 @@ async fn answer(
                     ));
                 }
                 Claim::Mismatch => {
-                    let status = if documents(op, 409) || !documents(op, 400) { 409 } else { 400 };
+                    let status = if documents(op, 409) || !documents(op, 400) {
+                        409
+                    } else {
+                        400
+                    };
                     return Answer::Failure(Failure::new(
                         status,
                         "IDEMPOTENCY_KEY_REUSED",
@@ -347,7 +378,9 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer 
 
 /// Marks a dry run's answer: `dry_run`, the notice, what it would charge.
 fn preview(reply: &mut Reply, fx: &Effects) {
-    let Payload::Json(body) = &mut reply.payload else { return };
+    let Payload::Json(body) = &mut reply.payload else {
+        return;
+    };
     let would = fx.charge.as_ref().map_or(0.0, |c| c.total);
     let mut marks = Map::new();
     marks.insert("dry_run".into(), json!(true));
@@ -399,7 +432,9 @@ fn key_of(headers: &HeaderMap) -> Result<String, String> {
     let key = key.as_bytes();
     let well_formed = key.starts_with(b"sk_")
         && (4..=256).contains(&key.len())
-        && key.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        && key
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if !well_formed {
         return Err("Malformed API key: expected `sk_` followed by letters, digits, `_` or `-`.".into());
     }
@@ -442,7 +477,9 @@ async fn read_form(
                     kept = Vec::new();
                 }
             }
-            let text = (size as usize <= MAX_KEPT_FILE).then(|| String::from_utf8(kept).ok()).flatten();
+            let text = (size as usize <= MAX_KEPT_FILE)
+                .then(|| String::from_utf8(kept).ok())
+                .flatten();
             file = Some(FileSummary {
                 filename,
                 content_type,
@@ -491,7 +528,9 @@ async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request:
                 Ok(k) => k,
                 Err(why) => return Answer::Failure(Failure::new(401, "UNAUTHORIZED", why)),
             };
-            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
+                .await
+                .unwrap_or_default();
             let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
             if route == "reset" {
                 tenants.remove(&key);
@@ -513,7 +552,11 @@ async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request:
             tenant.set_balance(balance, Utc::now());
             ok(json!({"balance": balance}))
         }
-        _ => Answer::Failure(Failure::new(404, "NOT_FOUND", format!("No sandbox route {} /_sandbox/{route}.", parts.method))),
+        _ => Answer::Failure(Failure::new(
+            404,
+            "NOT_FOUND",
+            format!("No sandbox route {} /_sandbox/{route}.", parts.method),
+        )),
     }
 }
 

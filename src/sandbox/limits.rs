@@ -58,9 +58,7 @@ impl Buckets {
         if allowed {
             bucket.tokens -= 1.0;
         }
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let to_full = (self.capacity - bucket.tokens) / self.refill_per_second;
         let to_one = ((1.0 - bucket.tokens) / self.refill_per_second).max(0.0);
         Verdict {
@@ -80,7 +78,10 @@ mod tests {
     #[test]
     fn a_bucket_empties_and_keys_do_not_share() {
         let buckets = Buckets::new(3, 0.001);
-        let seen: Vec<(bool, u32)> = (0..4).map(|_| buckets.take("a")).map(|v| (v.allowed, v.remaining)).collect();
+        let seen: Vec<(bool, u32)> = (0..4)
+            .map(|_| buckets.take("a"))
+            .map(|v| (v.allowed, v.remaining))
+            .collect();
         assert_eq!(seen, [(true, 2), (true, 1), (true, 0), (false, 0)]);
         assert!(buckets.take("b").allowed);
         assert!(buckets.take("a").retry_after >= 1);

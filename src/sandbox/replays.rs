@@ -25,8 +25,14 @@ pub(super) struct Stored {
 }
 
 enum Entry {
-    Running { fingerprint: [u8; 32] },
-    Done { fingerprint: [u8; 32], stored: Stored, at: Instant },
+    Running {
+        fingerprint: [u8; 32],
+    },
+    Done {
+        fingerprint: [u8; 32],
+        stored: Stored,
+        at: Instant,
+    },
 }
 
 /// What a key says of a new request.
@@ -54,12 +60,20 @@ impl Replays {
         match entries.get(&id) {
             Some(Entry::Done { at, .. }) if at.elapsed() > KEPT => {}
             Some(Entry::Done {
-                fingerprint: f,
-                stored,
-                ..
-            }) => return if *f == fingerprint { Claim::Replay(stored.clone()) } else { Claim::Mismatch },
+                fingerprint: f, stored, ..
+            }) => {
+                return if *f == fingerprint {
+                    Claim::Replay(stored.clone())
+                } else {
+                    Claim::Mismatch
+                };
+            }
             Some(Entry::Running { fingerprint: f }) => {
-                return if *f == fingerprint { Claim::Running } else { Claim::Mismatch };
+                return if *f == fingerprint {
+                    Claim::Running
+                } else {
+                    Claim::Mismatch
+                };
             }
             None => {}
         }

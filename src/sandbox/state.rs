@@ -190,8 +190,12 @@ impl Tenant {
             return Ok(charge);
         }
         if !charge.sufficient {
-            return Err(Failure::new(402, "INSUFFICIENT_CREDITS", "Not enough credits to complete this operation.")
-                .details(json!({"required": total, "available": self.balance})));
+            return Err(Failure::new(
+                402,
+                "INSUFFICIENT_CREDITS",
+                "Not enough credits to complete this operation.",
+            )
+            .details(json!({"required": total, "available": self.balance})));
         }
         self.balance -= total;
         self.user.insert("credits".into(), json!({"balance": self.balance}));

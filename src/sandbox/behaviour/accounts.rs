@@ -67,9 +67,13 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
             tenant.account(id)?;
             if let Some(next) = next_refresh(tenant, id).filter(|n| *n > call.now) {
                 let wait = (next - call.now).num_seconds().max(1);
-                return Err(Failure::new(429, "REFRESH_COOLDOWN", "A manual refresh of this account ran recently.")
-                    .details(json!({"retry_after_seconds": wait, "next_refresh_at": stamp(next)}))
-                    .header("retry-after", wait.to_string()));
+                return Err(Failure::new(
+                    429,
+                    "REFRESH_COOLDOWN",
+                    "A manual refresh of this account ran recently.",
+                )
+                .details(json!({"retry_after_seconds": wait, "next_refresh_at": stamp(next)}))
+                .header("retry-after", wait.to_string()));
             }
             tenant.refreshed.retain(|(a, _)| a.to_string() != id);
             if let Ok(a) = Uuid::parse_str(id) {
@@ -98,7 +102,11 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
                 .iter()
                 .any(|r| str_of(r, "account_id") == Some(id) && str_of(r, "status") == Some("pending"))
             {
-                return Err(Failure::new(409, "EDIT_REQUEST_EXISTS", "An active edit request already exists."));
+                return Err(Failure::new(
+                    409,
+                    "EDIT_REQUEST_EXISTS",
+                    "An active edit request already exists.",
+                ));
             }
             let mut request = body(call);
             request.insert("id".into(), json!(Uuid::new_v4()));
@@ -163,7 +171,12 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
             }
         }
         "getAnalyticsSeries" => {
-            let metric = call.query.get("metric").and_then(Value::as_str).unwrap_or("views").to_owned();
+            let metric = call
+                .query
+                .get("metric")
+                .and_then(Value::as_str)
+                .unwrap_or("views")
+                .to_owned();
             let days = 14;
             let points: Vec<Value> = (0..days)
                 .map(|d| {
@@ -172,7 +185,10 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
                     json!({"date": date, "value": seeded(&format!("{metric}{date}"), 5, 10_000)})
                 })
                 .collect();
-            Reply::data(call, json!({"metric": metric, "granularity": call.query.get("granularity").cloned().unwrap_or(json!("day")), "points": points}))
+            Reply::data(
+                call,
+                json!({"metric": metric, "granularity": call.query.get("granularity").cloned().unwrap_or(json!("day")), "points": points}),
+            )
         }
         "getAnalyticsAccount" | "getAccountAnalytics" => {
             let account = tenant.account(id)?.clone();

@@ -23,10 +23,12 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 .bundles
                 .iter()
                 .filter(|b| {
-                    filters.iter().all(|f| match call.query.get(*f).and_then(Value::as_str) {
-                        Some(want) => str_of(&b.fields, f) == Some(want),
-                        None => true,
-                    })
+                    filters
+                        .iter()
+                        .all(|f| match call.query.get(*f).and_then(Value::as_str) {
+                            Some(want) => str_of(&b.fields, f) == Some(want),
+                            None => true,
+                        })
                 })
                 .map(|b| Value::Object(b.fields.clone()))
                 .collect();
@@ -50,7 +52,11 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                     .iter()
                     .any(|b| str_of(&b.fields, "external_ref") == Some(r) && str_of(&b.fields, "id") != Some(id))
             {
-                return Err(Failure::new(409, "DUPLICATE_EXTERNAL_REF", format!("Another bundle has external_ref `{r}`.")));
+                return Err(Failure::new(
+                    409,
+                    "DUPLICATE_EXTERNAL_REF",
+                    format!("Another bundle has external_ref `{r}`."),
+                ));
             }
             let bundle = tenant.bundle(id)?;
             for (k, v) in patch {
@@ -62,7 +68,10 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
         "getBundlePublishReadiness" => {
             let bundle = tenant.bundle(id)?;
             let issues = readiness(bundle);
-            Reply::data(call, json!({"bundle_id": id, "ready": issues.is_empty(), "issues": issues}))
+            Reply::data(
+                call,
+                json!({"bundle_id": id, "ready": issues.is_empty(), "issues": issues}),
+            )
         }
         "publishBundle" => {
             let bundle = tenant.bundle(id)?;
@@ -71,8 +80,10 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             }
             let issues = readiness(bundle);
             if !issues.is_empty() {
-                return Err(Failure::new(409, "BUNDLE_NOT_READY", "The bundle is not ready to publish.")
-                    .details(json!({ "issues": issues })));
+                return Err(
+                    Failure::new(409, "BUNDLE_NOT_READY", "The bundle is not ready to publish.")
+                        .details(json!({ "issues": issues })),
+                );
             }
             set(&mut bundle.fields, "status", "published", call);
             bundle.fields.insert("published_at".into(), json!(stamp(call.now)));
@@ -90,12 +101,17 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 return Err(Failure::state("Only a published bundle can be unpublished."));
             }
             if bundle.account.as_ref().and_then(|a| str_of(a, "status")) == Some("finalized") {
-                return Err(Failure::state("The bundle's account is finalized: it cannot be unpublished."));
+                return Err(Failure::state(
+                    "The bundle's account is finalized: it cannot be unpublished.",
+                ));
             }
             set(&mut bundle.fields, "status", "draft", call);
             bundle.fields.insert("published_at".into(), Value::Null);
             if let Some(account) = bundle.account.as_mut()
-                && matches!(str_of(account, "status"), Some("in_review" | "pending_corrections" | "published"))
+                && matches!(
+                    str_of(account, "status"),
+                    Some("in_review" | "pending_corrections" | "published")
+                )
             {
                 set(account, "status", "configured", call);
             }
@@ -112,11 +128,19 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let videos = call.op.id == "addVideoSlots";
             let bundle = tenant.bundle(id)?;
             if videos && str_of(&bundle.fields, "bundle_type") == Some("account_only") {
-                return Err(Failure::rule("quantity", "cannot add video slots to an account_only bundle"));
+                return Err(Failure::rule(
+                    "quantity",
+                    "cannot add video slots to an account_only bundle",
+                ));
             }
             let item = if videos { "video_slot" } else { "edit_slot" };
             let unit = price(item);
-            let charge = tenant.debit(&[(item, unit * quantity as f64)], call.op.summary, call.dry_run, call.now)?;
+            let charge = tenant.debit(
+                &[(item, unit * quantity as f64)],
+                call.op.summary,
+                call.dry_run,
+                call.now,
+            )?;
             let bundle = tenant.bundle(id)?;
             if videos {
                 for _ in 0..quantity {
@@ -137,15 +161,24 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
         "getBundleAccount" => Reply::data(call, Value::Object(slot(tenant.bundle(id)?)?.clone())),
         "configureBundleAccount" => {
             let config = body(call);
-            if config.get("username").and_then(Value::as_str).is_some_and(|u| u.ends_with('.')) {
+            if config
+                .get("username")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.ends_with('.'))
+            {
                 return Err(Failure::rule("username", "cannot end with a dot"));
             }
             let bundle = tenant.bundle(id)?;
             let fields = bundle.fields.clone();
             let account = slot(bundle)?;
             let was = str_of(account, "status").unwrap_or_default().to_owned();
-            if !matches!(was.as_str(), "pending_configuration" | "configured" | "pending_corrections") {
-                return Err(Failure::state(format!("An account in status `{was}` cannot be configured.")));
+            if !matches!(
+                was.as_str(),
+                "pending_configuration" | "configured" | "pending_corrections"
+            ) {
+                return Err(Failure::state(format!(
+                    "An account in status `{was}` cannot be configured."
+                )));
             }
             for (k, v) in config {
                 account.insert(k, v);
@@ -187,7 +220,13 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             Reply::data(call, Value::Object(account))
         }
         "listBundleVideos" => {
-            let videos = tenant.bundle(id)?.videos.iter().cloned().map(Value::Object).collect::<Vec<_>>();
+            let videos = tenant
+                .bundle(id)?
+                .videos
+                .iter()
+                .cloned()
+                .map(Value::Object)
+                .collect::<Vec<_>>();
             Reply::data(call, videos)
         }
         "getBundleVideo" => Reply::data(call, Value::Object(video(tenant.bundle(id)?, position)?.clone())),
@@ -218,7 +257,12 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 .map(|v| object(v.clone()))
                 .collect();
             for (i, config) in configs.iter().enumerate() {
-                media_rule(config).map_err(|_| Failure::rule(&format!("videos[{i}]"), "needs video_url for a video, carousel_images for a carousel"))?;
+                media_rule(config).map_err(|_| {
+                    Failure::rule(
+                        &format!("videos[{i}]"),
+                        "needs video_url for a video, carousel_images for a carousel",
+                    )
+                })?;
             }
             let bundle = tenant.bundle(id)?;
             let configured = fill_slots(bundle, configs, call, fx)?;
@@ -230,7 +274,11 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             published_bundle(bundle)?;
             let fields = bundle.fields.clone();
             let mut published = Vec::new();
-            for v in bundle.videos.iter_mut().filter(|v| str_of(v, "status") == Some("configured")) {
+            for v in bundle
+                .videos
+                .iter_mut()
+                .filter(|v| str_of(v, "status") == Some("configured"))
+            {
                 publish_video(v, &fields, call, fx);
                 published.push(Value::Object(v.clone()));
             }
@@ -250,8 +298,13 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
         "resetBundleVideo" => {
             let bundle = tenant.bundle(id)?;
             let v = video(bundle, position)?;
-            if !matches!(str_of(v, "status"), Some("configured" | "scheduled" | "pending_corrections")) {
-                return Err(Failure::state("Only a configured, scheduled or corrected video can be reset."));
+            if !matches!(
+                str_of(v, "status"),
+                Some("configured" | "scheduled" | "pending_corrections")
+            ) {
+                return Err(Failure::state(
+                    "Only a configured, scheduled or corrected video can be reset.",
+                ));
             }
             let fresh = new_video(position, call);
             let keep_id = v.get("id").cloned();
@@ -344,14 +397,25 @@ fn create(
         return Err(validation(problems));
     }
     if let Some(r) = str_of(&fields, "external_ref")
-        && tenant.bundles.iter().any(|b| str_of(&b.fields, "external_ref") == Some(r))
+        && tenant
+            .bundles
+            .iter()
+            .any(|b| str_of(&b.fields, "external_ref") == Some(r))
     {
-        return Err(Failure::new(409, "DUPLICATE_EXTERNAL_REF", format!("A bundle with external_ref `{r}` exists.")));
+        return Err(Failure::new(
+            409,
+            "DUPLICATE_EXTERNAL_REF",
+            format!("A bundle with external_ref `{r}` exists."),
+        ));
     }
     let platform = str_of(&fields, "platform").unwrap_or("tiktok").to_owned();
     let mut items: Vec<(&str, f64)> = Vec::new();
     if !videos_only {
-        let item = if platform == "instagram" { "account_instagram" } else { "account" };
+        let item = if platform == "instagram" {
+            "account_instagram"
+        } else {
+            "account"
+        };
         items.push((item, price(item)));
     }
     items.push(("video_slot", price("video_slot") * videos as f64));
@@ -412,12 +476,16 @@ fn bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Fai
         .map(str::to_owned)
         .collect();
     let accounts = request.get("accounts_count").and_then(Value::as_u64).unwrap_or(0);
-    let upload_accounts = request.get("upload_accounts_count").and_then(Value::as_u64).unwrap_or(0);
+    let upload_accounts = request
+        .get("upload_accounts_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     if upload_accounts > accounts {
         return Err(Failure::rule("upload_accounts_count", "cannot exceed accounts_count"));
     }
     let per_account = request.get("videos_per_account").and_then(Value::as_u64).unwrap_or(0);
-    let create_bundle = find("createBundle").ok_or_else(|| Failure::new(500, "INTERNAL_ERROR", "createBundle is not in the contract"))?;
+    let create_bundle = find("createBundle")
+        .ok_or_else(|| Failure::new(500, "INTERNAL_ERROR", "createBundle is not in the contract"))?;
     // Everything or nothing: the bundles are made on a copy, which replaces
     // the key's state only when all of them could be paid for.
     let mut scratch = tenant.clone();
@@ -430,10 +498,17 @@ fn bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Fai
             let with_videos = n < upload_accounts && per_account > 0;
             fields.insert(
                 "bundle_type".into(),
-                json!(if with_videos { "account_and_videos" } else { "account_only" }),
+                json!(if with_videos {
+                    "account_and_videos"
+                } else {
+                    "account_only"
+                }),
             );
             fields.insert("platform".into(), json!(platform));
-            fields.insert("videos_quantity".into(), json!(if with_videos { per_account } else { 0 }));
+            fields.insert(
+                "videos_quantity".into(),
+                json!(if with_videos { per_account } else { 0 }),
+            );
             for k in [
                 "country",
                 "wants_niche_warming",
@@ -469,14 +544,23 @@ fn bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Fai
         breakdown: Value::Object(breakdown),
         sufficient: true,
     });
-    Ok(Reply::ok(call, json!({"data": {"bundles": made, "count": made.len()}, "credits_charged": total})))
+    Ok(Reply::ok(
+        call,
+        json!({"data": {"bundles": made, "count": made.len()}, "credits_charged": total}),
+    ))
 }
 
 /// A bundle with its account slot and video slots.
 fn full(bundle: &Bundle) -> Value {
     let mut out = bundle.fields.clone();
-    out.insert("account".into(), bundle.account.clone().map_or(Value::Null, Value::Object));
-    out.insert("videos".into(), Value::Array(bundle.videos.iter().cloned().map(Value::Object).collect()));
+    out.insert(
+        "account".into(),
+        bundle.account.clone().map_or(Value::Null, Value::Object),
+    );
+    out.insert(
+        "videos".into(),
+        Value::Array(bundle.videos.iter().cloned().map(Value::Object).collect()),
+    );
     Value::Object(out)
 }
 
@@ -532,7 +616,11 @@ fn touch(object: &mut Object, call: &Call) {
 }
 
 fn sync_account_status(bundle: &mut Bundle) {
-    let status = bundle.account.as_ref().and_then(|a| a.get("status").cloned()).unwrap_or(Value::Null);
+    let status = bundle
+        .account
+        .as_ref()
+        .and_then(|a| a.get("status").cloned())
+        .unwrap_or(Value::Null);
     bundle.fields.insert("account_status".into(), status);
 }
 
@@ -599,7 +687,9 @@ fn video_to(video: &mut Object, bundle: &Object, to: &'static str, call: &Call, 
 /// A video needs a `video_url`, a carousel `carousel_images`.
 fn media_rule(config: &Object) -> Result<(), Failure> {
     match str_of(config, "video_type") {
-        Some("video") if !config.contains_key("video_url") => Err(Failure::rule("video_url", "is required for a video")),
+        Some("video") if !config.contains_key("video_url") => {
+            Err(Failure::rule("video_url", "is required for a video"))
+        }
         Some("carousel") if !config.contains_key("carousel_images") => {
             Err(Failure::rule("carousel_images", "is required for a carousel"))
         }
@@ -615,12 +705,20 @@ fn configure_video(
     fx: &mut Effects,
 ) -> Result<(), Failure> {
     let was = str_of(video, "status").unwrap_or_default().to_owned();
-    if !matches!(was.as_str(), "pending_configuration" | "configured" | "pending_corrections") {
-        return Err(Failure::state(format!("A video in status `{was}` cannot be configured.")));
+    if !matches!(
+        was.as_str(),
+        "pending_configuration" | "configured" | "pending_corrections"
+    ) {
+        return Err(Failure::state(format!(
+            "A video in status `{was}` cannot be configured."
+        )));
     }
     // The sandbox's way to exercise fixBundleVideoDownload: a media URL
     // holding `broken` is flagged as a failed download.
-    let broken = config.get("video_url").and_then(Value::as_str).is_some_and(|u| u.contains("broken"))
+    let broken = config
+        .get("video_url")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.contains("broken"))
         || config
             .get("carousel_images")
             .and_then(Value::as_array)
@@ -655,9 +753,12 @@ fn fill_slots(bundle: &mut Bundle, configs: Vec<Object>, call: &Call, fx: &mut E
                 .checked_sub(1)
                 .filter(|i| *i < bundle.videos.len())
                 .ok_or_else(|| Failure::rule(&format!("videos[{n}].position"), "is not a video slot of this bundle"))?,
-            None => free
-                .next()
-                .ok_or_else(|| Failure::rule("file", format!("has more rows than the bundle's {} free video slots", n)))?,
+            None => free.next().ok_or_else(|| {
+                Failure::rule(
+                    "file",
+                    format!("has more rows than the bundle's {} free video slots", n),
+                )
+            })?,
         };
         let v = &mut bundle.videos[slot];
         configure_video(v, &fields, config, call, fx)?;
@@ -697,7 +798,8 @@ fn import_csv(bundle: &mut Bundle, call: &Call, fx: &mut Effects) -> Result<Repl
         .and_then(|u| u.fields.get("auto_publish"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let configure = find("configureBundleVideo").ok_or_else(|| Failure::new(500, "INTERNAL_ERROR", "configureBundleVideo is not in the contract"))?;
+    let configure = find("configureBundleVideo")
+        .ok_or_else(|| Failure::new(500, "INTERNAL_ERROR", "configureBundleVideo is not in the contract"))?;
     let schema = configure.body.map(|b| b.schema_json).unwrap_or("true");
     let props = crate::check::schema::parsed(schema);
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
@@ -721,7 +823,11 @@ fn import_csv(bundle: &mut Bundle, call: &Call, fx: &mut Effects) -> Result<Repl
             if cell.is_empty() {
                 continue;
             }
-            let prop = props.get("properties").and_then(|p| p.get(name)).cloned().unwrap_or(Value::Null);
+            let prop = props
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .cloned()
+                .unwrap_or(Value::Null);
             let value = if prop.get("type").and_then(Value::as_str) == Some("array") {
                 Value::Array(cell.split('|').map(|s| json!(s.trim())).collect())
             } else {
@@ -746,7 +852,11 @@ fn import_csv(bundle: &mut Bundle, call: &Call, fx: &mut Effects) -> Result<Repl
     let mut published = 0;
     if auto_publish && str_of(&bundle.fields, "status") == Some("published") {
         let fields = bundle.fields.clone();
-        for v in bundle.videos.iter_mut().filter(|v| str_of(v, "status") == Some("configured")) {
+        for v in bundle
+            .videos
+            .iter_mut()
+            .filter(|v| str_of(v, "status") == Some("configured"))
+        {
             publish_video(v, &fields, call, fx);
             published += 1;
         }

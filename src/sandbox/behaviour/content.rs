@@ -18,7 +18,10 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let filename = str_of(&request, "filename").unwrap_or("upload").to_owned();
             let mut upload = request.clone();
             upload.insert("id".into(), json!(upload_id));
-            upload.insert("upload_url".into(), json!(format!("{}/_sandbox/uploads/{upload_id}", call.base_url)));
+            upload.insert(
+                "upload_url".into(),
+                json!(format!("{}/_sandbox/uploads/{upload_id}", call.base_url)),
+            );
             upload.insert("public_url".into(), json!(public_url(call, upload_id, &filename)));
             upload.insert("expires_at".into(), json!(stamp(call.now + Duration::hours(1))));
             upload.insert("created_at".into(), json!(stamp(call.now)));
@@ -30,13 +33,22 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 .upload
                 .as_ref()
                 .ok_or_else(|| Failure::rule("file", "is required"))?;
-            let file = upload.file.as_ref().ok_or_else(|| Failure::rule("file", "is required"))?;
+            let file = upload
+                .file
+                .as_ref()
+                .ok_or_else(|| Failure::rule("file", "is required"))?;
             own_bundle(tenant, &upload.fields, false)?;
             let image = call.op.id == "uploadImageDirect";
-            let content_type = file.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+            let content_type = file
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into());
             let wanted = if image { "image/" } else { "video/" };
             if !content_type.starts_with(wanted) {
-                return Err(Failure::rule("file", format!("must be sent as {wanted}*, not {content_type}")));
+                return Err(Failure::rule(
+                    "file",
+                    format!("must be sent as {wanted}*, not {content_type}"),
+                ));
             }
             if file.size == 0 {
                 return Err(Failure::rule("file", "is empty"));
@@ -85,7 +97,12 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 }
             }
             let cost = price("comment_task") * tasks.len() as f64;
-            let charge = tenant.debit(&[("comment_task", cost)], "Comment tasks created", call.dry_run, call.now)?;
+            let charge = tenant.debit(
+                &[("comment_task", cost)],
+                "Comment tasks created",
+                call.dry_run,
+                call.now,
+            )?;
             let mut made = Vec::new();
             for mut task in tasks {
                 task.insert("id".into(), json!(Uuid::new_v4()));
@@ -119,7 +136,9 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let reason = body(call).get("reason").cloned();
             let task = tenant.comment(id)?;
             if str_of(task, "status") != Some("manually_confirmed") {
-                return Err(Failure::state("Only a manually confirmed comment task can be approved or disputed."));
+                return Err(Failure::state(
+                    "Only a manually confirmed comment task can be approved or disputed.",
+                ));
             }
             let to = if approve { "approved" } else { "disputed" };
             task.insert("status".into(), json!(to));
@@ -154,7 +173,13 @@ fn own_bundle(tenant: &mut Tenant, request: &Object, not_found: bool) -> Result<
 fn public_url(call: &Call, id: Uuid, filename: &str) -> String {
     let name: String = filename
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{}/_sandbox/files/{id}/{name}", call.base_url)
 }

@@ -129,7 +129,11 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
 
 /// The answer of an operation without behaviour: its success schema's example.
 fn generic(call: &Call) -> Reply {
-    let body = match call.op.success_schema_json.and_then(|s| serde_json::from_str::<Value>(s).ok()) {
+    let body = match call
+        .op
+        .success_schema_json
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    {
         Some(schema) => example(&schema),
         None if call.op.success_content_type.is_none() => {
             return Reply {

@@ -42,9 +42,10 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
             }),
         ),
         "getCreditBalance" => Reply::data(call, json!({"balance": tenant.balance, "currency": "credits"})),
-        "listCreditTransactions" => {
-            page(call, tenant.transactions.iter().rev().cloned().map(Value::Object).collect())
-        }
+        "listCreditTransactions" => page(
+            call,
+            tenant.transactions.iter().rev().cloned().map(Value::Object).collect(),
+        ),
         _ => return Ok(None),
     }))
 }

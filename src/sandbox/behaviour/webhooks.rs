@@ -33,8 +33,16 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let mut fields = crate::sandbox::contract::with_defaults(call.op, &body(call));
             let url = str_of(&fields, "url").unwrap_or_default().to_owned();
             check_url(&url)?;
-            if tenant.endpoints.iter().any(|e| str_of(&e.fields, "url") == Some(url.as_str())) {
-                return Err(Failure::new(409, "ENDPOINT_EXISTS", "A webhook endpoint with this URL already exists."));
+            if tenant
+                .endpoints
+                .iter()
+                .any(|e| str_of(&e.fields, "url") == Some(url.as_str()))
+            {
+                return Err(Failure::new(
+                    409,
+                    "ENDPOINT_EXISTS",
+                    "A webhook endpoint with this URL already exists.",
+                ));
             }
             let secret = format!("whsec_{}", Uuid::new_v4().simple());
             fields.insert("id".into(), json!(Uuid::new_v4()));
@@ -150,7 +158,8 @@ pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTim
         .filter(|e| match event.only {
             Some(only) => str_of(&e.fields, "id") == Some(only.to_string().as_str()),
             None => {
-                e.fields.get("enabled").and_then(Value::as_bool) != Some(false) && subscribed(&e.fields, event.event_type)
+                e.fields.get("enabled").and_then(Value::as_bool) != Some(false)
+                    && subscribed(&e.fields, event.event_type)
             }
         })
         .filter_map(|e| str_of(&e.fields, "id").and_then(|id| Uuid::parse_str(id).ok()))
