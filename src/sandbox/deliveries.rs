@@ -9,58 +9,67 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::flow::Shared;
-use super::state::{stamp, str_of};
+use tokio_util::sync::CancellationToken;
+
+use super::state::{Tenants, stamp, str_of};
 use crate::webhooks::sign;
 
 /// `User-Agent` of every delivery.
 pub(crate) const USER_AGENT: &str = "TokPortal-Webhooks/1.0 (sandbox)";
 
-/// The HTTP client deliveries go out with.
+/// Sends deliveries: the HTTP client they go out with, the waits between
+/// attempts, and the state their log is written to.
 pub(super) struct Courier {
     http: reqwest::Client,
     delays: Vec<Duration>,
+    tenants: Tenants,
+    stop: CancellationToken,
 }
 
 impl Courier {
-    pub(super) fn new(timeout: Duration, delays: Vec<Duration>) -> Self {
+    pub(super) fn new(timeout: Duration, delays: Vec<Duration>, tenants: Tenants, stop: CancellationToken) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             // A receiver's redirect is its failure, as with TokPortal.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Self { http, delays }
+        Self {
+            http,
+            delays,
+            tenants,
+            stop,
+        }
     }
 }
 
 /// Sends delivery `id` of `tenant` in the background, with its retries.
-pub(super) fn start(shared: &Arc<Shared>, tenant: &str, id: Uuid) {
-    let (shared, tenant) = (shared.clone(), tenant.to_owned());
-    tokio::spawn(async move { retries(&shared, &tenant, id, 0).await });
+pub(super) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
+    let (courier, tenant) = (courier.clone(), tenant.to_owned());
+    tokio::spawn(async move { retries(&courier, &tenant, id, 0).await });
 }
 
 /// Attempts delivery `id` from attempt number `first` (counted from 0):
 /// attempt `n` waits the `n`-th configured wait first, and the attempts end
 /// at the first success or when the waits run out.
-pub(super) async fn retries(shared: &Arc<Shared>, tenant: &str, id: Uuid, first: usize) {
+pub(super) async fn retries(courier: &Courier, tenant: &str, id: Uuid, first: usize) {
     let mut n = first;
     loop {
         if n > 0 {
-            let Some(wait) = shared.courier.delays.get(n - 1).copied() else {
+            let Some(wait) = courier.delays.get(n - 1).copied() else {
                 return;
             };
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            record(shared, tenant, id, |d| {
+            record(courier, tenant, id, |d| {
                 d.insert("status".into(), json!("retrying"));
                 d.insert("next_retry_at".into(), json!(stamp(next)));
             });
             tokio::select! {
-                _ = shared.stop.cancelled() => return,
+                _ = courier.stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        match attempt(shared, tenant, id).await {
+        match attempt(courier, tenant, id).await {
             Some(false) => n += 1,
             _ => return,
         }
@@ -69,9 +78,9 @@ pub(super) async fn retries(shared: &Arc<Shared>, tenant: &str, id: Uuid, first:
 
 /// One attempt of delivery `id`: `Some(true)` when the receiver answered
 /// 2xx, `None` when the delivery or its endpoint is gone.
-pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Option<bool> {
+pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option<bool> {
     let (url, secret, payload, event_id, event_type) = {
-        let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let t = tenants.get(tenant)?;
         let delivery = t
             .deliveries
@@ -91,8 +100,7 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
     };
     let signature = sign(&secret, Utc::now().timestamp(), &payload);
     let started = Instant::now();
-    let sent = shared
-        .courier
+    let sent = courier
         .http
         .post(&url)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -115,7 +123,7 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
         Err(e) => (None, Some(crate::error::one_line(&e))),
     };
     let success = error.is_none();
-    record(shared, tenant, id, |d| {
+    record(courier, tenant, id, |d| {
         let attempts = d.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
         d.insert("attempts".into(), json!(attempts));
         d.insert("response_status".into(), json!(status));
@@ -131,8 +139,8 @@ pub(super) async fn attempt(shared: &Arc<Shared>, tenant: &str, id: Uuid) -> Opt
 }
 
 /// Changes delivery `id`'s log entry.
-fn record(shared: &Shared, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
-    let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(d) = tenants.get_mut(tenant).and_then(|t| {
         t.deliveries
             .iter_mut()
@@ -143,8 +151,8 @@ fn record(shared: &Shared, tenant: &str, id: Uuid, change: impl FnOnce(&mut serd
 }
 
 /// Delivery `id`'s log entry as it stands.
-pub(super) fn entry(shared: &Shared, tenant: &str, id: Uuid) -> Option<Value> {
-    let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+pub(super) fn entry(courier: &Courier, tenant: &str, id: Uuid) -> Option<Value> {
+    let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
     tenants
         .get(tenant)?
         .deliveries

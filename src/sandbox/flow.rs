@@ -24,8 +24,7 @@ use super::faults::{Dice, Fault};
 use super::limits::{Buckets, Verdict};
 use super::replays::{self, Claim, Replays, Stored};
 use super::routes::{self, Route};
-use super::server::Connection;
-use super::state::Tenant;
+use super::state::{Tenant, Tenants};
 use crate::headers;
 use crate::operations::{IdempotencyKeySupport, Operation, SPEC_VERSION};
 
@@ -46,22 +45,36 @@ pub(super) struct Shared {
     buckets: Buckets,
     replays: Replays,
     dice: Dice,
-    pub(super) tenants: Mutex<HashMap<String, Tenant>>,
-    pub(super) courier: Courier,
-    pub(super) stop: CancellationToken,
+    tenants: Tenants,
+    courier: Arc<Courier>,
+}
+
+/// One client connection, as the request flow sees it.
+#[derive(Clone)]
+pub(super) struct Connection {
+    /// The peer (the rate-limit key of a request without an API key).
+    pub(super) peer: std::net::SocketAddr,
+    /// Cancelled to close the connection without an answer.
+    pub(super) close: CancellationToken,
 }
 
 impl Shared {
     pub(super) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
+        let tenants: Tenants = Arc::new(Mutex::new(HashMap::new()));
+        let courier = Courier::new(
+            options.webhook_timeout,
+            options.webhook_retry_delays.clone(),
+            tenants.clone(),
+            stop,
+        );
         Self {
             buckets: Buckets::new(options.rate_limit, options.refill_per_second),
             replays: Replays::default(),
             dice: Dice::new(options.fault_rate, options.seed),
-            tenants: Mutex::new(HashMap::new()),
-            courier: Courier::new(options.webhook_timeout, options.webhook_retry_delays.clone()),
+            tenants,
+            courier: Arc::new(courier),
             options,
             url,
-            stop,
         }
     }
 }
@@ -357,16 +370,16 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer 
         return Answer::Reply(reply);
     };
     for id in queued {
-        deliveries::start(shared, tenant, id);
+        deliveries::start(&shared.courier, tenant, id);
     }
     let once = fx.await_delivery.or(fx.retry_delivery);
     if let Some(id) = once.filter(|_| !call.dry_run) {
-        let delivered = deliveries::attempt(shared, tenant, id).await;
+        let delivered = deliveries::attempt(&shared.courier, tenant, id).await;
         if delivered == Some(false) && fx.await_delivery.is_some() {
-            let (shared, tenant) = (shared.clone(), tenant.to_owned());
-            tokio::spawn(async move { deliveries::retries(&shared, &tenant, id, 1).await });
+            let (courier, tenant) = (shared.courier.clone(), tenant.to_owned());
+            tokio::spawn(async move { deliveries::retries(&courier, &tenant, id, 1).await });
         }
-        if let Some(entry) = deliveries::entry(shared, tenant, id) {
+        if let Some(entry) = deliveries::entry(&shared.courier, tenant, id) {
             reply.payload = Payload::Json(json!({ "data": entry }));
         }
     }

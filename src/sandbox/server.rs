@@ -2,7 +2,6 @@
 //! can close without an answer (which a framework's `serve` cannot do).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,19 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::flow::{self, Shared};
+use super::flow::{self, Connection, Shared};
 
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;
-
-/// One client connection, as the request flow sees it.
-#[derive(Clone)]
-pub(super) struct Connection {
-    /// The peer (the rate-limit key of a request without an API key).
-    pub(super) peer: SocketAddr,
-    /// Cancelled to close the connection without an answer.
-    pub(super) close: CancellationToken,
-}
 
 /// Accepts connections until `stop` is cancelled, then closes them all.
 pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {

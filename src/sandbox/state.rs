@@ -9,6 +9,9 @@ use uuid::Uuid;
 
 use super::contract::Failure;
 
+/// Every key's state, by the SHA-256 of the key.
+pub(super) type Tenants = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Tenant>>>;
+
 /// A JSON object.
 pub(super) type Object = Map<String, Value>;
 
