@@ -2,8 +2,6 @@
 //! client built, re-checked against the spec (typify does not enforce every
 //! constraint, integer ranges among them).
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use super::schema::{check_value, coerce};
@@ -15,19 +13,15 @@ use crate::operations::{Operation, ParamLocation};
 pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, strict: bool) -> Result<(), Error> {
     // Every problem is collected, as on the dynamic path.
     let mut problems = Vec::new();
-    // Borrowed where nothing was escaped: a typed call's query costs no copies.
-    let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = request.url().query_pairs().collect();
-    let mut seen: Vec<&str> = Vec::new();
-    for (name, _) in &pairs {
-        if seen.contains(&name.as_ref()) {
+    // The query is walked in place, once per name: the pairs are borrowed
+    // where nothing was escaped, so a typed call's query costs no copies and
+    // no lists (this runs on every call).
+    let pairs = || request.url().query_pairs();
+    for (index, (name, first)) in pairs().enumerate() {
+        if pairs().take(index).any(|(earlier, _)| earlier == name) {
             continue;
         }
-        seen.push(name);
-        let values: Vec<&str> = pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_ref())
-            .collect();
+        let mut values = pairs().skip(index).filter(|(k, _)| *k == name).map(|(_, v)| v);
         let Some(param) = op
             .params
             .iter()
@@ -35,7 +29,7 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
         else {
             problems.push(Error::invalid(
                 Some(op.id),
-                Some(name),
+                Some(&name),
                 "not a query parameter of this operation",
             ));
             continue;
@@ -43,9 +37,9 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
         let schema = super::schema::parsed(param.schema_json);
         let value = if param.repeatable {
             let items = schema.get("items").unwrap_or(&Value::Null);
-            Value::Array(values.iter().map(|v| coerce(items, v)).collect())
-        } else if let [single] = values.as_slice() {
-            coerce(&schema, single)
+            Value::Array(values.map(|v| coerce(items, &v)).collect())
+        } else if values.nth(1).is_none() {
+            coerce(&schema, &first)
         } else {
             problems.push(Error::invalid(
                 Some(op.id),
@@ -71,5 +65,37 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
     match Error::combine(problems) {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(op: &str, query: &str) -> Result<(), Error> {
+        let op = crate::operations::find(op).unwrap();
+        let url = format!("https://app.tokportal.com/api/ext{}?{query}", op.path)
+            .parse()
+            .unwrap();
+        check_request(op, &reqwest::Request::new(reqwest::Method::GET, url), false)
+    }
+
+    #[test]
+    fn the_query_is_walked_once_per_name() {
+        assert!(checked("listBundles", "page=1&per_page=10&status=published").is_ok());
+        assert!(
+            checked("exportAnalyticsVideos", "account=A&account=B").is_ok(),
+            "repeatable"
+        );
+        let fields = |e: Error| {
+            e.invalid_fields()
+                .into_iter()
+                .map(|f| f.field.unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        let err = checked("listBundles", "page=1&status=a&page=2&per_page=0&colour=red").unwrap_err();
+        assert_eq!(fields(err), ["page", "per_page", "colour"]);
+        let err = checked("listBundles", "page=1&page=2").unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
     }
 }

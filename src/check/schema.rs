@@ -161,15 +161,16 @@ pub(crate) fn violations(
 /// type its schema asks for; leaves it a string when it does not parse, so the
 /// schema check reports it.
 pub(crate) fn coerce(schema: &Value, raw: &str) -> Value {
-    let types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
+    // Read in place (no list of types built): this runs for every query value of every call.
+    let is = |ty: &str| match schema.get("type") {
+        Some(Value::String(t)) => t == ty,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(ty)),
+        _ => false,
     };
-    if types.contains(&"null") && raw == "null" {
+    if is("null") && raw == "null" {
         return Value::Null;
     }
-    if types.contains(&"integer") {
+    if is("integer") {
         if let Ok(i) = raw.parse::<i64>() {
             return Value::from(i);
         }
@@ -177,19 +178,19 @@ pub(crate) fn coerce(schema: &Value, raw: &str) -> Value {
             return Value::from(i);
         }
     }
-    if types.contains(&"number")
+    if is("number")
         && let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
     {
         return Value::Number(n);
     }
-    if types.contains(&"boolean") {
+    if is("boolean") {
         match raw {
             "true" => return Value::Bool(true),
             "false" => return Value::Bool(false),
             _ => {}
         }
     }
-    if (types.contains(&"object") || types.contains(&"array"))
+    if (is("object") || is("array"))
         && let Ok(v) = serde_json::from_str::<Value>(raw)
     {
         return v;

@@ -27,11 +27,32 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// (a body that cannot be produced again).
 pub(crate) type Replay<'a> = Box<dyn FnMut() -> BoxFuture<'a, Option<reqwest::Request>> + Send + 'a>;
 
-/// Replays a built request with `try_clone` when its body allows it (a JSON
-/// body does, a stream does not).
+/// Replays a built request when its body allows it (a JSON body does, a
+/// stream does not).
+///
+/// A request without a body (every read) is kept as its parts: reqwest's
+/// `try_clone` also copies the request's extensions, through a map it builds
+/// twice, which is most of the allocations a call pays for being retryable.
+/// Nothing of ours lives in a request's extensions; the timeout, which
+/// reqwest keeps there, is set again.
 pub(crate) fn replay_clone(request: &reqwest::Request) -> Replay<'static> {
-    let kept = request.try_clone();
-    Box::new(move || Box::pin(std::future::ready(kept.as_ref().and_then(reqwest::Request::try_clone))))
+    if request.body().is_some() {
+        let kept = request.try_clone();
+        return Box::new(move || Box::pin(std::future::ready(kept.as_ref().and_then(reqwest::Request::try_clone))));
+    }
+    let (method, url, headers) = (
+        request.method().clone(),
+        request.url().clone(),
+        request.headers().clone(),
+    );
+    let (version, timeout) = (request.version(), request.timeout().copied());
+    Box::new(move || {
+        let mut again = reqwest::Request::new(method.clone(), url.clone());
+        *again.headers_mut() = headers.clone();
+        *again.version_mut() = version;
+        *again.timeout_mut() = timeout;
+        Box::pin(std::future::ready(Some(again)))
+    })
 }
 
 /// How much of a success answer the attempt reads.

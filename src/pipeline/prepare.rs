@@ -2,7 +2,7 @@
 //! carries: the origin check, the client headers, the API key, the
 //! idempotency-key rules and the timeout.
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::Settings;
@@ -89,10 +89,13 @@ pub(crate) fn prepare(
     let request_headers = request.headers_mut();
     // Room for the client, the key and an idempotency key, grown once.
     request_headers.reserve(3);
-    request_headers.insert(headers::CLIENT, settings.identifier.clone());
+    // Names made once: inserting a custom name given as text copies it on every call.
+    static CLIENT: HeaderName = HeaderName::from_static(headers::CLIENT);
+    static API_KEY: HeaderName = HeaderName::from_static(headers::API_KEY);
+    request_headers.insert(&CLIENT, settings.identifier.clone());
     match &settings.api_key {
         Some(key) => {
-            request_headers.insert(headers::API_KEY, key.clone());
+            request_headers.insert(&API_KEY, key.clone());
         }
         None if op.requires_auth => return Err(Error::MissingApiKey),
         None => {}
