@@ -30,3 +30,16 @@ pub const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
 pub const RETRY_AFTER: &str = "retry-after";
 /// `TokPortal-Signature`: `t=<unix>,v1=<hex hmac>` on webhook deliveries.
 pub const SIGNATURE: &str = "tokportal-signature";
+
+/// The names the request pipeline looks up or sets on every call, made once:
+/// a name given as text is parsed and, when inserted, copied each time.
+pub(crate) mod names {
+    use http::HeaderName;
+
+    pub(crate) const API_KEY: HeaderName = HeaderName::from_static(super::API_KEY);
+    pub(crate) const CLIENT: HeaderName = HeaderName::from_static(super::CLIENT);
+    pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(super::IDEMPOTENCY_KEY);
+    pub(crate) const DRY_RUN: HeaderName = HeaderName::from_static(super::DRY_RUN);
+    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static(super::REQUEST_ID);
+    pub(crate) const API_VERSION: HeaderName = HeaderName::from_static(super::API_VERSION);
+}

@@ -216,12 +216,17 @@ fn rebuild(parts: Parts, body: bytes::Bytes) -> reqwest::Response {
         status,
         version,
         headers,
+        url,
     } = parts;
-    // No URL is carried over: nothing reads a rebuilt response's URL, and
-    // handing one over costs more allocations than reqwest's placeholder.
-    let mut rebuilt = http::Response::new(body);
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
+    // The URL is handed over: without it reqwest parses a placeholder URL,
+    // which costs more than all the rest of the rebuild.
+    use reqwest::ResponseBuilderExt;
+    let mut rebuilt = http::Response::builder()
+        .status(status)
+        .version(version)
+        .url(url)
+        .body(body)
+        .unwrap_or_default();
     *rebuilt.headers_mut() = headers;
     reqwest::Response::from(rebuilt)
 }
@@ -231,6 +236,7 @@ struct Parts {
     status: http::StatusCode,
     version: http::Version,
     headers: http::HeaderMap,
+    url: url::Url,
 }
 
 impl Parts {
@@ -239,6 +245,7 @@ impl Parts {
             status: response.status(),
             version: response.version(),
             headers: std::mem::take(response.headers_mut()),
+            url: response.url().clone(),
         }
     }
 }

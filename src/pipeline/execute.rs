@@ -114,8 +114,8 @@ pub(crate) async fn execute(
         attempt += 1;
         let safe = retry::replay_safe(
             request.method(),
-            request.headers().contains_key(crate::headers::IDEMPOTENCY_KEY),
-            request.headers().contains_key(crate::headers::DRY_RUN),
+            request.headers().contains_key(crate::headers::names::IDEMPOTENCY_KEY),
+            request.headers().contains_key(crate::headers::names::DRY_RUN),
         );
         if policy.enabled() {
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -71,7 +71,11 @@ impl Settings {
 
     /// Says once, through `tracing`, that the server speaks another contract version.
     pub(crate) fn note_api_version(&self, headers: &http::HeaderMap) {
-        let Some(version) = crate::meta::header_str(headers, crate::headers::API_VERSION) else {
+        let Some(version) = headers
+            .get(crate::headers::names::API_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+        else {
             return;
         };
         let sdk = crate::operations::SPEC_VERSION;

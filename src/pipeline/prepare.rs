@@ -2,7 +2,7 @@
 //! carries: the origin check, the client headers, the API key, the
 //! idempotency-key rules and the timeout.
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use url::Url;
 
 use super::Settings;
@@ -54,12 +54,15 @@ pub(crate) fn build_request(
         HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"),
     );
     if args.dry_run {
-        request_headers.insert(headers::DRY_RUN, HeaderValue::from_static("true"));
+        request_headers.insert(headers::names::DRY_RUN, HeaderValue::from_static("true"));
     } else if let Some(key) = &args.idempotency_key {
-        request_headers.insert(headers::IDEMPOTENCY_KEY, header_value(op, "idempotency_key", key)?);
+        request_headers.insert(
+            headers::names::IDEMPOTENCY_KEY,
+            header_value(op, "idempotency_key", key)?,
+        );
     }
     if let Some(id) = &args.request_id {
-        request_headers.insert(headers::REQUEST_ID, header_value(op, "request_id", id)?);
+        request_headers.insert(headers::names::REQUEST_ID, header_value(op, "request_id", id)?);
     }
     if let Some(t) = args.timeout {
         *request.timeout_mut() = Some(t);
@@ -89,20 +92,17 @@ pub(crate) fn prepare(
     let request_headers = request.headers_mut();
     // Room for the client, the key and an idempotency key, grown once.
     request_headers.reserve(3);
-    // Names made once: inserting a custom name given as text copies it on every call.
-    static CLIENT: HeaderName = HeaderName::from_static(headers::CLIENT);
-    static API_KEY: HeaderName = HeaderName::from_static(headers::API_KEY);
-    request_headers.insert(&CLIENT, settings.identifier.clone());
+    request_headers.insert(headers::names::CLIENT, settings.identifier.clone());
     match &settings.api_key {
         Some(key) => {
-            request_headers.insert(&API_KEY, key.clone());
+            request_headers.insert(headers::names::API_KEY, key.clone());
         }
         None if op.requires_auth => return Err(Error::MissingApiKey),
         None => {}
     }
-    if request_headers.contains_key(headers::DRY_RUN) {
+    if request_headers.contains_key(headers::names::DRY_RUN) {
         // A preview never sends, generates or uses up an idempotency key.
-        request_headers.remove(headers::IDEMPOTENCY_KEY);
+        request_headers.remove(headers::names::IDEMPOTENCY_KEY);
     } else {
         idempotency_key_rules(settings, op, request_headers)?;
     }
@@ -124,7 +124,7 @@ fn idempotency_key_rules(
     request_headers: &mut http::HeaderMap,
 ) -> Result<(), Error> {
     match op.idempotency_key {
-        IdempotencyKeySupport::Refused if request_headers.contains_key(headers::IDEMPOTENCY_KEY) => {
+        IdempotencyKeySupport::Refused if request_headers.contains_key(headers::names::IDEMPOTENCY_KEY) => {
             return Err(Error::invalid(
                 Some(op.id),
                 Some("idempotency_key"),
@@ -136,7 +136,7 @@ fn idempotency_key_rules(
             ));
         }
         IdempotencyKeySupport::Accepted
-            if settings.retry.enabled() && !request_headers.contains_key(headers::IDEMPOTENCY_KEY) =>
+            if settings.retry.enabled() && !request_headers.contains_key(headers::names::IDEMPOTENCY_KEY) =>
         {
             // Generated once here and reused by every attempt, so a retried create never creates twice.
             let key = crate::idempotency::generate_key();
@@ -147,7 +147,7 @@ fn idempotency_key_rules(
         }
         _ => {}
     }
-    if let Some(value) = request_headers.get(headers::IDEMPOTENCY_KEY) {
+    if let Some(value) = request_headers.get(headers::names::IDEMPOTENCY_KEY) {
         crate::idempotency::validate_key(value.as_bytes())
             .map_err(|m| Error::invalid(Some(op.id), Some("idempotency_key"), m))?;
     }
