@@ -12,7 +12,9 @@
 //! bare and SDK; the median throughput of each is compared. Allocations per
 //! call are counted by a global allocator over 2,000 sequential calls.
 //! Targets: at least 0.95x bare on `/me`, 0.92x on the list, at most 1.2x
-//! the allocations.
+//! the allocations. For reference it also times bare reqwest with the one
+//! safety the SDK always adds and bare reqwest does not: a per-request
+//! timeout (30 s), whose timer every call pays for.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,8 @@ enum Call {
 #[derive(Clone, Copy, PartialEq)]
 enum Side {
     Bare,
+    /// Bare reqwest with the SDK's per-attempt timeout.
+    BareTimeout,
     Sdk,
 }
 
@@ -69,16 +73,17 @@ struct Clients {
 
 async fn one(clients: &Clients, call: Call, side: Side) {
     match (call, side) {
-        (Call::Me, Side::Bare) => {
-            let response = clients
+        (Call::Me, Side::Bare | Side::BareTimeout) => {
+            let mut request = clients
                 .bare
                 .get(format!("{}/me", clients.base))
                 .header("x-api-key", KEY)
                 .header("x-tokportal-client", "bench/1")
-                .header("accept", "application/json")
-                .send()
-                .await
-                .expect("bare /me");
+                .header("accept", "application/json");
+            if side == Side::BareTimeout {
+                request = request.timeout(std::time::Duration::from_secs(30));
+            }
+            let response = request.send().await.expect("bare /me");
             assert!(response.status().is_success());
             let me: tokportal::types::MeResponse = response.json().await.expect("decodes");
             std::hint::black_box(me);
@@ -87,17 +92,18 @@ async fn one(clients: &Clients, call: Call, side: Side) {
             let me = clients.sdk.get_current_user().send().await.expect("sdk /me");
             std::hint::black_box(me);
         }
-        (Call::List, Side::Bare) => {
-            let response = clients
+        (Call::List, Side::Bare | Side::BareTimeout) => {
+            let mut request = clients
                 .bare
                 .get(format!("{}/bundles", clients.base))
                 .query(&[("page", "1"), ("per_page", "10"), ("status", "published")])
                 .header("x-api-key", KEY)
                 .header("x-tokportal-client", "bench/1")
-                .header("accept", "application/json")
-                .send()
-                .await
-                .expect("bare list");
+                .header("accept", "application/json");
+            if side == Side::BareTimeout {
+                request = request.timeout(std::time::Duration::from_secs(30));
+            }
+            let response = request.send().await.expect("bare list");
             assert!(response.status().is_success());
             let list: serde_json::Map<String, serde_json::Value> = response.json().await.expect("decodes");
             std::hint::black_box(list);
@@ -195,12 +201,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Warm both pools.
         throughput(&clients, call, Side::Bare, 1_000).await;
         throughput(&clients, call, Side::Sdk, 1_000).await;
-        let (mut bare, mut sdk) = (Vec::new(), Vec::new());
+        let (mut bare, mut timed, mut sdk) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             bare.push(throughput(&clients, call, Side::Bare, calls).await);
             sdk.push(throughput(&clients, call, Side::Sdk, calls).await);
+            timed.push(throughput(&clients, call, Side::BareTimeout, calls).await);
         }
-        let (bare, sdk) = (median(bare), median(sdk));
+        let (bare, timed, sdk) = (median(bare), median(timed), median(sdk));
         let (bare_allocs, sdk_allocs) = (
             allocations(&clients, call, Side::Bare).await,
             allocations(&clients, call, Side::Sdk).await,
@@ -210,6 +217,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
              allocations/call bare {bare_allocs:.1} sdk {sdk_allocs:.1} ratio {:.2} (target <= 1.2)",
             sdk / bare,
             sdk_allocs / bare_allocs
+        );
+        println!(
+            "{:<24} bare with a 30 s timeout {timed:>8.0}/s: sdk ratio {:.3} (reference)",
+            "",
+            sdk / timed
         );
     }
     Ok(())
