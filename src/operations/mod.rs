@@ -156,13 +156,7 @@ impl RequestBody {
     pub fn form_fields(&self) -> Vec<FormField> {
         let schema = self.schema();
         let file = self.file_field();
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let required = required_names(&schema);
         schema
             .get("properties")
             .and_then(Value::as_object)
@@ -176,6 +170,17 @@ impl RequestBody {
             })
             .collect()
     }
+}
+
+/// The names an object schema lists under `required`.
+pub(crate) fn required_names(schema: &Value) -> Vec<&str> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 /// A text field of a multipart body.

@@ -58,6 +58,17 @@ impl Failure {
         }])
     }
 
+    /// `SANDBOX_LIMIT`: what the sandbox keeps per key is full (a 409 where
+    /// the operation documents one, a 400 elsewhere).
+    pub(super) fn limit(op: &Operation, what: &str) -> Self {
+        let status = if op.error_statuses.contains(&409) { 409 } else { 400 };
+        Self::new(
+            status,
+            "SANDBOX_LIMIT",
+            format!("This sandbox key holds the most {what} it keeps; POST /_sandbox/reset to start over."),
+        )
+    }
+
     /// The envelope.
     pub(super) fn body(&self) -> Value {
         let mut error = json!({"code": self.code, "message": self.message});
@@ -356,19 +367,13 @@ pub(super) fn example(schema: &Value) -> Value {
             .filter_map(Value::as_str)
             .find(|t| *t != "null")
             .unwrap_or("null"),
-        _ if schema.get("properties").is_some() => "object",
+        // No type: an object when it has properties, and as good a guess as any otherwise.
         _ => "object",
     };
     match ty {
         "object" => {
             let mut out = Map::new();
-            let required: Vec<&str> = schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let required = crate::operations::required_names(schema);
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (name, prop) in props {
                     if required.contains(&name.as_str()) {

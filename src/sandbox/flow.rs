@@ -552,9 +552,9 @@ async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request:
             let balance = serde_json::from_slice::<Value>(&bytes)
                 .ok()
                 .and_then(|v| v.get("balance").and_then(Value::as_f64))
-                .filter(|b| *b >= 0.0 && b.is_finite());
+                .filter(|b| (0.0..=1.0e9).contains(b));
             let Some(balance) = balance else {
-                return Answer::Failure(Failure::rule("balance", "must be a non-negative number"));
+                return Answer::Failure(Failure::rule("balance", "must be a number from 0 to 1e9"));
             };
             if !tenants.contains_key(&key) && tenants.len() >= MAX_TENANTS {
                 return Answer::Failure(Failure::new(401, "UNAUTHORIZED", "The sandbox keeps no more API keys."));

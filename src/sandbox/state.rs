@@ -33,6 +33,22 @@ pub(super) fn price(item: &str) -> f64 {
     PRICES.iter().find(|(name, _)| *name == item).map_or(0.0, |(_, p)| *p)
 }
 
+/// Records of one kind a key keeps (uploads, reports, transactions); the
+/// oldest go first, so that memory stays bounded however long a key is used.
+pub(super) const MAX_RECORDS: usize = 1000;
+
+/// Bundles, video slots per bundle and comment tasks a key may hold: what
+/// a key can make is refused past these, never dropped.
+pub(super) const MAX_OWNED: usize = 1000;
+
+/// Appends `record`, dropping the oldest past [`MAX_RECORDS`].
+pub(super) fn keep(records: &mut Vec<Object>, record: Object) {
+    if records.len() >= MAX_RECORDS {
+        records.drain(..=records.len() - MAX_RECORDS);
+    }
+    records.push(record);
+}
+
 /// RFC 3339, to the second.
 pub(super) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -202,15 +218,18 @@ impl Tenant {
         }
         self.balance -= total;
         self.user.insert("credits".into(), json!({"balance": self.balance}));
-        self.transactions.push(object(json!({
-            "id": Uuid::new_v4(),
-            "type": "debit",
-            "amount": -total,
-            "balance_after": self.balance,
-            "description": description,
-            "cost_breakdown": charge.breakdown,
-            "created_at": stamp(now),
-        })));
+        keep(
+            &mut self.transactions,
+            object(json!({
+                "id": Uuid::new_v4(),
+                "type": "debit",
+                "amount": -total,
+                "balance_after": self.balance,
+                "description": description,
+                "cost_breakdown": charge.breakdown,
+                "created_at": stamp(now),
+            })),
+        );
         Ok(charge)
     }
 
@@ -219,14 +238,17 @@ impl Tenant {
         let change = balance - self.balance;
         self.balance = balance;
         self.user.insert("credits".into(), json!({"balance": balance}));
-        self.transactions.push(object(json!({
-            "id": Uuid::new_v4(),
-            "type": "adjustment",
-            "amount": change,
-            "balance_after": balance,
-            "description": "Sandbox balance set",
-            "created_at": stamp(now),
-        })));
+        keep(
+            &mut self.transactions,
+            object(json!({
+                "id": Uuid::new_v4(),
+                "type": "adjustment",
+                "amount": change,
+                "balance_after": balance,
+                "description": "Sandbox balance set",
+                "created_at": stamp(now),
+            })),
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Call, Reply, body, page, path, query_int, seeded};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{Object, Tenant, object, stamp, str_of};
+use crate::sandbox::state::{Object, Tenant, keep, object, stamp, str_of};
 
 /// How long a manual analytics refresh waits for the next one.
 const REFRESH_COOLDOWN_MINUTES: i64 = 15;
@@ -152,7 +152,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
             report.insert("token".into(), json!(token));
             report.insert("url".into(), json!(format!("{}/reports/{token}", call.base_url)));
             report.insert("created_at".into(), json!(stamp(call.now)));
-            tenant.reports.push(report.clone());
+            keep(&mut tenant.reports, report.clone());
             Reply::data(call, Value::Object(report))
         }
         "exportAnalyticsReportHtml" => {

@@ -11,7 +11,7 @@ use super::profile::COUNTRIES;
 use super::{Call, Effects, Reply, body, page, path};
 use crate::operations::find;
 use crate::sandbox::contract::{Failure, Problem, validation, with_defaults};
-use crate::sandbox::state::{Bundle, Object, Tenant, object, price, stamp, str_of};
+use crate::sandbox::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
 
 pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
     let id = path(call, "id");
@@ -132,6 +132,9 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                     "quantity",
                     "cannot add video slots to an account_only bundle",
                 ));
+            }
+            if videos && bundle.videos.len() + quantity as usize > MAX_OWNED {
+                return Err(Failure::limit(call.op, "video slots per bundle"));
             }
             let item = if videos { "video_slot" } else { "edit_slot" };
             let unit = price(item);
@@ -362,6 +365,9 @@ fn create(
     mut fields: Object,
     fx: &mut Effects,
 ) -> Result<(Bundle, crate::sandbox::state::Charge), Failure> {
+    if tenant.bundles.len() >= MAX_OWNED {
+        return Err(Failure::limit(call.op, "bundles"));
+    }
     let kind = str_of(&fields, "bundle_type").unwrap_or_default().to_owned();
     let mut problems = Vec::new();
     let rule = |field: &str, message: &str| Problem {

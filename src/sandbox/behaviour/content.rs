@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Call, Effects, Reply, body, page, path};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{Object, Tenant, object, price, stamp, str_of};
+use crate::sandbox::state::{MAX_OWNED, Object, Tenant, keep, object, price, stamp, str_of};
 
 pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
     let id = path(call, "id");
@@ -25,7 +25,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             upload.insert("public_url".into(), json!(public_url(call, upload_id, &filename)));
             upload.insert("expires_at".into(), json!(stamp(call.now + Duration::hours(1))));
             upload.insert("created_at".into(), json!(stamp(call.now)));
-            tenant.uploads.push(upload.clone());
+            keep(&mut tenant.uploads, upload.clone());
             Reply::data(call, Value::Object(upload))
         }
         "uploadVideoDirect" | "uploadImageDirect" => {
@@ -63,7 +63,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             record.insert("sha256".into(), json!(file.sha256));
             record.insert("url".into(), json!(public_url(call, upload_id, &filename)));
             record.insert("created_at".into(), json!(stamp(call.now)));
-            tenant.uploads.push(record.clone());
+            keep(&mut tenant.uploads, record.clone());
             Reply::data(call, Value::Object(record))
         }
         "uploadImageFromUrl" => {
@@ -75,7 +75,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             record.insert("source_url".into(), request.get("url").cloned().unwrap_or(Value::Null));
             record.insert("url".into(), json!(public_url(call, upload_id, "image.jpg")));
             record.insert("created_at".into(), json!(stamp(call.now)));
-            tenant.uploads.push(record.clone());
+            keep(&mut tenant.uploads, record.clone());
             Reply::data(call, Value::Object(record))
         }
         "listCommentTasks" => page(call, tenant.comments.iter().rev().cloned().map(Value::Object).collect()),
@@ -85,6 +85,9 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 Some(tasks) => tasks.iter().map(|t| object(t.clone())).collect(),
                 None => vec![request.clone()],
             };
+            if tenant.comments.len() + tasks.len() > MAX_OWNED {
+                return Err(Failure::limit(call.op, "comment tasks"));
+            }
             for (i, task) in tasks.iter().enumerate() {
                 let account = str_of(task, "saved_account_id").unwrap_or_default();
                 if !tenant.accounts.iter().any(|a| str_of(a, "id") == Some(account)) {

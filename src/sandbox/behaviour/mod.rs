@@ -192,3 +192,55 @@ fn seeded(id: &str, salt: u64, below: u64) -> u64 {
     }
     h % below.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::state::{Bundle, MAX_OWNED, MAX_RECORDS, keep};
+
+    fn call(op: &str, body: Value) -> Call {
+        Call {
+            op: crate::operations::find(op).unwrap(),
+            path: Object::new(),
+            query: Object::new(),
+            body: Some(body),
+            upload: None,
+            now: Utc::now(),
+            base_url: "http://127.0.0.1:1".into(),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn what_a_key_holds_is_bounded() {
+        let mut tenant = Tenant::new(1.0e9, "test", Utc::now());
+        let create = call("createBundle", json!({"bundle_type": "account_only", "country": "USA"}));
+        for _ in 0..MAX_OWNED {
+            tenant.bundles.push(Bundle {
+                fields: Object::new(),
+                account: None,
+                videos: Vec::new(),
+            });
+        }
+        let refused = run(&mut tenant, &create, &mut Effects::default()).err().unwrap();
+        assert_eq!((refused.status, refused.code), (409, "SANDBOX_LIMIT"));
+        let bulk = call(
+            "createBundlesBulk",
+            json!({"platforms": ["tiktok"], "country": "USA", "accounts_count": 1}),
+        );
+        let refused = run(&mut tenant, &bulk, &mut Effects::default()).err().unwrap();
+        assert_eq!(
+            (refused.status, refused.code),
+            (400, "SANDBOX_LIMIT"),
+            "createBundlesBulk documents no 409"
+        );
+        let balance = tenant.balance;
+        assert_eq!(balance, 1.0e9, "nothing was debited");
+        let mut records = Vec::new();
+        for n in 0..MAX_RECORDS + 5 {
+            keep(&mut records, crate::sandbox::state::object(json!({"n": n})));
+        }
+        assert_eq!(records.len(), MAX_RECORDS);
+        assert_eq!(records[0]["n"], 5, "the oldest went first");
+    }
+}

@@ -12,6 +12,8 @@ use crate::webhooks::EVENT_TYPES;
 
 /// Deliveries kept per key; the oldest go first.
 const MAX_DELIVERIES: usize = 1000;
+/// Webhook endpoints a key may hold.
+const MAX_ENDPOINTS: usize = 100;
 
 pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
     let id = path(call, "id");
