@@ -35,6 +35,12 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let mut fields = crate::sandbox::contract::with_defaults(call.op, &body(call));
             let url = str_of(&fields, "url").unwrap_or_default().to_owned();
             check_url(&url)?;
+            if tenant.endpoints.len() >= MAX_ENDPOINTS {
+                return Err(Failure::rule(
+                    "url",
+                    format!("cannot be added: a sandbox key holds at most {MAX_ENDPOINTS} webhook endpoints"),
+                ));
+            }
             if tenant
                 .endpoints
                 .iter()
