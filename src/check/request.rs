@@ -13,15 +13,14 @@ use crate::operations::{Operation, ParamLocation};
 pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, strict: bool) -> Result<(), Error> {
     // Every problem is collected, as on the dynamic path.
     let mut problems = Vec::new();
-    // The query is walked in place, once per name: the pairs are borrowed
-    // where nothing was escaped, so a typed call's query costs no copies and
-    // no lists (this runs on every call).
-    let pairs = || request.url().query_pairs();
-    for (index, (name, first)) in pairs().enumerate() {
-        if pairs().take(index).any(|(earlier, _)| earlier == name) {
+    // The query is parsed once; its pairs are borrowed where nothing was
+    // escaped, so a typed call's query costs one list and no copies.
+    let pairs: Vec<_> = request.url().query_pairs().collect();
+    for (index, (name, first)) in pairs.iter().enumerate() {
+        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
             continue;
         }
-        let mut values = pairs().skip(index).filter(|(k, _)| *k == name).map(|(_, v)| v);
+        let mut values = pairs[index..].iter().filter(|(k, _)| k == name).map(|(_, v)| v);
         let Some(param) = op
             .params
             .iter()
@@ -29,7 +28,7 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
         else {
             problems.push(Error::invalid(
                 Some(op.id),
-                Some(&name),
+                Some(name),
                 "not a query parameter of this operation",
             ));
             continue;
@@ -37,9 +36,9 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
         let schema = super::schema::parsed(param.schema_json);
         let value = if param.repeatable {
             let items = schema.get("items").unwrap_or(&Value::Null);
-            Value::Array(values.map(|v| coerce(items, &v)).collect())
+            Value::Array(values.map(|v| coerce(items, v)).collect())
         } else if values.nth(1).is_none() {
-            coerce(&schema, &first)
+            coerce(&schema, first)
         } else {
             problems.push(Error::invalid(
                 Some(op.id),

@@ -2,11 +2,11 @@
 //! schemas, each made once per schema text, and the coercion of text into the
 //! schema's type.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -14,7 +14,9 @@ use crate::operations::Operation;
 
 /// Values made once per schema text, keyed by its address (every schema of
 /// the table is a distinct `&'static str`). Read-mostly: a read lock per call.
-type Memo<T> = OnceLock<RwLock<HashMap<usize, Arc<T>>>>;
+/// Keyed by address, so hashed with FxHash: SipHash's protection against
+/// chosen keys buys nothing here and costs most of a lookup.
+type Memo<T> = OnceLock<RwLock<FxHashMap<usize, Arc<T>>>>;
 
 /// The value of `schema_json` in `memo`, made by `make` the first time.
 fn memoized<T, E>(memo: &Memo<T>, schema_json: &'static str, make: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
@@ -162,7 +164,8 @@ pub(crate) fn violations(
 /// schema check reports it.
 pub(crate) fn coerce(schema: &Value, raw: &str) -> Value {
     // Read in place (no list of types built): this runs for every query value of every call.
-    let is = |ty: &str| match schema.get("type") {
+    let declared = schema.get("type");
+    let is = |ty: &str| match declared {
         Some(Value::String(t)) => t == ty,
         Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(ty)),
         _ => false,

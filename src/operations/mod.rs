@@ -265,8 +265,9 @@ pub fn find(id: &str) -> Option<&'static Operation> {
 
 /// The operation whose generated Rust method is `rust_method` (`get_current_user`).
 pub fn find_by_rust_method(rust_method: &str) -> Option<&'static Operation> {
-    // Looked up on every typed call (twice): an index, built once.
-    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Operation>> =
+    // Looked up on every typed call (twice): an index, built once, hashed
+    // with FxHash (the names are the table's own, not chosen by a caller).
+    static INDEX: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, &'static Operation>> =
         std::sync::OnceLock::new();
     INDEX
         .get_or_init(|| OPERATIONS.iter().map(|op| (op.rust_method, op)).collect())
