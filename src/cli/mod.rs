@@ -50,7 +50,8 @@ where
         .with_target(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // `tokportal sandbox` logs a line a request; nothing else logs at info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tokportal::sandbox=info")),
         )
         .try_init();
     let matches = match cli().try_get_matches_from(args) {

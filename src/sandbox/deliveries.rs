@@ -134,7 +134,11 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
         d.insert("next_retry_at".into(), Value::Null);
         d.insert("last_attempt_at".into(), json!(stamp(Utc::now())));
     });
-    tracing::info!(delivery = %id, url = %url, success, "sandbox webhook delivery");
+    tracing::info!(
+        target: "tokportal::sandbox",
+        "webhook delivery {id} to {url}: {}",
+        if success { "delivered" } else { "failed" }
+    );
     Some(success)
 }
 

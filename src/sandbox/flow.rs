@@ -99,8 +99,19 @@ pub(super) async fn handle(
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
     let mut stamp = Stamp { request_id, rate: None };
+    let started = std::time::Instant::now();
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
     let answer = answer(shared, conn, parts, body, &mut stamp).await;
-    finish(answer, &stamp)
+    let response = finish(answer, &stamp);
+    // One line a request (`tokportal sandbox` shows them); never a key or a body.
+    tracing::info!(
+        target: "tokportal::sandbox",
+        "{method} {path} -> {} in {} ms ({})",
+        response.status().as_u16(),
+        started.elapsed().as_millis(),
+        stamp.request_id
+    );
+    response
 }
 
 /// What the flow answers, before the common headers.
