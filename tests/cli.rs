@@ -346,23 +346,27 @@ fn a_multi_megabyte_upload_and_global_flags_after_the_command() {
 
 #[test]
 fn all_pages_prints_json_lines() {
-    let server = MockServer::start();
-    for page in 1..=2 {
-        server.mock(|when, then| {
-            when.path("/comments").query_param("page", page.to_string());
-            then.status(200)
-                .header("content-type", "application/json")
-                .json_body(json!({
-                    "data": [{"n": page * 10 + 1}, {"n": page * 10 + 2}],
-                    "pagination": {"page": page, "per_page": 2, "total": 4, "total_pages": 2}
-                }));
-        });
+    // Against the sandbox, which paginates for real: five bundles, two a page.
+    let sandbox = SandboxProcess::start(&[]);
+    for n in 1..=5 {
+        let body = json!({"bundle_type": "account_only", "country": "USA", "external_ref": format!("b{n}")});
+        stdout_json(&tokportal(&sandbox.1, &["create-bundle", "--body", &body.to_string()]));
     }
-    let out = tokportal(&server.base_url(), &["list-comment-tasks", "--all-pages"]);
+    let out = tokportal(&sandbox.1, &["list-bundles", "--all-pages", "--per-page", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["external_ref"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "{\"n\":11}\n{\"n\":12}\n{\"n\":21}\n{\"n\":22}\n"
+        refs,
+        ["b1", "b2", "b3", "b4", "b5"],
+        "one JSON line an item, every page, in order"
     );
 }
 
