@@ -992,3 +992,111 @@ async fn keys_do_not_share_state_and_the_typed_sdk_works() {
     assert_eq!(me.data.credits.balance, 990.0);
     sandbox.shutdown().await;
 }
+
+/// Whatever a client sends, the sandbox answers a documented status with the
+/// error envelope or a valid body, and never falls over: random JSON bodies,
+/// random path segments and query strings, random methods.
+#[test]
+fn arbitrary_requests_get_an_answer_in_the_envelope() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut options = SandboxOptions::default();
+    options.rate_limit = 100_000;
+    let sandbox = runtime.block_on(Sandbox::start_with(options)).unwrap();
+    let http = reqwest::Client::new();
+    let leaf = prop_oneof![
+        any::<u32>().prop_map(|n| json!(n)),
+        "[ -~]{0,12}".prop_map(|s| json!(s)),
+        Just(json!("account_only")),
+        Just(Value::Null),
+    ];
+    let body = leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| json!(v)),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("bundle_type".to_owned()),
+                    Just("country".to_owned()),
+                    "[a-z_]{1,8}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| json!(m)),
+        ]
+    });
+    let method = prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("PATCH"), Just("DELETE")];
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 96,
+        ..Default::default()
+    });
+    runner
+        .run(
+            &(method, "[a-z/%{}.-]{0,24}", "[a-z=&%0-9.-]{0,16}", body),
+            |(method, path, query, body)| {
+                let url = format!("{}/{}?{}", sandbox.url(), path.trim_start_matches('/'), query);
+                let answer = runtime.block_on(async {
+                    let request = http
+                        .request(method.parse().unwrap(), &url)
+                        .header("x-api-key", KEY)
+                        .header("content-type", "application/json")
+                        .body(body.to_string());
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap();
+                    (status, text)
+                });
+                let (status, text) = answer;
+                prop_assert!(status < 500, "{method} {url}: {status} {text}");
+                if status >= 400 {
+                    let envelope: Value = serde_json::from_str(&text).unwrap();
+                    prop_assert!(envelope["error"]["code"].is_string(), "{text}");
+                    prop_assert!(envelope["error"]["message"].is_string(), "{text}");
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    // And random bodies at the richest operation, through its whole contract.
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 96,
+        ..Default::default()
+    });
+    let fields = proptest::collection::btree_map(
+        prop_oneof![
+            Just("bundle_type"),
+            Just("country"),
+            Just("videos_quantity"),
+            Just("platform"),
+            Just("account_id"),
+            Just("external_ref")
+        ],
+        prop_oneof![
+            Just(json!("account_only")),
+            Just(json!("videos_only")),
+            Just(json!("USA")),
+            Just(json!("instagram")),
+            any::<i16>().prop_map(|n| json!(n)),
+            "[ -~]{0,6}".prop_map(|s| json!(s)),
+        ],
+        0..6,
+    );
+    runner
+        .run(&fields, |fields| {
+            let (status, text) = runtime.block_on(async {
+                let r = http
+                    .post(format!("{}/bundles", sandbox.url()))
+                    .header("x-api-key", KEY)
+                    .json(&fields)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            });
+            prop_assert!([201, 400, 402, 409].contains(&status), "{status} {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            prop_assert!(status == 201 || body["error"]["code"].is_string(), "{text}");
+            Ok(())
+        })
+        .unwrap();
+}
