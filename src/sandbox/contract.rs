@@ -58,12 +58,11 @@ impl Failure {
         }])
     }
 
-    /// `SANDBOX_LIMIT`: what the sandbox keeps per key is full (a 409 where
-    /// the operation documents one, a 400 elsewhere).
+    /// `SANDBOX_LIMIT`: what the sandbox keeps per key is full (status from
+    /// [`conflict_status`]).
     pub(super) fn limit(op: &Operation, what: &str) -> Self {
-        let status = if op.error_statuses.contains(&409) { 409 } else { 400 };
         Self::new(
-            status,
+            conflict_status(op),
             "SANDBOX_LIMIT",
             format!("This sandbox key holds the most {what} it keeps; POST /_sandbox/reset to start over."),
         )
@@ -76,6 +75,16 @@ impl Failure {
             error["details"] = (**d).clone();
         }
         json!({ "error": error })
+    }
+}
+
+/// The status of a conflict the contract does not describe for `op`: a 409
+/// where it documents one, a 400 where it documents only that, a 409 otherwise.
+pub(super) fn conflict_status(op: &Operation) -> u16 {
+    if op.error_statuses.contains(&409) || !op.error_statuses.contains(&400) {
+        409
+    } else {
+        400
     }
 }
 

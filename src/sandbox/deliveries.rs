@@ -82,14 +82,12 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
     let (url, secret, payload, event_id, event_type) = {
         let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let t = tenants.get(tenant)?;
-        let delivery = t
-            .deliveries
-            .iter()
-            .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))?;
+        let delivery = &t.deliveries[t.delivery_at(id)?];
+        let endpoint_id = delivery.endpoint.to_string();
         let endpoint = t
             .endpoints
             .iter()
-            .find(|e| str_of(&e.fields, "id") == Some(delivery.endpoint.to_string().as_str()))?;
+            .find(|e| str_of(&e.fields, "id") == Some(endpoint_id.as_str()))?;
         (
             str_of(&endpoint.fields, "url")?.to_owned(),
             endpoint.secret.clone(),
@@ -145,22 +143,16 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
 /// Changes delivery `id`'s log entry.
 fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(d) = tenants.get_mut(tenant).and_then(|t| {
-        t.deliveries
-            .iter_mut()
-            .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))
-    }) {
-        change(&mut d.fields);
+    if let Some(t) = tenants.get_mut(tenant)
+        && let Some(at) = t.delivery_at(id)
+    {
+        change(&mut t.deliveries[at].fields);
     }
 }
 
 /// Delivery `id`'s log entry as it stands.
 pub(super) fn entry(courier: &Courier, tenant: &str, id: Uuid) -> Option<Value> {
     let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    tenants
-        .get(tenant)?
-        .deliveries
-        .iter()
-        .find(|d| str_of(&d.fields, "id") == Some(id.to_string().as_str()))
-        .map(|d| Value::Object(d.fields.clone()))
+    let t = tenants.get(tenant)?;
+    Some(Value::Object(t.deliveries[t.delivery_at(id)?].fields.clone()))
 }

@@ -220,12 +220,9 @@ async fn answer(
     let mut problems = Vec::new();
     let path_values = contract::check_path(op, params, &mut problems);
     let query = contract::check_query(op, parts.uri.query().unwrap_or_default(), &mut problems);
-    let (body, upload, body_print) = if op.is_multipart() {
+    let (body, upload) = if op.is_multipart() {
         match read_form(op, &parts.headers, body, &mut problems).await {
-            Ok(upload) => {
-                let print = json!({"fields": upload.fields, "file": upload.file.as_ref().map(|f| f.sha256.clone())});
-                (None, Some(upload), print)
-            }
+            Ok(upload) => (None, Some(upload)),
             Err(f) => return Answer::Failure(f),
         }
     } else {
@@ -243,9 +240,7 @@ async fn answer(
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let body = contract::check_json_body(op, content_type, &bytes, &mut problems);
-        let print = body.clone().unwrap_or(Value::Null);
-        (body, None, print)
+        (contract::check_json_body(op, content_type, &bytes, &mut problems), None)
     };
     if !problems.is_empty() {
         return Answer::Failure(contract::validation(problems));
@@ -281,11 +276,16 @@ async fn answer(
         }
         if !dry_run && let Some(tenant) = &tenant {
             let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+            // A form is fingerprinted by its fields and its file's hash.
+            let form = upload
+                .as_ref()
+                .map(|u| json!({"fields": u.fields, "file": u.file.as_ref().map(|f| f.sha256.as_str())}));
+            let sent = form.as_ref().or(body.as_ref()).unwrap_or(&Value::Null);
             let print = replays::fingerprint(
                 op.id,
                 &Value::Object(path_values.clone()),
                 &Value::Object(query.clone()),
-                &body_print,
+                sent,
             );
             match shared.replays.claim(tenant, &key, print) {
                 Claim::Fresh => claimed = Some((tenant.clone(), key)),
@@ -298,11 +298,7 @@ async fn answer(
                     ));
                 }
                 Claim::Mismatch => {
-                    let status = if documents(op, 409) || !documents(op, 400) {
-                        409
-                    } else {
-                        400
-                    };
+                    let status = contract::conflict_status(op);
                     return Answer::Failure(Failure::new(
                         status,
                         "IDEMPOTENCY_KEY_REUSED",
@@ -343,21 +339,14 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer 
     let mut fx = Effects::default();
     let (result, queued) = {
         let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let mut public = Tenant::new(shared.options.initial_credits, "public", call.now);
+        // The public operations read no key's state: they get a throwaway one.
+        let mut public = None;
         let state = match tenant {
-            Some(key) => {
-                if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
-                    return Answer::Failure(Failure::new(
-                        401,
-                        "UNAUTHORIZED",
-                        format!("The sandbox keeps at most {MAX_TENANTS} API keys; reuse one or restart it."),
-                    ));
-                }
-                tenants
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Tenant::new(shared.options.initial_credits, &key[..8.min(key.len())], call.now))
-            }
-            None => &mut public,
+            Some(key) => match tenant_of(&mut tenants, key, shared.options.initial_credits) {
+                Ok(state) => state,
+                Err(f) => return Answer::Failure(f),
+            },
+            None => public.get_or_insert_with(|| Tenant::new(shared.options.initial_credits, "public", call.now)),
         };
         if call.dry_run {
             let mut scratch = state.clone();
@@ -441,10 +430,18 @@ async fn close(conn: &Connection) -> Answer {
     std::future::pending::<Answer>().await
 }
 
-/// Whether `op` documents `status`. The table keeps only the success
-/// status, so the spec's error statuses come from the reviewed hints.
-fn documents(op: &Operation, status: u16) -> bool {
-    status == op.success_status || op.error_statuses.contains(&status)
+/// The state of `key`, made on first use; a new key past [`MAX_TENANTS`] is refused.
+fn tenant_of<'a>(tenants: &'a mut HashMap<String, Tenant>, key: &str, credits: f64) -> Result<&'a mut Tenant, Failure> {
+    if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
+        return Err(Failure::new(
+            401,
+            "UNAUTHORIZED",
+            format!("The sandbox keeps at most {MAX_TENANTS} API keys; reuse one or restart it."),
+        ));
+    }
+    Ok(tenants
+        .entry(key.to_owned())
+        .or_insert_with(|| Tenant::new(credits, &key[..8.min(key.len())], Utc::now())))
 }
 
 /// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
@@ -567,13 +564,10 @@ async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request:
             let Some(balance) = balance else {
                 return Answer::Failure(Failure::rule("balance", "must be a number from 0 to 1e9"));
             };
-            if !tenants.contains_key(&key) && tenants.len() >= MAX_TENANTS {
-                return Answer::Failure(Failure::new(401, "UNAUTHORIZED", "The sandbox keeps no more API keys."));
+            match tenant_of(&mut tenants, &key, shared.options.initial_credits) {
+                Ok(tenant) => tenant.set_balance(balance, Utc::now()),
+                Err(f) => return Answer::Failure(f),
             }
-            let tenant = tenants
-                .entry(key.clone())
-                .or_insert_with(|| Tenant::new(shared.options.initial_credits, &key[..8], Utc::now()));
-            tenant.set_balance(balance, Utc::now());
             ok(json!({"balance": balance}))
         }
         _ => Answer::Failure(Failure::new(

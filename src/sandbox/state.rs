@@ -108,7 +108,6 @@ impl Tenant {
             "company_name": null,
             "role": "owner",
             "country": "USA",
-            "credits": {"balance": credits},
             "subscription": {"plan": "sandbox", "analytics_level": "full"},
             "api_key": {"id": Uuid::new_v4(), "name": format!("sandbox key {key_hint}")},
             "created_at": created,
@@ -129,7 +128,7 @@ impl Tenant {
         });
         let mut tenant = Self {
             user: object(user),
-            balance: credits,
+            balance: 0.0,
             transactions: Vec::new(),
             bundles: Vec::new(),
             accounts: vec![object(account)],
@@ -141,14 +140,7 @@ impl Tenant {
             uploads: Vec::new(),
             reports: Vec::new(),
         };
-        tenant.transactions.push(object(json!({
-            "id": Uuid::new_v4(),
-            "type": "grant",
-            "amount": credits,
-            "balance_after": credits,
-            "description": "Sandbox starting credits",
-            "created_at": created,
-        })));
+        tenant.book("grant", credits, "Sandbox starting credits", None, now);
         tenant
     }
 
@@ -174,6 +166,14 @@ impl Tenant {
             .iter_mut()
             .find(|e| str_of(&e.fields, "id") == Some(id))
             .ok_or_else(|| Failure::not_found("Webhook endpoint"))
+    }
+
+    /// Where the delivery with this id is in the log.
+    pub(super) fn delivery_at(&self, id: Uuid) -> Option<usize> {
+        let id = id.to_string();
+        self.deliveries
+            .iter()
+            .position(|d| str_of(&d.fields, "id") == Some(id.as_str()))
     }
 
     /// The comment task with this id.
@@ -216,39 +216,32 @@ impl Tenant {
             )
             .details(json!({"required": total, "available": self.balance})));
         }
-        self.balance -= total;
-        self.user.insert("credits".into(), json!({"balance": self.balance}));
-        keep(
-            &mut self.transactions,
-            object(json!({
-                "id": Uuid::new_v4(),
-                "type": "debit",
-                "amount": -total,
-                "balance_after": self.balance,
-                "description": description,
-                "cost_breakdown": charge.breakdown,
-                "created_at": stamp(now),
-            })),
-        );
+        self.book("debit", -total, description, Some(&charge.breakdown), now);
         Ok(charge)
     }
 
     /// Sets the balance (the sandbox's own `/_sandbox/credits`).
     pub(super) fn set_balance(&mut self, balance: f64, now: DateTime<Utc>) {
-        let change = balance - self.balance;
+        self.book("adjustment", balance - self.balance, "Sandbox balance set", None, now);
+        // Exactly what was asked, whatever the float arithmetic above gave.
         self.balance = balance;
-        self.user.insert("credits".into(), json!({"balance": balance}));
-        keep(
-            &mut self.transactions,
-            object(json!({
-                "id": Uuid::new_v4(),
-                "type": "adjustment",
-                "amount": change,
-                "balance_after": balance,
-                "description": "Sandbox balance set",
-                "created_at": stamp(now),
-            })),
-        );
+    }
+
+    /// Moves the balance by `amount` and writes the transaction.
+    fn book(&mut self, kind: &str, amount: f64, description: &str, breakdown: Option<&Value>, now: DateTime<Utc>) {
+        self.balance += amount;
+        let mut entry = json!({
+            "id": Uuid::new_v4(),
+            "type": kind,
+            "amount": amount,
+            "balance_after": self.balance,
+            "description": description,
+            "created_at": stamp(now),
+        });
+        if let Some(breakdown) = breakdown {
+            entry["cost_breakdown"] = breakdown.clone();
+        }
+        keep(&mut self.transactions, object(entry));
     }
 }
 

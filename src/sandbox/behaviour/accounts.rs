@@ -75,9 +75,9 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
                 .details(json!({"retry_after_seconds": wait, "next_refresh_at": stamp(next)}))
                 .header("retry-after", wait.to_string()));
             }
-            tenant.refreshed.retain(|(a, _)| a.to_string() != id);
-            if let Ok(a) = Uuid::parse_str(id) {
-                tenant.refreshed.push((a, call.now));
+            if let Ok(account) = Uuid::parse_str(id) {
+                tenant.refreshed.retain(|(a, _)| *a != account);
+                tenant.refreshed.push((account, call.now));
             }
             Reply::data(
                 call,
@@ -242,10 +242,11 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Fai
 }
 
 fn next_refresh(tenant: &Tenant, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let id = Uuid::parse_str(id).ok()?;
     tenant
         .refreshed
         .iter()
-        .find(|(a, _)| a.to_string() == id)
+        .find(|(a, _)| *a == id)
         .map(|(_, at)| *at + Duration::minutes(REFRESH_COOLDOWN_MINUTES))
 }
 

@@ -18,7 +18,11 @@ pub(super) const COUNTRIES: &[(&str, &str)] = &[
 
 pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Failure> {
     Ok(Some(match call.op.id {
-        "getCurrentUser" => Reply::data(call, Value::Object(tenant.user.clone())),
+        "getCurrentUser" => {
+            let mut user = tenant.user.clone();
+            user.insert("credits".into(), json!({"balance": tenant.balance}));
+            Reply::data(call, Value::Object(user))
+        }
         "listCountries" => Reply::data(
             call,
             COUNTRIES

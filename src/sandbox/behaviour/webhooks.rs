@@ -84,13 +84,14 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
         }
         "listWebhookDeliveries" => {
             tenant.endpoint(id)?;
+            let endpoint_id = Uuid::parse_str(id).ok();
             let event_type = call.query.get("event_type").and_then(Value::as_str);
             let success = call.query.get("success").and_then(Value::as_bool);
             let items = tenant
                 .deliveries
                 .iter()
                 .rev()
-                .filter(|d| d.endpoint.to_string() == id)
+                .filter(|d| Some(d.endpoint) == endpoint_id)
                 .filter(|d| event_type.is_none_or(|t| str_of(&d.fields, "event_type") == Some(t)))
                 .filter(|d| success.is_none_or(|s| d.fields.get("success").and_then(Value::as_bool) == Some(s)))
                 .map(|d| Value::Object(d.fields.clone()))
@@ -98,12 +99,16 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             page(call, items)
         }
         "retryWebhookDelivery" => {
-            let delivery_id = path(call, "delivery_id").to_owned();
             let enabled = tenant.endpoint(id)?.fields.get("enabled").and_then(Value::as_bool) != Some(false);
-            let delivery = tenant
-                .deliveries
-                .iter()
-                .find(|d| d.endpoint.to_string() == id && str_of(&d.fields, "id") == Some(delivery_id.as_str()))
+            // Both ids passed the path's uuid format check.
+            let (endpoint_id, delivery_id) = (
+                Uuid::parse_str(id).ok(),
+                Uuid::parse_str(path(call, "delivery_id")).ok(),
+            );
+            let delivery = delivery_id
+                .and_then(|d| tenant.delivery_at(d))
+                .map(|at| &tenant.deliveries[at])
+                .filter(|d| Some(d.endpoint) == endpoint_id)
                 .ok_or_else(|| Failure::not_found("Webhook delivery"))?;
             if !enabled {
                 return Err(Failure::state("The webhook endpoint is disabled."));
@@ -111,7 +116,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             if str_of(&delivery.fields, "status") == Some("pending") {
                 return Err(Failure::state("The delivery is still being attempted."));
             }
-            fx.retry_delivery = Uuid::parse_str(&delivery_id).ok();
+            fx.retry_delivery = delivery_id;
             Reply::data(call, Value::Object(delivery.fields.clone()))
         }
         "testWebhookEndpoint" => {
@@ -160,11 +165,12 @@ pub(crate) fn envelope(event_type: &str, data: &Value, now: DateTime<Utc>) -> Va
 pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTime<Utc>) -> Vec<Uuid> {
     let envelope = envelope(event.event_type, &event.data, now);
     let payload = bytes::Bytes::from(envelope.to_string());
+    let only = event.only.map(|u| u.to_string());
     let targets: Vec<Uuid> = tenant
         .endpoints
         .iter()
-        .filter(|e| match event.only {
-            Some(only) => str_of(&e.fields, "id") == Some(only.to_string().as_str()),
+        .filter(|e| match &only {
+            Some(only) => str_of(&e.fields, "id") == Some(only.as_str()),
             None => {
                 e.fields.get("enabled").and_then(Value::as_bool) != Some(false)
                     && subscribed(&e.fields, event.event_type)
