@@ -1,7 +1,6 @@
 //! The one public error type of the SDK.
 
 use std::fmt;
-use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -38,9 +37,18 @@ pub enum Error {
     /// The connection could not be made (DNS, refused, TLS).
     #[error("cannot connect to the TokPortal API: {0}")]
     Connect(#[source] reqwest::Error),
-    /// The connect or request timeout elapsed.
-    #[error("the request timed out: {0}")]
-    Timeout(#[source] reqwest::Error),
+    /// An attempt ran out of time: the client's
+    /// [`timeout`](crate::ClientBuilder::timeout) (or a call's own, or what
+    /// was left of the retry policy's overall deadline) elapsed before the
+    /// whole answer arrived, or the transport's own timer ran out.
+    #[error("the request timed out{}", timed_out(after, source))]
+    Timeout {
+        /// The limit that ran out, when it was the SDK's.
+        after: Option<std::time::Duration>,
+        /// The transport's error, when it was the transport's own timer.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// Any other transport failure (connection reset, body stream error).
     #[error("transport error: {0}")]
     Transport(#[source] reqwest::Error),
@@ -124,7 +132,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(e) => e.is_retryable(),
-            Error::Connect(_) | Error::Timeout(_) | Error::Transport(_) => true,
+            Error::Connect(_) | Error::Timeout { .. } | Error::Transport(_) => true,
             _ => false,
         }
     }
@@ -186,7 +194,10 @@ impl Error {
 
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
         if e.is_timeout() {
-            Error::Timeout(e)
+            Error::Timeout {
+                after: None,
+                source: Some(e),
+            }
         } else if e.is_connect() {
             Error::Connect(e)
         } else {
@@ -378,44 +389,13 @@ fn lossy_truncated(body: &[u8]) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
-/// Carried in the extensions of an error response by the transport, so that the
-/// generated client's errors convert into [`Error::Api`] with nothing lost.
-#[derive(Clone, Debug)]
-pub(crate) struct DecodedApiError(pub Arc<ApiError>);
-
-/// A failure of the pipeline carried to the generated client's caller: the
-/// `exec` hook hands progenitor a stand-in response holding it, progenitor
-/// returns that response as unexpected, and the conversion into [`Error`]
-/// takes the failure back out whole.
-#[derive(Clone, Debug)]
-pub(crate) struct CarriedError(pub Arc<std::sync::Mutex<Option<Error>>>);
-
-impl CarriedError {
-    pub(crate) fn new(error: Error) -> Self {
-        Self(Arc::new(std::sync::Mutex::new(Some(error))))
+/// The end of [`Error::Timeout`]'s message: after how long, or the transport's words.
+fn timed_out(after: &Option<std::time::Duration>, source: &Option<reqwest::Error>) -> String {
+    match (after, source) {
+        (Some(after), _) => format!(" after {after:?}"),
+        (None, Some(source)) => format!(": {source}"),
+        (None, None) => String::new(),
     }
-
-    fn take(&self) -> Option<Error> {
-        self.0.lock().ok().and_then(|mut e| e.take())
-    }
-}
-
-/// Marks a failure of the generated client's `pre` hook, carried as JSON
-/// through progenitor's string-only `InvalidRequest`.
-const PRE_FAILED: &str = "tokportal-pre-failed:";
-
-/// What the `pre` hook can fail with, in a form that survives the trip
-/// through a string and comes back as the same [`Error`] variant.
-#[derive(serde::Serialize, Deserialize)]
-enum PreFailure {
-    Invalid {
-        operation: Option<String>,
-        field: Option<String>,
-        message: String,
-        others: Vec<InvalidField>,
-    },
-    MissingApiKey,
-    Config(String),
 }
 
 impl Error {
@@ -427,53 +407,11 @@ impl Error {
     pub fn from_generated<E>(e: progenitor_client::Error<E>, operation: &str) -> Self {
         match e {
             progenitor_client::Error::InvalidRequest(message) => {
-                Error::from_pre_failure(&message).unwrap_or_else(|| {
-                    let (field, rule) = builder_problem(&message);
-                    Error::invalid(Some(operation), field.as_deref(), rule)
-                })
+                let (field, rule) = builder_problem(&message);
+                Error::invalid(Some(operation), field.as_deref(), rule)
             }
             other => Error::from(other),
         }
-    }
-
-    /// This error as the text the `pre` hook hands progenitor.
-    pub(crate) fn to_pre_failure(&self) -> String {
-        let failure = match self {
-            Error::InvalidArgument {
-                operation,
-                field,
-                message,
-                others,
-            } => PreFailure::Invalid {
-                operation: operation.clone(),
-                field: field.clone(),
-                message: message.clone(),
-                others: others.clone(),
-            },
-            Error::MissingApiKey => PreFailure::MissingApiKey,
-            other => PreFailure::Config(other.to_string()),
-        };
-        format!("{PRE_FAILED}{}", serde_json::to_string(&failure).unwrap_or_default())
-    }
-
-    /// The error a `pre` hook failure stands for, when `message` is one.
-    fn from_pre_failure(message: &str) -> Option<Self> {
-        let failure = serde_json::from_str(message.strip_prefix(PRE_FAILED)?).ok()?;
-        Some(match failure {
-            PreFailure::Invalid {
-                operation,
-                field,
-                message,
-                others,
-            } => Error::InvalidArgument {
-                operation,
-                field,
-                message,
-                others,
-            },
-            PreFailure::MissingApiKey => Error::MissingApiKey,
-            PreFailure::Config(message) => Error::Config(message),
-        })
     }
 }
 
@@ -508,9 +446,7 @@ impl<E> From<progenitor_client::Error<E>> for Error {
     fn from(e: progenitor_client::Error<E>) -> Self {
         use progenitor_client::Error as P;
         match e {
-            P::InvalidRequest(message) => {
-                Error::from_pre_failure(&message).unwrap_or_else(|| Error::invalid(None, None, message))
-            }
+            P::InvalidRequest(message) => Error::invalid(None, None, message),
             P::Custom(message) => Error::invalid(None, None, message),
             P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => Error::from_reqwest(e),
             P::ErrorResponse(rv) => {
@@ -518,18 +454,10 @@ impl<E> From<progenitor_client::Error<E>> for Error {
                 Error::Api(Box::new(ApiError::from_parts(status, rv.headers(), &[])))
             }
             P::InvalidResponsePayload(body, e) => Error::decode(200, e, &body),
-            P::UnexpectedResponse(response) => match response.extensions().get::<DecodedApiError>() {
-                Some(decoded) => Error::Api(Box::new((*decoded.0).clone())),
-                None if let Some(carried) =
-                    response.extensions().get::<CarriedError>().and_then(CarriedError::take) =>
-                {
-                    carried
-                }
-                None => Error::Decode {
-                    status: response.status().as_u16(),
-                    message: "a status the spec does not document for this operation".into(),
-                    body: String::new(),
-                },
+            P::UnexpectedResponse(response) => Error::Decode {
+                status: response.status().as_u16(),
+                message: "a status the spec does not document for this operation".into(),
+                body: String::new(),
             },
         }
     }
@@ -592,17 +520,7 @@ mod tests {
     }
 
     #[test]
-    fn pre_hook_failures_come_back_as_the_same_variant() {
-        let carried = |e: Error| Error::from(progenitor_client::Error::<()>::InvalidRequest(e.to_pre_failure()));
-        let invalid = Error::invalid(Some("listBundles"), Some("per_page"), "too big");
-        assert_eq!(
-            carried(invalid).to_string(),
-            "listBundles: invalid argument `per_page`: too big"
-        );
-        assert!(matches!(carried(Error::MissingApiKey), Error::MissingApiKey));
-        let config = Error::Config("refusing to send the API key to http://elsewhere".into());
-        assert!(matches!(carried(config), Error::Config(m) if m.contains("elsewhere")));
-        // A builder's own message is not a carried failure.
+    fn a_builder_conversion_failure_names_the_operation_and_the_field() {
         assert!(matches!(
             Error::from_generated(progenitor_client::Error::<()>::InvalidRequest("conversion to `Uuid` for id failed".into()), "getBundle"),
             Error::InvalidArgument { field: Some(f), .. } if f == "id"

@@ -271,7 +271,7 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
     );
     assert!(
         edges
-            .get("client::hooks")
+            .get("client::typed")
             .is_some_and(|e| e.contains("pipeline::prepare"))
     );
     assert!(edges.get("cli::call").is_some_and(|e| e.contains("generated")));

@@ -72,6 +72,26 @@ async fn one_create_bundle_four_surfaces_four_identical_bodies() {
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     assert_eq!(bodies, vec![expected.clone(); 4]);
+    // And the same headers by name: no surface adds one the contract does
+    // not document (progenitor's typed builders sent `api-version`).
+    let names: Vec<Vec<String>> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            let mut names: Vec<String> = r
+                .headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .filter(|k| {
+                    !["accept", "content-length", "host", "accept-encoding", "user-agent"].contains(&k.as_str())
+                })
+                .collect();
+            names.sort();
+            names
+        })
+        .collect();
+    assert!(!names[0].contains(&"api-version".to_owned()), "{:?}", names[0]);
+    assert!(names.iter().all(|n| n == &names[0]), "{names:#?}");
 }
 
 #[tokio::test]

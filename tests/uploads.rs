@@ -232,5 +232,5 @@ async fn an_upload_outlasts_the_ordinary_deadline() {
         .request_operation("listCountries", Default::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, tokportal::Error::Timeout(_)), "{err}");
+    assert!(matches!(err, tokportal::Error::Timeout { .. }), "{err}");
 }

@@ -8,6 +8,7 @@ use crate::check::OperationArgs;
 use crate::error::Error;
 use crate::generated::Client;
 use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation, flat_keys, lookup};
+use crate::pipeline::decode::Answer;
 use crate::pipeline::decode::{OperationResponse, decode_response};
 use crate::pipeline::execute::Body;
 use crate::pipeline::{execute, prepare};
@@ -35,24 +36,21 @@ impl Client {
     /// ```
     pub async fn request_operation(&self, operation_id: &str, args: OperationArgs) -> Result<OperationResponse, Error> {
         let op = lookup(operation_id)?;
-        let response = self
-            .send_op(op, args, Body::Buffer(self.inner.settings().max_body))
-            .await?;
-        decode_response(op, response).await
+        let limit = self.inner.settings().max_body;
+        let answer = self.send_op(op, args, Body::Buffer(limit)).await?;
+        decode_response(op, answer, limit).await
     }
 
     /// Like [`Client::request_operation`], but returns the successful response
     /// unread, to stream a large body (a CSV export) instead of buffering it.
     pub async fn send_operation(&self, operation_id: &str, args: OperationArgs) -> Result<reqwest::Response, Error> {
-        self.send_op(lookup(operation_id)?, args, Body::Stream).await
+        Ok(self
+            .send_op(lookup(operation_id)?, args, Body::Stream)
+            .await?
+            .into_response())
     }
 
-    async fn send_op(
-        &self,
-        op: &'static Operation,
-        args: OperationArgs,
-        body: Body,
-    ) -> Result<reqwest::Response, Error> {
+    async fn send_op(&self, op: &'static Operation, args: OperationArgs, body: Body) -> Result<Answer, Error> {
         if op.is_multipart() {
             return Err(Error::invalid(
                 Some(op.id),
@@ -71,7 +69,7 @@ impl Client {
             );
             *request.body_mut() = Some(bytes.into());
         }
-        prepare::prepare(settings, op, &mut request, false)?;
+        prepare::prepare(settings, op, &mut request)?;
         let replay = execute::replay_for(settings, &request);
         execute::send(&self.client, settings, op, request, replay, body).await
     }

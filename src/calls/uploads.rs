@@ -22,7 +22,8 @@ use crate::check::form::check_form;
 use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
 use crate::operations::{self, Operation};
-use crate::pipeline::decode::{OperationResponse, decode_response};
+use crate::pipeline::decode::Answer;
+use crate::pipeline::decode::{self, OperationResponse, decode_response};
 use crate::pipeline::execute::{self, Body, Replay};
 use crate::pipeline::prepare;
 
@@ -343,8 +344,8 @@ impl Client {
         options: UploadOptions,
     ) -> Result<OperationResponse, Error> {
         let op = operations::lookup(operation_id)?;
-        let response = self.send_upload(op, fields, file, options).await?;
-        decode_response(op, response).await
+        let answer = self.send_upload(op, fields, file, options).await?;
+        decode_response(op, answer, self.inner.settings().max_body).await
     }
 
     async fn send_upload(
@@ -353,7 +354,7 @@ impl Client {
         fields: Map<String, Value>,
         file: UploadSource,
         options: UploadOptions,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<Answer, Error> {
         let settings = self.inner.settings();
         let form = check_form(op, fields, settings.strict)?;
         let (mut args, file_field, checked) = (form.args, form.file_field, form.fields);
@@ -364,7 +365,7 @@ impl Client {
         // (a generated idempotency key among them) are set once, here.
         args.dry_run = options.dry_run;
         let mut template = prepare::build_request(&self.baseurl, op, &args, settings.strict)?;
-        prepare::prepare(settings, op, &mut template, true)?;
+        prepare::prepare(settings, op, &mut template)?;
         let filename = options.filename.clone().unwrap_or_else(|| file.filename());
         let content_type = options.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(&filename)
@@ -393,7 +394,7 @@ impl Client {
             })?;
         let replay: Replay<'_> = if file.replayable() {
             let (client, template, file, parts) = (self.clone(), template, file.clone(), parts.clone());
-            Box::new(move || {
+            Replay::Build(Box::new(move || {
                 let (client, template, file, parts) =
                     (client.clone(), template.try_clone(), file.clone(), parts.clone());
                 Box::pin(async move {
@@ -406,9 +407,9 @@ impl Client {
                         }
                     }
                 })
-            })
+            }))
         } else {
-            execute::no_replay()
+            Replay::Never
         };
         execute::send(
             &self.client,
@@ -429,11 +430,9 @@ impl Client {
         options: UploadOptions,
     ) -> Result<ResponseValue<Map<String, Value>>, Error> {
         let op = operations::lookup(operation_id)?;
-        let response = self.send_upload(op, fields, file, options).await?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
-        let map = serde_json::from_slice::<Map<String, Value>>(&bytes)
-            .map_err(|e| Error::decode(status.as_u16(), e, &bytes))?;
+        let answer = self.send_upload(op, fields, file, options).await?;
+        let (status, headers, bytes) = answer.read(self.inner.settings().max_body).await?;
+        let map = decode::json(op, status.as_u16(), &bytes)?;
         Ok(ResponseValue::new(map, status, headers))
     }
 

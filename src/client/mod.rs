@@ -2,8 +2,8 @@
 //!
 //! [`ClientBuilder`] turns the caller's settings into the pipeline's
 //! [`Settings`] and the generated [`Client`] (whose `inner` is a
-//! [`ClientState`]); [`hooks`] connect every generated call to the request
-//! pipeline. Nothing here knows the calls above it or the front-ends.
+//! [`ClientState`]); [`typed`] is where every generated call enters the
+//! request pipeline. Nothing here knows the calls above it or the front-ends.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +17,7 @@ use crate::generated::Client;
 use crate::pipeline::{ClientState, RetryPolicy, Settings};
 use crate::secret::Secret;
 
-mod hooks;
+pub(crate) mod typed;
 
 /// The production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://app.tokportal.com/api/ext";

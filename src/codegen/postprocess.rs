@@ -1,10 +1,20 @@
 //! Rewrites progenitor's output (a `syn::File`) before it is written, so the
 //! typed SDK reads like a Rust library rather than generator output:
 //!
-//! - every builder's `send()` returns `Result<ResponseValue<T>, crate::Error>`;
-//!   progenitor's own is kept, private, as `send_generated()`, and its error
-//!   is converted with the operation's id, so nothing is lost and no caller
-//!   writes `.map_err`;
+//! - every builder's `send()` returns `Result<ResponseValue<T>, crate::Error>`.
+//!   progenitor's own is cut in two: the part that builds the request is kept,
+//!   private, as `request()` (its conversion errors become `crate::Error`,
+//!   naming the operation and the field), and the part that sends it through
+//!   progenitor's hooks and decodes the answer is replaced by a call into
+//!   `crate::client::typed`, the SDK's own pipeline. So no caller writes
+//!   `.map_err`, nothing is lost, and an answer is decoded from the bytes the
+//!   attempt read, once;
+//! - the query parameters are serialized into the built request at once,
+//!   through `crate::client::typed::query`, rather than by one
+//!   `RequestBuilder::query` call per parameter (each of which sets up and
+//!   tears down its own serializer, set or not);
+//! - progenitor's `api-version` request header, which the contract does not
+//!   document and no other surface sends, is left out;
 //! - a repeatable query filter (a `Vec<String>` parameter) takes one value or
 //!   many (`.account("A")` or `.account(["A", "B"])`), through
 //!   `crate::IntoValues`.
@@ -14,8 +24,10 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-/// Applies every rewrite to `file`.
-pub fn postprocess(file: &mut syn::File) {
+/// Applies every rewrite to `file`. A `send()` whose shape the rewrite does
+/// not know (a newer progenitor) is an error: a typed call must never bypass
+/// the pipeline.
+pub fn postprocess(file: &mut syn::File) -> Result<(), String> {
     for item in &mut file.items {
         if let syn::Item::Mod(module) = item
             && module.ident == "builder"
@@ -23,11 +35,12 @@ pub fn postprocess(file: &mut syn::File) {
         {
             for item in items.iter_mut() {
                 if let syn::Item::Impl(imp) = item {
-                    rewrite_builder(imp);
+                    rewrite_builder(imp)?;
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// `GetBundle` → `getBundle`.
@@ -40,40 +53,130 @@ fn operation_id(self_ty: &syn::Type) -> Option<String> {
         .map(|first| first.to_ascii_lowercase().to_string() + chars.as_str())
 }
 
-fn rewrite_builder(imp: &mut syn::ItemImpl) {
-    let Some(op) = operation_id(&imp.self_ty) else { return };
+fn rewrite_builder(imp: &mut syn::ItemImpl) -> Result<(), String> {
+    let Some(op) = operation_id(&imp.self_ty) else {
+        return Ok(());
+    };
     let mut added = Vec::new();
     for item in &mut imp.items {
         let syn::ImplItem::Fn(f) = item else { continue };
         if f.sig.ident == "send" {
-            if let Some(public) = converted_send(f, &op) {
-                added.push(public);
-            }
+            added.push(split_send(f, &op).map_err(|why| format!("the generated send() of {op}: {why}"))?);
         } else {
             one_or_many(f);
         }
     }
     imp.items.extend(added);
+    Ok(())
 }
 
-/// Renames progenitor's `send` to a private `send_generated` and returns a
-/// public `send` that converts its error into `crate::Error`.
-fn converted_send(f: &mut syn::ImplItemFn, op: &str) -> Option<syn::ImplItem> {
-    let syn::ReturnType::Type(_, ty) = &f.sig.output else {
+/// How a success answer becomes the builder's value, read from progenitor's
+/// final `match` on the status: the name of the `crate::client::typed`
+/// function that does the same.
+fn answer_kind(stmt: &syn::Stmt) -> Option<&'static str> {
+    let text = quote!(#stmt).to_string().replace(' ', "");
+    if !text.starts_with("matchresponse.status()") {
         return None;
+    }
+    if text.contains("ResponseValue::from_response") {
+        Some("json")
+    } else if text.contains("ResponseValue::stream") {
+        Some("stream")
+    } else if text.contains("ResponseValue::empty") {
+        Some("empty")
+    } else {
+        None
+    }
+}
+
+/// The Rust method progenitor names the operation by, from its
+/// `let info = OperationInfo { operation_id: "..." };`.
+fn operation_info(stmt: &syn::Stmt) -> Option<String> {
+    let syn::Stmt::Local(local) = stmt else { return None };
+    let syn::Expr::Struct(info) = local.init.as_ref()?.expr.as_ref() else {
+        return None;
+    };
+    if !info.path.is_ident("OperationInfo") {
+        return None;
+    }
+    info.fields.iter().find_map(|field| match (&field.member, &field.expr) {
+        (
+            syn::Member::Named(name),
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(value),
+                ..
+            }),
+        ) if name == "operation_id" => Some(value.value()),
+        _ => None,
+    })
+}
+
+/// Cuts progenitor's `send` in two: `f` becomes the private `request()`,
+/// which ends where the request is built, and the returned public `send()`
+/// hands that request to `crate::client::typed`.
+fn split_send(f: &mut syn::ImplItemFn, op: &str) -> Result<syn::ImplItem, String> {
+    let syn::ReturnType::Type(_, ty) = &f.sig.output else {
+        return Err("returns nothing".into());
     };
     let syn::Type::Path(result) = ty.as_ref() else {
-        return None;
+        return Err("does not return a Result".into());
     };
-    let last = result.path.segments.last()?;
+    let last = result.path.segments.last().ok_or("does not return a Result")?;
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
+        return Err("does not return a Result".into());
     };
-    let ok = args.args.first()?.clone();
+    let mut args = args.args.iter();
+    let (Some(ok), Some(error)) = (args.next().cloned(), args.next().cloned()) else {
+        return Err("does not return a Result<T, E>".into());
+    };
+    let stmts = &f.block.stmts;
+    let info = stmts
+        .iter()
+        .position(|s| operation_info(s).is_some())
+        .ok_or("no OperationInfo")?;
+    let rust_method = operation_info(&stmts[info]).ok_or("no OperationInfo")?;
+    let kind = stmts
+        .last()
+        .and_then(answer_kind)
+        .ok_or("an unknown way of reading the answer")?;
+    let kind = format_ident!("{kind}");
+    let built: Vec<syn::Stmt> = stmts[..info]
+        .iter()
+        .filter(|s| !quote!(#s).to_string().contains("\"api-version\""))
+        .cloned()
+        .collect();
+    let mut built = built;
+    let at = built
+        .iter()
+        .position(|s| {
+            quote!(#s)
+                .to_string()
+                .starts_with("# [allow (unused_mut)] let mut request")
+        })
+        .ok_or("no `request` is built")?;
+    let params = take_query_calls(&mut built[at])?;
+    if !params.is_empty() {
+        built.insert(
+            at + 1,
+            syn::parse_quote! {
+                crate::client::typed::query(&mut request, |pairs| {
+                    #(pairs.add(#params)?;)*
+                    Ok(())
+                })
+                .map_err(Error::InvalidRequest)?;
+            },
+        );
+    }
     let docs: Vec<syn::Attribute> = f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
     f.attrs.retain(|a| !a.path().is_ident("doc"));
-    f.sig.ident = format_ident!("send_generated");
+    f.attrs
+        .push(syn::parse_quote!(#[doc = "Builds the request, as progenitor does; `send` sends it."]));
+    f.sig.ident = format_ident!("request");
+    f.sig.asyncness = None;
     f.vis = syn::Visibility::Inherited;
+    f.sig.output = syn::parse_quote!(-> Result<(&'a super::Client, reqwest::Request), #error>);
+    f.block.stmts = built;
+    f.block.stmts.push(syn::parse_quote!(return Ok((client, request));));
     let tokens: TokenStream = quote! {
         #(#docs)*
         /// Sends the request. Every failure is a [`crate::Error`]: an API error
@@ -81,10 +184,44 @@ fn converted_send(f: &mut syn::ImplItemFn, op: &str) -> Option<syn::ImplItem> {
         /// argument that does not match the spec (nothing sent), a transport
         /// failure.
         pub async fn send(self) -> Result<#ok, crate::Error> {
-            self.send_generated().await.map_err(|e| crate::Error::from_generated(e, #op))
+            let (client, request) = self.request().map_err(|e| crate::Error::from_generated(e, #op))?;
+            crate::client::typed::#kind(client, request, #rust_method).await
         }
     };
-    syn::parse2(tokens).ok()
+    syn::parse2(tokens).map_err(|e| e.to_string())
+}
+
+/// Takes every `.query(param)` call out of the request's builder chain
+/// (`let mut request = client.client.get(url)...build()?;`) and returns
+/// their arguments, in order.
+fn take_query_calls(stmt: &mut syn::Stmt) -> Result<Vec<syn::Expr>, String> {
+    fn strip(expr: syn::Expr, params: &mut Vec<syn::Expr>) -> syn::Expr {
+        match expr {
+            syn::Expr::MethodCall(mut call) => {
+                let receiver = strip(*call.receiver, params);
+                if call.method == "query" && call.args.len() == 1 {
+                    params.extend(call.args.into_iter());
+                    receiver
+                } else {
+                    call.receiver = Box::new(receiver);
+                    syn::Expr::MethodCall(call)
+                }
+            }
+            syn::Expr::Try(mut tried) => {
+                tried.expr = Box::new(strip(*tried.expr, params));
+                syn::Expr::Try(tried)
+            }
+            other => other,
+        }
+    }
+    let syn::Stmt::Local(local) = stmt else {
+        return Err("the request is not built by a `let`".into());
+    };
+    let init = local.init.as_mut().ok_or("the request is not built by a `let`")?;
+    let mut params = Vec::new();
+    let chain = std::mem::replace(init.expr.as_mut(), syn::parse_quote!(()));
+    *init.expr = strip(chain, &mut params);
+    Ok(params)
 }
 
 /// A setter bounded by `TryInto<Vec<String>>` becomes one bounded by

@@ -2,11 +2,9 @@
 //! body into an [`ApiError`], and the guard that keeps a secret-bearing
 //! answer out of any error.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use crate::error::{ApiError, DecodedApiError, Error, RAW_BODY_LIMIT};
+use crate::error::{ApiError, Error, RAW_BODY_LIMIT};
 use crate::meta::ResponseMeta;
 use crate::operations::{IdempotencyKeySupport, Operation};
 
@@ -59,65 +57,115 @@ impl OperationResponse {
     }
 }
 
-/// Reads a successful response according to the operation's success content type.
-pub(crate) async fn decode_response(op: &Operation, response: reqwest::Response) -> Result<OperationResponse, Error> {
-    let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-    let content_type = response
-        .headers()
+/// A success answer, as the attempts leave it.
+pub(crate) enum Answer {
+    /// Read whole within the attempt ([`Body::Buffer`](super::execute::Body::Buffer)): nothing is rebuilt
+    /// around the body, which is handed over with the status and headers.
+    Read {
+        status: http::StatusCode,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    },
+    /// Left unread ([`Body::Stream`](super::execute::Body::Stream)), for the caller to stream.
+    Unread(reqwest::Response),
+}
+
+impl Answer {
+    /// The answer's status.
+    pub(crate) fn status(&self) -> http::StatusCode {
+        match self {
+            Answer::Read { status, .. } => *status,
+            Answer::Unread(response) => response.status(),
+        }
+    }
+
+    /// The answer's headers.
+    pub(crate) fn headers(&self) -> &http::HeaderMap {
+        match self {
+            Answer::Read { headers, .. } => headers,
+            Answer::Unread(response) => response.headers(),
+        }
+    }
+
+    /// The answer as a response, for a caller that streams it (a body
+    /// already read is handed over from memory).
+    pub(crate) fn into_response(self) -> reqwest::Response {
+        match self {
+            Answer::Unread(response) => response,
+            Answer::Read { status, headers, body } => {
+                let mut response = http::Response::new(body);
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                reqwest::Response::from(response)
+            }
+        }
+    }
+
+    /// The answer's status and headers, and its body read whole, up to
+    /// `limit` bytes when it was left unread.
+    pub(crate) async fn read(self, limit: u64) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), Error> {
+        match self {
+            Answer::Read { status, headers, body } => Ok((status, headers, body)),
+            Answer::Unread(response) => {
+                let status = response.status();
+                match buffer(response, limit).await {
+                    Ok(Answer::Read { status, headers, body }) => Ok((status, headers, body)),
+                    Ok(Answer::Unread(_)) => Err(Error::decode(status.as_u16(), "the answer could not be read", b"")),
+                    Err(e) => Err(e.into_error(status.as_u16(), limit)),
+                }
+            }
+        }
+    }
+}
+
+/// Reads a successful answer according to the operation's success content type.
+pub(crate) async fn decode_response(op: &Operation, answer: Answer, limit: u64) -> Result<OperationResponse, Error> {
+    let (status, headers, bytes) = answer.read(limit).await?;
+    let meta = ResponseMeta::from_parts(status.as_u16(), &headers);
+    let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
-    // The answers of the secret-bearing operations never go into an error (or its Debug).
-    let secret = op.idempotency_key == IdempotencyKeySupport::Refused;
-    let undecodable = |message: String| {
-        if secret {
-            Error::decode(
-                meta.status,
-                "the answer is not what the spec describes (withheld: it may hold secrets)",
-                b"",
-            )
-        } else {
-            Error::decode(meta.status, message, &bytes)
-        }
-    };
     let body = if bytes.is_empty() && (meta.status == 204 || op.success_content_type.is_none()) {
         ResponseBody::Empty
     } else if content_type.contains("json")
         || (content_type.is_empty() && op.success_content_type == Some("application/json"))
     {
-        ResponseBody::Json(serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?)
+        ResponseBody::Json(json(op, meta.status, &bytes)?)
     } else if op.success_content_type == Some("application/json") {
         // A proxy's HTML page under a 200 is not the answer the spec describes.
-        return Err(undecodable(format!(
+        let message = format!(
             "expected application/json, got {}",
             if content_type.is_empty() {
                 "no content type"
             } else {
                 &content_type
             }
-        )));
+        );
+        return Err(undecodable(op, meta.status, message, &bytes));
     } else {
-        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(e.to_string()))?)
+        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(op, meta.status, e, &bytes))?)
     };
     Ok(OperationResponse { meta, body })
 }
 
-/// The [`Error::Api`] of an error answer: decoded once, by the attempt loop,
-/// or here, with the same bounded read, when it was not.
-pub(crate) async fn api_error(response: reqwest::Response) -> Error {
-    let response = match response.extensions().get::<DecodedApiError>() {
-        Some(_) => response,
-        None => attach_error(response).await,
-    };
-    match response.extensions().get::<DecodedApiError>() {
-        Some(decoded) => Error::Api(Box::new((*decoded.0).clone())),
-        None => Error::decode(
-            response.status().as_u16(),
-            "an error answer that could not be read",
+/// A success body of `op` as `T`. The answers of the secret-bearing
+/// operations never go into an error (or its `Debug`): neither their body
+/// nor the decoder's message, which can quote a value.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(op: &Operation, status: u16, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| undecodable(op, status, e, bytes))
+}
+
+fn undecodable(op: &Operation, status: u16, message: impl ToString, bytes: &[u8]) -> Error {
+    if op.idempotency_key == IdempotencyKeySupport::Refused {
+        Error::decode(
+            status,
+            "the answer is not what the spec describes (withheld: it may hold secrets)",
             b"",
-        ),
+        )
+    } else {
+        Error::decode(status, message.to_string(), bytes)
     }
 }
 
@@ -133,22 +181,37 @@ pub(crate) enum BufferError {
     },
 }
 
-/// Reads a success body whole, but never more than `limit` bytes (decoded),
-/// and returns the response with the body in memory.
-pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<reqwest::Response, BufferError> {
+impl BufferError {
+    /// The error a caller sees for an answer of `status` that could not be
+    /// read within `limit` bytes.
+    pub(crate) fn into_error(self, status: u16, limit: u64) -> Error {
+        match self {
+            BufferError::TooLarge { request_id } => Error::ResponseTooLarge {
+                status,
+                limit,
+                request_id,
+            },
+            BufferError::Broken { error, .. } => Error::from_reqwest(error),
+        }
+    }
+}
+
+/// Reads a success body whole, but never more than `limit` bytes (decoded).
+pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<Answer, BufferError> {
     let announced = response.content_length();
     if announced.is_some_and(|n| n > limit) {
         return Err(BufferError::TooLarge {
             request_id: crate::meta::request_id(response.headers()),
         });
     }
-    let parts = Parts::take(&mut response);
-    let request_id = || crate::meta::request_id(&parts.headers);
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let request_id = || crate::meta::request_id(&headers);
     if announced.is_some() {
         // Announced within the limit: reqwest reads it in one go, and a body
         // that breaks off before its length is still an error.
         return match response.bytes().await {
-            Ok(bytes) => Ok(rebuild(parts, bytes)),
+            Ok(body) => Ok(Answer::Read { status, headers, body }),
             Err(error) => Err(BufferError::Broken {
                 error,
                 request_id: request_id(),
@@ -173,13 +236,16 @@ pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Resul
             }
         }
     }
-    Ok(rebuild(parts, body.into()))
+    Ok(Answer::Read {
+        status,
+        headers,
+        body: body.into(),
+    })
 }
 
 /// Reads an error answer, only as far as an [`ApiError`] keeps it (64 KiB),
-/// and returns it with its [`ApiError`] attached.
-pub(crate) async fn attach_error(mut response: reqwest::Response) -> reqwest::Response {
-    let parts = Parts::take(&mut response);
+/// into its [`ApiError`].
+pub(crate) async fn read_error(mut response: reqwest::Response) -> ApiError {
     // A body that breaks off is kept as far as it came; one that goes on is
     // not read past the kept size (the connection is dropped instead).
     let mut body = Vec::new();
@@ -192,60 +258,5 @@ pub(crate) async fn attach_error(mut response: reqwest::Response) -> reqwest::Re
             _ => break,
         }
     }
-    let body = bytes::Bytes::from(body);
-    let error = ApiError::from_parts(parts.status, &parts.headers, &body);
-    let mut rebuilt = rebuild(parts, body);
-    rebuilt.extensions_mut().insert(DecodedApiError(Arc::new(error)));
-    rebuilt
-}
-
-/// Passes a JSON-object body through; replaces any other body with a marker,
-/// so that a decode error cannot carry a secret-bearing answer.
-pub(crate) async fn withhold_unless_json_object(mut response: reqwest::Response) -> reqwest::Response {
-    let parts = Parts::take(&mut response);
-    let body = match response.bytes().await {
-        Ok(bytes) if serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).is_ok() => bytes,
-        _ => bytes::Bytes::from_static(b"[withheld: not the JSON object the spec describes; it may hold secrets]"),
-    };
-    rebuild(parts, body)
-}
-
-/// A response with the given parts and a body already read.
-fn rebuild(parts: Parts, body: bytes::Bytes) -> reqwest::Response {
-    let Parts {
-        status,
-        version,
-        headers,
-        url,
-    } = parts;
-    // The URL is handed over: without it reqwest parses a placeholder URL,
-    // which costs more than all the rest of the rebuild.
-    use reqwest::ResponseBuilderExt;
-    let mut rebuilt = http::Response::builder()
-        .status(status)
-        .version(version)
-        .url(url)
-        .body(body)
-        .unwrap_or_default();
-    *rebuilt.headers_mut() = headers;
-    reqwest::Response::from(rebuilt)
-}
-
-/// What a rebuilt response keeps of the original.
-struct Parts {
-    status: http::StatusCode,
-    version: http::Version,
-    headers: http::HeaderMap,
-    url: url::Url,
-}
-
-impl Parts {
-    fn take(response: &mut reqwest::Response) -> Self {
-        Parts {
-            status: response.status(),
-            version: response.version(),
-            headers: std::mem::take(response.headers_mut()),
-            url: response.url().clone(),
-        }
-    }
+    ApiError::from_parts(response.status(), response.headers(), &body)
 }

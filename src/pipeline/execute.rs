@@ -16,43 +16,75 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Settings;
-use super::decode;
+use super::decode::{self, Answer};
 use super::retry::{self, Outcome};
 use crate::error::Error;
 use crate::operations::Operation;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Builds the request of a further attempt, or `None` when there can be none
-/// (a body that cannot be produced again).
-pub(crate) type Replay<'a> = Box<dyn FnMut() -> BoxFuture<'a, Option<reqwest::Request>> + Send + 'a>;
+/// How the request of a further attempt is produced.
+pub(crate) enum Replay<'a> {
+    /// There can be none (a body that is read once, or retries off).
+    Never,
+    /// A request without a body (every read), kept as its parts: reqwest's
+    /// `try_clone` also copies the request's extensions, through a map it
+    /// builds twice, which is most of the allocations a call pays for being
+    /// retryable. Nothing of ours lives in a request's extensions; a timeout,
+    /// which reqwest keeps there, is set again.
+    Parts {
+        method: http::Method,
+        url: url::Url,
+        headers: http::HeaderMap,
+        version: http::Version,
+        timeout: Option<Duration>,
+    },
+    /// A request whose body is in memory (JSON), copied.
+    Copy(reqwest::Request),
+    /// Built again by the caller (an upload re-opens its file), or `None`
+    /// when it cannot be.
+    Build(Box<dyn FnMut() -> BoxFuture<'a, Option<reqwest::Request>> + Send + 'a>),
+}
 
-/// Replays a built request when its body allows it (a JSON body does, a
-/// stream does not).
-///
-/// A request without a body (every read) is kept as its parts: reqwest's
-/// `try_clone` also copies the request's extensions, through a map it builds
-/// twice, which is most of the allocations a call pays for being retryable.
-/// Nothing of ours lives in a request's extensions; the timeout, which
-/// reqwest keeps there, is set again.
-pub(crate) fn replay_clone(request: &reqwest::Request) -> Replay<'static> {
-    if request.body().is_some() {
-        let kept = request.try_clone();
-        return Box::new(move || Box::pin(std::future::ready(kept.as_ref().and_then(reqwest::Request::try_clone))));
+impl Replay<'_> {
+    /// A copy of `request` for further attempts, when its body allows one (a
+    /// JSON body does, a stream does not).
+    pub(crate) fn copy(request: &reqwest::Request) -> Replay<'static> {
+        if request.body().is_some() {
+            return request.try_clone().map_or(Replay::Never, Replay::Copy);
+        }
+        Replay::Parts {
+            method: request.method().clone(),
+            url: request.url().clone(),
+            headers: request.headers().clone(),
+            version: request.version(),
+            timeout: request.timeout().copied(),
+        }
     }
-    let (method, url, headers) = (
-        request.method().clone(),
-        request.url().clone(),
-        request.headers().clone(),
-    );
-    let (version, timeout) = (request.version(), request.timeout().copied());
-    Box::new(move || {
-        let mut again = reqwest::Request::new(method.clone(), url.clone());
-        *again.headers_mut() = headers.clone();
-        *again.version_mut() = version;
-        *again.timeout_mut() = timeout;
-        Box::pin(std::future::ready(Some(again)))
-    })
+
+    /// The request of the next attempt, or `None` when there can be none.
+    async fn next(&mut self) -> Option<reqwest::Request> {
+        match self {
+            Replay::Never => None,
+            Replay::Parts {
+                method,
+                url,
+                headers,
+                version,
+                timeout,
+            } => {
+                let mut again = reqwest::Request::new(method.clone(), url.clone());
+                *again.headers_mut() = headers.clone();
+                *again.version_mut() = *version;
+                if timeout.is_some() {
+                    *again.timeout_mut() = *timeout;
+                }
+                Some(again)
+            }
+            Replay::Copy(request) => request.try_clone(),
+            Replay::Build(build) => build().await,
+        }
+    }
 }
 
 /// How much of a success answer the attempt reads.
@@ -68,7 +100,18 @@ pub(crate) enum Body {
 
 /// What one attempt came to.
 enum Attempt {
-    Answer(reqwest::Response),
+    /// A success answer.
+    Answer(Answer),
+    /// An error answer, read as far as an [`ApiError`](crate::ApiError)
+    /// keeps it, with the wait its server asked for.
+    Refused {
+        status: u16,
+        server_wait: Option<Duration>,
+        error: Box<crate::error::ApiError>,
+    },
+    /// The attempt's time limit ran out before the whole answer arrived.
+    TimedOut { after: Duration },
+    /// No answer, or one that broke off.
     Failure {
         error: reqwest::Error,
         status: Option<u16>,
@@ -76,27 +119,22 @@ enum Attempt {
     },
 }
 
-/// No further attempt can be built (a body read once, or retries off).
-pub(crate) fn no_replay() -> Replay<'static> {
-    Box::new(|| Box::pin(std::future::ready(None)))
-}
-
 /// How a built request is sent again: a copy kept when the policy allows a
 /// further attempt, nothing otherwise (the copy costs allocations per call).
 pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Replay<'static> {
     if settings.retry.enabled() {
-        replay_clone(request)
+        Replay::copy(request)
     } else {
-        no_replay()
+        Replay::Never
     }
 }
 
-/// Sends `request`, retrying as the settings' policy allows, within `deadline`
-/// (no attempt starts, no wait ends and no attempt runs past it).
+/// Sends `request`, retrying as the settings' policy allows, each attempt
+/// within `timeout`, all of them within `deadline` (no attempt starts, no
+/// wait ends and no attempt runs past it).
 ///
-/// Returns the last answer whatever its status (an error answer carries its
-/// decoded [`ApiError`](crate::ApiError) in the response extensions), or the
-/// failure of the last attempt as an [`Error`].
+/// Returns the last answer when it is a success; an error answer as
+/// [`Error::Api`], or the failure of the last attempt as an [`Error`].
 pub(crate) async fn execute(
     http: &reqwest::Client,
     settings: &Settings,
@@ -104,8 +142,9 @@ pub(crate) async fn execute(
     mut request: reqwest::Request,
     mut replay: Replay<'_>,
     deadline: Duration,
+    timeout: Duration,
     body: Body,
-) -> Result<reqwest::Response, Error> {
+) -> Result<Answer, Error> {
     let policy = &settings.retry;
     let deadline = Instant::now() + deadline;
     let mut waits = policy.backoff();
@@ -117,39 +156,54 @@ pub(crate) async fn execute(
             request.headers().contains_key(crate::headers::names::IDEMPOTENCY_KEY),
             request.headers().contains_key(crate::headers::names::DRY_RUN),
         );
-        if policy.enabled() {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let limit = request.timeout().copied().map_or(remaining, |t| t.min(remaining));
-            *request.timeout_mut() = Some(limit);
-        }
+        let limit = if policy.enabled() {
+            timeout.min(deadline.saturating_duration_since(Instant::now()))
+        } else {
+            timeout
+        };
         let method = request.method().clone();
-        let outcome = match http.execute(request).await {
-            Ok(response) => {
-                settings.note_api_version(response.headers());
-                read_answer(response, body).await?
+        let outcome = match body {
+            // The body is read after the call returns: reqwest's own timer
+            // goes on running while the caller streams it.
+            Body::Stream => {
+                *request.timeout_mut() = Some(limit);
+                send_once(http, settings, request, body).await?
             }
-            Err(error) => Attempt::Failure {
-                error,
-                status: None,
-                request_id: None,
-            },
+            // Read within the attempt: one timer, ours, covers the whole
+            // exchange. reqwest's would cost a boxed timer, a map in the
+            // request's extensions and a wrapper polled on every body frame.
+            Body::Buffer(_) => {
+                if request.timeout().is_some() {
+                    *request.timeout_mut() = None;
+                }
+                match tokio::time::timeout(limit, send_once(http, settings, request, body)).await {
+                    Ok(outcome) => outcome?,
+                    Err(_) => Attempt::TimedOut { after: limit },
+                }
+            }
         };
         let (kind, server_wait, status, request_id) = match &outcome {
-            Attempt::Answer(response) => {
-                let status = response.status().as_u16();
-                let server_wait = if response.status().is_success() {
-                    None
-                } else {
-                    retry::server_wait(status, response.headers(), chrono::Utc::now().timestamp())
-                };
+            Attempt::Answer(answer) => {
+                let status = answer.status().as_u16();
                 // Only read for the debug event below: no allocation per call otherwise.
                 let request_id = if tracing::enabled!(tracing::Level::DEBUG) {
-                    crate::meta::request_id(response.headers())
+                    crate::meta::request_id(answer.headers())
                 } else {
                     None
                 };
-                (Outcome::Status(status), server_wait, Some(status), request_id)
+                (Outcome::Status(status), None, Some(status), request_id)
             }
+            Attempt::Refused {
+                status,
+                server_wait,
+                error,
+            } => (
+                Outcome::Status(*status),
+                *server_wait,
+                Some(*status),
+                error.request_id.clone(),
+            ),
+            Attempt::TimedOut { .. } => (Outcome::Failed, None, None, None),
             Attempt::Failure {
                 error,
                 status,
@@ -175,13 +229,14 @@ pub(crate) async fn execute(
             request_id = request_id.as_deref(),
             error = match &outcome {
                 Attempt::Failure { error, .. } => Some(error.to_string()),
-                Attempt::Answer(_) => None,
+                Attempt::TimedOut { after } => Some(format!("timed out after {after:?}")),
+                Attempt::Answer(_) | Attempt::Refused { .. } => None,
             },
             wait_ms = wait.map(|w| w.as_millis() as u64),
             "tokportal attempt"
         );
         let next = match wait {
-            Some(_) => replay().await,
+            Some(_) => replay.next().await,
             None => None,
         };
         let (Some(wait), Some(next)) = (wait, next) else {
@@ -200,36 +255,65 @@ pub(crate) async fn execute(
     }
 }
 
+/// One attempt: sends `request` and reads what the attempt must read.
+async fn send_once(
+    http: &reqwest::Client,
+    settings: &Settings,
+    request: reqwest::Request,
+    body: Body,
+) -> Result<Attempt, Error> {
+    match http.execute(request).await {
+        Ok(response) => {
+            settings.note_api_version(response.headers());
+            read_answer(response, body).await
+        }
+        Err(error) => Ok(Attempt::Failure {
+            error,
+            status: None,
+            request_id: None,
+        }),
+    }
+}
+
 /// Reads what the attempt must read: a success body whole (bounded) when
 /// asked to, an error body up to what an [`ApiError`](crate::ApiError) keeps.
 async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt, Error> {
     let status = response.status().as_u16();
     if !response.status().is_success() {
-        return Ok(Attempt::Answer(decode::attach_error(response).await));
+        let server_wait = retry::server_wait(status, response.headers(), chrono::Utc::now().timestamp());
+        return Ok(Attempt::Refused {
+            status,
+            server_wait,
+            error: Box::new(decode::read_error(response).await),
+        });
     }
     let Body::Buffer(limit) = body else {
-        return Ok(Attempt::Answer(response));
+        return Ok(Attempt::Answer(Answer::Unread(response)));
     };
     match decode::buffer(response, limit).await {
-        Ok(response) => Ok(Attempt::Answer(response)),
-        Err(decode::BufferError::TooLarge { request_id }) => Err(Error::ResponseTooLarge {
-            status,
-            limit,
-            request_id,
-        }),
+        Ok(answer) => Ok(Attempt::Answer(answer)),
         Err(decode::BufferError::Broken { error, request_id }) => Ok(Attempt::Failure {
             error,
             status: Some(status),
             request_id,
         }),
+        Err(too_large) => Err(too_large.into_error(status, limit)),
     }
 }
 
-fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error> {
+fn finish(outcome: Attempt, safe: bool) -> Result<Answer, Error> {
     match outcome {
-        Attempt::Answer(response) => Ok(response),
+        Attempt::Answer(answer) => Ok(answer),
+        Attempt::Refused { error, .. } => Err(Error::Api(error)),
+        Attempt::TimedOut { after } => Err(Error::Timeout {
+            after: Some(after),
+            source: None,
+        }),
         Attempt::Failure { error, .. } if error.is_connect() => Err(Error::Connect(error)),
-        Attempt::Failure { error, .. } if error.is_timeout() => Err(Error::Timeout(error)),
+        Attempt::Failure { error, .. } if error.is_timeout() => Err(Error::Timeout {
+            after: None,
+            source: Some(error),
+        }),
         Attempt::Failure {
             error,
             status,
@@ -243,9 +327,9 @@ fn finish(outcome: Attempt, safe: bool) -> Result<reqwest::Response, Error> {
     }
 }
 
-/// Sends a prepared request of a hand-written call and turns an error answer
-/// into [`Error::Api`]. `body` says whether the success body is read within
-/// the attempt (bounded) or handed over unread.
+/// Sends a prepared request: an error answer is [`Error::Api`]. `body` says
+/// whether the success body is read within the attempt (bounded) or handed
+/// over unread.
 pub(crate) async fn send(
     http: &reqwest::Client,
     settings: &Settings,
@@ -253,17 +337,21 @@ pub(crate) async fn send(
     request: reqwest::Request,
     replay: Replay<'_>,
     body: Body,
-) -> Result<reqwest::Response, Error> {
+) -> Result<Answer, Error> {
+    // The time limit of one attempt: the call's own (a dynamic call's or an
+    // upload's option), or the client's.
+    let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
+        settings.upload_timeout
+    } else {
+        settings.timeout
+    });
     // An upload's own timeout (30 min by default) outlasts the ordinary
     // deadline: its deadline is never shorter than one attempt may take.
     let policy_deadline = settings.retry.overall_deadline();
-    let deadline = match request.timeout() {
-        Some(t) if op.is_multipart() => (*t).max(policy_deadline),
-        _ => policy_deadline,
+    let deadline = if op.is_multipart() {
+        timeout.max(policy_deadline)
+    } else {
+        policy_deadline
     };
-    let response = execute(http, settings, op.id, request, replay, deadline, body).await?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    Err(decode::api_error(response).await)
+    execute(http, settings, op.id, request, replay, deadline, timeout, body).await
 }

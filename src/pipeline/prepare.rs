@@ -1,6 +1,7 @@
 //! Turns checked arguments into a request, and sets what every request
-//! carries: the origin check, the client headers, the API key, the
-//! idempotency-key rules and the timeout.
+//! carries: the origin check, the client headers, the API key and the
+//! idempotency-key rules. (The time limit of each attempt is the attempt
+//! loop's, in `execute`.)
 
 use http::HeaderValue;
 use url::Url;
@@ -74,14 +75,13 @@ fn header_value(op: &Operation, field: &str, value: &str) -> Result<HeaderValue,
     HeaderValue::from_str(value).map_err(|_| Error::invalid(Some(op.id), Some(field), "not a valid header value"))
 }
 
-/// Sets the headers, the idempotency key and the timeout, and checks the
-/// key rules, before a request is sent. Used by the generated client's `pre`
-/// hook and by the hand-written calls alike.
+/// Sets the headers and the idempotency key, and checks the key rules,
+/// before a request is sent. Used by the typed calls (`client::typed`) and
+/// by the hand-written ones alike.
 pub(crate) fn prepare(
     settings: &Settings,
     op: &'static Operation,
     request: &mut reqwest::Request,
-    upload: bool,
 ) -> Result<(), Error> {
     if !settings.same_origin(request.url()) {
         return Err(Error::Config(format!(
@@ -105,13 +105,6 @@ pub(crate) fn prepare(
         request_headers.remove(headers::names::IDEMPOTENCY_KEY);
     } else {
         idempotency_key_rules(settings, op, request_headers)?;
-    }
-    if request.timeout().is_none() {
-        *request.timeout_mut() = Some(if upload {
-            settings.upload_timeout
-        } else {
-            settings.timeout
-        });
     }
     Ok(())
 }
