@@ -42,8 +42,9 @@
 
 /// The progenitor-generated client (`OUT_DIR/progenitor.rs`): the [`Client`]
 /// struct and one typed builder per JSON operation. Do not edit: it is
-/// regenerated from `spec/openapi.yaml` on every build. Its calls reach the
-/// request pipeline through the hooks in `src/client/hooks.rs`.
+/// regenerated from `spec/openapi.yaml` on every build, and rewritten on the
+/// way (`src/codegen/postprocess.rs`) so that every `send()` enters the
+/// request pipeline through `src/client/typed.rs`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, unused_imports, rustdoc::all)]
 pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/progenitor.rs"));
