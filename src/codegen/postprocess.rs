@@ -200,7 +200,7 @@ fn take_query_calls(stmt: &mut syn::Stmt) -> Result<Vec<syn::Expr>, String> {
             syn::Expr::MethodCall(mut call) => {
                 let receiver = strip(*call.receiver, params);
                 if call.method == "query" && call.args.len() == 1 {
-                    params.extend(call.args.into_iter());
+                    params.extend(call.args);
                     receiver
                 } else {
                     call.receiver = Box::new(receiver);

@@ -1,8 +1,8 @@
 //! Sends one call: the attempts, the waits between them, and the conversion of
 //! an error answer into [`Error::Api`].
 //!
-//! Every call goes through [`execute`]: the generated client's (through its
-//! `exec` hook) and the hand-written ones alike. Whether to try again and how
+//! Every call goes through [`send`]: the typed ones (from `client::typed`)
+//! and the hand-written ones alike. Whether to try again and how
 //! long to wait is [`retry::decide`](super::retry::decide)'s call; this loop
 //! only carries it out. It is written here rather than with backon's
 //! `Retryable` because each attempt needs a freshly built request (a
@@ -129,24 +129,37 @@ pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Rep
     }
 }
 
-/// Sends `request`, retrying as the settings' policy allows, each attempt
-/// within `timeout`, all of them within `deadline` (no attempt starts, no
-/// wait ends and no attempt runs past it).
+/// Sends a prepared request of `op`, retrying as the settings' policy
+/// allows, each attempt within its time limit (the call's own, or the
+/// client's), all of them within the policy's overall deadline (no attempt
+/// starts, no wait ends and no attempt runs past it). `body` says whether the
+/// success body is read within the attempt (bounded) or handed over unread.
 ///
 /// Returns the last answer when it is a success; an error answer as
 /// [`Error::Api`], or the failure of the last attempt as an [`Error`].
-pub(crate) async fn execute(
+pub(crate) async fn send(
     http: &reqwest::Client,
     settings: &Settings,
-    operation: &str,
+    op: &'static Operation,
     mut request: reqwest::Request,
     mut replay: Replay<'_>,
-    deadline: Duration,
-    timeout: Duration,
     body: Body,
 ) -> Result<Answer, Error> {
+    let operation = op.id;
+    let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
+        settings.upload_timeout
+    } else {
+        settings.timeout
+    });
     let policy = &settings.retry;
-    let deadline = Instant::now() + deadline;
+    // An upload's own timeout (30 min by default) outlasts the ordinary
+    // deadline: its deadline is never shorter than one attempt may take.
+    let deadline = Instant::now()
+        + if op.is_multipart() {
+            timeout.max(policy.overall_deadline())
+        } else {
+            policy.overall_deadline()
+        };
     let mut waits = policy.backoff();
     let mut attempt: u32 = 0;
     loop {
@@ -325,33 +338,4 @@ fn finish(outcome: Attempt, safe: bool) -> Result<Answer, Error> {
         }),
         Attempt::Failure { error, .. } => Err(Error::Transport(error)),
     }
-}
-
-/// Sends a prepared request: an error answer is [`Error::Api`]. `body` says
-/// whether the success body is read within the attempt (bounded) or handed
-/// over unread.
-pub(crate) async fn send(
-    http: &reqwest::Client,
-    settings: &Settings,
-    op: &'static Operation,
-    request: reqwest::Request,
-    replay: Replay<'_>,
-    body: Body,
-) -> Result<Answer, Error> {
-    // The time limit of one attempt: the call's own (a dynamic call's or an
-    // upload's option), or the client's.
-    let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
-        settings.upload_timeout
-    } else {
-        settings.timeout
-    });
-    // An upload's own timeout (30 min by default) outlasts the ordinary
-    // deadline: its deadline is never shorter than one attempt may take.
-    let policy_deadline = settings.retry.overall_deadline();
-    let deadline = if op.is_multipart() {
-        timeout.max(policy_deadline)
-    } else {
-        policy_deadline
-    };
-    execute(http, settings, op.id, request, replay, deadline, timeout, body).await
 }
