@@ -139,6 +139,55 @@ async fn headers_then_silence_time_out_clearly() {
 }
 
 #[tokio::test]
+async fn a_streamed_answer_that_stalls_still_times_out_while_it_is_read() {
+    // The attempt returns at the head; the time limit must go on running
+    // while the caller reads the body, or a stalled export hangs forever.
+    let server = Scripted::start(vec![Reply::HeadThenSilence(head(
+        200,
+        &[("content-type", "text/csv"), ("content-length", "50")],
+    ))])
+    .await;
+    let c = tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .timeout(Duration::from_millis(300))
+        .no_retries()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let response = c
+        .send_operation("exportAnalyticsVideos", OperationArgs::new())
+        .await
+        .expect("the head arrives");
+    let err = response.bytes().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // The typed export, the same way.
+    let server = Scripted::start(vec![Reply::HeadThenSilence(head(
+        200,
+        &[("content-type", "text/csv"), ("content-length", "50")],
+    ))])
+    .await;
+    let c = tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(&server.base_url)
+        .timeout(Duration::from_millis(300))
+        .no_retries()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut stream = c
+        .export_analytics_videos()
+        .send()
+        .await
+        .expect("the head arrives")
+        .into_inner_stream();
+    let read = futures::StreamExt::next(&mut stream).await;
+    assert!(matches!(&read, Some(Err(e)) if e.is_timeout()), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn undecodable_success_bodies_are_decode_errors() {
     let html = Reply::Http(
         200,
