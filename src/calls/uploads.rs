@@ -431,9 +431,9 @@ impl Client {
     ) -> Result<ResponseValue<Map<String, Value>>, Error> {
         let op = operations::lookup(operation_id)?;
         let answer = self.send_upload(op, fields, file, options).await?;
-        let (status, headers, bytes) = answer.read(self.inner.settings().max_body).await?;
-        let map = decode::json(op, status.as_u16(), &bytes)?;
-        Ok(ResponseValue::new(map, status, headers))
+        let read = answer.read(self.inner.settings().max_body).await?;
+        let map = decode::json(op, read.status.as_u16(), &read.body)?;
+        Ok(ResponseValue::new(map, read.status, read.headers))
     }
 
     /// Builds one attempt's request: the template's URL and headers, a fresh multipart body.

@@ -35,12 +35,13 @@ pub(crate) fn check_request(op: &'static Operation, request: &reqwest::Request, 
             ));
             continue;
         };
-        // A value a simple rule accepts needs no JSON value and no validator.
-        if param.repeatable || values.clone().nth(1).is_none() {
-            let mut all = std::iter::once(first).chain(values.clone().skip(1));
-            if all.all(|raw| super::schema::text_surely_valid(param.schema_json, raw)) {
-                continue;
-            }
+        // Values a simple rule accepts need no JSON value and no validator.
+        if (param.repeatable || values.clone().nth(1).is_none())
+            && values
+                .clone()
+                .all(|raw| super::schema::text_surely_valid(param.schema_json, raw))
+        {
+            continue;
         }
         let schema = super::schema::parsed(param.schema_json);
         let value = if param.repeatable {

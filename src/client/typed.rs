@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::generated::Client;
 use crate::operations::{self, Operation};
-use crate::pipeline::decode::Answer;
+use crate::pipeline::decode::{Answer, Read};
 use crate::pipeline::execute::{self, Body};
 use crate::pipeline::{decode, prepare};
 
@@ -41,10 +41,21 @@ pub(crate) fn query(
     added
 }
 
-/// The operation a generated builder names by its Rust method (`list_bundles`).
-fn operation(rust_method: &str) -> Result<&'static Operation, Error> {
-    operations::find_by_rust_method(rust_method)
-        .ok_or_else(|| Error::Config(format!("no operation of the table is generated as `{rust_method}`")))
+/// What a generated builder's `request()` returns: the request it built,
+/// or why it could not build one.
+type Built<'a, E> = Result<(&'a Client, reqwest::Request), progenitor_client::Error<E>>;
+
+/// The operation a generated builder names by its Rust method
+/// (`list_bundles`), and the request it built; a value the builder could not
+/// convert is an [`Error::InvalidArgument`] naming the operation and field.
+fn operation<'a, E>(
+    built: Built<'a, E>,
+    rust_method: &str,
+) -> Result<(&'static Operation, &'a Client, reqwest::Request), Error> {
+    let op = operations::find_by_rust_method(rust_method)
+        .ok_or_else(|| Error::Config(format!("no operation of the table is generated as `{rust_method}`")))?;
+    let (client, request) = built.map_err(|e| Error::from_generated(e, op.id))?;
+    Ok((op, client, request))
 }
 
 /// Checks, prepares and sends `request`, the request of `op` a generated
@@ -64,30 +75,30 @@ async fn answer(
     execute::send(&client.client, settings, op, request, replay, body).await
 }
 
-/// Sends a typed call whose success answer is JSON, decoded as `T`.
-pub(crate) async fn json<T: DeserializeOwned>(
-    client: &Client,
-    request: reqwest::Request,
-    rust_method: &str,
-) -> Result<ResponseValue<T>, Error> {
-    let op = operation(rust_method)?;
+/// [`answer`], with the success body read whole within the attempt (bounded).
+async fn read(client: &Client, request: reqwest::Request, op: &'static Operation) -> Result<Read, Error> {
     let limit = client.inner.settings().max_body;
-    let (status, headers, bytes) = answer(client, request, op, Body::Buffer(limit))
+    answer(client, request, op, Body::Buffer(limit))
         .await?
         .read(limit)
-        .await?;
-    let inner = decode::json(op, status.as_u16(), &bytes)?;
-    Ok(ResponseValue::new(inner, status, headers))
+        .await
+}
+
+/// Sends a typed call whose success answer is JSON, decoded as `T`.
+pub(crate) async fn json<T: DeserializeOwned, E>(
+    built: Built<'_, E>,
+    rust_method: &str,
+) -> Result<ResponseValue<T>, Error> {
+    let (op, client, request) = operation(built, rust_method)?;
+    let read = read(client, request, op).await?;
+    let inner = decode::json(op, read.status.as_u16(), &read.body)?;
+    Ok(ResponseValue::new(inner, read.status, read.headers))
 }
 
 /// Sends a typed call whose success answer (a CSV or HTML export) reaches
 /// the caller as a stream.
-pub(crate) async fn stream(
-    client: &Client,
-    request: reqwest::Request,
-    rust_method: &str,
-) -> Result<ResponseValue<ByteStream>, Error> {
-    let op = operation(rust_method)?;
+pub(crate) async fn stream<E>(built: Built<'_, E>, rust_method: &str) -> Result<ResponseValue<ByteStream>, Error> {
+    let (op, client, request) = operation(built, rust_method)?;
     let mut response = answer(client, request, op, Body::Stream).await?.into_response();
     let (status, headers) = (response.status(), std::mem::take(response.headers_mut()));
     Ok(ResponseValue::new(
@@ -98,16 +109,8 @@ pub(crate) async fn stream(
 }
 
 /// Sends a typed call whose success answer has no body.
-pub(crate) async fn empty(
-    client: &Client,
-    request: reqwest::Request,
-    rust_method: &str,
-) -> Result<ResponseValue<()>, Error> {
-    let op = operation(rust_method)?;
-    let limit = client.inner.settings().max_body;
-    let (status, headers, _) = answer(client, request, op, Body::Buffer(limit))
-        .await?
-        .read(limit)
-        .await?;
-    Ok(ResponseValue::new((), status, headers))
+pub(crate) async fn empty<E>(built: Built<'_, E>, rust_method: &str) -> Result<ResponseValue<()>, Error> {
+    let (op, client, request) = operation(built, rust_method)?;
+    let read = read(client, request, op).await?;
+    Ok(ResponseValue::new((), read.status, read.headers))
 }

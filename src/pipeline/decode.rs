@@ -57,15 +57,19 @@ impl OperationResponse {
     }
 }
 
+/// A success answer read whole: its status, headers and body.
+pub(crate) struct Read {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: bytes::Bytes,
+}
+
 /// A success answer, as the attempts leave it.
 pub(crate) enum Answer {
-    /// Read whole within the attempt ([`Body::Buffer`](super::execute::Body::Buffer)): nothing is rebuilt
+    /// Read whole within the attempt
+    /// ([`Body::Buffer`](super::execute::Body::Buffer)): nothing is rebuilt
     /// around the body, which is handed over with the status and headers.
-    Read {
-        status: http::StatusCode,
-        headers: http::HeaderMap,
-        body: bytes::Bytes,
-    },
+    Read(Read),
     /// Left unread ([`Body::Stream`](super::execute::Body::Stream)), for the caller to stream.
     Unread(reqwest::Response),
 }
@@ -74,7 +78,7 @@ impl Answer {
     /// The answer's status.
     pub(crate) fn status(&self) -> http::StatusCode {
         match self {
-            Answer::Read { status, .. } => *status,
+            Answer::Read(read) => read.status,
             Answer::Unread(response) => response.status(),
         }
     }
@@ -82,7 +86,7 @@ impl Answer {
     /// The answer's headers.
     pub(crate) fn headers(&self) -> &http::HeaderMap {
         match self {
-            Answer::Read { headers, .. } => headers,
+            Answer::Read(read) => &read.headers,
             Answer::Unread(response) => response.headers(),
         }
     }
@@ -92,7 +96,7 @@ impl Answer {
     pub(crate) fn into_response(self) -> reqwest::Response {
         match self {
             Answer::Unread(response) => response,
-            Answer::Read { status, headers, body } => {
+            Answer::Read(Read { status, headers, body }) => {
                 let mut response = http::Response::new(body);
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;
@@ -101,18 +105,14 @@ impl Answer {
         }
     }
 
-    /// The answer's status and headers, and its body read whole, up to
-    /// `limit` bytes when it was left unread.
-    pub(crate) async fn read(self, limit: u64) -> Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), Error> {
+    /// The answer read whole: as it is, or up to `limit` bytes when it was
+    /// left unread.
+    pub(crate) async fn read(self, limit: u64) -> Result<Read, Error> {
         match self {
-            Answer::Read { status, headers, body } => Ok((status, headers, body)),
+            Answer::Read(read) => Ok(read),
             Answer::Unread(response) => {
-                let status = response.status();
-                match buffer(response, limit).await {
-                    Ok(Answer::Read { status, headers, body }) => Ok((status, headers, body)),
-                    Ok(Answer::Unread(_)) => Err(Error::decode(status.as_u16(), "the answer could not be read", b"")),
-                    Err(e) => Err(e.into_error(status.as_u16(), limit)),
-                }
+                let status = response.status().as_u16();
+                buffer(response, limit).await.map_err(|e| e.into_error(status, limit))
             }
         }
     }
@@ -120,7 +120,11 @@ impl Answer {
 
 /// Reads a successful answer according to the operation's success content type.
 pub(crate) async fn decode_response(op: &Operation, answer: Answer, limit: u64) -> Result<OperationResponse, Error> {
-    let (status, headers, bytes) = answer.read(limit).await?;
+    let Read {
+        status,
+        headers,
+        body: bytes,
+    } = answer.read(limit).await?;
     let meta = ResponseMeta::from_parts(status.as_u16(), &headers);
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
@@ -197,7 +201,7 @@ impl BufferError {
 }
 
 /// Reads a success body whole, but never more than `limit` bytes (decoded).
-pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<Answer, BufferError> {
+pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Result<Read, BufferError> {
     let announced = response.content_length();
     if announced.is_some_and(|n| n > limit) {
         return Err(BufferError::TooLarge {
@@ -211,7 +215,7 @@ pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Resul
         // Announced within the limit: reqwest reads it in one go, and a body
         // that breaks off before its length is still an error.
         return match response.bytes().await {
-            Ok(body) => Ok(Answer::Read { status, headers, body }),
+            Ok(body) => Ok(Read { status, headers, body }),
             Err(error) => Err(BufferError::Broken {
                 error,
                 request_id: request_id(),
@@ -236,7 +240,7 @@ pub(crate) async fn buffer(mut response: reqwest::Response, limit: u64) -> Resul
             }
         }
     }
-    Ok(Answer::Read {
+    Ok(Read {
         status,
         headers,
         body: body.into(),

@@ -304,7 +304,7 @@ async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt,
         return Ok(Attempt::Answer(Answer::Unread(response)));
     };
     match decode::buffer(response, limit).await {
-        Ok(answer) => Ok(Attempt::Answer(answer)),
+        Ok(read) => Ok(Attempt::Answer(Answer::Read(read))),
         Err(decode::BufferError::Broken { error, request_id }) => Ok(Attempt::Failure {
             error,
             status: Some(status),
