@@ -3,8 +3,9 @@
 //!
 //! - every builder's `send()` returns `Result<ResponseValue<T>, crate::Error>`.
 //!   progenitor's own is cut in two: the part that builds the request is kept,
-//!   private, as `request()` (its conversion errors become `crate::Error`,
-//!   naming the operation and the field), and the part that sends it through
+//!   private, as `request()` (`client::typed` turns its conversion errors
+//!   into `crate::Error`, naming the operation and the field), and the part
+//!   that sends it through
 //!   progenitor's hooks and decodes the answer is replaced by a call into
 //!   `crate::client::typed`, the SDK's own pipeline. So no caller writes
 //!   `.map_err`, nothing is lost, and an answer is decoded from the bytes the
@@ -43,25 +44,21 @@ pub fn postprocess(file: &mut syn::File) -> Result<(), String> {
     Ok(())
 }
 
-/// `GetBundle` → `getBundle`.
-fn operation_id(self_ty: &syn::Type) -> Option<String> {
+/// The builder's type name (`GetBundle`), for the build's error messages.
+fn builder_name(self_ty: &syn::Type) -> Option<String> {
     let syn::Type::Path(path) = self_ty else { return None };
-    let name = path.path.segments.last()?.ident.to_string();
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|first| first.to_ascii_lowercase().to_string() + chars.as_str())
+    Some(path.path.segments.last()?.ident.to_string())
 }
 
 fn rewrite_builder(imp: &mut syn::ItemImpl) -> Result<(), String> {
-    let Some(op) = operation_id(&imp.self_ty) else {
+    let Some(builder) = builder_name(&imp.self_ty) else {
         return Ok(());
     };
     let mut added = Vec::new();
     for item in &mut imp.items {
         let syn::ImplItem::Fn(f) = item else { continue };
         if f.sig.ident == "send" {
-            added.push(split_send(f, &op).map_err(|why| format!("the generated send() of {op}: {why}"))?);
+            added.push(split_send(f).map_err(|why| format!("the generated send() of {builder}: {why}"))?);
         } else {
             one_or_many(f);
         }
@@ -114,7 +111,7 @@ fn operation_info(stmt: &syn::Stmt) -> Option<String> {
 /// Cuts progenitor's `send` in two: `f` becomes the private `request()`,
 /// which ends where the request is built, and the returned public `send()`
 /// hands that request to `crate::client::typed`.
-fn split_send(f: &mut syn::ImplItemFn, op: &str) -> Result<syn::ImplItem, String> {
+fn split_send(f: &mut syn::ImplItemFn) -> Result<syn::ImplItem, String> {
     let syn::ReturnType::Type(_, ty) = &f.sig.output else {
         return Err("returns nothing".into());
     };
@@ -130,22 +127,21 @@ fn split_send(f: &mut syn::ImplItemFn, op: &str) -> Result<syn::ImplItem, String
         return Err("does not return a Result<T, E>".into());
     };
     let stmts = &f.block.stmts;
-    let info = stmts
+    let (info, rust_method) = stmts
         .iter()
-        .position(|s| operation_info(s).is_some())
+        .enumerate()
+        .find_map(|(at, s)| operation_info(s).map(|name| (at, name)))
         .ok_or("no OperationInfo")?;
-    let rust_method = operation_info(&stmts[info]).ok_or("no OperationInfo")?;
     let kind = stmts
         .last()
         .and_then(answer_kind)
         .ok_or("an unknown way of reading the answer")?;
     let kind = format_ident!("{kind}");
-    let built: Vec<syn::Stmt> = stmts[..info]
+    let mut built: Vec<syn::Stmt> = stmts[..info]
         .iter()
         .filter(|s| !quote!(#s).to_string().contains("\"api-version\""))
         .cloned()
         .collect();
-    let mut built = built;
     let at = built
         .iter()
         .position(|s| {
@@ -184,8 +180,7 @@ fn split_send(f: &mut syn::ImplItemFn, op: &str) -> Result<syn::ImplItem, String
         /// argument that does not match the spec (nothing sent), a transport
         /// failure.
         pub async fn send(self) -> Result<#ok, crate::Error> {
-            let (client, request) = self.request().map_err(|e| crate::Error::from_generated(e, #op))?;
-            crate::client::typed::#kind(client, request, #rust_method).await
+            crate::client::typed::#kind(self.request(), #rust_method).await
         }
     };
     syn::parse2(tokens).map_err(|e| e.to_string())
