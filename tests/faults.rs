@@ -109,20 +109,28 @@ async fn a_truncated_body_is_a_failed_attempt() {
     assert!(sent.iter().all(|r| r.header("idempotency-key") == Some("k-cut")));
 }
 
-#[tokio::test]
-async fn headers_then_silence_time_out_clearly() {
+/// A server that sends an answer's head (200, `content_type`, 50 bytes
+/// announced) and then nothing, and a client with a 300 ms timeout and no
+/// retries.
+async fn stalled(content_type: &str) -> (Scripted, tokportal::Client) {
     let server = Scripted::start(vec![Reply::HeadThenSilence(head(
         200,
-        &[("content-type", "application/json"), ("content-length", "50")],
+        &[("content-type", content_type), ("content-length", "50")],
     ))])
     .await;
-    let c = tokportal::Client::builder()
+    let client = tokportal::Client::builder()
         .api_key(KEY)
         .base_url(&server.base_url)
         .timeout(Duration::from_millis(300))
         .no_retries()
         .build()
         .unwrap();
+    (server, client)
+}
+
+#[tokio::test]
+async fn headers_then_silence_time_out_clearly() {
+    let (server, c) = stalled("application/json").await;
     let started = Instant::now();
     let err = c
         .request_operation("listCountries", OperationArgs::new())
@@ -142,18 +150,7 @@ async fn headers_then_silence_time_out_clearly() {
 async fn a_streamed_answer_that_stalls_still_times_out_while_it_is_read() {
     // The attempt returns at the head; the time limit must go on running
     // while the caller reads the body, or a stalled export hangs forever.
-    let server = Scripted::start(vec![Reply::HeadThenSilence(head(
-        200,
-        &[("content-type", "text/csv"), ("content-length", "50")],
-    ))])
-    .await;
-    let c = tokportal::Client::builder()
-        .api_key(KEY)
-        .base_url(&server.base_url)
-        .timeout(Duration::from_millis(300))
-        .no_retries()
-        .build()
-        .unwrap();
+    let (_server, c) = stalled("text/csv").await;
     let started = Instant::now();
     let response = c
         .send_operation("exportAnalyticsVideos", OperationArgs::new())
@@ -163,18 +160,7 @@ async fn a_streamed_answer_that_stalls_still_times_out_while_it_is_read() {
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     // The typed export, the same way.
-    let server = Scripted::start(vec![Reply::HeadThenSilence(head(
-        200,
-        &[("content-type", "text/csv"), ("content-length", "50")],
-    ))])
-    .await;
-    let c = tokportal::Client::builder()
-        .api_key(KEY)
-        .base_url(&server.base_url)
-        .timeout(Duration::from_millis(300))
-        .no_retries()
-        .build()
-        .unwrap();
+    let (_server, c) = stalled("text/csv").await;
     let started = Instant::now();
     let mut stream = c
         .export_analytics_videos()
