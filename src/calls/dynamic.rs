@@ -8,8 +8,7 @@ use crate::check::OperationArgs;
 use crate::error::Error;
 use crate::generated::Client;
 use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation, flat_keys, lookup};
-use crate::pipeline::decode::Answer;
-use crate::pipeline::decode::{OperationResponse, decode_response};
+use crate::pipeline::decode::{Answer, OperationResponse, decode_response};
 use crate::pipeline::execute::Body;
 use crate::pipeline::{execute, prepare};
 

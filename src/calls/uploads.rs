@@ -22,8 +22,7 @@ use crate::check::form::check_form;
 use crate::error::Error;
 use crate::generated::{Client, ResponseValue};
 use crate::operations::{self, Operation};
-use crate::pipeline::decode::Answer;
-use crate::pipeline::decode::{self, OperationResponse, decode_response};
+use crate::pipeline::decode::{self, Answer, OperationResponse, decode_response};
 use crate::pipeline::execute::{self, Body, Replay};
 use crate::pipeline::prepare;
 

@@ -265,7 +265,7 @@ pub fn find(id: &str) -> Option<&'static Operation> {
 
 /// The operation whose generated Rust method is `rust_method` (`get_current_user`).
 pub fn find_by_rust_method(rust_method: &str) -> Option<&'static Operation> {
-    // Looked up on every typed call (twice): an index, built once, hashed
+    // Looked up on every typed call: an index, built once, hashed
     // with FxHash (the names are the table's own, not chosen by a caller).
     static INDEX: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, &'static Operation>> =
         std::sync::OnceLock::new();
