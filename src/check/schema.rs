@@ -307,7 +307,7 @@ pub(crate) fn coerce_value(schema: &Value, value: Value) -> Value {
 }
 
 /// A float that is a whole number, as an integer (within f64's exact range).
-fn whole(f: f64) -> Option<i64> {
+pub(crate) fn whole(f: f64) -> Option<i64> {
     (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 

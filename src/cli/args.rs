@@ -108,9 +108,9 @@ fn constraints(schema: &Value) -> Option<String> {
 pub(crate) fn whole_number(raw: &str, min: Option<i64>, max: Option<i64>) -> Result<i64, String> {
     let value = match raw.trim().parse::<i64>() {
         Ok(v) => v,
-        Err(_) => match raw.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
-            Ok(_) => return Err(format!("`{raw}` is not a whole number")),
+        Err(_) => match raw.trim().parse::<f64>().map(crate::check::schema::whole) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => return Err(format!("`{raw}` is not a whole number")),
             Err(_) => return Err(format!("`{raw}` is not a number")),
         },
     };
