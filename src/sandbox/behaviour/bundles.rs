@@ -174,15 +174,7 @@ pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
             let bundle = tenant.bundle(id)?;
             let fields = bundle.fields.clone();
             let account = slot(bundle)?;
-            let was = str_of(account, "status").unwrap_or_default().to_owned();
-            if !matches!(
-                was.as_str(),
-                "pending_configuration" | "configured" | "pending_corrections"
-            ) {
-                return Err(Failure::state(format!(
-                    "An account in status `{was}` cannot be configured."
-                )));
-            }
+            let was = configurable("An account", account)?;
             for (k, v) in config {
                 account.insert(k, v);
             }
@@ -703,6 +695,22 @@ fn media_rule(config: &Object) -> Result<(), Failure> {
     }
 }
 
+/// The status of an account slot or video slot that may be configured (not
+/// yet under review or final); a 409 naming `what` otherwise.
+fn configurable(what: &str, slot: &Object) -> Result<String, Failure> {
+    let was = str_of(slot, "status").unwrap_or_default().to_owned();
+    if matches!(
+        was.as_str(),
+        "pending_configuration" | "configured" | "pending_corrections"
+    ) {
+        Ok(was)
+    } else {
+        Err(Failure::state(format!(
+            "{what} in status `{was}` cannot be configured."
+        )))
+    }
+}
+
 fn configure_video(
     video: &mut Object,
     bundle: &Object,
@@ -710,15 +718,7 @@ fn configure_video(
     call: &Call,
     fx: &mut Effects,
 ) -> Result<(), Failure> {
-    let was = str_of(video, "status").unwrap_or_default().to_owned();
-    if !matches!(
-        was.as_str(),
-        "pending_configuration" | "configured" | "pending_corrections"
-    ) {
-        return Err(Failure::state(format!(
-            "A video in status `{was}` cannot be configured."
-        )));
-    }
+    let was = configurable("A video", video)?;
     // The sandbox's way to exercise fixBundleVideoDownload: a media URL
     // holding `broken` is flagged as a failed download.
     let broken = config
