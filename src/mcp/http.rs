@@ -2,19 +2,67 @@
 //! that follows the MCP spec's security advice: a request whose `Origin` is
 //! not allowed gets 403, and one without a key gets 401, both with a JSON
 //! body. Each request's key is its caller's own (`caller::caller_key`).
+//!
+//! Two modes ([`Mode`]): stateless (the default; every POST is served on its
+//! own, so any replica behind a load balancer can answer any request), or
+//! bounded sessions (`sessions`). Beside `/mcp`: `/healthz` and `/readyz`
+//! (`lifecycle`), and a graceful stop on SIGTERM or SIGINT.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::caller::caller_key;
+use super::lifecycle::{self, Lifecycle};
 use super::server::TokPortalMcp;
+use super::sessions::{self, SessionLimits, Sessions};
+
+/// How the HTTP server keeps (or does not keep) MCP sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No sessions: each POST is answered on its own, as JSON (or one SSE
+    /// stream when a notification comes before the answer).
+    Stateless,
+    /// rmcp's sessions, bounded in number, per key and in idle time.
+    Sessions(SessionLimits),
+}
+
+/// The HTTP server's settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Browser origins allowed besides loopback ones.
+    pub origins: Origins,
+    /// Any `Host` is accepted (the server is bound beyond loopback on purpose).
+    pub remote: bool,
+    /// Sessions or none.
+    pub mode: Mode,
+    /// After the stop signal, how long `/readyz` says 503 while new
+    /// connections are still taken (time for a load balancer to notice).
+    pub drain_delay: Duration,
+    /// How long requests already in may take to be answered after that.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            origins: Origins::default(),
+            remote: false,
+            mode: Mode::Stateless,
+            drain_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Which browser origins may call the server: loopback pages always, and
 /// the ones given with `--allow-origin` (`https://app.example.com`).
@@ -49,7 +97,9 @@ impl Origins {
     }
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+/// A refusal with a JSON body `{"error": {"code", "message"}}` (and
+/// `WWW-Authenticate` on a 401).
+pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     let mut response = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -84,34 +134,84 @@ async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next
     next.run(request).await
 }
 
-/// Serves `server` at `/mcp` on `listener` until `shutdown` resolves. `remote`:
-/// any `Host` is accepted (the server is bound beyond loopback on purpose).
+/// Serves `server` at `/mcp` on `listener` until `shutdown` resolves, then
+/// stops gracefully (see [`lifecycle`](super::lifecycle)).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: TokPortalMcp,
-    origins: Origins,
-    remote: bool,
+    settings: HttpSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let cancel = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token());
-    if remote {
+    if settings.remote {
         config = config.disable_allowed_hosts();
     }
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(Arc::new(origins), guard));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
+    let factory = move || Ok(server.clone());
+    let mcp = match settings.mode {
+        Mode::Stateless => {
+            let config = config.with_legacy_session_mode(false).with_json_response(true);
+            let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
+            axum::Router::new().nest_service("/mcp", service)
+        }
+        Mode::Sessions(limits) => {
+            let mut manager = LocalSessionManager::default();
+            // rmcp's own idle close, a second net under the sweeper.
+            manager.session_config.keep_alive = Some(limits.idle + Duration::from_secs(1));
+            let manager = Arc::new(manager);
+            let book = Arc::new(Sessions::new(limits));
+            tokio::spawn(sessions::sweep(Arc::clone(&book), Arc::clone(&manager), cancel.clone()));
+            let service = StreamableHttpService::new(factory, manager, config);
+            axum::Router::new()
+                .nest_service("/mcp", service)
+                .layer(middleware::from_fn_with_state(book, sessions::gate))
+        }
+    };
+    let state = Arc::new(Lifecycle::default());
+    let router = mcp
+        .layer(middleware::from_fn_with_state(Arc::new(settings.origins), guard))
+        .merge(lifecycle::routes(Arc::clone(&state)))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), lifecycle::track));
+
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let accepting_until = {
+        let (state, stopping) = (Arc::clone(&state), Arc::clone(&stopping));
+        let delay = settings.drain_delay;
+        async move {
             shutdown.await;
+            state.begin_drain();
+            eprintln!("tokportal-mcp: stopping: /readyz answers 503; finishing the requests in flight");
+            tokio::time::sleep(delay).await;
+            stopping.notify_one();
+        }
+    };
+    // Once the listener is closed: requests in flight get the grace period,
+    // then whatever is still open (event streams, sessions) is ended.
+    let ender = {
+        let (state, cancel) = (Arc::clone(&state), cancel.clone());
+        let grace = settings.shutdown_grace;
+        async move {
+            stopping.notified().await;
+            if tokio::time::timeout(grace, state.drained()).await.is_err() {
+                tracing::warn!(
+                    in_flight = state.answering(),
+                    "the shutdown grace ran out with requests still in flight"
+                );
+            }
             cancel.cancel();
-        })
-        .await
+        }
+    };
+    tokio::spawn(ender);
+    let serving = axum::serve(listener, router).with_graceful_shutdown(accepting_until);
+    tokio::select! {
+        result = serving => result,
+        // Connections that outlive the cancellation (a client that never
+        // reads) do not hold the process.
+        _ = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } => Ok(()),
+    }
 }
 
 #[cfg(test)]

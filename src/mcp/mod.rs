@@ -7,8 +7,11 @@
 //! - [`dynamic`]: the three meta-tools of `--dynamic`;
 //! - [`files`]: the folders uploads may read from;
 //! - [`server`]: the rmcp `ServerHandler`;
-//! - [`http`]: streamable HTTP at `/mcp`, with its Origin and key guard;
-//! - [`caller`]: the key an HTTP caller sends.
+//! - [`http`]: streamable HTTP at `/mcp`, with its Origin and key guard,
+//!   stateless or with [`sessions`] (bounded);
+//! - [`caller`]: the key an HTTP caller sends, and its fingerprint;
+//! - [`limits`]: each caller's concurrent tool calls and their time limit;
+//! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop.
 //!
 //! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls [`run`].
 
@@ -18,8 +21,11 @@ pub mod caller;
 pub mod dynamic;
 pub mod files;
 pub mod http;
+pub mod lifecycle;
+pub mod limits;
 pub mod options;
 pub mod server;
+pub mod sessions;
 pub mod tools;
 pub mod toolsets;
 
@@ -52,7 +58,8 @@ impl From<crate::Error> for ServeError {
 }
 
 /// Builds the server for `options` and serves it over stdio or HTTP until
-/// the client disconnects (stdio) or the process is interrupted (HTTP).
+/// the client disconnects (stdio) or the process gets SIGTERM or SIGINT
+/// (HTTP: then it drains, see [`lifecycle`]).
 /// The API's address and, over stdio, the key come from the environment.
 pub async fn run(options: Options) -> Result<(), ServeError> {
     let from_env = ClientBuilder::from_env().client_identifier(IDENTIFIER);
@@ -69,6 +76,7 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         naming: options.naming,
         dynamic: options.dynamic,
         files,
+        calls: options.calls,
     };
     let Some(addr) = options.http else {
         if std::env::var(crate::API_KEY_ENV).is_err() {
@@ -106,16 +114,27 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
             "tokportal-mcp: warning: serving on {local}, beyond loopback: anyone who can reach it can use it with their key"
         );
     }
+    let mode = match options.mode {
+        http::Mode::Stateless => "stateless".to_owned(),
+        http::Mode::Sessions(l) => format!(
+            "sessions (at most {}, {} per key, closed after {} s idle)",
+            l.max,
+            l.per_key,
+            l.idle.as_secs()
+        ),
+    };
     eprintln!("tokportal-mcp: listening on http://{local}/mcp");
-    http::serve(
-        listener,
-        server,
-        http::Origins::new(&options.allowed_origins),
-        options.allow_remote,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
-    .await
-    .map_err(|e| ServeError::Transport(e.to_string()))
+    eprintln!("tokportal-mcp: {mode}; probes at http://{local}/healthz and /readyz");
+    let settings = http::HttpSettings {
+        origins: http::Origins::new(&options.allowed_origins),
+        remote: options.allow_remote,
+        mode: options.mode,
+        drain_delay: options.drain_delay,
+        shutdown_grace: options.shutdown_grace,
+    };
+    http::serve(listener, server, settings, lifecycle::termination())
+        .await
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
+    eprintln!("tokportal-mcp: stopped");
+    Ok(())
 }

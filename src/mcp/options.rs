@@ -4,12 +4,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use super::http::Mode;
+use super::limits::CallLimits;
+use super::sessions::SessionLimits;
 use super::tools::Naming;
 use super::toolsets::Selection;
+
+/// A whole number of at least 1, for counts and seconds.
+fn positive() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
 
 /// The command line of `tokportal-mcp`.
 pub fn command() -> Command {
@@ -89,6 +98,91 @@ pub fn command() -> Command {
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("A folder uploads may read files from (repeatable). Default: the working folder over stdio, none over HTTP"),
         )
+        .arg(
+            Arg::new("stateless")
+                .requires("http")
+                .long("stateless")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("sessions")
+                .help_heading("HTTP serving")
+                .help("Serve every request on its own, with no session store (the default with --http): any replica behind a load balancer can answer"),
+        )
+        .arg(
+            Arg::new("sessions")
+                .requires("http")
+                .long("sessions")
+                .action(ArgAction::SetTrue)
+                .help_heading("HTTP serving")
+                .help("Keep MCP sessions (Mcp-Session-Id), bounded by the three options below; one replica must serve each session"),
+        )
+        .arg(
+            Arg::new("max_sessions")
+                .requires("sessions")
+                .long("max-sessions")
+                .value_name("N")
+                .default_value("1000")
+                .value_parser(positive())
+                .help_heading("HTTP serving")
+                .help("With --sessions: live sessions at most; past that, initialize gets 503 with Retry-After"),
+        )
+        .arg(
+            Arg::new("max_sessions_per_key")
+                .requires("sessions")
+                .long("max-sessions-per-key")
+                .value_name("N")
+                .default_value("32")
+                .value_parser(positive())
+                .help_heading("HTTP serving")
+                .help("With --sessions: live sessions one API key may hold"),
+        )
+        .arg(
+            Arg::new("session_idle")
+                .requires("sessions")
+                .long("session-idle")
+                .value_name("SECONDS")
+                .default_value("600")
+                .value_parser(positive())
+                .help_heading("HTTP serving")
+                .help("With --sessions: a session unused this long is closed"),
+        )
+        .arg(
+            Arg::new("max_calls_per_key")
+                .long("max-calls-per-key")
+                .value_name("N")
+                .default_value("16")
+                .value_parser(positive())
+                .help_heading("Limits")
+                .help("Tool calls one API key may have running at once; past that, a JSON-RPC error (-32029)"),
+        )
+        .arg(
+            Arg::new("call_timeout")
+                .long("call-timeout")
+                .value_name("SECONDS")
+                .default_value("300")
+                .value_parser(positive())
+                .help_heading("Limits")
+                .help("How long one tool call may take, retries included"),
+        )
+        .arg(
+            Arg::new("shutdown_grace")
+                .requires("http")
+                .long("shutdown-grace")
+                .value_name("SECONDS")
+                .default_value("30")
+                .value_parser(clap::value_parser!(u64))
+                .help_heading("HTTP serving")
+                .help("On SIGTERM or SIGINT: how long requests in flight may take to finish before the server exits"),
+        )
+        .arg(
+            Arg::new("drain_delay")
+                .requires("http")
+                .long("drain-delay")
+                .value_name("SECONDS")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u64))
+                .help_heading("HTTP serving")
+                .help("On SIGTERM or SIGINT: how long /readyz answers 503 while connections are still taken, before the listener closes"),
+        )
         .after_help(
             "Environment:\n  TOKPORTAL_API_KEY          the API key (stdio; over HTTP each caller sends its own)\n  \
              TOKPORTAL_BASE_URL         the API's address (default https://app.tokportal.com/api/ext)\n  \
@@ -124,6 +218,14 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     /// Folders uploads may read from (`None`: the default for the transport).
     pub allow_dirs: Option<Vec<PathBuf>>,
+    /// Over HTTP: stateless (the default) or bounded sessions.
+    pub mode: Mode,
+    /// Limits on each caller's tool calls.
+    pub calls: CallLimits,
+    /// Over HTTP: how long `/readyz` says 503 before the listener closes.
+    pub drain_delay: Duration,
+    /// Over HTTP: how long requests in flight may take after that.
+    pub shutdown_grace: Duration,
 }
 
 impl Options {
@@ -150,7 +252,26 @@ impl Options {
                  add --allow-remote if that is what you want"
             ));
         }
+        let number = |id: &str| m.get_one::<u64>(id).copied().unwrap_or(0);
+        let seconds = |id: &str| Duration::from_secs(number(id));
+        let count = |id: &str| usize::try_from(number(id)).unwrap_or(usize::MAX);
+        let mode = if m.get_flag("sessions") {
+            Mode::Sessions(SessionLimits {
+                max: count("max_sessions"),
+                per_key: count("max_sessions_per_key"),
+                idle: seconds("session_idle"),
+            })
+        } else {
+            Mode::Stateless
+        };
         Ok(Self {
+            mode,
+            calls: CallLimits {
+                per_key: count("max_calls_per_key"),
+                timeout: seconds("call_timeout"),
+            },
+            drain_delay: seconds("drain_delay"),
+            shutdown_grace: seconds("shutdown_grace"),
             selection,
             naming: match m.get_one::<String>("tool_names").map(String::as_str) {
                 Some("official") => Naming::Official,

@@ -13,8 +13,10 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
+use super::caller::KeyId;
 use super::dynamic;
 use super::files::FileSandbox;
+use super::limits::{CallGate, CallLimits};
 use super::tools::{Naming, error_result, tool};
 use super::toolsets::{Selection, toolset_names};
 use crate::operations::{Operation, flat_keys};
@@ -48,6 +50,8 @@ pub struct Settings {
     pub dynamic: bool,
     /// Where uploads may come from.
     pub files: FileSandbox,
+    /// Each caller's concurrent calls and time limit.
+    pub calls: CallLimits,
 }
 
 /// The TokPortal MCP server.
@@ -57,6 +61,7 @@ pub struct TokPortalMcp {
     settings: Arc<Settings>,
     tools: Arc<Vec<Tool>>,
     by_name: Arc<HashMap<String, &'static Operation>>,
+    gate: Arc<CallGate>,
 }
 
 impl TokPortalMcp {
@@ -80,21 +85,24 @@ impl TokPortalMcp {
         };
         Self {
             keys,
+            gate: Arc::new(CallGate::new(settings.calls)),
             settings: Arc::new(settings),
             tools: Arc::new(tools),
             by_name: Arc::new(by_name),
         }
     }
 
-    /// The client for this call: the fixed one, or one with the HTTP caller's key.
-    fn client(&self, context: &RequestContext<RoleServer>) -> Result<Client, Error> {
+    /// The client for this call and who is calling: the fixed client (one
+    /// caller), or a client with the HTTP caller's key.
+    fn client(&self, context: &RequestContext<RoleServer>) -> Result<(Client, KeyId), Error> {
         match &self.keys {
-            Keys::Fixed(client) => Ok(client.clone()),
+            Keys::Fixed(client) => Ok((client.clone(), KeyId::of(""))),
             Keys::PerRequest { http, base_url, strict } => {
                 let parts = context.extensions.get::<http::request::Parts>();
                 let key = parts
                     .and_then(|p| super::caller::caller_key(&p.headers))
                     .ok_or(Error::MissingApiKey)?;
+                let caller = KeyId::of(&key);
                 let mut builder = ClientBuilder::new()
                     .http_client(http.clone())
                     .client_identifier(super::IDENTIFIER)
@@ -103,18 +111,20 @@ impl TokPortalMcp {
                 if let Some(url) = base_url {
                     builder = builder.base_url(url.as_str());
                 }
-                builder.build()
+                Ok((builder.build()?, caller))
             }
         }
     }
 
-    /// Calls `op` with `arguments`, uploads checked against the sandbox.
+    /// Calls `op` with `arguments`: uploads checked against the file
+    /// sandbox, the caller's concurrent calls counted, the time bounded.
+    /// `Err`: refused before anything was sent (too many calls at once).
     pub(crate) async fn call(
         &self,
         op: &'static Operation,
         mut arguments: JsonObject,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> Result<CallToolResult, McpError> {
         if op.is_multipart()
             && let Some(Value::String(path)) = arguments.get(flat_keys::FILE_PATH)
         {
@@ -127,21 +137,30 @@ impl TokPortalMcp {
                 }
                 Err(why) => {
                     tracing::warn!(tool = op.id, "upload refused: {why}");
-                    return error_result(&Error::InvalidArgument {
+                    return Ok(error_result(&Error::InvalidArgument {
                         operation: Some(op.id.to_owned()),
                         field: Some(flat_keys::FILE_PATH.to_owned()),
                         message: why,
                         others: Vec::new(),
-                    });
+                    }));
                 }
             }
         }
-        let client = match self.client(context) {
-            Ok(client) => client,
-            Err(e) => return error_result(&e),
+        let (client, caller) = match self.client(context) {
+            Ok(found) => found,
+            Err(e) => return Ok(error_result(&e)),
         };
-        tracing::info!(tool = op.id, "tools/call");
-        match client.call_operation(op.id, arguments).await {
+        let _running = self.gate.enter(caller)?;
+        tracing::info!(tool = op.id, caller = %caller, "tools/call");
+        let limit = self.gate.limits().timeout;
+        let outcome = match tokio::time::timeout(limit, client.call_operation(op.id, arguments)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Timeout {
+                after: Some(limit),
+                source: None,
+            }),
+        };
+        Ok(match outcome {
             Ok(response) => {
                 let (text, structured) = match response.body {
                     ResponseBody::Json(v) => (v.to_string(), Some(v)),
@@ -156,7 +175,7 @@ impl TokPortalMcp {
                 tracing::warn!(tool = op.id, error = %e, "tool call failed");
                 error_result(&e)
             }
-        }
+        })
     }
 
     /// The exposed operation named `name` (either naming).
@@ -224,7 +243,7 @@ impl ServerHandler for TokPortalMcp {
             )?;
             return Ok(match step {
                 dynamic::Step::Answer(result) => result,
-                dynamic::Step::Call(op, arguments) => self.call(op, arguments, &context).await,
+                dynamic::Step::Call(op, arguments) => self.call(op, arguments, &context).await?,
             }
             .into());
         }
@@ -238,7 +257,7 @@ impl ServerHandler for TokPortalMcp {
                 None,
             ));
         };
-        Ok(self.call(op, arguments, &context).await.into())
+        Ok(self.call(op, arguments, &context).await?.into())
     }
 
     /// rmcp hands over a request of a known method whose params do not parse
