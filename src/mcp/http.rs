@@ -12,17 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::caller::caller_key;
 use super::lifecycle::{self, Lifecycle};
+use super::refusal::refuse;
 use super::server::TokPortalMcp;
 use super::sessions::{self, SessionLimits, Sessions};
 
@@ -97,23 +97,6 @@ impl Origins {
     }
 }
 
-/// A refusal with a JSON body `{"error": {"code", "message"}}` (and
-/// `WWW-Authenticate` on a 401).
-pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        json!({"error": {"code": code, "message": message}}).to_string(),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
-}
-
 async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !origins.allows(origin) {
@@ -133,6 +116,10 @@ async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next
     }
     next.run(request).await
 }
+
+/// After the listener closes, how long connections it had accepted get to
+/// send their first request before the server looks for requests in flight.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Serves `server` at `/mcp` on `listener` until `shutdown` resolves, then
 /// stops gracefully (see [`lifecycle`](super::lifecycle)).
@@ -173,36 +160,40 @@ pub async fn serve(
         .merge(lifecycle::routes(Arc::clone(&state)))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), lifecycle::track));
 
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let accepting_until = {
-        let (state, stopping) = (Arc::clone(&state), Arc::clone(&stopping));
-        let delay = settings.drain_delay;
+    // The stop, in order (see `lifecycle`): not ready; after the drain
+    // delay, the listener closes; a moment for connections accepted just
+    // before to send their requests; those requests are answered (within
+    // the grace); then connections are told to finish and streams end.
+    let close_listener = CancellationToken::new();
+    let finish_connections = CancellationToken::new();
+    let stop = {
+        let (state, cancel) = (Arc::clone(&state), cancel.clone());
+        let (close_listener, finish_connections) = (close_listener.clone(), finish_connections.clone());
         async move {
             shutdown.await;
             state.begin_drain();
-            eprintln!("tokportal-mcp: stopping: /readyz answers 503; finishing the requests in flight");
-            tokio::time::sleep(delay).await;
-            stopping.notify_one();
-        }
-    };
-    // Once the listener is closed: requests in flight get the grace period,
-    // then whatever is still open (event streams, sessions) is ended.
-    let ender = {
-        let (state, cancel) = (Arc::clone(&state), cancel.clone());
-        let grace = settings.shutdown_grace;
-        async move {
-            stopping.notified().await;
-            if tokio::time::timeout(grace, state.drained()).await.is_err() {
+            super::say(format_args!(
+                "tokportal-mcp: stopping: /readyz answers 503; finishing the requests in flight"
+            ));
+            tokio::time::sleep(settings.drain_delay).await;
+            close_listener.cancel();
+            tokio::time::sleep(SETTLE).await;
+            if tokio::time::timeout(settings.shutdown_grace, state.drained())
+                .await
+                .is_err()
+            {
                 tracing::warn!(
                     in_flight = state.answering(),
                     "the shutdown grace ran out with requests still in flight"
                 );
             }
+            finish_connections.cancel();
             cancel.cancel();
         }
     };
-    tokio::spawn(ender);
-    let serving = axum::serve(listener, router).with_graceful_shutdown(accepting_until);
+    tokio::spawn(stop);
+    let listener = lifecycle::ClosingListener::new(listener, close_listener)?;
+    let serving = axum::serve(listener, router).with_graceful_shutdown(finish_connections.cancelled_owned());
     tokio::select! {
         result = serving => result,
         // Connections that outlive the cancellation (a client that never

@@ -4,10 +4,11 @@
 //! terminal).
 //!
 //! A stop goes: the signal; `/readyz` answers 503; after `--drain-delay`
-//! the listener closes (a load balancer's next connection goes to another
-//! replica); requests already in (a paid create among them) are answered
-//! within `--shutdown-grace`; then open streams are ended and the process
-//! exits 0.
+//! the listener closes ([`ClosingListener`]: a load balancer's next
+//! connection is refused, and goes to another replica), the connections it
+//! had already accepted keep being served; requests already in (a paid create
+//! among them) are answered within `--shutdown-grace`; then idle connections
+//! and open streams are ended and the process exits 0.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,9 +19,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Whether the server is draining, and how many requests it is answering.
 #[derive(Debug, Default)]
@@ -120,6 +123,69 @@ pub async fn track(State(lifecycle): State<Arc<Lifecycle>>, request: Request, ne
         chunk
     }));
     Response::from_parts(parts, body)
+}
+
+/// A listener that can be closed while the server goes on serving the
+/// connections it accepted. axum's own graceful shutdown closes the listener
+/// and tells every connection to finish at the same moment, so a connection
+/// accepted an instant before, whose request is on its way, is closed unread
+/// (a load balancer answers 502 and must not re-send a POST). Here the
+/// listener closes first; connections are told to finish later.
+pub struct ClosingListener {
+    inner: Option<TcpListener>,
+    close: CancellationToken,
+    addr: std::net::SocketAddr,
+}
+
+impl ClosingListener {
+    /// Wraps `listener`; cancelling `close` closes it.
+    pub fn new(listener: TcpListener, close: CancellationToken) -> std::io::Result<Self> {
+        Ok(Self {
+            addr: listener.local_addr()?,
+            inner: Some(listener),
+            close,
+        })
+    }
+}
+
+impl axum::serve::Listener for ClosingListener {
+    type Io = TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, std::net::SocketAddr) {
+        loop {
+            let Some(listener) = &self.inner else {
+                // Closed: axum's accept loop waits here until its shutdown.
+                return std::future::pending().await;
+            };
+            if self.close.is_cancelled() {
+                // Take what the kernel has already accepted for us, then close:
+                // those clients have sent their requests and must be answered.
+                match listener.accept().now_or_never() {
+                    Some(Ok(connection)) => return connection,
+                    _ => {
+                        self.inner = None;
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(connection) => return connection,
+                    // Out of file descriptors and the like: wait a little, as axum's own listener does.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                },
+                _ = self.close.cancelled() => {}
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.addr)
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C); elsewhere than Unix, on Ctrl-C.

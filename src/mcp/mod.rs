@@ -11,7 +11,8 @@
 //!   stateless or with [`sessions`] (bounded);
 //! - [`caller`]: the key an HTTP caller sends, and its fingerprint;
 //! - [`limits`]: each caller's concurrent tool calls and their time limit;
-//! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop.
+//! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop;
+//! - [`refusal`]: the HTTP refusals' JSON body.
 //!
 //! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls [`run`].
 
@@ -24,6 +25,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod limits;
 pub mod options;
+pub mod refusal;
 pub mod server;
 pub mod sessions;
 pub mod tools;
@@ -110,9 +112,9 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         .local_addr()
         .map_err(|e| ServeError::Transport(e.to_string()))?;
     if !local.ip().is_loopback() {
-        eprintln!(
+        say(format_args!(
             "tokportal-mcp: warning: serving on {local}, beyond loopback: anyone who can reach it can use it with their key"
-        );
+        ));
     }
     let mode = match options.mode {
         http::Mode::Stateless => "stateless".to_owned(),
@@ -123,8 +125,10 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
             l.idle.as_secs()
         ),
     };
-    eprintln!("tokportal-mcp: listening on http://{local}/mcp");
-    eprintln!("tokportal-mcp: {mode}; probes at http://{local}/healthz and /readyz");
+    say(format_args!("tokportal-mcp: listening on http://{local}/mcp"));
+    say(format_args!(
+        "tokportal-mcp: {mode}; probes at http://{local}/healthz and /readyz"
+    ));
     let settings = http::HttpSettings {
         origins: http::Origins::new(&options.allowed_origins),
         remote: options.allow_remote,
@@ -135,6 +139,13 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     http::serve(listener, server, settings, lifecycle::termination())
         .await
         .map_err(|e| ServeError::Transport(e.to_string()))?;
-    eprintln!("tokportal-mcp: stopped");
+    say(format_args!("tokportal-mcp: stopped"));
     Ok(())
+}
+
+/// A line on stderr for the operator. Unlike `eprintln!`, a closed stderr
+/// (a supervisor that stopped reading) does not panic a running server.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -260,6 +260,7 @@ impl Options {
                 max: count("max_sessions"),
                 per_key: count("max_sessions_per_key"),
                 idle: seconds("session_idle"),
+                ..SessionLimits::default()
             })
         } else {
             Mode::Stateless

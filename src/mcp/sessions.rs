@@ -14,6 +14,11 @@
 //! - an idle expiry (default 10 minutes): the sweeper closes a session no
 //!   request has used for that long, and rmcp's own `keep_alive` is set to
 //!   the same time as a second net;
+//! - a backlog of new sessions, like a TCP SYN backlog: a session counts as
+//!   half-open from its `initialize` until its client's next request (an
+//!   MCP client sends `notifications/initialized` at once); at most 64 are
+//!   half-open, and one is closed after 10 s without that request. A flood
+//!   of bare `initialize`s then holds 64 sessions, not 1000;
 //! - a session answers only the key that opened it: another key gets the
 //!   same `404` as an unknown session, so a session id is worth nothing
 //!   without its key.
@@ -46,6 +51,10 @@ pub struct SessionLimits {
     pub per_key: usize,
     /// A session unused this long is closed (`--session-idle`).
     pub idle: Duration,
+    /// Half-open sessions (answered `initialize`, no request since) at most.
+    pub half_open: usize,
+    /// A half-open session is closed after this long (or `idle`, if shorter).
+    pub half_open_idle: Duration,
 }
 
 impl Default for SessionLimits {
@@ -54,6 +63,8 @@ impl Default for SessionLimits {
             max: 1000,
             per_key: 32,
             idle: Duration::from_secs(600),
+            half_open: 64,
+            half_open_idle: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +72,8 @@ impl Default for SessionLimits {
 struct Live {
     owner: KeyId,
     last_used: Instant,
+    /// A request came after the `initialize`.
+    established: bool,
 }
 
 #[derive(Default)]
@@ -70,9 +83,20 @@ struct Book {
     per_key: HashMap<KeyId, usize>,
     /// `initialize`s admitted but not yet answered.
     pending: usize,
+    /// Answered `initialize`s with no request since (pending ones included).
+    half_open: usize,
 }
 
 impl Book {
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(live) = self.live.remove(id) else { return false };
+        if !live.established {
+            self.half_open = self.half_open.saturating_sub(1);
+        }
+        self.release(live.owner);
+        true
+    }
+
     fn release(&mut self, owner: KeyId) {
         if let Some(n) = self.per_key.get_mut(&owner) {
             *n = n.saturating_sub(1);
@@ -89,6 +113,11 @@ pub enum Refusal {
     /// The server holds `max` sessions.
     Full {
         /// When the least recently used session expires.
+        retry_after: Duration,
+    },
+    /// `half_open` sessions await their client's first request.
+    Backlog {
+        /// When the oldest half-open session expires.
         retry_after: Duration,
     },
     /// This key holds `per_key` sessions.
@@ -138,27 +167,36 @@ impl Sessions {
     /// confirmed with the session's id or dropped.
     pub fn admit(self: &Arc<Self>, owner: KeyId, now: Instant) -> Result<Ticket, Refusal> {
         let mut book = self.book();
-        let retry_after = |book: &Book, only: Option<KeyId>| {
-            let oldest = book
+        let retry_after = |book: &Book, only: Option<KeyId>, half_open: bool| {
+            let left = book
                 .live
                 .values()
-                .filter(|l| only.is_none_or(|o| l.owner == o))
-                .map(|l| l.last_used)
-                .min();
-            let left = oldest.map_or(Duration::ZERO, |t| self.limits.idle.saturating_sub(now - t));
+                .filter(|l| only.is_none_or(|o| l.owner == o) && (!half_open || !l.established))
+                .map(|l| {
+                    self.lifetime(l)
+                        .saturating_sub(now.saturating_duration_since(l.last_used))
+                })
+                .min()
+                .unwrap_or(Duration::ZERO);
             left.max(Duration::from_secs(1))
         };
         if book.per_key.get(&owner).copied().unwrap_or(0) >= self.limits.per_key {
             return Err(Refusal::KeyFull {
-                retry_after: retry_after(&book, Some(owner)),
+                retry_after: retry_after(&book, Some(owner), false),
             });
         }
         if book.live.len() + book.pending >= self.limits.max {
             return Err(Refusal::Full {
-                retry_after: retry_after(&book, None),
+                retry_after: retry_after(&book, None, false),
+            });
+        }
+        if book.half_open >= self.limits.half_open {
+            return Err(Refusal::Backlog {
+                retry_after: retry_after(&book, None, true),
             });
         }
         book.pending += 1;
+        book.half_open += 1;
         *book.per_key.entry(owner).or_default() += 1;
         Ok(Ticket {
             sessions: Arc::clone(self),
@@ -167,40 +205,49 @@ impl Sessions {
         })
     }
 
-    /// Marks session `id` used by `owner` now. `false`: no such live session,
-    /// or it belongs to another key.
+    /// How long `live` may stay unused.
+    fn lifetime(&self, live: &Live) -> Duration {
+        if live.established {
+            self.limits.idle
+        } else {
+            self.limits.half_open_idle.min(self.limits.idle)
+        }
+    }
+
+    /// Marks session `id` used by `owner` now (and established). `false`:
+    /// no such live session, or it belongs to another key.
     pub fn touch(&self, id: &str, owner: KeyId, now: Instant) -> bool {
-        match self.book().live.get_mut(id) {
+        let mut book = self.book();
+        let established = match book.live.get_mut(id) {
             Some(live) if live.owner == owner => {
                 live.last_used = now;
-                true
+                std::mem::replace(&mut live.established, true)
             }
-            _ => false,
+            _ => return false,
+        };
+        if !established {
+            book.half_open = book.half_open.saturating_sub(1);
         }
+        true
     }
 
     /// Forgets session `id` (closed by its client, or by rmcp).
     pub fn forget(&self, id: &str) {
-        let mut book = self.book();
-        if let Some(live) = book.live.remove(id) {
-            book.release(live.owner);
-        }
+        self.book().remove(id);
     }
 
-    /// Forgets and returns the sessions idle for `idle` or longer at `now`.
+    /// Forgets and returns the sessions unused for their lifetime at `now`
+    /// (`idle`; `half_open_idle` for a half-open one).
     pub fn expire(&self, now: Instant) -> Vec<String> {
         let mut book = self.book();
-        let idle = self.limits.idle;
         let expired: Vec<String> = book
             .live
             .iter()
-            .filter(|(_, l)| now.saturating_duration_since(l.last_used) >= idle)
+            .filter(|(_, l)| now.saturating_duration_since(l.last_used) >= self.lifetime(l))
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {
-            if let Some(live) = book.live.remove(id) {
-                book.release(live.owner);
-            }
+            book.remove(id);
         }
         expired
     }
@@ -219,11 +266,14 @@ impl Ticket {
     pub fn confirm(mut self, id: String, now: Instant) {
         let mut book = self.sessions.book();
         book.pending = book.pending.saturating_sub(1);
-        let owner = self.owner;
-        if let Some(previous) = book.live.insert(id, Live { owner, last_used: now }) {
-            // rmcp's ids are random UUIDs; a repeat would replace, not add.
-            book.release(previous.owner);
-        }
+        // rmcp's ids are random UUIDs; a repeat would replace, not add.
+        book.remove(&id);
+        let live = Live {
+            owner: self.owner,
+            last_used: now,
+            established: false,
+        };
+        book.live.insert(id, live);
         self.open = false;
     }
 }
@@ -233,6 +283,7 @@ impl Drop for Ticket {
         if self.open {
             let mut book = self.sessions.book();
             book.pending = book.pending.saturating_sub(1);
+            book.half_open = book.half_open.saturating_sub(1);
             book.release(self.owner);
         }
     }
@@ -253,7 +304,7 @@ pub async fn gate(State(sessions): State<Arc<Sessions>>, request: Request, next:
         .map(str::to_owned);
     if let Some(id) = session {
         if !sessions.touch(&id, owner, now) {
-            return super::http::refuse(
+            return super::refusal::refuse(
                 StatusCode::NOT_FOUND,
                 "SESSION_NOT_FOUND",
                 "no such session for this key (expired, closed, or opened with another key): initialize again",
@@ -273,12 +324,24 @@ pub async fn gate(State(sessions): State<Arc<Sessions>>, request: Request, next:
     let ticket = match sessions.admit(owner, now) {
         Ok(ticket) => ticket,
         Err(refusal) => {
+            // Read what the client is still sending (an initialize is small;
+            // at most 64 KiB is read) so that closing the connection after
+            // the answer does not reset it under the client's feet.
+            let _ = axum::body::to_bytes(request.into_body(), 64 * 1024).await;
             let (code, message, retry_after) = match refusal {
                 Refusal::Full { retry_after } => (
                     "TOO_MANY_SESSIONS",
                     format!(
                         "this server holds its limit of {} sessions; retry later, or use a server started with --stateless",
                         sessions.limits.max
+                    ),
+                    retry_after,
+                ),
+                Refusal::Backlog { retry_after } => (
+                    "TOO_MANY_NEW_SESSIONS",
+                    format!(
+                        "{} new sessions await their client's first request; retry shortly",
+                        sessions.limits.half_open
                     ),
                     retry_after,
                 ),
@@ -292,10 +355,12 @@ pub async fn gate(State(sessions): State<Arc<Sessions>>, request: Request, next:
                 ),
             };
             tracing::warn!(caller = %owner, code, "initialize refused");
-            let mut response = super::http::refuse(StatusCode::SERVICE_UNAVAILABLE, code, &message);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            let mut response = super::refusal::refuse(StatusCode::SERVICE_UNAVAILABLE, code, &message);
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            // The body was not read: tell the client not to reuse this
+            // connection (hyper closes it), rather than let its pool race.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
         }
     };
@@ -338,6 +403,8 @@ mod tests {
             max,
             per_key,
             idle: Duration::from_secs(60),
+            half_open: max,
+            half_open_idle: Duration::from_secs(60),
         }))
     }
 
@@ -401,5 +468,35 @@ mod tests {
         assert_eq!(gone, ["new", "old"]);
         assert!(s.is_empty());
         assert!(s.admit(a, t0 + Duration::from_secs(111)).is_ok());
+    }
+
+    #[test]
+    fn half_open_sessions_have_a_small_backlog_and_a_short_life() {
+        let s = Arc::new(Sessions::new(SessionLimits {
+            max: 100,
+            per_key: 100,
+            idle: Duration::from_secs(600),
+            half_open: 2,
+            half_open_idle: Duration::from_secs(10),
+        }));
+        let t0 = Instant::now();
+        let k = |i: usize| KeyId::of(&format!("sk_{i}"));
+        s.admit(k(1), t0).unwrap().confirm("one".into(), t0);
+        s.admit(k(2), t0).unwrap().confirm("two".into(), t0);
+        match s.admit(k(3), t0 + Duration::from_secs(4)) {
+            Err(Refusal::Backlog { retry_after }) => assert_eq!(retry_after, Duration::from_secs(6)),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Its client's next request establishes "one": room in the backlog.
+        assert!(s.touch("one", k(1), t0 + Duration::from_secs(5)));
+        s.admit(k(3), t0 + Duration::from_secs(5))
+            .unwrap()
+            .confirm("three".into(), t0 + Duration::from_secs(5));
+        // Half-open ones go after 10 s; the established one stays.
+        let mut gone = s.expire(t0 + Duration::from_secs(15));
+        gone.sort();
+        assert_eq!(gone, ["three", "two"]);
+        assert_eq!(s.len(), 1);
+        assert!(s.admit(k(4), t0 + Duration::from_secs(15)).is_ok());
     }
 }

@@ -1,0 +1,526 @@
+//! `tokportal-mcp --http` as a team runs it: bounded sessions, per-caller
+//! limits, the probes, a graceful stop on SIGTERM, and two stateless
+//! replicas behind a real nginx (`deploy/nginx/tokportal-mcp.conf`).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use httpmock::prelude::*;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+type Session = RunningService<RoleClient, ()>;
+
+/// A `tokportal-mcp --http` process; its stderr lines are kept.
+struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    origin: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(base_url: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("TOKPORTAL_API_KEY")
+            .env("TOKPORTAL_BASE_URL", base_url)
+            .env("RUST_LOG", "tokportal=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tokportal-mcp starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let origin = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server says where it listens");
+        Server { child, origin, log }
+    }
+
+    fn mcp(&self) -> String {
+        format!("{}/mcp", self.origin)
+    }
+
+    fn lines_with(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself (at most `limit`).
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tokportal-mcp did not exit within {limit:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(url: &str, key: &str) -> Session {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(key.to_owned()),
+    );
+    ().serve(transport).await.expect("initialize over HTTP")
+}
+
+fn arguments(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    }
+}
+
+async fn call(session: &Session, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+    session
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments(args)))
+        .await
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+/// A raw `initialize` POST: (status, `Mcp-Session-Id`, `Retry-After`, body).
+async fn initialize(http: &reqwest::Client, url: &str, key: &str) -> (u16, Option<String>, Option<String>, String) {
+    let response = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(key)
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (session, retry_after) = (header("mcp-session-id"), header("retry-after"));
+    let status = response.status().as_u16();
+    // An SSE answer stays open in session mode: read its first event only.
+    let mut body = String::new();
+    let mut stream = response.bytes_stream();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+        if body.contains("\"result\"") || body.contains("\"error\"") || status != 200 {
+            break;
+        }
+    }
+    (status, session, retry_after, body)
+}
+
+/// A tools/list POST on session `id` with `key`: its status.
+async fn list_on(http: &reqwest::Client, url: &str, key: &str, id: &str) -> u16 {
+    http.post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .bearer_auth(key)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn stateless_is_the_default_and_keeps_no_session() {
+    let server = Server::start("http://127.0.0.1:9", &[]);
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let (status, session, _, body) = initialize(&http, &server.mcp(), "sk_test_a").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(session, None, "a stateless server hands out no session id");
+        assert!(body.contains("tokportal-mcp"), "{body}");
+    }
+    assert_eq!(server.lines_with("stateless"), 1, "the mode is said at start-up");
+}
+
+#[tokio::test]
+async fn sessions_are_bounded_in_all_per_key_and_in_idle_time() {
+    let server = Server::start(
+        "http://127.0.0.1:9",
+        &[
+            "--sessions",
+            "--max-sessions",
+            "3",
+            "--max-sessions-per-key",
+            "2",
+            "--session-idle",
+            "2",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let url = server.mcp();
+    let (s, a1, _, body) = initialize(&http, &url, "sk_test_a").await;
+    assert_eq!(s, 200, "{body}");
+    let a1 = a1.expect("a session id");
+    let (s, a2, _, _) = initialize(&http, &url, "sk_test_a").await;
+    assert_eq!(s, 200);
+    assert!(a2.is_some());
+    // A third for the same key: refused, with when to come back.
+    let (s, none, retry, body) = initialize(&http, &url, "sk_test_a").await;
+    assert_eq!((s, none), (503, None), "{body}");
+    assert!(body.contains("TOO_MANY_SESSIONS_FOR_KEY"), "{body}");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Another key still gets one, and then the server is full.
+    let (s, _, _, _) = initialize(&http, &url, "sk_test_b").await;
+    assert_eq!(s, 200);
+    let (s, _, retry, body) = initialize(&http, &url, "sk_test_c").await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("\"TOO_MANY_SESSIONS\""), "{body}");
+    assert!(retry.is_some());
+    // A session answers its own key only.
+    assert_eq!(list_on(&http, &url, "sk_test_a", &a1).await, 200);
+    assert_eq!(list_on(&http, &url, "sk_test_b", &a1).await, 404);
+    // Idle sessions are closed: after 2 s unused, there is room again, and
+    // the expired session is gone.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let (s, _, _, body) = initialize(&http, &url, "sk_test_c").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(list_on(&http, &url, "sk_test_a", &a1).await, 404);
+}
+
+/// A mock TokPortal whose `/me` answers after `delay`.
+async fn slow_api(delay: Duration) -> MockServer {
+    let api = MockServer::start_async().await;
+    api.mock_async(move |when, then| {
+        when.path("/me");
+        then.status(200)
+            .header("content-type", "application/json")
+            .delay(delay)
+            .json_body(json!({"data": {"email": "a@example.com"}}));
+    })
+    .await;
+    api
+}
+
+#[tokio::test]
+async fn a_key_runs_a_bounded_number_of_calls_and_each_is_time_limited() {
+    let api = slow_api(Duration::from_millis(1500)).await;
+    let server = Server::start(&api.base_url(), &["--max-calls-per-key", "2", "--call-timeout", "5"]);
+    let alice = connect(&server.mcp(), "sk_test_alice").await;
+    let bob = connect(&server.mcp(), "sk_test_bob").await;
+    let (a1, a2, a3, b1) = tokio::join!(
+        call(&alice, "getCurrentUser", json!({})),
+        call(&alice, "getCurrentUser", json!({})),
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            call(&alice, "getCurrentUser", json!({})).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            call(&bob, "getCurrentUser", json!({})).await
+        },
+    );
+    for ok in [a1, a2, b1] {
+        let ok = ok.expect("within the limit");
+        assert_ne!(ok.is_error, Some(true), "{ok:?}");
+    }
+    match a3 {
+        Err(rmcp::ServiceError::McpError(e)) => {
+            assert_eq!(e.code.0, -32029);
+            assert!(e.message.contains("limit"), "{}", e.message);
+        }
+        other => panic!("the third call at once must be refused: {other:?}"),
+    }
+    // Once a place is free, the same key is served again.
+    let again = call(&alice, "getCurrentUser", json!({})).await.unwrap();
+    assert_ne!(again.is_error, Some(true));
+
+    let api = slow_api(Duration::from_secs(4)).await;
+    let server = Server::start(&api.base_url(), &["--call-timeout", "1"]);
+    let carol = connect(&server.mcp(), "sk_test_carol").await;
+    let started = Instant::now();
+    let late = call(&carol, "getCurrentUser", json!({})).await.unwrap();
+    assert_eq!(late.is_error, Some(true));
+    let text = serde_json::to_string(&late.structured_content).unwrap();
+    assert!(text.contains("timed out"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_paid_call_in_flight_then_exits_zero() {
+    let api = MockServer::start_async().await;
+    let create = api
+        .mock_async(|when, then| {
+            when.method(POST).path("/bundles");
+            then.status(201)
+                .header("content-type", "application/json")
+                .delay(Duration::from_millis(2000))
+                .json_body(json!({"data": {"id": common::UUID_A, "status": "pending_setup"}}));
+        })
+        .await;
+    let mut server = Server::start(&api.base_url(), &["--drain-delay", "1", "--shutdown-grace", "10"]);
+    let http = reqwest::Client::new();
+    let origin = server.origin.clone();
+    let probe = |path: &'static str| {
+        let url = format!("{origin}{path}");
+        let http = http.clone();
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()) }
+    };
+    assert_eq!(probe("/healthz").await.unwrap(), 200);
+    assert_eq!(probe("/readyz").await.unwrap(), 200);
+    let agent = connect(&server.mcp(), "sk_test_agent").await;
+    let in_flight = tokio::spawn(async move {
+        let result = call(
+            &agent,
+            "createBundle",
+            json!({"body": {"bundle_type": "account_only", "country": "USA"}}),
+        )
+        .await;
+        (result, agent)
+    });
+    // The create has reached the API before the signal.
+    let start = Instant::now();
+    while create.calls_async().await == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the create never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Draining: not ready, still alive, and (within the drain delay) still
+    // taking connections.
+    assert_eq!(probe("/readyz").await.unwrap(), 503);
+    assert_eq!(probe("/healthz").await.unwrap(), 200);
+    let (result, agent) = in_flight.await.unwrap();
+    let result = result.expect("the paid call's answer reaches its caller");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(result.structured_content.unwrap()["data"]["id"], common::UUID_A);
+    drop(agent);
+    assert_eq!(server.exit_code(Duration::from_secs(15)), Some(0));
+    assert_eq!(create.calls_async().await, 1, "sent once");
+    // After the stop, the port is closed.
+    assert!(probe("/healthz").await.is_err());
+}
+
+/// Where `name` is installed, or why not. A test that needs it is skipped
+/// with a line on the terminal, except in CI (`CI` set), where `.ci/run`
+/// installs it and the test must run.
+fn required_program(name: &str, install: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let why = format!("`{name}` is not installed ({install}); .ci/run installs it");
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI requires this test");
+        // Straight to the terminal: cargo test shows a passing test's
+        // captured output to nobody.
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx with `deploy/nginx/tokportal-mcp.conf`, its three addresses
+/// replaced with these.
+struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(binary: &std::path::Path, listen: u16, upstreams: [&str; 2]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let conf =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/tokportal-mcp.conf")).unwrap();
+        let mut conf = conf;
+        for (from, to) in [
+            ("server 127.0.0.1:8081 ", format!("server {} ", upstreams[0])),
+            ("server 127.0.0.1:8082 ", format!("server {} ", upstreams[1])),
+            ("listen 127.0.0.1:8080;", format!("listen 127.0.0.1:{listen};")),
+        ] {
+            assert_eq!(conf.matches(from).count(), 1, "the deploy file names {from:?} once");
+            conf = conf.replace(from, &to);
+        }
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("tokportal-mcp.conf"), conf).unwrap();
+        for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let path = dir.path().join(temp);
+            std::fs::create_dir(&path).unwrap();
+            // nginx's workers run as `nobody` when the master is root.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+                 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+                 include {d}/tokportal-mcp.conf;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .args(["-e", &format!("{d}/error.log"), "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+#[tokio::test]
+async fn two_stateless_replicas_behind_nginx_survive_a_sigterm() {
+    let Some(nginx) = required_program("nginx", "apt-get install -y nginx") else {
+        return;
+    };
+    let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
+    let flags = ["--stateless", "--shutdown-grace", "20"];
+    let mut first = Server::start(sandbox.url(), &flags);
+    let second = Server::start(sandbox.url(), &flags);
+    let address = |s: &Server| s.origin.trim_start_matches("http://").to_owned();
+    let port = free_port();
+    let _lb = Nginx::start(&nginx, port, [&address(&first), &address(&second)]);
+    let key = "sk_test_team_scale_out";
+    let agent = connect(&format!("http://127.0.0.1:{port}/mcp"), key).await;
+    let tools = agent.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 78);
+
+    // 50 calls, four at a time; ten of them paid creates. After 25 answers,
+    // the first replica is told to stop.
+    let calls = futures::stream::iter(0..50)
+        .map(|i| {
+            let agent = &agent;
+            async move {
+                let (tool, args) = if i % 5 == 0 {
+                    (
+                        "createBundle",
+                        json!({"body": {"bundle_type": "account_only", "country": "USA"}, "idempotency_key": format!("scale-out-{i}")}),
+                    )
+                } else if i % 2 == 0 {
+                    ("getCreditBalance", json!({}))
+                } else {
+                    ("listBundles", json!({}))
+                };
+                (i, call(agent, tool, args).await)
+            }
+        })
+        .buffer_unordered(4);
+    tokio::pin!(calls);
+    let mut answered = 0;
+    while let Some((i, result)) = calls.next().await {
+        let result = result.unwrap_or_else(|e| panic!("call {i}: the client saw an error: {e}"));
+        assert_ne!(result.is_error, Some(true), "call {i}: {result:?}");
+        answered += 1;
+        if answered == 25 {
+            first.terminate();
+        }
+    }
+    assert_eq!(answered, 50);
+    assert_eq!(
+        first.exit_code(Duration::from_secs(25)),
+        Some(0),
+        "the stopped replica exits 0"
+    );
+    let (a, b) = (first.lines_with("tools/call"), second.lines_with("tools/call"));
+    assert!(a > 0 && b > 0, "both replicas served calls: {a} and {b}");
+    assert_eq!(a + b, 50, "every call was served once: {a} + {b}");
+
+    // Nothing was charged twice: ten creates, ten debits of 10 credits.
+    let client = tokportal::ClientBuilder::new()
+        .base_url(sandbox.url())
+        .api_key(key)
+        .build()
+        .unwrap();
+    let bundles = client.call_operation("listBundles", JsonObject::new()).await.unwrap();
+    let balance = client
+        .call_operation("getCreditBalance", JsonObject::new())
+        .await
+        .unwrap();
+    let json_of = |body: tokportal::ResponseBody| match body {
+        tokportal::ResponseBody::Json(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(json_of(bundles.body)["pagination"]["total"], 10);
+    let balance = json_of(balance.body);
+    assert_eq!(balance["data"]["balance"].as_f64(), Some(900.0), "{balance}");
+}
