@@ -122,7 +122,7 @@ async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next
 const SETTLE: Duration = Duration::from_millis(500);
 
 /// Serves `server` at `/mcp` on `listener` until `shutdown` resolves, then
-/// stops gracefully (see [`lifecycle`](super::lifecycle)).
+/// stops gracefully (see [`super::lifecycle`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: TokPortalMcp,
