@@ -8,346 +8,485 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::profile::COUNTRIES;
-use super::{Call, Effects, Reply, body, page, path};
+use super::{Call, Effects, Handler, Reply, body, page, path};
 use crate::operations::find;
 use crate::sandbox::contract::{Failure, Problem, validation, with_defaults};
 use crate::sandbox::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
 
-pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
+/// The operations this module answers, and how.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("listBundles", list_bundles),
+    ("createBundle", create_bundle),
+    ("createBundlesBulk", create_bundles_bulk),
+    ("getBundle", get_bundle),
+    ("updateBundle", update_bundle),
+    ("getBundlePublishReadiness", get_bundle_publish_readiness),
+    ("publishBundle", publish_bundle),
+    ("unpublishBundle", unpublish_bundle),
+    ("addVideoSlots", add_video_slots_or_add_edit_slots),
+    ("addEditSlots", add_video_slots_or_add_edit_slots),
+    ("getBundleAccount", get_bundle_account),
+    ("configureBundleAccount", configure_bundle_account),
+    (
+        "requestBundleAccountCorrections",
+        request_bundle_account_corrections_or_finalize_bundle_account,
+    ),
+    (
+        "finalizeBundleAccount",
+        request_bundle_account_corrections_or_finalize_bundle_account,
+    ),
+    ("listBundleVideos", list_bundle_videos),
+    ("getBundleVideo", get_bundle_video),
+    ("configureBundleVideo", configure_bundle_video),
+    ("patchBundleVideo", patch_bundle_video),
+    ("batchConfigureBundleVideos", batch_configure_bundle_videos),
+    ("importBundleVideosCsv", import_bundle_videos_csv),
+    ("publishAllBundleVideos", publish_all_bundle_videos),
+    ("publishBundleVideo", publish_bundle_video),
+    ("resetBundleVideo", reset_bundle_video),
+    ("unscheduleBundleVideo", unschedule_bundle_video),
+    (
+        "finalizeBundleVideo",
+        finalize_bundle_video_or_request_bundle_video_corrections,
+    ),
+    (
+        "requestBundleVideoCorrections",
+        finalize_bundle_video_or_request_bundle_video_corrections,
+    ),
+    ("fixBundleVideoDownload", fix_bundle_video_download),
+];
+
+/// `listBundles`.
+fn list_bundles(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let filters = ["status", "bundle_type", "platform", "external_ref", "account_status"];
+    let items = tenant
+        .bundles
+        .iter()
+        .filter(|b| {
+            filters
+                .iter()
+                .all(|f| match call.query.get(*f).and_then(Value::as_str) {
+                    Some(want) => str_of(&b.fields, f) == Some(want),
+                    None => true,
+                })
+        })
+        .map(|b| Value::Object(b.fields.clone()))
+        .collect();
+    Ok(page(call, items))
+}
+
+/// `createBundle`.
+fn create_bundle(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let fields = with_defaults(call.op, &body(call));
+    let (bundle, charge) = create(tenant, call, fields, fx)?;
+    let reply = json!({"data": full(&bundle), "credits_charged": charge.total});
+    fx.charge = Some(charge);
+    tenant.bundles.push(bundle);
+    Ok(Reply::ok(call, reply))
+}
+
+/// `createBundlesBulk`.
+fn create_bundles_bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    bulk(tenant, call, fx)
+}
+
+/// `getBundle`.
+fn get_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    Ok(Reply::data(call, full(tenant.bundle(id)?)))
+}
+
+/// `updateBundle`.
+fn update_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let patch = body(call);
+    if let Some(r) = patch.get("external_ref").and_then(Value::as_str)
+        && tenant
+            .bundles
+            .iter()
+            .any(|b| str_of(&b.fields, "external_ref") == Some(r) && str_of(&b.fields, "id") != Some(id))
+    {
+        return Err(Failure::new(
+            409,
+            "DUPLICATE_EXTERNAL_REF",
+            format!("Another bundle has external_ref `{r}`."),
+        ));
+    }
+    let bundle = tenant.bundle(id)?;
+    for (k, v) in patch {
+        bundle.fields.insert(k, v);
+    }
+    touch(&mut bundle.fields, call);
+    Ok(Reply::data(call, full(bundle)))
+}
+
+/// `getBundlePublishReadiness`.
+fn get_bundle_publish_readiness(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let bundle = tenant.bundle(id)?;
+    let issues = readiness(bundle);
+    Ok(Reply::data(
+        call,
+        json!({"bundle_id": id, "ready": issues.is_empty(), "issues": issues}),
+    ))
+}
+
+/// `publishBundle`.
+fn publish_bundle(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let bundle = tenant.bundle(id)?;
+    if str_of(&bundle.fields, "status") == Some("published") {
+        return Err(Failure::state("The bundle is already published."));
+    }
+    let issues = readiness(bundle);
+    if !issues.is_empty() {
+        return Err(
+            Failure::new(409, "BUNDLE_NOT_READY", "The bundle is not ready to publish.")
+                .details(json!({ "issues": issues })),
+        );
+    }
+    set(&mut bundle.fields, "status", "published", call);
+    bundle.fields.insert("published_at".into(), json!(stamp(call.now)));
+    fx.emit("bundle.published", bundle_event(bundle));
+    if let Some(account) = bundle.account.as_mut() {
+        account_to(account, bundle.fields.clone(), "published", call, fx);
+        account_to(account, bundle.fields.clone(), "in_review", call, fx);
+        sync_account_status(bundle);
+    }
+    Ok(Reply::data(call, full(bundle)))
+}
+
+/// `unpublishBundle`.
+fn unpublish_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let bundle = tenant.bundle(id)?;
+    if str_of(&bundle.fields, "status") != Some("published") {
+        return Err(Failure::state("Only a published bundle can be unpublished."));
+    }
+    if bundle.account.as_ref().and_then(|a| str_of(a, "status")) == Some("finalized") {
+        return Err(Failure::state(
+            "The bundle's account is finalized: it cannot be unpublished.",
+        ));
+    }
+    set(&mut bundle.fields, "status", "draft", call);
+    bundle.fields.insert("published_at".into(), Value::Null);
+    if let Some(account) = bundle.account.as_mut()
+        && matches!(
+            str_of(account, "status"),
+            Some("in_review" | "pending_corrections" | "published")
+        )
+    {
+        set(account, "status", "configured", call);
+    }
+    for video in &mut bundle.videos {
+        if str_of(video, "status") == Some("scheduled") {
+            set(video, "status", "configured", call);
+        }
+    }
+    sync_account_status(bundle);
+    Ok(Reply::data(call, full(bundle)))
+}
+
+/// `addVideoSlots`, `addEditSlots`.
+fn add_video_slots_or_add_edit_slots(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let quantity = body(call).get("quantity").and_then(Value::as_u64).unwrap_or(0);
+    let videos = call.op.id == "addVideoSlots";
+    let bundle = tenant.bundle(id)?;
+    if videos && str_of(&bundle.fields, "bundle_type") == Some("account_only") {
+        return Err(Failure::rule(
+            "quantity",
+            "cannot add video slots to an account_only bundle",
+        ));
+    }
+    if videos && bundle.videos.len() + quantity as usize > MAX_OWNED {
+        return Err(Failure::limit(call.op, "video slots per bundle"));
+    }
+    let item = if videos { "video_slot" } else { "edit_slot" };
+    let unit = price(item);
+    let charge = tenant.debit(
+        &[(item, unit * quantity as f64)],
+        call.op.summary,
+        call.dry_run,
+        call.now,
+    )?;
+    let bundle = tenant.bundle(id)?;
+    if videos {
+        for _ in 0..quantity {
+            let position = bundle.videos.len() + 1;
+            bundle.videos.push(new_video(position, call));
+        }
+        let n = bundle.videos.len();
+        bundle.fields.insert("videos_quantity".into(), json!(n));
+    } else {
+        let n = bundle.fields.get("edits_quantity").and_then(Value::as_u64).unwrap_or(0) + quantity;
+        bundle.fields.insert("edits_quantity".into(), json!(n));
+    }
+    touch(&mut bundle.fields, call);
+    let data = json!({"bundle": full(bundle), "added": quantity, "credits_charged": charge.total});
+    fx.charge = Some(charge);
+    Ok(Reply::data(call, data))
+}
+
+/// `getBundleAccount`.
+fn get_bundle_account(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    Ok(Reply::data(call, Value::Object(slot(tenant.bundle(id)?)?.clone())))
+}
+
+/// `configureBundleAccount`.
+fn configure_bundle_account(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let config = body(call);
+    if config
+        .get("username")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.ends_with('.'))
+    {
+        return Err(Failure::rule("username", "cannot end with a dot"));
+    }
+    let bundle = tenant.bundle(id)?;
+    let fields = bundle.fields.clone();
+    let account = slot(bundle)?;
+    let was = configurable("An account", account)?;
+    for (k, v) in config {
+        account.insert(k, v);
+    }
+    account_to(account, fields.clone(), "configured", call, fx);
+    if was == "pending_corrections" {
+        account_to(account, fields, "in_review", call, fx);
+    }
+    let data = Value::Object(account.clone());
+    sync_account_status(bundle);
+    Ok(Reply::data(call, data))
+}
+
+/// `requestBundleAccountCorrections`, `finalizeBundleAccount`.
+fn request_bundle_account_corrections_or_finalize_bundle_account(
+    tenant: &mut Tenant,
+    call: &Call,
+    fx: &mut Effects,
+) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let bundle = tenant.bundle(id)?;
+    let fields = bundle.fields.clone();
+    let account = slot(bundle)?;
+    if str_of(account, "status") != Some("in_review") {
+        return Err(Failure::state("The account is not in review."));
+    }
+    let to = if call.op.id == "finalizeBundleAccount" {
+        "finalized"
+    } else {
+        account.insert("corrections".into(), Value::Object(body(call)));
+        "pending_corrections"
+    };
+    account_to(account, fields, to, call, fx);
+    let account = account.clone();
+    sync_account_status(bundle);
+    if to == "finalized" {
+        let account_id = str_of(&account, "id").unwrap_or_default().to_owned();
+        bundle.fields.insert("account_id".into(), json!(account_id));
+        let mut delivered = account.clone();
+        delivered.insert("status".into(), json!("active"));
+        delivered.insert("owned".into(), json!(true));
+        delivered.insert("bundle_id".into(), json!(id));
+        delivered.insert("delivered_at".into(), json!(stamp(call.now)));
+        tenant.accounts.push(delivered);
+    }
+    Ok(Reply::data(call, Value::Object(account)))
+}
+
+/// `listBundleVideos`.
+fn list_bundle_videos(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let videos = tenant
+        .bundle(id)?
+        .videos
+        .iter()
+        .cloned()
+        .map(Value::Object)
+        .collect::<Vec<_>>();
+    Ok(Reply::data(call, videos))
+}
+
+/// `getBundleVideo`.
+fn get_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
-    Ok(Some(match call.op.id {
-        "listBundles" => {
-            let filters = ["status", "bundle_type", "platform", "external_ref", "account_status"];
-            let items = tenant
-                .bundles
-                .iter()
-                .filter(|b| {
-                    filters
-                        .iter()
-                        .all(|f| match call.query.get(*f).and_then(Value::as_str) {
-                            Some(want) => str_of(&b.fields, f) == Some(want),
-                            None => true,
-                        })
-                })
-                .map(|b| Value::Object(b.fields.clone()))
-                .collect();
-            page(call, items)
-        }
-        "createBundle" => {
-            let fields = with_defaults(call.op, &body(call));
-            let (bundle, charge) = create(tenant, call, fields, fx)?;
-            let reply = json!({"data": full(&bundle), "credits_charged": charge.total});
-            fx.charge = Some(charge);
-            tenant.bundles.push(bundle);
-            Reply::ok(call, reply)
-        }
-        "createBundlesBulk" => bulk(tenant, call, fx)?,
-        "getBundle" => Reply::data(call, full(tenant.bundle(id)?)),
-        "updateBundle" => {
-            let patch = body(call);
-            if let Some(r) = patch.get("external_ref").and_then(Value::as_str)
-                && tenant
-                    .bundles
-                    .iter()
-                    .any(|b| str_of(&b.fields, "external_ref") == Some(r) && str_of(&b.fields, "id") != Some(id))
-            {
-                return Err(Failure::new(
-                    409,
-                    "DUPLICATE_EXTERNAL_REF",
-                    format!("Another bundle has external_ref `{r}`."),
-                ));
-            }
-            let bundle = tenant.bundle(id)?;
-            for (k, v) in patch {
-                bundle.fields.insert(k, v);
-            }
-            touch(&mut bundle.fields, call);
-            Reply::data(call, full(bundle))
-        }
-        "getBundlePublishReadiness" => {
-            let bundle = tenant.bundle(id)?;
-            let issues = readiness(bundle);
-            Reply::data(
-                call,
-                json!({"bundle_id": id, "ready": issues.is_empty(), "issues": issues}),
+    Ok(Reply::data(
+        call,
+        Value::Object(video(tenant.bundle(id)?, position)?.clone()),
+    ))
+}
+
+/// `configureBundleVideo`.
+fn configure_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let config = body(call);
+    media_rule(&config)?;
+    let bundle = tenant.bundle(id)?;
+    let fields = bundle.fields.clone();
+    let v = video(bundle, position)?;
+    configure_video(v, &fields, config, call, fx)?;
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `patchBundleVideo`.
+fn patch_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    let v = video(bundle, position)?;
+    for (k, val) in body(call) {
+        v.insert(k, val);
+    }
+    touch(v, call);
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `batchConfigureBundleVideos`.
+fn batch_configure_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let configs: Vec<Object> = body(call)
+        .get("videos")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| object(v.clone()))
+        .collect();
+    for (i, config) in configs.iter().enumerate() {
+        media_rule(config).map_err(|_| {
+            Failure::rule(
+                &format!("videos[{i}]"),
+                "needs video_url for a video, carousel_images for a carousel",
             )
-        }
-        "publishBundle" => {
-            let bundle = tenant.bundle(id)?;
-            if str_of(&bundle.fields, "status") == Some("published") {
-                return Err(Failure::state("The bundle is already published."));
-            }
-            let issues = readiness(bundle);
-            if !issues.is_empty() {
-                return Err(
-                    Failure::new(409, "BUNDLE_NOT_READY", "The bundle is not ready to publish.")
-                        .details(json!({ "issues": issues })),
-                );
-            }
-            set(&mut bundle.fields, "status", "published", call);
-            bundle.fields.insert("published_at".into(), json!(stamp(call.now)));
-            fx.emit("bundle.published", bundle_event(bundle));
-            if let Some(account) = bundle.account.as_mut() {
-                account_to(account, bundle.fields.clone(), "published", call, fx);
-                account_to(account, bundle.fields.clone(), "in_review", call, fx);
-                sync_account_status(bundle);
-            }
-            Reply::data(call, full(bundle))
-        }
-        "unpublishBundle" => {
-            let bundle = tenant.bundle(id)?;
-            if str_of(&bundle.fields, "status") != Some("published") {
-                return Err(Failure::state("Only a published bundle can be unpublished."));
-            }
-            if bundle.account.as_ref().and_then(|a| str_of(a, "status")) == Some("finalized") {
-                return Err(Failure::state(
-                    "The bundle's account is finalized: it cannot be unpublished.",
-                ));
-            }
-            set(&mut bundle.fields, "status", "draft", call);
-            bundle.fields.insert("published_at".into(), Value::Null);
-            if let Some(account) = bundle.account.as_mut()
-                && matches!(
-                    str_of(account, "status"),
-                    Some("in_review" | "pending_corrections" | "published")
-                )
-            {
-                set(account, "status", "configured", call);
-            }
-            for video in &mut bundle.videos {
-                if str_of(video, "status") == Some("scheduled") {
-                    set(video, "status", "configured", call);
-                }
-            }
-            sync_account_status(bundle);
-            Reply::data(call, full(bundle))
-        }
-        "addVideoSlots" | "addEditSlots" => {
-            let quantity = body(call).get("quantity").and_then(Value::as_u64).unwrap_or(0);
-            let videos = call.op.id == "addVideoSlots";
-            let bundle = tenant.bundle(id)?;
-            if videos && str_of(&bundle.fields, "bundle_type") == Some("account_only") {
-                return Err(Failure::rule(
-                    "quantity",
-                    "cannot add video slots to an account_only bundle",
-                ));
-            }
-            if videos && bundle.videos.len() + quantity as usize > MAX_OWNED {
-                return Err(Failure::limit(call.op, "video slots per bundle"));
-            }
-            let item = if videos { "video_slot" } else { "edit_slot" };
-            let unit = price(item);
-            let charge = tenant.debit(
-                &[(item, unit * quantity as f64)],
-                call.op.summary,
-                call.dry_run,
-                call.now,
-            )?;
-            let bundle = tenant.bundle(id)?;
-            if videos {
-                for _ in 0..quantity {
-                    let position = bundle.videos.len() + 1;
-                    bundle.videos.push(new_video(position, call));
-                }
-                let n = bundle.videos.len();
-                bundle.fields.insert("videos_quantity".into(), json!(n));
-            } else {
-                let n = bundle.fields.get("edits_quantity").and_then(Value::as_u64).unwrap_or(0) + quantity;
-                bundle.fields.insert("edits_quantity".into(), json!(n));
-            }
-            touch(&mut bundle.fields, call);
-            let data = json!({"bundle": full(bundle), "added": quantity, "credits_charged": charge.total});
-            fx.charge = Some(charge);
-            Reply::data(call, data)
-        }
-        "getBundleAccount" => Reply::data(call, Value::Object(slot(tenant.bundle(id)?)?.clone())),
-        "configureBundleAccount" => {
-            let config = body(call);
-            if config
-                .get("username")
-                .and_then(Value::as_str)
-                .is_some_and(|u| u.ends_with('.'))
-            {
-                return Err(Failure::rule("username", "cannot end with a dot"));
-            }
-            let bundle = tenant.bundle(id)?;
-            let fields = bundle.fields.clone();
-            let account = slot(bundle)?;
-            let was = configurable("An account", account)?;
-            for (k, v) in config {
-                account.insert(k, v);
-            }
-            account_to(account, fields.clone(), "configured", call, fx);
-            if was == "pending_corrections" {
-                account_to(account, fields, "in_review", call, fx);
-            }
-            let data = Value::Object(account.clone());
-            sync_account_status(bundle);
-            Reply::data(call, data)
-        }
-        "requestBundleAccountCorrections" | "finalizeBundleAccount" => {
-            let bundle = tenant.bundle(id)?;
-            let fields = bundle.fields.clone();
-            let account = slot(bundle)?;
-            if str_of(account, "status") != Some("in_review") {
-                return Err(Failure::state("The account is not in review."));
-            }
-            let to = if call.op.id == "finalizeBundleAccount" {
-                "finalized"
-            } else {
-                account.insert("corrections".into(), Value::Object(body(call)));
-                "pending_corrections"
-            };
-            account_to(account, fields, to, call, fx);
-            let account = account.clone();
-            sync_account_status(bundle);
-            if to == "finalized" {
-                let account_id = str_of(&account, "id").unwrap_or_default().to_owned();
-                bundle.fields.insert("account_id".into(), json!(account_id));
-                let mut delivered = account.clone();
-                delivered.insert("status".into(), json!("active"));
-                delivered.insert("owned".into(), json!(true));
-                delivered.insert("bundle_id".into(), json!(id));
-                delivered.insert("delivered_at".into(), json!(stamp(call.now)));
-                tenant.accounts.push(delivered);
-            }
-            Reply::data(call, Value::Object(account))
-        }
-        "listBundleVideos" => {
-            let videos = tenant
-                .bundle(id)?
-                .videos
-                .iter()
-                .cloned()
-                .map(Value::Object)
-                .collect::<Vec<_>>();
-            Reply::data(call, videos)
-        }
-        "getBundleVideo" => Reply::data(call, Value::Object(video(tenant.bundle(id)?, position)?.clone())),
-        "configureBundleVideo" => {
-            let config = body(call);
-            media_rule(&config)?;
-            let bundle = tenant.bundle(id)?;
-            let fields = bundle.fields.clone();
-            let v = video(bundle, position)?;
-            configure_video(v, &fields, config, call, fx)?;
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "patchBundleVideo" => {
-            let bundle = tenant.bundle(id)?;
-            let v = video(bundle, position)?;
-            for (k, val) in body(call) {
-                v.insert(k, val);
-            }
-            touch(v, call);
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "batchConfigureBundleVideos" => {
-            let configs: Vec<Object> = body(call)
-                .get("videos")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|v| object(v.clone()))
-                .collect();
-            for (i, config) in configs.iter().enumerate() {
-                media_rule(config).map_err(|_| {
-                    Failure::rule(
-                        &format!("videos[{i}]"),
-                        "needs video_url for a video, carousel_images for a carousel",
-                    )
-                })?;
-            }
-            let bundle = tenant.bundle(id)?;
-            let configured = fill_slots(bundle, configs, call, fx)?;
-            Reply::data(call, json!({"configured": configured.len(), "videos": configured}))
-        }
-        "importBundleVideosCsv" => import_csv(tenant.bundle(id)?, call, fx)?,
-        "publishAllBundleVideos" => {
-            let bundle = tenant.bundle(id)?;
-            published_bundle(bundle)?;
-            let fields = bundle.fields.clone();
-            let mut published = Vec::new();
-            for v in bundle
-                .videos
-                .iter_mut()
-                .filter(|v| str_of(v, "status") == Some("configured"))
-            {
-                publish_video(v, &fields, call, fx);
-                published.push(Value::Object(v.clone()));
-            }
-            Reply::data(call, json!({"published": published.len(), "videos": published}))
-        }
-        "publishBundleVideo" => {
-            let bundle = tenant.bundle(id)?;
-            published_bundle(bundle)?;
-            let fields = bundle.fields.clone();
-            let v = video(bundle, position)?;
-            if str_of(v, "status") != Some("configured") {
-                return Err(Failure::state("Only a configured video can be published."));
-            }
-            publish_video(v, &fields, call, fx);
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "resetBundleVideo" => {
-            let bundle = tenant.bundle(id)?;
-            let v = video(bundle, position)?;
-            if !matches!(
-                str_of(v, "status"),
-                Some("configured" | "scheduled" | "pending_corrections")
-            ) {
-                return Err(Failure::state(
-                    "Only a configured, scheduled or corrected video can be reset.",
-                ));
-            }
-            let fresh = new_video(position, call);
-            let keep_id = v.get("id").cloned();
-            *v = fresh;
-            if let Some(keep) = keep_id {
-                v.insert("id".into(), keep);
-            }
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "unscheduleBundleVideo" => {
-            let bundle = tenant.bundle(id)?;
-            let v = video(bundle, position)?;
-            if str_of(v, "status") != Some("scheduled") {
-                return Err(Failure::state("Only a scheduled video can be unscheduled."));
-            }
-            set(v, "status", "configured", call);
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "finalizeBundleVideo" | "requestBundleVideoCorrections" => {
-            let bundle = tenant.bundle(id)?;
-            let fields = bundle.fields.clone();
-            let v = video(bundle, position)?;
-            if str_of(v, "status") != Some("in_review") {
-                return Err(Failure::state("The video is not in review."));
-            }
-            if call.op.id == "finalizeBundleVideo" {
-                video_to(v, &fields, "finalized", call, fx);
-            } else {
-                v.insert("corrections".into(), Value::Object(body(call)));
-                video_to(v, &fields, "pending_corrections", call, fx);
-            }
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        "fixBundleVideoDownload" => {
-            let bundle = tenant.bundle(id)?;
-            let v = video(bundle, position)?;
-            if v.get("download_issue").and_then(Value::as_bool) != Some(true) {
-                return Err(Failure::state("The video does not have a download issue."));
-            }
-            for (k, val) in body(call) {
-                v.insert(k, val);
-            }
-            v.insert("download_issue".into(), json!(false));
-            touch(v, call);
-            Reply::data(call, Value::Object(v.clone()))
-        }
-        _ => return Ok(None),
-    }))
+        })?;
+    }
+    let bundle = tenant.bundle(id)?;
+    let configured = fill_slots(bundle, configs, call, fx)?;
+    Ok(Reply::data(
+        call,
+        json!({"configured": configured.len(), "videos": configured}),
+    ))
+}
+
+/// `importBundleVideosCsv`.
+fn import_bundle_videos_csv(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    import_csv(tenant.bundle(id)?, call, fx)
+}
+
+/// `publishAllBundleVideos`.
+fn publish_all_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let bundle = tenant.bundle(id)?;
+    published_bundle(bundle)?;
+    let fields = bundle.fields.clone();
+    let mut published = Vec::new();
+    for v in bundle
+        .videos
+        .iter_mut()
+        .filter(|v| str_of(v, "status") == Some("configured"))
+    {
+        publish_video(v, &fields, call, fx);
+        published.push(Value::Object(v.clone()));
+    }
+    Ok(Reply::data(
+        call,
+        json!({"published": published.len(), "videos": published}),
+    ))
+}
+
+/// `publishBundleVideo`.
+fn publish_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    published_bundle(bundle)?;
+    let fields = bundle.fields.clone();
+    let v = video(bundle, position)?;
+    if str_of(v, "status") != Some("configured") {
+        return Err(Failure::state("Only a configured video can be published."));
+    }
+    publish_video(v, &fields, call, fx);
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `resetBundleVideo`.
+fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    let v = video(bundle, position)?;
+    if !matches!(
+        str_of(v, "status"),
+        Some("configured" | "scheduled" | "pending_corrections")
+    ) {
+        return Err(Failure::state(
+            "Only a configured, scheduled or corrected video can be reset.",
+        ));
+    }
+    let fresh = new_video(position, call);
+    let keep_id = v.get("id").cloned();
+    *v = fresh;
+    if let Some(keep) = keep_id {
+        v.insert("id".into(), keep);
+    }
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `unscheduleBundleVideo`.
+fn unschedule_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    let v = video(bundle, position)?;
+    if str_of(v, "status") != Some("scheduled") {
+        return Err(Failure::state("Only a scheduled video can be unscheduled."));
+    }
+    set(v, "status", "configured", call);
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `finalizeBundleVideo`, `requestBundleVideoCorrections`.
+fn finalize_bundle_video_or_request_bundle_video_corrections(
+    tenant: &mut Tenant,
+    call: &Call,
+    fx: &mut Effects,
+) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    let fields = bundle.fields.clone();
+    let v = video(bundle, position)?;
+    if str_of(v, "status") != Some("in_review") {
+        return Err(Failure::state("The video is not in review."));
+    }
+    if call.op.id == "finalizeBundleVideo" {
+        video_to(v, &fields, "finalized", call, fx);
+    } else {
+        v.insert("corrections".into(), Value::Object(body(call)));
+        video_to(v, &fields, "pending_corrections", call, fx);
+    }
+    Ok(Reply::data(call, Value::Object(v.clone())))
+}
+
+/// `fixBundleVideoDownload`.
+fn fix_bundle_video_download(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let bundle = tenant.bundle(id)?;
+    let v = video(bundle, position)?;
+    if v.get("download_issue").and_then(Value::as_bool) != Some(true) {
+        return Err(Failure::state("The video does not have a download issue."));
+    }
+    for (k, val) in body(call) {
+        v.insert(k, val);
+    }
+    v.insert("download_issue".into(), json!(false));
+    touch(v, call);
+    Ok(Reply::data(call, Value::Object(v.clone())))
 }
 
 /// A new bundle from a create's fields (defaults applied), debited.
@@ -360,76 +499,11 @@ fn create(
     if tenant.bundles.len() >= MAX_OWNED {
         return Err(Failure::limit(call.op, "bundles"));
     }
-    let kind = str_of(&fields, "bundle_type").unwrap_or_default().to_owned();
-    let mut problems = Vec::new();
-    let rule = |field: &str, message: &str| Problem {
-        field: field.into(),
-        location: "body",
-        message: message.into(),
-    };
-    let videos_only = kind == "videos_only";
-    match str_of(&fields, "country") {
-        None if !videos_only => problems.push(rule("country", "is required unless bundle_type is videos_only")),
-        Some(c) if !COUNTRIES.iter().any(|(code, _)| *code == c) => {
-            problems.push(rule("country", "is not a country the sandbox sells; see listCountries"))
-        }
-        _ => {}
-    }
+    check_create(tenant, &fields)?;
+    let videos_only = str_of(&fields, "bundle_type") == Some("videos_only");
     let videos = fields.get("videos_quantity").and_then(Value::as_u64).unwrap_or(0);
-    if videos_only {
-        match str_of(&fields, "account_id") {
-            None => problems.push(rule("account_id", "is required for a videos_only bundle")),
-            Some(a) if !tenant.accounts.iter().any(|acc| str_of(acc, "id") == Some(a)) => {
-                problems.push(rule("account_id", "is not one of your delivered accounts"))
-            }
-            Some(_) => {}
-        }
-        if videos == 0 {
-            problems.push(rule("videos_quantity", "must be at least 1 for a videos_only bundle"));
-        }
-    }
-    if kind == "account_only" && videos > 0 {
-        problems.push(rule("videos_quantity", "must be 0 for an account_only bundle"));
-    }
-    if !problems.is_empty() {
-        return Err(validation(problems));
-    }
-    if let Some(r) = str_of(&fields, "external_ref")
-        && tenant
-            .bundles
-            .iter()
-            .any(|b| str_of(&b.fields, "external_ref") == Some(r))
-    {
-        return Err(Failure::new(
-            409,
-            "DUPLICATE_EXTERNAL_REF",
-            format!("A bundle with external_ref `{r}` exists."),
-        ));
-    }
     let platform = str_of(&fields, "platform").unwrap_or("tiktok").to_owned();
-    let mut items: Vec<(&str, f64)> = Vec::new();
-    if !videos_only {
-        let item = if platform == "instagram" {
-            "account_instagram"
-        } else {
-            "account"
-        };
-        items.push((item, price(item)));
-    }
-    items.push(("video_slot", price("video_slot") * videos as f64));
-    let edits = fields.get("edits_quantity").and_then(Value::as_u64).unwrap_or(0);
-    items.push(("edit_slot", price("edit_slot") * edits as f64));
-    for (flag, item) in [
-        ("wants_niche_warming", "niche_warming"),
-        ("wants_deep_warming", "deep_warming"),
-        ("wants_moderation", "moderation"),
-    ] {
-        if fields.get(flag).and_then(Value::as_bool) == Some(true) {
-            items.push((item, price(item)));
-        }
-    }
-    items.retain(|(_, c)| *c > 0.0);
-    let charge = tenant.debit(&items, "Bundle created", call.dry_run, call.now)?;
+    let charge = tenant.debit(&bundle_items(&fields), "Bundle created", call.dry_run, call.now)?;
     let id = Uuid::new_v4().to_string();
     let now = stamp(call.now);
     let account = (!videos_only).then(|| {
@@ -461,6 +535,89 @@ fn create(
     };
     fx.emit("bundle.created", bundle_event(&bundle));
     Ok((bundle, charge))
+}
+
+/// The business rules of a new bundle beyond its schema: the country and
+/// the account of a `videos_only` bundle, slot counts by type, and a free
+/// `external_ref`.
+fn check_create(tenant: &Tenant, fields: &Object) -> Result<(), Failure> {
+    let kind = str_of(fields, "bundle_type").unwrap_or_default();
+    let mut problems = Vec::new();
+    let rule = |field: &str, message: &str| Problem {
+        field: field.into(),
+        location: "body",
+        message: message.into(),
+    };
+    let videos_only = kind == "videos_only";
+    match str_of(fields, "country") {
+        None if !videos_only => problems.push(rule("country", "is required unless bundle_type is videos_only")),
+        Some(c) if !COUNTRIES.iter().any(|(code, _)| *code == c) => {
+            problems.push(rule("country", "is not a country the sandbox sells; see listCountries"))
+        }
+        _ => {}
+    }
+    let videos = fields.get("videos_quantity").and_then(Value::as_u64).unwrap_or(0);
+    if videos_only {
+        match str_of(fields, "account_id") {
+            None => problems.push(rule("account_id", "is required for a videos_only bundle")),
+            Some(a) if !tenant.accounts.iter().any(|acc| str_of(acc, "id") == Some(a)) => {
+                problems.push(rule("account_id", "is not one of your delivered accounts"))
+            }
+            Some(_) => {}
+        }
+        if videos == 0 {
+            problems.push(rule("videos_quantity", "must be at least 1 for a videos_only bundle"));
+        }
+    }
+    if kind == "account_only" && videos > 0 {
+        problems.push(rule("videos_quantity", "must be 0 for an account_only bundle"));
+    }
+    if !problems.is_empty() {
+        return Err(validation(problems));
+    }
+    if let Some(r) = str_of(fields, "external_ref")
+        && tenant
+            .bundles
+            .iter()
+            .any(|b| str_of(&b.fields, "external_ref") == Some(r))
+    {
+        return Err(Failure::new(
+            409,
+            "DUPLICATE_EXTERNAL_REF",
+            format!("A bundle with external_ref `{r}` exists."),
+        ));
+    }
+    Ok(())
+}
+
+/// What a new bundle costs, item by item (free items left out).
+fn bundle_items(fields: &Object) -> Vec<(&'static str, f64)> {
+    let videos_only = str_of(fields, "bundle_type") == Some("videos_only");
+    let videos = fields.get("videos_quantity").and_then(Value::as_u64).unwrap_or(0);
+    let platform = str_of(fields, "platform").unwrap_or("tiktok");
+    let mut items: Vec<(&'static str, f64)> = Vec::new();
+    if !videos_only {
+        let item = if platform == "instagram" {
+            "account_instagram"
+        } else {
+            "account"
+        };
+        items.push((item, price(item)));
+    }
+    items.push(("video_slot", price("video_slot") * videos as f64));
+    let edits = fields.get("edits_quantity").and_then(Value::as_u64).unwrap_or(0);
+    items.push(("edit_slot", price("edit_slot") * edits as f64));
+    for (flag, item) in [
+        ("wants_niche_warming", "niche_warming"),
+        ("wants_deep_warming", "deep_warming"),
+        ("wants_moderation", "moderation"),
+    ] {
+        if fields.get(flag).and_then(Value::as_bool) == Some(true) {
+            items.push((item, price(item)));
+        }
+    }
+    items.retain(|(_, c)| *c > 0.0);
+    items
 }
 
 fn bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {

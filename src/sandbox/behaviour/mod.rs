@@ -2,7 +2,9 @@
 //! the contract checks; these functions apply the business rules (404s,
 //! 409s on status, 402s on credits) and shape the answers.
 //!
-//! An operation without behaviour here (one a newer vendored spec adds)
+//! Each module declares the operations it answers as data (`HANDLERS`: an
+//! operation id and its named function); [`run`] looks the id up. An
+//! operation without behaviour here (one a newer vendored spec adds)
 //! answers its documented success status with a body built from its
 //! success schema, so that it is served, checked and rate limited at once.
 
@@ -11,6 +13,9 @@ mod bundles;
 mod content;
 mod profile;
 mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -107,24 +112,36 @@ impl Effects {
     }
 }
 
-/// Runs `call` against `tenant`.
+/// How one operation acts on a key's state: one named function per
+/// operation, listed in its module's `HANDLERS`.
+pub(super) type Handler = fn(&mut Tenant, &Call, &mut Effects) -> Result<Reply, Failure>;
+
+/// Every module's table. `tests::dispatch_tables_match_the_operation_table`
+/// holds them against the operation table.
+const TABLES: &[&[(&str, Handler)]] = &[
+    profile::HANDLERS,
+    bundles::HANDLERS,
+    accounts::HANDLERS,
+    webhooks::HANDLERS,
+    content::HANDLERS,
+];
+
+/// The handler of operation `id`, if any module has one.
+fn handler(id: &str) -> Option<Handler> {
+    static BY_ID: OnceLock<HashMap<&'static str, Handler>> = OnceLock::new();
+    BY_ID
+        .get_or_init(|| TABLES.iter().flat_map(|t| t.iter().copied()).collect())
+        .get(id)
+        .copied()
+}
+
+/// Runs `call` against `tenant`: its operation's handler, or, for an
+/// operation none has (a newer vendored contract), its success example.
 pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
-    if let Some(reply) = profile::run(tenant, call)? {
-        return Ok(reply);
+    match handler(call.op.id) {
+        Some(handle) => handle(tenant, call, fx),
+        None => Ok(generic(call)),
     }
-    if let Some(reply) = bundles::run(tenant, call, fx)? {
-        return Ok(reply);
-    }
-    if let Some(reply) = accounts::run(tenant, call)? {
-        return Ok(reply);
-    }
-    if let Some(reply) = webhooks::run(tenant, call, fx)? {
-        return Ok(reply);
-    }
-    if let Some(reply) = content::run(tenant, call, fx)? {
-        return Ok(reply);
-    }
-    Ok(generic(call))
 }
 
 /// The answer of an operation without behaviour: its success schema's example.
@@ -197,6 +214,28 @@ fn seeded(id: &str, salt: u64, below: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::sandbox::state::{Bundle, MAX_OWNED, MAX_RECORDS, keep};
+
+    /// Every id in a dispatch table is an operation of the contract, claimed
+    /// once, and `run` reaches its handler rather than the generic example:
+    /// a mistyped or renamed id fails here instead of falling silently to
+    /// the generic answer.
+    #[test]
+    fn dispatch_tables_match_the_operation_table() {
+        let mut claimed = HashMap::new();
+        let mut problems = Vec::new();
+        for (id, handle) in TABLES.iter().flat_map(|t| t.iter()) {
+            if crate::operations::find(id).is_none() {
+                problems.push(format!("`{id}` is not an operation of the vendored contract"));
+            }
+            if claimed.insert(*id, ()).is_some() {
+                problems.push(format!("`{id}` is claimed by two handlers"));
+            }
+            if !handler(id).is_some_and(|found| std::ptr::fn_addr_eq(found, *handle)) {
+                problems.push(format!("`{id}` is not dispatched to its handler"));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 
     fn call(op: &str, body: Value) -> Call {
         Call {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Call, Reply, page};
+use super::{Call, Effects, Handler, Reply, page};
 use crate::sandbox::contract::Failure;
 use crate::sandbox::state::{PRICES, Tenant};
 
@@ -16,40 +16,69 @@ pub(super) const COUNTRIES: &[(&str, &str)] = &[
     ("JPN", "Japan"),
 ];
 
-pub(super) fn run(tenant: &mut Tenant, call: &Call) -> Result<Option<Reply>, Failure> {
-    Ok(Some(match call.op.id {
-        "getCurrentUser" => {
-            let mut user = tenant.user.clone();
-            user.insert("credits".into(), json!({"balance": tenant.balance}));
-            Reply::data(call, Value::Object(user))
-        }
-        "listCountries" => Reply::data(
-            call,
-            COUNTRIES
-                .iter()
-                .map(|(code, name)| json!({"code": code, "name": name, "platforms": ["tiktok", "instagram"]}))
-                .collect::<Vec<_>>(),
-        ),
-        "listPlatforms" => Reply::data(
-            call,
-            json!([
-                {"id": "tiktok", "name": "TikTok", "bundle_types": ["account_only", "account_and_videos", "videos_only"]},
-                {"id": "instagram", "name": "Instagram", "bundle_types": ["account_only", "account_and_videos", "videos_only"]},
-            ]),
-        ),
-        "getCreditCosts" => Reply::data(
-            call,
-            json!({
-                "currency": "credits",
-                "costs": PRICES.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                "note": "Sandbox prices: illustrative, not TokPortal's.",
-            }),
-        ),
-        "getCreditBalance" => Reply::data(call, json!({"balance": tenant.balance, "currency": "credits"})),
-        "listCreditTransactions" => page(
-            call,
-            tenant.transactions.iter().rev().cloned().map(Value::Object).collect(),
-        ),
-        _ => return Ok(None),
-    }))
+/// The operations this module answers, and how.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("getCurrentUser", get_current_user),
+    ("listCountries", list_countries),
+    ("listPlatforms", list_platforms),
+    ("getCreditCosts", get_credit_costs),
+    ("getCreditBalance", get_credit_balance),
+    ("listCreditTransactions", list_credit_transactions),
+];
+
+/// `getCurrentUser`.
+fn get_current_user(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let mut user = tenant.user.clone();
+    user.insert("credits".into(), json!({"balance": tenant.balance}));
+    Ok(Reply::data(call, Value::Object(user)))
+}
+
+/// `listCountries`.
+fn list_countries(_tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(Reply::data(
+        call,
+        COUNTRIES
+            .iter()
+            .map(|(code, name)| json!({"code": code, "name": name, "platforms": ["tiktok", "instagram"]}))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `listPlatforms`.
+fn list_platforms(_tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(Reply::data(
+        call,
+        json!([
+            {"id": "tiktok", "name": "TikTok", "bundle_types": ["account_only", "account_and_videos", "videos_only"]},
+            {"id": "instagram", "name": "Instagram", "bundle_types": ["account_only", "account_and_videos", "videos_only"]},
+        ]),
+    ))
+}
+
+/// `getCreditCosts`.
+fn get_credit_costs(_tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(Reply::data(
+        call,
+        json!({
+            "currency": "credits",
+            "costs": PRICES.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "note": "Sandbox prices: illustrative, not TokPortal's.",
+        }),
+    ))
+}
+
+/// `getCreditBalance`.
+fn get_credit_balance(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(Reply::data(
+        call,
+        json!({"balance": tenant.balance, "currency": "credits"}),
+    ))
+}
+
+/// `listCreditTransactions`.
+fn list_credit_transactions(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(page(
+        call,
+        tenant.transactions.iter().rev().cloned().map(Value::Object).collect(),
+    ))
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Call, Effects, Event, Reply, body, page, path};
+use super::{Call, Effects, Event, Handler, Reply, body, page, path};
 use crate::sandbox::contract::Failure;
 use crate::sandbox::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
 use crate::webhooks::EVENT_TYPES;
@@ -15,124 +15,158 @@ const MAX_DELIVERIES: usize = 1000;
 /// Webhook endpoints a key may hold.
 const MAX_ENDPOINTS: usize = 100;
 
-pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Option<Reply>, Failure> {
+/// The operations this module answers, and how.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("listWebhookEvents", list_webhook_events),
+    ("listWebhookEndpoints", list_webhook_endpoints),
+    ("createWebhookEndpoint", create_webhook_endpoint),
+    ("getWebhookEndpoint", get_webhook_endpoint),
+    ("updateWebhookEndpoint", update_webhook_endpoint),
+    ("deleteWebhookEndpoint", delete_webhook_endpoint),
+    ("listWebhookDeliveries", list_webhook_deliveries),
+    ("retryWebhookDelivery", retry_webhook_delivery),
+    ("testWebhookEndpoint", test_webhook_endpoint),
+];
+
+/// `listWebhookEvents`.
+fn list_webhook_events(_tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    Ok(Reply::data(call, event_catalog()))
+}
+
+/// `listWebhookEndpoints`.
+fn list_webhook_endpoints(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let enabled = call.query.get("enabled").and_then(Value::as_bool);
+    let event = call.query.get("event").and_then(Value::as_str);
+    let items = tenant
+        .endpoints
+        .iter()
+        .filter(|e| enabled.is_none_or(|want| e.fields.get("enabled").and_then(Value::as_bool) == Some(want)))
+        .filter(|e| event.is_none_or(|want| subscribed(&e.fields, want)))
+        .map(|e| Value::Object(e.fields.clone()))
+        .collect();
+    Ok(page(call, items))
+}
+
+/// `createWebhookEndpoint`.
+fn create_webhook_endpoint(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let mut fields = crate::sandbox::contract::with_defaults(call.op, &body(call));
+    let url = str_of(&fields, "url").unwrap_or_default().to_owned();
+    check_url(&url)?;
+    if tenant.endpoints.len() >= MAX_ENDPOINTS {
+        return Err(Failure::rule(
+            "url",
+            format!("cannot be added: a sandbox key holds at most {MAX_ENDPOINTS} webhook endpoints"),
+        ));
+    }
+    if tenant
+        .endpoints
+        .iter()
+        .any(|e| str_of(&e.fields, "url") == Some(url.as_str()))
+    {
+        return Err(Failure::new(
+            409,
+            "ENDPOINT_EXISTS",
+            "A webhook endpoint with this URL already exists.",
+        ));
+    }
+    let secret = format!("whsec_{}", Uuid::new_v4().simple());
+    fields.insert("id".into(), json!(Uuid::new_v4()));
+    fields.insert("created_at".into(), json!(stamp(call.now)));
+    fields.insert("updated_at".into(), json!(stamp(call.now)));
+    let mut answer = fields.clone();
+    answer.insert("secret".into(), json!(secret));
+    tenant.endpoints.push(Endpoint { fields, secret });
+    Ok(Reply::data(call, Value::Object(answer)))
+}
+
+/// `getWebhookEndpoint`.
+fn get_webhook_endpoint(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    Ok(Some(match call.op.id {
-        "listWebhookEvents" => Reply::data(call, event_catalog()),
-        "listWebhookEndpoints" => {
-            let enabled = call.query.get("enabled").and_then(Value::as_bool);
-            let event = call.query.get("event").and_then(Value::as_str);
-            let items = tenant
-                .endpoints
-                .iter()
-                .filter(|e| enabled.is_none_or(|want| e.fields.get("enabled").and_then(Value::as_bool) == Some(want)))
-                .filter(|e| event.is_none_or(|want| subscribed(&e.fields, want)))
-                .map(|e| Value::Object(e.fields.clone()))
-                .collect();
-            page(call, items)
-        }
-        "createWebhookEndpoint" => {
-            let mut fields = crate::sandbox::contract::with_defaults(call.op, &body(call));
-            let url = str_of(&fields, "url").unwrap_or_default().to_owned();
-            check_url(&url)?;
-            if tenant.endpoints.len() >= MAX_ENDPOINTS {
-                return Err(Failure::rule(
-                    "url",
-                    format!("cannot be added: a sandbox key holds at most {MAX_ENDPOINTS} webhook endpoints"),
-                ));
-            }
-            if tenant
-                .endpoints
-                .iter()
-                .any(|e| str_of(&e.fields, "url") == Some(url.as_str()))
-            {
-                return Err(Failure::new(
-                    409,
-                    "ENDPOINT_EXISTS",
-                    "A webhook endpoint with this URL already exists.",
-                ));
-            }
-            let secret = format!("whsec_{}", Uuid::new_v4().simple());
-            fields.insert("id".into(), json!(Uuid::new_v4()));
-            fields.insert("created_at".into(), json!(stamp(call.now)));
-            fields.insert("updated_at".into(), json!(stamp(call.now)));
-            let mut answer = fields.clone();
-            answer.insert("secret".into(), json!(secret));
-            tenant.endpoints.push(Endpoint { fields, secret });
-            Reply::data(call, Value::Object(answer))
-        }
-        "getWebhookEndpoint" => Reply::data(call, Value::Object(tenant.endpoint(id)?.fields.clone())),
-        "updateWebhookEndpoint" => {
-            let patch = body(call);
-            if let Some(url) = str_of(&patch, "url") {
-                check_url(url)?;
-            }
-            let endpoint = tenant.endpoint(id)?;
-            for (k, v) in patch {
-                endpoint.fields.insert(k, v);
-            }
-            endpoint.fields.insert("updated_at".into(), json!(stamp(call.now)));
-            Reply::data(call, Value::Object(endpoint.fields.clone()))
-        }
-        "deleteWebhookEndpoint" => {
-            tenant.endpoint(id)?;
-            tenant.endpoints.retain(|e| str_of(&e.fields, "id") != Some(id));
-            Reply {
-                status: call.op.success_status,
-                payload: super::Payload::Empty,
-            }
-        }
-        "listWebhookDeliveries" => {
-            tenant.endpoint(id)?;
-            let endpoint_id = Uuid::parse_str(id).ok();
-            let event_type = call.query.get("event_type").and_then(Value::as_str);
-            let success = call.query.get("success").and_then(Value::as_bool);
-            let items = tenant
-                .deliveries
-                .iter()
-                .rev()
-                .filter(|d| Some(d.endpoint) == endpoint_id)
-                .filter(|d| event_type.is_none_or(|t| str_of(&d.fields, "event_type") == Some(t)))
-                .filter(|d| success.is_none_or(|s| d.fields.get("success").and_then(Value::as_bool) == Some(s)))
-                .map(|d| Value::Object(d.fields.clone()))
-                .collect();
-            page(call, items)
-        }
-        "retryWebhookDelivery" => {
-            let enabled = tenant.endpoint(id)?.fields.get("enabled").and_then(Value::as_bool) != Some(false);
-            // Both ids passed the path's uuid format check.
-            let (endpoint_id, delivery_id) = (
-                Uuid::parse_str(id).ok(),
-                Uuid::parse_str(path(call, "delivery_id")).ok(),
-            );
-            let delivery = delivery_id
-                .and_then(|d| tenant.delivery_at(d))
-                .map(|at| &tenant.deliveries[at])
-                .filter(|d| Some(d.endpoint) == endpoint_id)
-                .ok_or_else(|| Failure::not_found("Webhook delivery"))?;
-            if !enabled {
-                return Err(Failure::state("The webhook endpoint is disabled."));
-            }
-            if str_of(&delivery.fields, "status") == Some("pending") {
-                return Err(Failure::state("The delivery is still being attempted."));
-            }
-            fx.retry_delivery = delivery_id;
-            Reply::data(call, Value::Object(delivery.fields.clone()))
-        }
-        "testWebhookEndpoint" => {
-            tenant.endpoint(id)?;
-            let endpoint_id = Uuid::parse_str(id).ok();
-            let event = Event {
-                event_type: "webhook.test",
-                data: json!({"webhook_endpoint_id": id, "message": "This is a test event from the TokPortal sandbox."}),
-                only: endpoint_id,
-            };
-            let queued = queue(tenant, &event, call.now);
-            fx.await_delivery = queued.first().copied();
-            Reply::data(call, json!({}))
-        }
-        _ => return Ok(None),
-    }))
+    Ok(Reply::data(call, Value::Object(tenant.endpoint(id)?.fields.clone())))
+}
+
+/// `updateWebhookEndpoint`.
+fn update_webhook_endpoint(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let patch = body(call);
+    if let Some(url) = str_of(&patch, "url") {
+        check_url(url)?;
+    }
+    let endpoint = tenant.endpoint(id)?;
+    for (k, v) in patch {
+        endpoint.fields.insert(k, v);
+    }
+    endpoint.fields.insert("updated_at".into(), json!(stamp(call.now)));
+    Ok(Reply::data(call, Value::Object(endpoint.fields.clone())))
+}
+
+/// `deleteWebhookEndpoint`.
+fn delete_webhook_endpoint(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    tenant.endpoint(id)?;
+    tenant.endpoints.retain(|e| str_of(&e.fields, "id") != Some(id));
+    Ok(Reply {
+        status: call.op.success_status,
+        payload: super::Payload::Empty,
+    })
+}
+
+/// `listWebhookDeliveries`.
+fn list_webhook_deliveries(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    tenant.endpoint(id)?;
+    let endpoint_id = Uuid::parse_str(id).ok();
+    let event_type = call.query.get("event_type").and_then(Value::as_str);
+    let success = call.query.get("success").and_then(Value::as_bool);
+    let items = tenant
+        .deliveries
+        .iter()
+        .rev()
+        .filter(|d| Some(d.endpoint) == endpoint_id)
+        .filter(|d| event_type.is_none_or(|t| str_of(&d.fields, "event_type") == Some(t)))
+        .filter(|d| success.is_none_or(|s| d.fields.get("success").and_then(Value::as_bool) == Some(s)))
+        .map(|d| Value::Object(d.fields.clone()))
+        .collect();
+    Ok(page(call, items))
+}
+
+/// `retryWebhookDelivery`.
+fn retry_webhook_delivery(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    let enabled = tenant.endpoint(id)?.fields.get("enabled").and_then(Value::as_bool) != Some(false);
+    // Both ids passed the path's uuid format check.
+    let (endpoint_id, delivery_id) = (
+        Uuid::parse_str(id).ok(),
+        Uuid::parse_str(path(call, "delivery_id")).ok(),
+    );
+    let delivery = delivery_id
+        .and_then(|d| tenant.delivery_at(d))
+        .map(|at| &tenant.deliveries[at])
+        .filter(|d| Some(d.endpoint) == endpoint_id)
+        .ok_or_else(|| Failure::not_found("Webhook delivery"))?;
+    if !enabled {
+        return Err(Failure::state("The webhook endpoint is disabled."));
+    }
+    if str_of(&delivery.fields, "status") == Some("pending") {
+        return Err(Failure::state("The delivery is still being attempted."));
+    }
+    fx.retry_delivery = delivery_id;
+    Ok(Reply::data(call, Value::Object(delivery.fields.clone())))
+}
+
+/// `testWebhookEndpoint`.
+fn test_webhook_endpoint(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+    let id = path(call, "id");
+    tenant.endpoint(id)?;
+    let endpoint_id = Uuid::parse_str(id).ok();
+    let event = Event {
+        event_type: "webhook.test",
+        data: json!({"webhook_endpoint_id": id, "message": "This is a test event from the TokPortal sandbox."}),
+        only: endpoint_id,
+    };
+    let queued = queue(tenant, &event, call.now);
+    fx.await_delivery = queued.first().copied();
+    Ok(Reply::data(call, json!({})))
 }
 
 fn check_url(url: &str) -> Result<(), Failure> {
