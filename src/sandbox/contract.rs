@@ -53,7 +53,7 @@ impl Failure {
     pub(super) fn rule(field: &str, message: impl Into<String>) -> Self {
         validation(vec![Problem {
             field: field.into(),
-            location: "body",
+            location: Location::Body,
             message: message.into(),
         }])
     }
@@ -88,13 +88,36 @@ pub(super) fn conflict_status(op: &Operation) -> u16 {
     }
 }
 
+/// Where in a request a failing field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Location {
+    Path,
+    Query,
+    Body,
+    Form,
+    Header,
+}
+
+impl Location {
+    /// As the error envelope names it (`details.fields[].in`).
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Location::Path => "path",
+            Location::Query => "query",
+            Location::Body => "body",
+            Location::Form => "form",
+            Location::Header => "header",
+        }
+    }
+}
+
 /// One failing field of a request.
 #[derive(Debug, Clone)]
 pub(super) struct Problem {
-    /// `country`, `videos[0].description`, `page`.
+    /// `country`, `videos[0].description`, `page`, `Idempotency-Key`.
     pub(super) field: String,
-    /// `path`, `query`, `body` or `form`.
-    pub(super) location: &'static str,
+    /// Where the field is.
+    pub(super) location: Location,
     pub(super) message: String,
 }
 
@@ -117,7 +140,7 @@ pub(super) fn validation(problems: Vec<Problem>) -> Failure {
     );
     let fields: Vec<Value> = problems
         .iter()
-        .map(|p| json!({"field": p.field, "in": p.location, "message": p.message}))
+        .map(|p| json!({"field": p.field, "in": p.location.as_str(), "message": p.message}))
         .collect();
     Failure::new(400, "VALIDATION_ERROR", message).details(json!({ "fields": fields }))
 }
@@ -143,7 +166,7 @@ fn schema_problems(
     field: &'static str,
     schema_json: &'static str,
     value: &Value,
-    location: &'static str,
+    location: Location,
     prefix: Option<&str>,
     problems: &mut Vec<Problem>,
 ) {
@@ -173,7 +196,15 @@ pub(super) fn check_path(
     for (name, raw) in given {
         let Some(p) = op.param(name) else { continue };
         let value = coerce(&parsed(p.schema_json), &raw);
-        schema_problems(op, p.name, p.schema_json, &value, "path", Some(p.name), problems);
+        schema_problems(
+            op,
+            p.name,
+            p.schema_json,
+            &value,
+            Location::Path,
+            Some(p.name),
+            problems,
+        );
         out.insert(name.to_owned(), value);
     }
     out
@@ -193,7 +224,7 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
                 .collect();
             problems.push(Problem {
                 field: name.clone().into_owned(),
-                location: "query",
+                location: Location::Query,
                 message: format!(
                     "is not a query parameter of {}; it takes {}",
                     op.id,
@@ -222,7 +253,7 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
             if given.contains_key(p.name) {
                 problems.push(Problem {
                     field: p.name.into(),
-                    location: "query",
+                    location: Location::Query,
                     message: "is given more than once".into(),
                 });
             }
@@ -232,10 +263,18 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
     }
     for p in op.params.iter().filter(|p| p.location == ParamLocation::Query) {
         match given.get(p.name) {
-            Some(value) => schema_problems(op, p.name, p.schema_json, value, "query", Some(p.name), problems),
+            Some(value) => schema_problems(
+                op,
+                p.name,
+                p.schema_json,
+                value,
+                Location::Query,
+                Some(p.name),
+                problems,
+            ),
             None if p.required => problems.push(Problem {
                 field: p.name.into(),
-                location: "query",
+                location: Location::Query,
                 message: "is required".into(),
             }),
             None => {}
@@ -255,7 +294,7 @@ pub(super) fn check_json_body(
     let blank = bytes.iter().all(u8::is_ascii_whitespace);
     let problem = |message: String| Problem {
         field: "body".into(),
-        location: "body",
+        location: Location::Body,
         message,
     };
     let Some(spec) = op.body else {
@@ -282,7 +321,7 @@ pub(super) fn check_json_body(
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(value) => {
-            schema_problems(op, "body", spec.schema_json, &value, "body", None, problems);
+            schema_problems(op, "body", spec.schema_json, &value, Location::Body, None, problems);
             Some(value)
         }
         Err(e) => {
@@ -319,7 +358,7 @@ pub(super) fn check_form(
         "body",
         spec.schema_json,
         &Value::Object(whole),
-        "form",
+        Location::Form,
         None,
         problems,
     );

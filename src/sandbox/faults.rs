@@ -3,8 +3,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use http::HeaderMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use super::contract::{self, Failure, Location, Problem};
 
 /// A fault to inject into one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +43,49 @@ impl Fault {
             },
         }
     }
+}
+
+impl Fault {
+    /// The answer of a status fault, with its status and code; `None` for
+    /// the faults that act on the connection or the time.
+    pub(super) fn failure(self) -> Option<Failure> {
+        let Fault::Status(status) = self else { return None };
+        if status == 429 {
+            return Some(
+                Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded (sandbox fault).")
+                    .details(json!({"retry_after_seconds": 1}))
+                    .header("retry-after", "1"),
+            );
+        }
+        let code = match status {
+            500 => "INTERNAL_ERROR",
+            502 => "BAD_GATEWAY",
+            _ => "SERVICE_UNAVAILABLE",
+        };
+        Some(Failure::new(
+            status,
+            code,
+            "The sandbox was asked to fail this request.",
+        ))
+    }
+}
+
+/// The fault of one request: the one its `X-Sandbox-Fault` header asks
+/// for, else the dice's. A header that names no fault is a validation
+/// failure of that header.
+pub(super) fn asked(headers: &HeaderMap, dice: &Dice) -> Result<Option<Fault>, Failure> {
+    let Some(value) = headers.get(super::FAULT_HEADER) else {
+        return Ok(dice.roll());
+    };
+    Fault::parse(value.to_str().unwrap_or("?"))
+        .map(Some)
+        .map_err(|message| {
+            contract::validation(vec![Problem {
+                field: "X-Sandbox-Fault".into(),
+                location: Location::Header,
+                message,
+            }])
+        })
 }
 
 /// The random draw of `--fault-rate`.

@@ -1,7 +1,18 @@
 //! One request through the sandbox, in the order a real API gateway takes
-//! it: route, key, rate limit, fault, contract checks, idempotency, the
-//! operation's behaviour (on a scratch copy for a dry run), webhooks, and
-//! the documented headers on every answer.
+//! it. [`stages`] reads as this list, one function a stage, each returning
+//! `Result<_, Failure>` (the first failure is the answer):
+//!
+//! 1. [`route`]: method and path to an operation (404, 405 with `Allow`);
+//! 2. [`authenticate`]: the key, if the operation needs one (401);
+//! 3. [`rate_limit`]: a token from the key's bucket (429);
+//! 4. [`fault`]: `X-Sandbox-Fault` or the dice (`faults.rs` has each
+//!    fault's status and code; `reset` and `lost` close the connection);
+//! 5. [`check_contract`]: path, query and body against the contract (400);
+//! 6. the idempotency claim ([`Replays::claim_request`], beside the kept
+//!    answers in `replays.rs`): refused, replayed, or claimed;
+//! 7. [`run`]: the operation's behaviour (on a scratch copy for a dry run),
+//!    then its webhooks;
+//! 8. [`finish`]: the documented headers on every answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,13 +31,13 @@ use super::SandboxOptions;
 use super::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
 use super::contract::{self, Failure, Problem};
 use super::deliveries::{self, Courier};
-use super::faults::{Dice, Fault};
+use super::faults::{self, Dice, Fault};
 use super::limits::{Buckets, Verdict};
-use super::replays::{self, Claim, Replays, Stored};
-use super::routes::{self, Route};
-use super::state::{Tenant, Tenants};
+use super::replays::{self, Claimed, Idempotency, Replays, Stored};
+use super::routes::{self, Params, Route};
+use super::state::{Object, Tenant, Tenants};
 use crate::headers;
-use crate::operations::{IdempotencyKeySupport, Operation, SPEC_VERSION};
+use crate::operations::{Operation, SPEC_VERSION};
 
 /// Keys the sandbox keeps state for; a new key past this is refused.
 const MAX_TENANTS: usize = 1000;
@@ -137,105 +148,170 @@ async fn answer(
     if let Some(admin) = path.strip_prefix("/_sandbox/") {
         return sandbox_admin(shared, admin, &parts, body).await;
     }
-    let (op, params) = match routes::route(parts.method.as_str(), path) {
-        Route::Operation(op, params) => (op, params),
+    match stages(shared, conn, &parts, path, body, stamp).await {
+        Ok(answer) => answer,
+        Err(failure) => Answer::Failure(failure),
+    }
+}
+
+/// The stages of the module doc, in order; the first `Err` is the answer.
+async fn stages(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    parts: &http::request::Parts,
+    path: &str,
+    body: Incoming,
+    stamp: &mut Stamp,
+) -> Result<Answer, Failure> {
+    let (op, params) = route(&parts.method, path)?;
+    let tenant = authenticate(op, &parts.headers)?;
+    rate_limit(shared, conn, tenant.as_deref(), stamp)?;
+    let fault = fault(shared, &parts.headers).await?;
+    if fault == Some(Fault::Reset) {
+        return Ok(close(conn).await);
+    }
+    let checked = check_contract(op, params, parts, body).await?;
+    let dry_run = dry_run(op, &parts.headers);
+    let claimed = match shared
+        .replays
+        .claim_request(op, &parts.headers, tenant.as_deref(), dry_run, || {
+            checked.fingerprint(op)
+        })? {
+        Idempotency::Replay(stored) => return Ok(Answer::Replayed(stored)),
+        Idempotency::Claimed(claimed) => Some(claimed),
+        Idempotency::Untracked => None,
+    };
+    let call = checked.into_call(op, dry_run, &shared.url);
+    let answer = run(shared, tenant.as_deref(), &call).await;
+    if let Some(claimed) = claimed {
+        settle(shared, claimed, &answer);
+    }
+    if fault == Some(Fault::Lost) {
+        return Ok(close(conn).await);
+    }
+    Ok(answer)
+}
+
+/// Method and path to an operation: 405 with `Allow` for a method the path
+/// does not have, 404 for a path no operation has.
+fn route(method: &http::Method, path: &str) -> Result<(&'static Operation, Params), Failure> {
+    match routes::route(method.as_str(), path) {
+        Route::Operation(op, params) => Ok((op, params)),
         Route::WrongMethod(methods) => {
-            return Answer::Failure(
-                Failure::new(
-                    405,
-                    "METHOD_NOT_ALLOWED",
-                    format!("{} is not allowed on {path}.", parts.method),
-                )
-                .details(json!({"allowed": methods}))
-                .header("allow", methods.join(", ")),
-            );
+            Err(
+                Failure::new(405, "METHOD_NOT_ALLOWED", format!("{method} is not allowed on {path}."))
+                    .details(json!({"allowed": methods}))
+                    .header("allow", methods.join(", ")),
+            )
         }
-        Route::NotFound => {
-            return Answer::Failure(Failure::new(
-                404,
-                "NOT_FOUND",
-                format!("No operation at {} {path}.", parts.method),
-            ));
-        }
-    };
-    let tenant = match key_of(&parts.headers) {
-        Ok(key) => Some(key),
-        Err(_) if !op.requires_auth => None,
-        Err(why) => return Answer::Failure(Failure::new(401, "UNAUTHORIZED", why)),
-    };
-    let bucket = tenant.clone().unwrap_or_else(|| format!("ip:{}", conn.peer.ip()));
+        Route::NotFound => Err(Failure::new(
+            404,
+            "NOT_FOUND",
+            format!("No operation at {method} {path}."),
+        )),
+    }
+}
+
+/// The key's state name (the SHA-256 of its key); `None` for a public
+/// operation called without one.
+fn authenticate(op: &Operation, headers: &HeaderMap) -> Result<Option<String>, Failure> {
+    match key_of(headers) {
+        Ok(key) => Ok(Some(key)),
+        Err(_) if !op.requires_auth => Ok(None),
+        Err(why) => Err(Failure::new(401, "UNAUTHORIZED", why)),
+    }
+}
+
+/// One token from the key's bucket (the peer's, without a key); the
+/// verdict goes on the answer's headers either way.
+fn rate_limit(shared: &Shared, conn: &Connection, tenant: Option<&str>, stamp: &mut Stamp) -> Result<(), Failure> {
+    let bucket = tenant.map_or_else(|| format!("ip:{}", conn.peer.ip()), str::to_owned);
     let verdict = shared.buckets.take(&bucket);
-    let allowed = verdict.allowed;
-    let retry_after = verdict.retry_after;
+    let (allowed, retry_after) = (verdict.allowed, verdict.retry_after);
     stamp.rate = Some(verdict);
-    if !allowed {
-        return Answer::Failure(
-            Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded.")
-                .details(json!({"retry_after_seconds": retry_after}))
-                .header("retry-after", retry_after.to_string()),
-        );
+    if allowed {
+        return Ok(());
     }
-    let fault = match parts
-        .headers
-        .get(super::FAULT_HEADER)
-        .map(|v| v.to_str().unwrap_or("?"))
-    {
-        Some(v) => match Fault::parse(v) {
-            Ok(f) => Some(f),
-            Err(message) => {
-                return Answer::Failure(contract::validation(vec![Problem {
-                    field: "X-Sandbox-Fault".into(),
-                    location: "header",
-                    message,
-                }]));
-            }
-        },
-        None => shared.dice.roll(),
-    };
-    match fault {
-        Some(Fault::Status(429)) => {
-            return Answer::Failure(
-                Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded (sandbox fault).")
-                    .details(json!({"retry_after_seconds": 1}))
-                    .header("retry-after", "1"),
-            );
-        }
-        Some(Fault::Status(status)) => {
-            let code = match status {
-                500 => "INTERNAL_ERROR",
-                502 => "BAD_GATEWAY",
-                _ => "SERVICE_UNAVAILABLE",
-            };
-            return Answer::Failure(Failure::new(
-                status,
-                code,
-                "The sandbox was asked to fail this request.",
-            ));
-        }
-        Some(Fault::Reset) => return close(conn).await,
-        Some(Fault::Slow(wait)) => tokio::time::sleep(wait).await,
-        Some(Fault::Lost) | None => {}
+    Err(Failure::new(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded.")
+        .details(json!({"retry_after_seconds": retry_after}))
+        .header("retry-after", retry_after.to_string()))
+}
+
+/// The fault asked for (`X-Sandbox-Fault`) or drawn (`--fault-rate`): a
+/// status fault is the answer, `slow` waits here, `reset` and `lost` are
+/// the caller's to carry out.
+async fn fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<Fault>, Failure> {
+    let fault = faults::asked(headers, &shared.dice)?;
+    if let Some(failure) = fault.and_then(Fault::failure) {
+        return Err(failure);
     }
-    // The contract's checks, every problem at once.
+    if let Some(Fault::Slow(wait)) = fault {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(fault)
+}
+
+/// A request that passed the contract: its path, query and body as checked.
+struct Checked {
+    path: Object,
+    query: Object,
+    body: Option<Value>,
+    upload: Option<Upload>,
+}
+
+impl Checked {
+    /// What an idempotency key is bound to: the operation, path, query and
+    /// body (a form by its fields and its file's hash).
+    fn fingerprint(&self, op: &Operation) -> [u8; 32] {
+        let form = self
+            .upload
+            .as_ref()
+            .map(|u| json!({"fields": u.fields, "file": u.file.as_ref().map(|f| f.sha256.as_str())}));
+        let sent = form.as_ref().or(self.body.as_ref()).unwrap_or(&Value::Null);
+        replays::fingerprint(
+            op.id,
+            &Value::Object(self.path.clone()),
+            &Value::Object(self.query.clone()),
+            sent,
+        )
+    }
+
+    fn into_call(self, op: &'static Operation, dry_run: bool, base_url: &str) -> Call {
+        Call {
+            op,
+            path: self.path,
+            query: self.query,
+            body: self.body,
+            upload: self.upload,
+            now: Utc::now(),
+            base_url: base_url.to_owned(),
+            dry_run,
+        }
+    }
+}
+
+/// The contract's checks of path, query and body, every problem at once.
+async fn check_contract(
+    op: &'static Operation,
+    params: Params,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Result<Checked, Failure> {
     let mut problems = Vec::new();
-    let path_values = contract::check_path(op, params, &mut problems);
+    let path = contract::check_path(op, params, &mut problems);
     let query = contract::check_query(op, parts.uri.query().unwrap_or_default(), &mut problems);
     let (body, upload) = if op.is_multipart() {
-        match read_form(op, &parts.headers, body, &mut problems).await {
-            Ok(upload) => (None, Some(upload)),
-            Err(f) => return Answer::Failure(f),
-        }
+        (None, Some(read_form(op, &parts.headers, body, &mut problems).await?))
     } else {
-        let bytes = match axum::body::to_bytes(Body::new(body), MAX_JSON_BODY).await {
-            Ok(b) => b,
-            Err(_) => {
-                return Answer::Failure(Failure::new(
+        let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                Failure::new(
                     413,
                     "PAYLOAD_TOO_LARGE",
                     format!("The body is larger than {MAX_JSON_BODY} bytes."),
-                ));
-            }
-        };
+                )
+            })?;
         let content_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -243,95 +319,34 @@ async fn answer(
         (contract::check_json_body(op, content_type, &bytes, &mut problems), None)
     };
     if !problems.is_empty() {
-        return Answer::Failure(contract::validation(problems));
+        return Err(contract::validation(problems));
     }
-    let dry_run = !op.method.is_read_only()
-        && parts
-            .headers
-            .get(headers::DRY_RUN)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    // Idempotency keys: refused where the answer holds a secret, ignored on
-    // reads and dry runs, kept 24 hours otherwise.
-    let mut claimed: Option<(String, String)> = None;
-    if let Some(key) = parts.headers.get(headers::IDEMPOTENCY_KEY)
-        && !op.method.is_read_only()
-    {
-        if op.idempotency_key == IdempotencyKeySupport::Refused {
-            return Answer::Failure(Failure::new(
-                400,
-                "IDEMPOTENCY_KEY_NOT_ALLOWED",
-                format!(
-                    "{} answers with a secret or one-time value and does not take an Idempotency-Key.",
-                    op.id
-                ),
-            ));
-        }
-        if let Err(why) = crate::idempotency::validate_key(key.as_bytes()) {
-            return Answer::Failure(contract::validation(vec![Problem {
-                field: "Idempotency-Key".into(),
-                location: "header",
-                message: why,
-            }]));
-        }
-        if !dry_run && let Some(tenant) = &tenant {
-            let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
-            // A form is fingerprinted by its fields and its file's hash.
-            let form = upload
-                .as_ref()
-                .map(|u| json!({"fields": u.fields, "file": u.file.as_ref().map(|f| f.sha256.as_str())}));
-            let sent = form.as_ref().or(body.as_ref()).unwrap_or(&Value::Null);
-            let print = replays::fingerprint(
-                op.id,
-                &Value::Object(path_values.clone()),
-                &Value::Object(query.clone()),
-                sent,
-            );
-            match shared.replays.claim(tenant, &key, print) {
-                Claim::Fresh => claimed = Some((tenant.clone(), key)),
-                Claim::Replay(stored) => return Answer::Replayed(stored),
-                Claim::Running => {
-                    return Answer::Failure(Failure::new(
-                        409,
-                        "IDEMPOTENCY_KEY_IN_USE",
-                        "A request with this Idempotency-Key is still being processed; retry shortly.",
-                    ));
-                }
-                Claim::Mismatch => {
-                    let status = contract::conflict_status(op);
-                    return Answer::Failure(Failure::new(
-                        status,
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "This Idempotency-Key was used with a different request; use a new key for a new request.",
-                    ));
-                }
-            }
-        }
-    }
-    let call = Call {
-        op,
-        path: path_values,
+    Ok(Checked {
+        path,
         query,
         body,
         upload,
-        now: Utc::now(),
-        base_url: shared.url.clone(),
-        dry_run,
+    })
+}
+
+/// `X-TokPortal-Dry-Run: true` on an operation that changes something.
+fn dry_run(op: &Operation, headers: &HeaderMap) -> bool {
+    !op.method.is_read_only()
+        && headers
+            .get(headers::DRY_RUN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Keeps what a claimed idempotency key answered (a success, or a failure
+/// that is the request's own), or frees the key for a retry.
+fn settle(shared: &Shared, claimed: Claimed, answer: &Answer) {
+    let kept = match answer {
+        Answer::Reply(reply) => Some(stored(reply)),
+        Answer::Failure(f) if f.status < 500 && f.status != 429 => Some(stored_failure(f)),
+        _ => None,
     };
-    let answer = run(shared, tenant.as_deref(), &call).await;
-    if let Some((tenant, key)) = claimed {
-        match &answer {
-            Answer::Reply(reply) => shared.replays.finish(&tenant, &key, stored(reply)),
-            Answer::Failure(f) if f.status < 500 && f.status != 429 => {
-                shared.replays.finish(&tenant, &key, stored_failure(f));
-            }
-            _ => shared.replays.release(&tenant, &key),
-        }
-    }
-    if fault == Some(Fault::Lost) {
-        return close(conn).await;
-    }
-    answer
+    shared.replays.settle(claimed, kept);
 }
 
 /// Runs the operation's behaviour and what follows it.

@@ -8,8 +8,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::contract::{self, Failure, Location, Problem};
+use crate::headers;
+use crate::operations::{IdempotencyKeySupport, Operation};
 
 /// How long an answer is kept.
 const KEPT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -47,12 +52,95 @@ pub(super) enum Claim {
     Mismatch,
 }
 
+/// What the idempotency stage of a request decided.
+pub(super) enum Idempotency {
+    /// No key, a read, or a dry run: nothing is kept.
+    Untracked,
+    /// The key is the request's; [`Replays::settle`] follows.
+    Claimed(Claimed),
+    /// The key's kept answer is the answer.
+    Replay(Stored),
+}
+
+/// A claimed key, to settle once the request has run.
+pub(super) struct Claimed {
+    tenant: String,
+    key: String,
+}
+
 #[derive(Default)]
 pub(super) struct Replays {
     entries: Mutex<HashMap<(String, String), Entry>>,
 }
 
 impl Replays {
+    /// The idempotency stage of a request of `op`: a key is refused where
+    /// the answer holds a secret, checked for form, ignored on reads and
+    /// dry runs (and without a key's state), and claimed otherwise.
+    /// `fingerprint` is computed only for a claim.
+    pub(super) fn claim_request(
+        &self,
+        op: &Operation,
+        headers: &HeaderMap,
+        tenant: Option<&str>,
+        dry_run: bool,
+        fingerprint: impl FnOnce() -> [u8; 32],
+    ) -> Result<Idempotency, Failure> {
+        let Some(key) = headers
+            .get(headers::IDEMPOTENCY_KEY)
+            .filter(|_| !op.method.is_read_only())
+        else {
+            return Ok(Idempotency::Untracked);
+        };
+        if op.idempotency_key == IdempotencyKeySupport::Refused {
+            return Err(Failure::new(
+                400,
+                "IDEMPOTENCY_KEY_NOT_ALLOWED",
+                format!(
+                    "{} answers with a secret or one-time value and does not take an Idempotency-Key.",
+                    op.id
+                ),
+            ));
+        }
+        if let Err(why) = crate::idempotency::validate_key(key.as_bytes()) {
+            return Err(contract::validation(vec![Problem {
+                field: "Idempotency-Key".into(),
+                location: Location::Header,
+                message: why,
+            }]));
+        }
+        let Some(tenant) = tenant.filter(|_| !dry_run) else {
+            return Ok(Idempotency::Untracked);
+        };
+        let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+        match self.claim(tenant, &key, fingerprint()) {
+            Claim::Fresh => Ok(Idempotency::Claimed(Claimed {
+                tenant: tenant.to_owned(),
+                key,
+            })),
+            Claim::Replay(stored) => Ok(Idempotency::Replay(stored)),
+            Claim::Running => Err(Failure::new(
+                409,
+                "IDEMPOTENCY_KEY_IN_USE",
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+            )),
+            Claim::Mismatch => Err(Failure::new(
+                contract::conflict_status(op),
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used with a different request; use a new key for a new request.",
+            )),
+        }
+    }
+
+    /// Keeps `kept` as the claimed key's answer, or (`None`: a failure that
+    /// is not the request's own) frees the key for a retry.
+    pub(super) fn settle(&self, claimed: Claimed, kept: Option<Stored>) {
+        match kept {
+            Some(stored) => self.finish(&claimed.tenant, &claimed.key, stored),
+            None => self.release(&claimed.tenant, &claimed.key),
+        }
+    }
+
     /// Claims `key` of `tenant` for a request with this fingerprint.
     pub(super) fn claim(&self, tenant: &str, key: &str, fingerprint: [u8; 32]) -> Claim {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

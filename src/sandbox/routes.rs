@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use crate::operations::{OPERATIONS, Operation};
 
 /// Path parameters as matched: name and decoded value.
-type Params = Vec<(&'static str, String)>;
+pub(super) type Params = Vec<(&'static str, String)>;
 
 /// Where a request goes.
 pub(super) enum Route {

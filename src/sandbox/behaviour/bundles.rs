@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::profile::COUNTRIES;
 use super::{Call, Effects, Handler, Reply, body, page, path};
 use crate::operations::find;
-use crate::sandbox::contract::{Failure, Problem, validation, with_defaults};
+use crate::sandbox::contract::{Failure, Location, Problem, validation, with_defaults};
 use crate::sandbox::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
 
 /// The operations this module answers, and how.
@@ -545,7 +545,7 @@ fn check_create(tenant: &Tenant, fields: &Object) -> Result<(), Failure> {
     let mut problems = Vec::new();
     let rule = |field: &str, message: &str| Problem {
         field: field.into(),
-        location: "body",
+        location: Location::Body,
         message: message.into(),
     };
     let videos_only = kind == "videos_only";
