@@ -19,11 +19,11 @@ use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation};
 use crate::uploads::{UploadOptions, UploadSource};
 use crate::{Client, ClientBuilder, Error, OperationArgs, RetryPolicy};
 
-fn client(flags: &CallFlags, op: Option<&Operation>) -> Result<Client, Failure> {
+fn client(flags: &CallFlags, op: &Operation) -> Result<Client, Failure> {
     let mut builder = ClientBuilder::new().client_identifier(IDENTIFIER);
     match &flags.api_key {
         Some(key) => builder = builder.api_key(key.as_str()),
-        None if op.is_some_and(|o| o.requires_auth) => return Err(Error::MissingApiKey.into()),
+        None if op.requires_auth => return Err(Error::MissingApiKey.into()),
         None => {}
     }
     if let Some(url) = &flags.base_url {
@@ -45,13 +45,43 @@ fn client(flags: &CallFlags, op: Option<&Operation>) -> Result<Client, Failure> 
     builder.build().map_err(Failure::from)
 }
 
+/// What a command will do, resolved from its flags and checked, before
+/// anything is sent (ripgrep's low-level to high-level arguments).
+enum Plan {
+    /// One call; its answer printed, or written to `--output`.
+    Call(OperationArgs),
+    /// A multipart upload of a file checked readable (`total` bytes).
+    Upload {
+        fields: Map<String, Value>,
+        path: PathBuf,
+        total: u64,
+        options: UploadOptions,
+    },
+    /// Every page (`--all-pages`), one item a line.
+    AllPages(OperationArgs),
+    /// A read-only answer streamed into the `--output` file as it comes.
+    Download(OperationArgs),
+}
+
+/// Runs `op` from its parsed flags: the client, the output, the plan, then
+/// the plan carried out.
 pub(crate) async fn run_operation(
     op: &'static Operation,
     global: &ArgMatches,
     sub: &ArgMatches,
 ) -> Result<(), Failure> {
     let flags = CallFlags::read(global, sub);
-    let client = client(&flags, Some(op))?;
+    let client = client(&flags, op)?;
+    let args = arguments(op, &flags, sub)?;
+    // Checked before anything is sent: a paid answer must have somewhere to go.
+    let sink = Sink::new(flags.output.as_deref().map(OutputFile::open).transpose()?);
+    let plan = plan(op, args, sub, sink.has_file())?;
+    carry_out(&client, op, plan, sink, flags.compact).await
+}
+
+/// The path and query arguments, the idempotency key (refused where the
+/// operation takes none), the request id and the dry run.
+fn arguments(op: &Operation, flags: &CallFlags, sub: &ArgMatches) -> Result<OperationArgs, Failure> {
     let mut args = OperationArgs::new();
     for p in op.params {
         let values: Vec<Value> = sub
@@ -70,8 +100,7 @@ pub(crate) async fn run_operation(
             ParamLocation::Query => args.query.insert(p.name.to_owned(), value),
         };
     }
-    let key = flags.idempotency_key.clone();
-    if key.is_some() && op.idempotency_key != IdempotencyKeySupport::Accepted {
+    if flags.idempotency_key.is_some() && op.idempotency_key != IdempotencyKeySupport::Accepted {
         return Err(Failure::usage(format!(
             "{} does not take --idempotency-key ({})",
             op.cli_command,
@@ -92,105 +121,139 @@ pub(crate) async fn run_operation(
             }
         }
     }
-    args.idempotency_key = key.clone();
+    args.idempotency_key = flags.idempotency_key.clone();
     args.request_id = flags.request_id.clone();
     args.dry_run = flags.dry_run;
-    let compact = flags.compact;
-    // Checked before anything is sent: a paid answer must have somewhere to go.
-    let sink = Sink::new(flags.output.as_deref().map(OutputFile::open).transpose()?);
+    Ok(args)
+}
 
+/// The plan for `args`: an upload (its file checked), all pages, a
+/// download, or one call (its body read and parsed).
+fn plan(op: &Operation, mut args: OperationArgs, sub: &ArgMatches, to_file: bool) -> Result<Plan, Failure> {
     if op.is_multipart() {
-        let path = sub
-            .get_one::<PathBuf>(flag::FILE)
-            .ok_or_else(|| Failure::usage("--file is required"))?;
-        let total = crate::uploads::check_readable(path)?;
-        let mut fields: Map<String, Value> = args.path.clone();
-        for field in op.body.map(|b| b.form_fields()).unwrap_or_default() {
-            if let Some(v) = sub.get_one::<String>(&field.name) {
-                fields.insert(field.name.clone(), Value::String(v.clone()));
-            }
-        }
-        let mut options = UploadOptions::new();
-        if let Some(k) = key {
-            options = options.idempotency_key(k);
-        }
-        if let Some(r) = &args.request_id {
-            options = options.request_id(r.clone());
-        }
-        if let Some(ct) = sub.get_one::<String>(flag::CONTENT_TYPE) {
-            options = options.content_type(ct.clone());
-        }
-        if args.dry_run {
-            options = options.dry_run();
-        }
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        if let Some(bar) = bar.clone() {
-            options = options.on_progress(move |sent, _| bar.set_position(sent));
-        }
-        let response = client
-            .request_upload(op.id, fields, UploadSource::path(path), options)
-            .await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let response = response?;
-        print_preview(&response);
-        return write_body(response.body, sink, compact);
+        return upload_plan(op, &args, sub);
     }
-
-    {
-        let raw = match (
-            sub.try_get_one::<String>(flag::BODY).ok().flatten(),
-            sub.try_get_one::<PathBuf>(flag::BODY_FILE).ok().flatten(),
-        ) {
-            (Some(text), _) if text == "-" => Some(read_input(None)?),
-            (Some(text), _) => Some(text.as_bytes().to_vec()),
-            (None, Some(path)) => Some(read_input(Some(path))?),
-            (None, None) => None,
-        };
-        if let Some(raw) = raw {
-            let value: Value =
-                serde_json::from_slice(&raw).map_err(|e| Failure::usage(format!("--body is not JSON: {e}")))?;
-            args.body = Some(value);
-        } else if op.body.is_some_and(|b| b.required) {
-            return Err(Failure::usage("this command needs --body, --body-file or --body -"));
-        }
-    }
-
-    if op.paginated
+    args.body = body(op, sub)?;
+    let all_pages = op.paginated
         && sub
             .try_get_one::<bool>(flag::ALL_PAGES)
             .ok()
             .flatten()
             .copied()
-            .unwrap_or(false)
-    {
-        let mut sink = sink;
-        let mut items = client.paginate(op.id, args)?.items();
-        while let Some(item) = items.try_next().await? {
-            sink.write(format!("{item}\n").as_bytes())?;
-        }
-        return sink.finish();
-    }
+            .unwrap_or(false);
+    Ok(if all_pages {
+        Plan::AllPages(args)
+    } else if op.method.is_read_only() && to_file {
+        // A read-only answer for a file is copied as it comes, whatever its
+        // size. Everything else is read within the attempt, bounded by the
+        // client's limit, so that a body cut off is retried like any dropped
+        // connection.
+        Plan::Download(args)
+    } else {
+        Plan::Call(args)
+    })
+}
 
-    // A read-only answer for a file is copied as it comes, whatever its size
-    // (a download that breaks off starts again). Everything else is read within
-    // the attempt, bounded by the client's limit, so that a body cut off is
-    // retried like any dropped connection.
-    if op.method.is_read_only() && sink.has_file() {
-        let attempts = client.inner.retry_policy().attempts();
-        return output::download(&client, op.id, args, sink, attempts).await;
+/// An upload's plan: the file checked readable, its form fields, its options.
+fn upload_plan(op: &Operation, args: &OperationArgs, sub: &ArgMatches) -> Result<Plan, Failure> {
+    let path = sub
+        .get_one::<PathBuf>(flag::FILE)
+        .ok_or_else(|| Failure::usage("--file is required"))?;
+    let total = crate::uploads::check_readable(path)?;
+    let mut fields: Map<String, Value> = args.path.clone();
+    for field in op.body.map(|b| b.form_fields()).unwrap_or_default() {
+        if let Some(v) = sub.get_one::<String>(&field.name) {
+            fields.insert(field.name.clone(), Value::String(v.clone()));
+        }
     }
-    let response = client.request_operation(op.id, args).await?;
-    print_preview(&response);
-    write_body(response.body, sink, compact)
+    let mut options = UploadOptions::new();
+    if let Some(k) = &args.idempotency_key {
+        options = options.idempotency_key(k.clone());
+    }
+    if let Some(r) = &args.request_id {
+        options = options.request_id(r.clone());
+    }
+    if let Some(ct) = sub.get_one::<String>(flag::CONTENT_TYPE) {
+        options = options.content_type(ct.clone());
+    }
+    if args.dry_run {
+        options = options.dry_run();
+    }
+    Ok(Plan::Upload {
+        fields,
+        path: path.clone(),
+        total,
+        options,
+    })
+}
+
+/// The JSON body of `--body`, `--body-file` or `--body -`, parsed; a usage
+/// error when the operation needs one and none is given.
+fn body(op: &Operation, sub: &ArgMatches) -> Result<Option<Value>, Failure> {
+    let raw = match (
+        sub.try_get_one::<String>(flag::BODY).ok().flatten(),
+        sub.try_get_one::<PathBuf>(flag::BODY_FILE).ok().flatten(),
+    ) {
+        (Some(text), _) if text == "-" => Some(read_input(None)?),
+        (Some(text), _) => Some(text.as_bytes().to_vec()),
+        (None, Some(path)) => Some(read_input(Some(path))?),
+        (None, None) => None,
+    };
+    match raw {
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| Failure::usage(format!("--body is not JSON: {e}"))),
+        None if op.body.is_some_and(|b| b.required) => {
+            Err(Failure::usage("this command needs --body, --body-file or --body -"))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Carries `plan` out: the only place a request is sent.
+async fn carry_out(client: &Client, op: &Operation, plan: Plan, mut sink: Sink, compact: bool) -> Result<(), Failure> {
+    match plan {
+        Plan::Upload {
+            fields,
+            path,
+            total,
+            mut options,
+        } => {
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new(total);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            if let Some(bar) = bar.clone() {
+                options = options.on_progress(move |sent, _| bar.set_position(sent));
+            }
+            let response = client
+                .request_upload(op.id, fields, UploadSource::path(&path), options)
+                .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let response = response?;
+            print_preview(&response);
+            write_body(response.body, sink, compact)
+        }
+        Plan::AllPages(args) => {
+            let mut items = client.paginate(op.id, args)?.items();
+            while let Some(item) = items.try_next().await? {
+                sink.write(format!("{item}\n").as_bytes())?;
+            }
+            sink.finish()
+        }
+        Plan::Download(args) => output::download(client, op.id, args, sink).await,
+        Plan::Call(args) => {
+            let response = client.request_operation(op.id, args).await?;
+            print_preview(&response);
+            write_body(response.body, sink, compact)
+        }
+    }
 }
 
 /// A dry run's preview, on stderr in one line (the answer itself goes to stdout).

@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 use serde_json::Value;
 
 use super::exit::{EXIT_API, EXIT_TRANSPORT, Failure};
+use crate::pipeline::retry;
 use crate::{Error, ResponseBody};
 
 /// Whether JSON on stdout is pretty-printed (a terminal, without `--compact`).
@@ -161,14 +162,20 @@ impl Sink {
 
 /// Downloads a read-only operation's answer into the `--output` file as it
 /// comes, without parsing it (memory stays at one chunk, whatever the size).
-/// A body that breaks off starts the file again, up to `attempts` times.
+/// A body that breaks off starts the file again when the client's retry
+/// policy says so ([`retry::decide`], as for any broken answer: with its
+/// backoff, its number of attempts and its deadline). It is a second loop
+/// beside the pipeline's because the answer is streamed to the file after
+/// the call has returned, where the pipeline's attempts have ended.
 pub(crate) async fn download(
     client: &crate::Client,
     operation_id: &str,
     args: crate::OperationArgs,
     mut sink: Sink,
-    attempts: u32,
 ) -> Result<(), Failure> {
+    let policy = client.inner.retry_policy().clone();
+    let deadline = tokio::time::Instant::now() + policy.overall_deadline();
+    let mut waits = policy.backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -181,12 +188,22 @@ pub(crate) async fn download(
                 Err(e) => break Some(e),
             }
         };
-        match broke {
-            None => return sink.finish(),
-            Some(e) if attempt < attempts && sink.failed.is_none() && sink.restart() => {
-                tracing::info!(operation = operation_id, attempt, error = %e, "the download broke off; starting again");
+        let Some(e) = broke else { return sink.finish() };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // A read-only request: safe to send again.
+        let wait = retry::decide(retry::Outcome::Failed, true, waits.next(), None, &policy, remaining);
+        match wait {
+            Some(wait) if sink.failed.is_none() && sink.restart() => {
+                tracing::info!(
+                    operation = operation_id,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %e,
+                    "the download broke off; starting again"
+                );
+                tokio::time::sleep(wait).await;
             }
-            Some(e) => {
+            _ => {
                 return Err(Failure {
                     code: EXIT_TRANSPORT,
                     message: format!("error: {}", Error::Transport(e)),

@@ -119,6 +119,81 @@ enum Attempt {
     },
 }
 
+impl Attempt {
+    /// What the attempt saw: the server's wait, the status and the request
+    /// id (a success's id only when the debug event that shows it is on).
+    fn seen(&self) -> (Option<Duration>, Option<u16>, Option<String>) {
+        match self {
+            Attempt::Answer(answer) => {
+                let status = answer.status().as_u16();
+                // Only read for the debug event: no allocation per call otherwise.
+                let request_id = if tracing::enabled!(tracing::Level::DEBUG) {
+                    crate::meta::request_id(answer.headers())
+                } else {
+                    None
+                };
+                (None, Some(status), request_id)
+            }
+            Attempt::Refused {
+                status,
+                server_wait,
+                error,
+            } => (*server_wait, Some(*status), error.request_id.clone()),
+            Attempt::TimedOut { .. } => (None, None, None),
+            Attempt::Failure { status, request_id, .. } => (None, *status, request_id.clone()),
+        }
+    }
+}
+
+/// The one classification of an attempt's outcome, read by both the retry
+/// decision ([`Class::retry_outcome`]) and the error a last attempt ends
+/// the call with ([`finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A success answer.
+    Answer(u16),
+    /// An error answer.
+    Refused(u16),
+    /// Our time limit for the attempt ran out.
+    TimedOut,
+    /// The connection could not be made: nothing reached the server.
+    NotConnected,
+    /// The transport's own timer ran out.
+    TransportTimeout,
+    /// The request may have reached the server and the answer broke off or
+    /// never came (a reset, a body cut short, one that does not decode).
+    Broken,
+    /// Any other transport failure (a redirect refused, a request that
+    /// could not be built): another attempt would not change it.
+    Other,
+}
+
+impl Class {
+    fn of(attempt: &Attempt) -> Class {
+        match attempt {
+            Attempt::Answer(answer) => Class::Answer(answer.status().as_u16()),
+            Attempt::Refused { status, .. } => Class::Refused(*status),
+            Attempt::TimedOut { .. } => Class::TimedOut,
+            Attempt::Failure { error, .. } if error.is_connect() => Class::NotConnected,
+            Attempt::Failure { error, .. } if error.is_timeout() => Class::TransportTimeout,
+            Attempt::Failure { error, .. } if error.is_request() || error.is_body() || error.is_decode() => {
+                Class::Broken
+            }
+            Attempt::Failure { .. } => Class::Other,
+        }
+    }
+
+    /// The class as the retry decision weighs it.
+    fn retry_outcome(self) -> Outcome {
+        match self {
+            Class::Answer(status) | Class::Refused(status) => Outcome::Status(status),
+            Class::NotConnected => Outcome::NotConnected,
+            Class::TimedOut | Class::TransportTimeout | Class::Broken => Outcome::Failed,
+            Class::Other => Outcome::Other,
+        }
+    }
+}
+
 /// How a built request is sent again: a copy kept when the policy allows a
 /// further attempt, nothing otherwise (the copy costs allocations per call).
 pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Replay<'static> {
@@ -195,45 +270,17 @@ pub(crate) async fn send(
                 }
             }
         };
-        let (kind, server_wait, status, request_id) = match &outcome {
-            Attempt::Answer(answer) => {
-                let status = answer.status().as_u16();
-                // Only read for the debug event below: no allocation per call otherwise.
-                let request_id = if tracing::enabled!(tracing::Level::DEBUG) {
-                    crate::meta::request_id(answer.headers())
-                } else {
-                    None
-                };
-                (Outcome::Status(status), None, Some(status), request_id)
-            }
-            Attempt::Refused {
-                status,
-                server_wait,
-                error,
-            } => (
-                Outcome::Status(*status),
-                *server_wait,
-                Some(*status),
-                error.request_id.clone(),
-            ),
-            Attempt::TimedOut { .. } => (Outcome::Failed, None, None, None),
-            Attempt::Failure {
-                error,
-                status,
-                request_id,
-            } => {
-                let kind = if error.is_connect() {
-                    Outcome::NotConnected
-                } else if error.is_timeout() || error.is_request() || error.is_body() || error.is_decode() {
-                    Outcome::Failed
-                } else {
-                    Outcome::Other
-                };
-                (kind, None, *status, request_id.clone())
-            }
-        };
+        let class = Class::of(&outcome);
+        let (server_wait, status, request_id) = outcome.seen();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let wait = retry::decide(kind, safe, waits.next(), server_wait, policy, remaining);
+        let wait = retry::decide(
+            class.retry_outcome(),
+            safe,
+            waits.next(),
+            server_wait,
+            policy,
+            remaining,
+        );
         tracing::debug!(
             operation,
             %method,
@@ -254,7 +301,7 @@ pub(crate) async fn send(
         };
         let (Some(wait), Some(next)) = (wait, next) else {
             // No further attempt (or the body cannot be produced again): the last outcome stands.
-            return finish(outcome, safe);
+            return finish(outcome, class, safe);
         };
         tracing::info!(
             operation,
@@ -314,28 +361,34 @@ async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt,
     }
 }
 
-fn finish(outcome: Attempt, safe: bool) -> Result<Answer, Error> {
-    match outcome {
-        Attempt::Answer(answer) => Ok(answer),
-        Attempt::Refused { error, .. } => Err(Error::Api(error)),
-        Attempt::TimedOut { after } => Err(Error::Timeout {
+/// The call's result from its last attempt and that attempt's class: a
+/// failure after the request may have reached the server is
+/// [`Error::AnswerLost`] unless the request was safe to send again.
+fn finish(outcome: Attempt, class: Class, safe: bool) -> Result<Answer, Error> {
+    match (outcome, class) {
+        (Attempt::Answer(answer), _) => Ok(answer),
+        (Attempt::Refused { error, .. }, _) => Err(Error::Api(error)),
+        (Attempt::TimedOut { after }, _) => Err(Error::Timeout {
             after: Some(after),
             source: None,
         }),
-        Attempt::Failure { error, .. } if error.is_connect() => Err(Error::Connect(error)),
-        Attempt::Failure { error, .. } if error.is_timeout() => Err(Error::Timeout {
+        (Attempt::Failure { error, .. }, Class::NotConnected) => Err(Error::Connect(error)),
+        (Attempt::Failure { error, .. }, Class::TransportTimeout) => Err(Error::Timeout {
             after: None,
             source: Some(error),
         }),
-        Attempt::Failure {
-            error,
-            status,
-            request_id,
-        } if !safe => Err(Error::AnswerLost {
+        (
+            Attempt::Failure {
+                error,
+                status,
+                request_id,
+            },
+            _,
+        ) if !safe => Err(Error::AnswerLost {
             status,
             request_id,
             message: crate::error::one_line(&error),
         }),
-        Attempt::Failure { error, .. } => Err(Error::Transport(error)),
+        (Attempt::Failure { error, .. }, _) => Err(Error::Transport(error)),
     }
 }
