@@ -1,6 +1,8 @@
 //! The layers of ARCHITECTURE.md, checked: every `crate::`, `super::` and
 //! root re-export a module of `src/` names points at its own layer or one
-//! below, and the module graph has no circle.
+//! below, and the module graph has no circle; and ARCHITECTURE.md's layer
+//! table names the same modules, in the same layers, as `LAYERS` here and
+//! the files of `src/`.
 //!
 //! Hand-rolled on purpose: a few dozen lines of path scanning over our own
 //! sources, where a Rust parser crate would only add build time to `cargo test`.
@@ -290,4 +292,111 @@ fn the_scanner_reads_grouped_and_nested_paths() {
         "{stripped}"
     );
     assert!(stripped.contains("crate::z::W"), "{stripped}");
+}
+
+/// The modules ARCHITECTURE.md's layer table names: (layer, top-level
+/// module, the sub-modules it lists in parentheses, if any).
+fn architecture_table() -> Vec<(u8, String, Option<BTreeSet<String>>)> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap();
+    let mut rows = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(layer) = cells
+            .get(1)
+            .and_then(|c| c.split_whitespace().next()?.parse::<u8>().ok())
+        else {
+            continue;
+        };
+        let Some(cell) = cells.get(2) else { continue };
+        let (mut depth, mut token, mut inside) = (0, String::new(), false);
+        for c in cell.chars() {
+            match c {
+                '`' if inside => {
+                    inside = false;
+                    let name = std::mem::take(&mut token);
+                    if name.contains("src/") || name.contains('*') {
+                        continue;
+                    }
+                    if depth == 0 {
+                        rows.push((layer, name.trim_end_matches('/').to_owned(), None));
+                    } else if let Some((_, _, children)) = rows.last_mut() {
+                        children.get_or_insert_with(BTreeSet::new).insert(name);
+                    }
+                }
+                '`' => inside = true,
+                '(' if !inside => depth += 1,
+                ')' if !inside => depth -= 1,
+                _ if inside => token.push(c),
+                _ => {}
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn architecture_md_names_the_modules_of_src_in_their_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let table = architecture_table();
+    let mut problems = Vec::new();
+    // A module may be named in more than one row (`generated`: the client
+    // struct in layer 4, its builders in layer 5); its own layer must be one.
+    let mut documented: BTreeMap<&str, BTreeSet<u8>> = BTreeMap::new();
+    for (layer, module, _) in &table {
+        documented.entry(module.as_str()).or_default().insert(*layer);
+    }
+    for (module, layer) in LAYERS.iter().filter(|(m, _)| *m != "codegen") {
+        match documented.get(module) {
+            Some(layers) if layers.contains(layer) => {}
+            Some(layers) => problems.push(format!(
+                "`{module}` is in layer {layer} in tests/layers.rs, {layers:?} in ARCHITECTURE.md"
+            )),
+            None => problems.push(format!(
+                "`{module}` is in tests/layers.rs but not in ARCHITECTURE.md's table"
+            )),
+        }
+    }
+    for module in documented.keys() {
+        if !LAYERS.iter().any(|(m, _)| m == module) {
+            problems.push(format!(
+                "`{module}` is in ARCHITECTURE.md's table but not in tests/layers.rs"
+            ));
+        }
+    }
+    for (_, module, children) in &table {
+        let Some(children) = children else { continue };
+        let Ok(entries) = std::fs::read_dir(src.join(module)) else {
+            problems.push(format!(
+                "ARCHITECTURE.md lists parts of `{module}/`, which is not a folder of src/"
+            ));
+            continue;
+        };
+        let actual: BTreeSet<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let path = e.path();
+                let stem = path.file_stem()?.to_string_lossy().into_owned();
+                if path.is_dir() {
+                    Some(format!("{stem}/"))
+                } else {
+                    path.extension().is_some_and(|x| x == "rs").then_some(stem)
+                }
+            })
+            .filter(|name| name != "mod")
+            .collect();
+        let listed: BTreeSet<String> = children.iter().filter(|c| *c != "mod").cloned().collect();
+        for missing in actual.difference(&listed) {
+            problems.push(format!("src/{module}/{missing} is not in ARCHITECTURE.md's table"));
+        }
+        for extra in listed.difference(&actual) {
+            problems.push(format!(
+                "ARCHITECTURE.md lists `{extra}` under `{module}/`, which src/ does not have"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "ARCHITECTURE.md and src/ disagree:\n{}",
+        problems.join("\n")
+    );
 }

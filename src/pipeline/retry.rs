@@ -18,8 +18,9 @@ use http::Method;
 ///
 /// What is retried: a connection that could not be made (nothing was sent),
 /// and, once the request may have reached the server, 408/429/5xx answers and
-/// transport failures only for `GET`, `PUT` and `DELETE`, or for `POST` and
-/// `PATCH` that carry an `Idempotency-Key`. With retries on, the client gives
+/// transport failures only for the methods that are idempotent by definition
+/// (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`), for `POST` and `PATCH` that
+/// carry an `Idempotency-Key`, and for dry runs (they change nothing). With retries on, the client gives
 /// every mutating call that accepts one a generated key (UUID v4) reused by all
 /// its attempts, so a retried create never creates twice. The six operations
 /// that refuse a key are thus never retried after the request may have
