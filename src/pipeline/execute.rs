@@ -14,10 +14,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Settings;
 use super::decode::{self, Answer};
-use super::retry::{self, Outcome};
+use super::retry::{self, Outcome, WaitReason};
+use super::trace;
 use crate::error::Error;
 use crate::operations::Operation;
 
@@ -106,7 +108,7 @@ enum Attempt {
     /// keeps it, with the wait its server asked for.
     Refused {
         status: u16,
-        server_wait: Option<Duration>,
+        server_wait: Option<(Duration, WaitReason)>,
         error: Box<crate::error::ApiError>,
     },
     /// The attempt's time limit ran out before the whole answer arrived.
@@ -121,13 +123,13 @@ enum Attempt {
 
 impl Attempt {
     /// What the attempt saw: the server's wait, the status and the request
-    /// id (a success's id only when the debug event that shows it is on).
-    fn seen(&self) -> (Option<Duration>, Option<u16>, Option<String>) {
+    /// id (a success's id only when `want_id`: a span or the debug event
+    /// shows it; no allocation per call otherwise).
+    fn seen(&self, want_id: bool) -> (Option<(Duration, WaitReason)>, Option<u16>, Option<String>) {
         match self {
             Attempt::Answer(answer) => {
                 let status = answer.status().as_u16();
-                // Only read for the debug event: no allocation per call otherwise.
-                let request_id = if tracing::enabled!(tracing::Level::DEBUG) {
+                let request_id = if want_id {
                     crate::meta::request_id(answer.headers())
                 } else {
                     None
@@ -141,6 +143,15 @@ impl Attempt {
             } => (*server_wait, Some(*status), error.request_id.clone()),
             Attempt::TimedOut { .. } => (None, None, None),
             Attempt::Failure { status, request_id, .. } => (None, *status, request_id.clone()),
+        }
+    }
+
+    /// The size of the body the attempt read, when it read one.
+    fn body_size(&self) -> Option<u64> {
+        match self {
+            Attempt::Answer(Answer::Read(read)) => Some(read.body.len() as u64),
+            Attempt::Refused { error, .. } => error.raw_body.as_ref().map(|b| b.len() as u64),
+            _ => None,
         }
     }
 }
@@ -183,6 +194,20 @@ impl Class {
         }
     }
 
+    /// OpenTelemetry's `error.type` of a failed attempt: its status, or what
+    /// broke (`None` for a success).
+    fn error_type(self, safe: bool) -> Option<ErrorType> {
+        Some(match self {
+            Class::Answer(_) => return None,
+            Class::Refused(status) => ErrorType::Status(status),
+            Class::TimedOut | Class::TransportTimeout => ErrorType::Named("timeout"),
+            Class::NotConnected => ErrorType::Named("connect_error"),
+            Class::Broken if safe => ErrorType::Named("connection_reset"),
+            Class::Broken | Class::Other if !safe => ErrorType::Named("answer_lost"),
+            Class::Broken | Class::Other => ErrorType::Named("transport_error"),
+        })
+    }
+
     /// The class as the retry decision weighs it.
     fn retry_outcome(self) -> Outcome {
         match self {
@@ -190,6 +215,21 @@ impl Class {
             Class::NotConnected => Outcome::NotConnected,
             Class::TimedOut | Class::TransportTimeout | Class::Broken => Outcome::Failed,
             Class::Other => Outcome::Other,
+        }
+    }
+}
+
+/// An attempt's `error.type`, written without allocating.
+enum ErrorType {
+    Status(u16),
+    Named(&'static str),
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorType::Status(status) => write!(f, "{status}"),
+            ErrorType::Named(name) => f.write_str(name),
         }
     }
 }
@@ -213,6 +253,21 @@ pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Rep
 /// Returns the last answer when it is a success; an error answer as
 /// [`Error::Api`], or the failure of the last attempt as an [`Error`].
 pub(crate) async fn send(
+    http: &reqwest::Client,
+    settings: &Settings,
+    op: &'static Operation,
+    request: reqwest::Request,
+    replay: Replay<'_>,
+    body: Body,
+) -> Result<Answer, Error> {
+    let span = trace::call_span(op, &request);
+    attempts(http, settings, op, request, replay, body)
+        .instrument(span)
+        .await
+}
+
+/// The attempt loop of [`send`], inside the call's span.
+async fn attempts(
     http: &reqwest::Client,
     settings: &Settings,
     op: &'static Operation,
@@ -250,28 +305,42 @@ pub(crate) async fn send(
             timeout
         };
         let method = request.method().clone();
-        let outcome = match body {
-            // The body is read after the call returns: reqwest's own timer
-            // goes on running while the caller streams it.
-            Body::Stream => {
-                *request.timeout_mut() = Some(limit);
-                send_once(http, settings, request, body).await?
-            }
-            // Read within the attempt: one timer, ours, covers the whole
-            // exchange. reqwest's would cost a boxed timer, a map in the
-            // request's extensions and a wrapper polled on every body frame.
-            Body::Buffer(_) => {
-                if request.timeout().is_some() {
-                    *request.timeout_mut() = None;
+        let span = trace::attempt_span(op, &request, attempt);
+        let exchange = async {
+            match body {
+                // The body is read after the call returns: reqwest's own timer
+                // goes on running while the caller streams it.
+                Body::Stream => {
+                    *request.timeout_mut() = Some(limit);
+                    send_once(http, settings, op, request, body).await
                 }
-                match tokio::time::timeout(limit, send_once(http, settings, request, body)).await {
-                    Ok(outcome) => outcome?,
-                    Err(_) => Attempt::TimedOut { after: limit },
+                // Read within the attempt: one timer, ours, covers the whole
+                // exchange. reqwest's would cost a boxed timer, a map in the
+                // request's extensions and a wrapper polled on every body frame.
+                Body::Buffer(_) => {
+                    if request.timeout().is_some() {
+                        *request.timeout_mut() = None;
+                    }
+                    match tokio::time::timeout(limit, send_once(http, settings, op, request, body)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Ok(Attempt::TimedOut { after: limit }),
+                    }
                 }
             }
         };
+        let outcome = exchange.instrument(span.clone()).await?;
         let class = Class::of(&outcome);
-        let (server_wait, status, request_id) = outcome.seen();
+        let want_id = !span.is_disabled() || tracing::enabled!(tracing::Level::DEBUG);
+        let (server_hint, status, request_id) = outcome.seen(want_id);
+        let server_wait = server_hint.map(|(wait, _)| wait);
+        trace::attempt_ended(
+            &span,
+            status,
+            request_id.as_deref(),
+            outcome.body_size(),
+            class.error_type(safe).as_ref().map(|e| e as &dyn std::fmt::Display),
+        );
+        drop(span);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let wait = retry::decide(
             class.retry_outcome(),
@@ -303,13 +372,7 @@ pub(crate) async fn send(
             // No further attempt (or the body cannot be produced again): the last outcome stands.
             return finish(outcome, class, safe);
         };
-        tracing::info!(
-            operation,
-            attempt,
-            wait_ms = wait.as_millis() as u64,
-            status,
-            "tokportal: retrying"
-        );
+        trace::waiting(wait, WaitReason::of(server_hint, wait).as_str(), attempt + 1, status);
         tokio::time::sleep(wait).await;
         request = next;
     }
@@ -319,13 +382,15 @@ pub(crate) async fn send(
 async fn send_once(
     http: &reqwest::Client,
     settings: &Settings,
+    op: &'static Operation,
     request: reqwest::Request,
     body: Body,
 ) -> Result<Attempt, Error> {
     match http.execute(request).await {
         Ok(response) => {
             settings.note_api_version(response.headers());
-            read_answer(response, body).await
+            trace::answer_head(response.status(), response.headers());
+            read_answer(op, response, body).await
         }
         Err(error) => Ok(Attempt::Failure {
             error,
@@ -337,21 +402,28 @@ async fn send_once(
 
 /// Reads what the attempt must read: a success body whole (bounded) when
 /// asked to, an error body up to what an [`ApiError`](crate::ApiError) keeps.
-async fn read_answer(response: reqwest::Response, body: Body) -> Result<Attempt, Error> {
+async fn read_answer(op: &'static Operation, response: reqwest::Response, body: Body) -> Result<Attempt, Error> {
     let status = response.status().as_u16();
     if !response.status().is_success() {
-        let server_wait = retry::server_wait(status, response.headers(), chrono::Utc::now().timestamp());
+        let server_wait = retry::server_hint(status, response.headers(), chrono::Utc::now().timestamp());
+        let error = Box::new(decode::read_error(response).await);
+        if let Some(raw) = &error.raw_body {
+            trace::answer_body(op, raw.as_bytes());
+        }
         return Ok(Attempt::Refused {
             status,
             server_wait,
-            error: Box::new(decode::read_error(response).await),
+            error,
         });
     }
     let Body::Buffer(limit) = body else {
         return Ok(Attempt::Answer(Answer::Unread(response)));
     };
     match decode::buffer(response, limit).await {
-        Ok(read) => Ok(Attempt::Answer(Answer::Read(read))),
+        Ok(read) => {
+            trace::answer_body(op, &read.body);
+            Ok(Attempt::Answer(Answer::Read(read)))
+        }
         Err(decode::BufferError::Broken { error, request_id }) => Ok(Attempt::Failure {
             error,
             status: Some(status),

@@ -4,7 +4,9 @@
 //! - [`prepare`]: checked arguments into a request; the headers, the API key,
 //!   the idempotency-key rules and the timeout every request carries;
 //! - [`execute`]: the attempts, carrying out [`retry`]'s decision;
-//! - [`decode`]: success bodies by content type, error bodies into `ApiError`.
+//! - [`decode`]: success bodies by content type, error bodies into `ApiError`;
+//! - [`trace`]: the call and attempt spans, the wait events, and (DEBUG,
+//!   TRACE) headers and bodies, secrets redacted.
 //!
 //! It takes what it needs from the client as `Settings` (behind
 //! [`ClientState`], the generated client's `inner` value), and knows nothing
@@ -21,6 +23,7 @@ pub(crate) mod decode;
 pub(crate) mod execute;
 pub(crate) mod prepare;
 pub(crate) mod retry;
+pub(crate) mod trace;
 
 pub use decode::{OperationResponse, ResponseBody};
 pub use retry::RetryPolicy;
@@ -100,7 +103,14 @@ pub struct ClientState(pub(crate) Arc<Settings>);
 impl fmt::Debug for ClientState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientState")
-            .field("api_key", &self.0.api_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "api_key",
+                &self
+                    .0
+                    .api_key
+                    .as_ref()
+                    .map(|k| crate::secret::Redacted(k.len()).to_string()),
+            )
             .field("identifier", &self.0.identifier)
             .field("timeout", &self.0.timeout)
             .field("upload_timeout", &self.0.upload_timeout)

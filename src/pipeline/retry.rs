@@ -187,6 +187,47 @@ pub(crate) fn decide(
     (wait < remaining).then_some(wait)
 }
 
+/// Why the attempt loop waits before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitReason {
+    /// The server's `Retry-After`.
+    RetryAfter,
+    /// A 429's `X-RateLimit-Reset`.
+    RateLimitReset,
+    /// The backoff schedule.
+    Backoff,
+}
+
+impl WaitReason {
+    /// As logs and spans say it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::RetryAfter => "Retry-After",
+            WaitReason::RateLimitReset => "rate-limit reset",
+            WaitReason::Backoff => "backoff",
+        }
+    }
+
+    /// What set a wait that [`decide`] chose: the server's hint when it was
+    /// at least the backoff, else the backoff.
+    pub(crate) fn of(server: Option<(Duration, WaitReason)>, wait: Duration) -> WaitReason {
+        match server {
+            Some((asked, reason)) if asked >= wait => reason,
+            _ => WaitReason::Backoff,
+        }
+    }
+}
+
+/// The wait a server asks for, and which header asked: see [`server_wait`].
+pub(crate) fn server_hint(status: u16, headers: &http::HeaderMap, now: i64) -> Option<(Duration, WaitReason)> {
+    let reason = if crate::meta::retry_after_seconds(headers).is_some() {
+        WaitReason::RetryAfter
+    } else {
+        WaitReason::RateLimitReset
+    };
+    server_wait(status, headers, now).map(|wait| (wait, reason))
+}
+
 /// The wait a server asks for: `Retry-After`, or on a 429 without it, until
 /// `X-RateLimit-Reset` (a Unix time, compared with `now`).
 pub(crate) fn server_wait(status: u16, headers: &http::HeaderMap, now: i64) -> Option<Duration> {
@@ -298,6 +339,25 @@ mod tests {
         assert!(!replay_safe(&Method::PATCH, false, false));
         assert!(replay_safe(&Method::POST, true, false));
         assert!(replay_safe(&Method::POST, false, true), "a dry run changes nothing");
+    }
+
+    #[test]
+    fn a_wait_says_what_set_it() {
+        let s = Duration::from_secs;
+        let mut h = http::HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        let hint = server_hint(503, &h, 0);
+        assert_eq!(hint, Some((s(3), WaitReason::RetryAfter)));
+        assert_eq!(WaitReason::of(hint, s(3)), WaitReason::RetryAfter);
+        assert_eq!(
+            WaitReason::of(hint, s(5)),
+            WaitReason::Backoff,
+            "the backoff was longer"
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert("x-ratelimit-reset", "10".parse().unwrap());
+        assert_eq!(server_hint(429, &h, 0), Some((s(10), WaitReason::RateLimitReset)));
+        assert_eq!(WaitReason::of(None, s(1)).as_str(), "backoff");
     }
 
     #[test]
