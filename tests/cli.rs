@@ -733,3 +733,79 @@ fn the_cli_drives_the_sandbox_from_create_to_publish_and_verifies_its_webhook() 
     types.sort();
     assert_eq!(types, ["account.configured", "bundle.created", "bundle.published"]);
 }
+
+/// `-v` against the sandbox: a create that meets one 503 shows two attempt
+/// lines with the operation, the method, the path template, the status,
+/// the time and the request id, and the wait between them with its reason
+/// and the idempotency key both attempts carried; stdout is the answer alone.
+#[test]
+fn verbose_shows_each_attempt_and_the_wait_and_keeps_stdout_for_the_answer() {
+    let sandbox = SandboxProcess::start(&[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let queued: Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/faults", sandbox.1))
+            .json(&json!({"fault": "503", "times": 1, "operation": "createBundle"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(queued["data"]["queued"], 1);
+    let out = tokportal(
+        &sandbox.1,
+        &[
+            "create-bundle",
+            "-v",
+            "--idempotency-key",
+            "verbose-key-1",
+            "--body",
+            r#"{"bundle_type": "account_only", "country": "USA"}"#,
+        ],
+    );
+    let created = stdout_json(&out);
+    assert_eq!(created["data"]["status"], "draft", "stdout is the answer alone");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let attempts: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("tokportal: createBundle  POST /bundles  "))
+        .collect();
+    assert_eq!(attempts.len(), 2, "{stderr}");
+    assert!(
+        attempts[0].contains("503 Service Unavailable") && attempts[0].contains("(attempt 1)"),
+        "{stderr}"
+    );
+    assert!(
+        attempts[1].contains("201 Created") && attempts[1].contains("(attempt 2)"),
+        "{stderr}"
+    );
+    for line in &attempts {
+        assert!(line.contains(" ms  request req_"), "{line}");
+    }
+    let wait = lines
+        .iter()
+        .find(|l| l.starts_with("tokportal: waiting "))
+        .unwrap_or_else(|| panic!("a wait line: {stderr}"));
+    assert!(
+        wait.contains("then attempt 2 with the same Idempotency-Key verbose-key-1"),
+        "{wait}"
+    );
+    // -vv adds the headers, the key redacted.
+    let out = tokportal(&sandbox.1, &["get-current-user", "-vv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tokportal: > GET "), "{stderr}");
+    assert!(
+        stderr.contains("tokportal: > x-api-key: ** redacted (length="),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tokportal: < 200 OK"), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+    // -vvv adds bodies.
+    let out = tokportal(&sandbox.1, &["get-current-user", "-vvv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tokportal: < {\"data\""), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+}

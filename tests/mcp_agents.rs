@@ -37,7 +37,11 @@ fn arguments(value: Value) -> JsonObject {
     }
 }
 
-async fn call(session: &Session, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+async fn call<H: rmcp::ClientHandler>(
+    session: &RunningService<RoleClient, H>,
+    tool: &str,
+    args: Value,
+) -> Result<CallToolResult, rmcp::ServiceError> {
     session
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments(args)))
         .await
@@ -459,4 +463,101 @@ async fn an_agent_works_against_the_sandbox() {
     assert_eq!((a, b), (json!(2), json!(0)), "each caller's key is its own");
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
+}
+
+/// A client that keeps the log messages the server sends.
+#[derive(Clone, Default)]
+struct Listener(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl rmcp::ClientHandler for Listener {
+    #[allow(deprecated)] // MCP logging (SEP-2577), still served to these clients
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(json!({"level": params.level, "logger": params.logger, "data": params.data}));
+    }
+}
+
+async fn queue_fault(sandbox: &str, fault: &str, operation: &str) {
+    let queued: Value = reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/faults"))
+        .json(&json!({"fault": fault, "times": 1, "operation": operation}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queued["data"]["queued"], 1);
+}
+
+/// A retry during a tool call reaches the agent's host as
+/// `notifications/message`, over stdio and over HTTP, before the answer;
+/// `logging/setLevel` is honoured.
+#[tokio::test]
+async fn a_retry_reaches_the_client_as_a_log_message() {
+    let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"));
+    command
+        .env("TOKPORTAL_API_KEY", "sk_test_logging")
+        .env("TOKPORTAL_BASE_URL", sandbox.url())
+        .stderr(Stdio::null());
+    let heard = Listener::default();
+    let client = heard
+        .clone()
+        .serve(TokioChildProcess::new(command).unwrap())
+        .await
+        .expect("initialize");
+    assert!(
+        client.peer_info().unwrap().capabilities.logging.is_some(),
+        "the server declares logging"
+    );
+    queue_fault(sandbox.url(), "503", "getCurrentUser").await;
+    let result = call(&client, "getCurrentUser", json!({})).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let messages = heard.0.lock().unwrap().clone();
+    let retry = messages
+        .iter()
+        .find(|m| m["data"]["event"] == "tokportal.retry")
+        .unwrap_or_else(|| panic!("a retry message: {messages:?}"));
+    assert_eq!(retry["level"], "info");
+    assert!(
+        retry["data"]["message"].as_str().unwrap().contains("before attempt 2"),
+        "{retry}"
+    );
+    // At `warning`, a retry (info) is no longer sent.
+    #[allow(deprecated)]
+    client
+        .set_level(rmcp::model::SetLevelRequestParams::new(
+            rmcp::model::LoggingLevel::Warning,
+        ))
+        .await
+        .unwrap();
+    heard.0.lock().unwrap().clear();
+    queue_fault(sandbox.url(), "503", "getCurrentUser").await;
+    call(&client, "getCurrentUser", json!({})).await.unwrap();
+    assert!(heard.0.lock().unwrap().is_empty(), "{:?}", heard.0.lock().unwrap());
+    client.cancel().await.unwrap();
+
+    // Over HTTP (stateless): the message comes in the call's own stream.
+    let mcp = http_server(sandbox.url(), &[]);
+    let heard = Listener::default();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(mcp.url.clone()).auth_header("sk_test_logging_http".to_owned()),
+    );
+    let client = heard.clone().serve(transport).await.expect("initialize over HTTP");
+    queue_fault(sandbox.url(), "503", "getCurrentUser").await;
+    let result = call(&client, "getCurrentUser", json!({})).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let messages = heard.0.lock().unwrap().clone();
+    assert!(
+        messages.iter().any(|m| m["data"]["event"] == "tokportal.retry"),
+        "{messages:?}"
+    );
+    client.cancel().await.unwrap();
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `TOKPORTAL_BASE_URL` overrides the API's address. Logs go to stderr
-//! (`RUST_LOG`, default `warn`); stdout carries protocol messages only.
+//! (`RUST_LOG`, default `warn`) and, during a tool call, to its client as
+//! MCP `notifications/message`; stdout carries protocol messages only.
 
 use std::process::ExitCode;
 
@@ -31,14 +32,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    tokportal::mcp::logging::install();
     match tokportal::mcp::run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

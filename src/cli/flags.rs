@@ -48,6 +48,11 @@ pub(crate) fn call_flags() -> Vec<Arg> {
             .long("compact")
             .action(ArgAction::SetTrue)
             .help("Compact JSON output"),
+        Arg::new("verbose")
+            .long("verbose")
+            .short('v')
+            .action(ArgAction::Count)
+            .help("Show each attempt on stderr (-v), with headers (-vv), with bodies (-vvv; or TOKPORTAL_DEBUG=api); RUST_LOG overrides"),
         Arg::new("output")
             .long("output")
             .short('o')
@@ -97,4 +102,11 @@ impl CallFlags {
             output: value(top, sub, "output"),
         }
     }
+}
+
+/// How many `-v` were given, before the command and after it.
+pub(crate) fn verbosity(global: &ArgMatches) -> u8 {
+    let count = |m: &ArgMatches| m.try_get_one::<u8>("verbose").ok().flatten().copied().unwrap_or(0);
+    let after = global.subcommand().map_or(0, |(_, sub)| count(sub));
+    count(global).saturating_add(after)
 }

@@ -24,6 +24,7 @@ mod flags;
 mod input;
 mod output;
 mod sandbox;
+mod transcript;
 mod webhooks;
 
 pub use commands::cli;
@@ -41,19 +42,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    // Warnings (a field sent as given, a newer API version) on stderr;
-    // `RUST_LOG=debug` shows every attempt.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // `tokportal sandbox` logs a line a request; nothing else logs at info.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tokportal::sandbox=info")),
-        )
-        .try_init();
     let matches = match cli().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
@@ -61,6 +49,7 @@ where
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    transcript::install(flags::verbosity(&matches));
     let result = match matches.subcommand() {
         Some(("webhooks", sub)) => webhooks::run(sub),
         Some(("sandbox", sub)) => sandbox::run(sub).await,

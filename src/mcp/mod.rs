@@ -11,6 +11,8 @@
 //!   stateless or with [`sessions`] (bounded);
 //! - [`caller`]: the key an HTTP caller sends, and its fingerprint;
 //! - [`limits`]: each caller's concurrent tool calls and their time limit;
+//! - [`logging`]: `logging/setLevel`, and what the SDK logs during a call
+//!   sent to its client as `notifications/message`;
 //! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop;
 //! - [`refusal`]: the HTTP refusals' JSON body.
 //!
@@ -24,6 +26,7 @@ pub mod files;
 pub mod http;
 pub mod lifecycle;
 pub mod limits;
+pub mod logging;
 pub mod options;
 pub mod refusal;
 pub mod server;

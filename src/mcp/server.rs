@@ -9,6 +9,10 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, Implementation,
     InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
 };
+// MCP logging is deprecated by SEP-2577 (rmcp marks its types so); it still
+// serves the clients of the protocol versions before it.
+#[allow(deprecated)]
+use rmcp::model::{LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
@@ -17,6 +21,7 @@ use super::caller::KeyId;
 use super::dynamic;
 use super::files::FileSandbox;
 use super::limits::{CallGate, CallLimits};
+use super::logging::{CALL_LOG, Levels, Sink};
 use super::tools::{Naming, error_result, tool};
 use super::toolsets::{Selection, toolset_names};
 use crate::operations::{Operation, flat_keys};
@@ -62,6 +67,7 @@ pub struct TokPortalMcp {
     tools: Arc<Vec<Tool>>,
     by_name: Arc<HashMap<String, &'static Operation>>,
     gate: Arc<CallGate>,
+    levels: Arc<Levels>,
 }
 
 impl TokPortalMcp {
@@ -86,10 +92,21 @@ impl TokPortalMcp {
         Self {
             keys,
             gate: Arc::new(CallGate::new(settings.calls)),
+            levels: Arc::new(Levels::default()),
             settings: Arc::new(settings),
             tools: Arc::new(tools),
             by_name: Arc::new(by_name),
         }
+    }
+
+    /// Who is calling: the HTTP caller's key, by its fingerprint; over stdio,
+    /// the one caller.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> KeyId {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| KeyId::from_headers(&p.headers))
+            .unwrap_or_else(|| KeyId::of(""))
     }
 
     /// The client for this call and who is calling: the fixed client (one
@@ -153,7 +170,25 @@ impl TokPortalMcp {
         let _running = self.gate.enter(caller)?;
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
         let limit = self.gate.limits().timeout;
-        let outcome = match tokio::time::timeout(limit, client.call_operation(op.id, arguments)).await {
+        // What the SDK logs during the call reaches this client as
+        // notifications/message, before the answer.
+        let (sink, mut messages) = Sink::new(self.levels.of(caller));
+        let call = CALL_LOG.scope(
+            sink,
+            tokio::time::timeout(limit, client.call_operation(op.id, arguments)),
+        );
+        tokio::pin!(call);
+        let timed = loop {
+            tokio::select! {
+                biased;
+                Some(message) = messages.recv() => notify(context, message).await,
+                done = &mut call => break done,
+            }
+        };
+        while let Ok(message) = messages.try_recv() {
+            notify(context, message).await;
+        }
+        let outcome = match timed {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout {
                 after: Some(limit),
@@ -181,6 +216,16 @@ impl TokPortalMcp {
     /// The exposed operation named `name` (either naming).
     pub(crate) fn exposed(&self, name: &str) -> Option<&'static Operation> {
         self.by_name.get(name).copied()
+    }
+}
+
+/// Sends one log message to the calling client; a client that has gone
+/// away is not an error of the call.
+#[allow(deprecated)]
+async fn notify(context: &RequestContext<RoleServer>, message: LoggingMessageNotificationParam) {
+    let sent = context.peer.notify_logging_message(message).await;
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "a log message could not reach its client");
     }
 }
 
@@ -213,10 +258,23 @@ fn instructions(settings: &Settings) -> String {
 }
 
 impl ServerHandler for TokPortalMcp {
+    #[allow(deprecated)] // the logging capability (SEP-2577)
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
             .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(instructions(&self.settings))
+    }
+
+    /// `logging/setLevel`: from now on this caller's tool calls send their
+    /// messages from `level` up.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.levels.set(self.caller(&context), request.level);
+        Ok(())
     }
 
     async fn list_tools(

@@ -1,4 +1,6 @@
-//! Faults on demand (`X-Sandbox-Fault`) and at random (`--fault-rate`).
+//! Faults on demand (`X-Sandbox-Fault`), queued ahead of time (`POST
+//! /_sandbox/faults`, for a client that cannot add a header: the CLI, an
+//! app under test) and at random (`--fault-rate`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -70,12 +72,49 @@ impl Fault {
     }
 }
 
-/// The fault of one request: the one its `X-Sandbox-Fault` header asks
-/// for, else the dice's. A header that names no fault is a validation
-/// failure of that header.
-pub(super) fn asked(headers: &HeaderMap, dice: &Dice) -> Result<Option<Fault>, Failure> {
+/// Faults queued for the next requests (of one operation, or any), each
+/// used once, oldest first.
+#[derive(Default)]
+pub(super) struct Queue {
+    queued: Mutex<std::collections::VecDeque<(Option<String>, Fault)>>,
+}
+
+/// Faults the queue holds at most.
+const MAX_QUEUED: usize = 100;
+
+impl Queue {
+    /// Queues `fault` `times` times, for `operation` or any; the faults now
+    /// queued, or why not.
+    pub(super) fn push(&self, fault: Fault, times: usize, operation: Option<String>) -> Result<usize, String> {
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        if queued.len() + times > MAX_QUEUED {
+            return Err(format!("at most {MAX_QUEUED} faults may wait in the queue"));
+        }
+        queued.extend(std::iter::repeat_n((operation, fault), times));
+        Ok(queued.len())
+    }
+
+    /// The oldest fault queued for `operation` (or any), taken.
+    fn take(&self, operation: &str) -> Option<Fault> {
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        let at = queued
+            .iter()
+            .position(|(op, _)| op.as_deref().is_none_or(|op| op == operation))?;
+        queued.remove(at).map(|(_, fault)| fault)
+    }
+}
+
+/// The fault of one request of `operation`: the one its `X-Sandbox-Fault`
+/// header asks for, else the next queued for it, else the dice's. A header
+/// that names no fault is a validation failure of that header.
+pub(super) fn asked(
+    headers: &HeaderMap,
+    operation: &str,
+    queue: &Queue,
+    dice: &Dice,
+) -> Result<Option<Fault>, Failure> {
     let Some(value) = headers.get(super::FAULT_HEADER) else {
-        return Ok(dice.roll());
+        return Ok(queue.take(operation).or_else(|| dice.roll()));
     };
     Fault::parse(value.to_str().unwrap_or("?"))
         .map(Some)

@@ -56,6 +56,7 @@ pub(super) struct Shared {
     buckets: Buckets,
     replays: Replays,
     dice: Dice,
+    queued_faults: faults::Queue,
     tenants: Tenants,
     courier: Arc<Courier>,
 }
@@ -82,6 +83,7 @@ impl Shared {
             buckets: Buckets::new(options.rate_limit, options.refill_per_second),
             replays: Replays::default(),
             dice: Dice::new(options.fault_rate, options.seed),
+            queued_faults: faults::Queue::default(),
             tenants,
             courier: Arc::new(courier),
             options,
@@ -94,6 +96,10 @@ impl Shared {
 struct Stamp {
     request_id: String,
     rate: Option<Verdict>,
+    /// For the log line: the operation, once routed.
+    operation: Option<&'static str>,
+    /// For the log line: the key's fingerprint (8 hex digits of its SHA-256).
+    caller: Option<String>,
 }
 
 /// Answers one request.
@@ -109,18 +115,26 @@ pub(super) async fn handle(
         .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
-    let mut stamp = Stamp { request_id, rate: None };
+    let mut stamp = Stamp {
+        request_id,
+        rate: None,
+        operation: None,
+        caller: None,
+    };
     let started = std::time::Instant::now();
     let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
     let answer = answer(shared, conn, parts, body, &mut stamp).await;
     let response = finish(answer, &stamp);
-    // One line a request (`tokportal sandbox` shows them); never a key or a body.
+    // One line a request (`tokportal sandbox` shows them); never a key or a
+    // body: the key by its fingerprint only.
     tracing::info!(
         target: "tokportal::sandbox",
-        "{method} {path} -> {} in {} ms ({})",
+        "{method} {path} -> {} in {} ms ({}) {} key {}",
         response.status().as_u16(),
         started.elapsed().as_millis(),
-        stamp.request_id
+        stamp.request_id,
+        stamp.operation.unwrap_or("-"),
+        stamp.caller.as_deref().unwrap_or("-"),
     );
     response
 }
@@ -164,9 +178,11 @@ async fn stages(
     stamp: &mut Stamp,
 ) -> Result<Answer, Failure> {
     let (op, params) = route(&parts.method, path)?;
+    stamp.operation = Some(op.id);
     let tenant = authenticate(op, &parts.headers)?;
+    stamp.caller = tenant.as_ref().map(|t| t[..8.min(t.len())].to_owned());
     rate_limit(shared, conn, tenant.as_deref(), stamp)?;
-    let fault = fault(shared, &parts.headers).await?;
+    let fault = fault(shared, op, &parts.headers).await?;
     if fault == Some(Fault::Reset) {
         return Ok(close(conn).await);
     }
@@ -240,8 +256,8 @@ fn rate_limit(shared: &Shared, conn: &Connection, tenant: Option<&str>, stamp: &
 /// The fault asked for (`X-Sandbox-Fault`) or drawn (`--fault-rate`): a
 /// status fault is the answer, `slow` waits here, `reset` and `lost` are
 /// the caller's to carry out.
-async fn fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<Fault>, Failure> {
-    let fault = faults::asked(headers, &shared.dice)?;
+async fn fault(shared: &Shared, op: &Operation, headers: &HeaderMap) -> Result<Option<Fault>, Failure> {
+    let fault = faults::asked(headers, op.id, &shared.queued_faults, &shared.dice)?;
     if let Some(failure) = fault.and_then(Fault::failure) {
         return Err(failure);
     }
@@ -540,7 +556,9 @@ async fn read_form(
 
 /// The sandbox's own routes, outside the contract, under `/_sandbox/`:
 /// `GET health`, `POST credits` (`{"balance": N}`, with the key), `POST
-/// reset` (forgets the key's state) and `PUT uploads/{id}` (the upload URLs
+/// reset` (forgets the key's state), `POST faults` (`{"fault": "503",
+/// "times": 1, "operation": "createBundle"}`: the next requests, of that
+/// operation or any, meet that fault) and `PUT uploads/{id}` (the upload URLs
 /// it hands out; the bytes are counted, not kept).
 async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request::Parts, body: Incoming) -> Answer {
     let ok = |data: Value| {
@@ -551,6 +569,36 @@ async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request:
     };
     match (parts.method.as_str(), route) {
         ("GET", "health") => ok(json!({"status": "ok", "api_version": SPEC_VERSION})),
+        ("POST", "faults") => {
+            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
+                .await
+                .unwrap_or_default();
+            let asked: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let fault = match asked.get("fault").and_then(Value::as_str).map(Fault::parse) {
+                Some(Ok(fault)) => fault,
+                Some(Err(why)) => return Answer::Failure(Failure::rule("fault", why)),
+                None => {
+                    return Answer::Failure(Failure::rule(
+                        "fault",
+                        "is required: 500, 502, 503, 429, reset, lost, slow or slow=SECONDS",
+                    ));
+                }
+            };
+            let times = asked.get("times").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
+            let operation = match asked.get("operation").and_then(Value::as_str) {
+                Some(id) if crate::operations::find(id).is_none() => {
+                    return Answer::Failure(Failure::rule(
+                        "operation",
+                        format!("`{id}` is not an operation of the contract"),
+                    ));
+                }
+                other => other.map(str::to_owned),
+            };
+            match shared.queued_faults.push(fault, times, operation) {
+                Ok(queued) => ok(json!({"queued": queued})),
+                Err(why) => Answer::Failure(Failure::rule("times", why)),
+            }
+        }
         ("PUT", upload) if upload.starts_with("uploads/") => {
             let mut received: u64 = 0;
             let mut stream = Body::new(body).into_data_stream();
