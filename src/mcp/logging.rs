@@ -143,6 +143,14 @@ pub fn install() {
         .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        // rmcp logs whole protocol messages at DEBUG and TRACE: tool results
+        // (a revealed password, a webhook secret) and callers' requests. Never
+        // printed, whatever RUST_LOG says.
+        .with_filter(
+            Targets::new()
+                .with_default(Level::TRACE)
+                .with_target("rmcp", Level::INFO),
         );
     let _ = tracing_subscriber::registry().with(stderr).with(layer()).try_init();
 }

@@ -1,0 +1,285 @@
+//! No secret is ever printed: every surface at its highest verbosity (the
+//! SDK under a TRACE subscriber with an OpenTelemetry exporter, the CLI with
+//! `-vvv` and `TOKPORTAL_DEBUG=api`, `tokportal-mcp` with `RUST_LOG=trace`
+//! and its client at `debug`, the sandbox logging at TRACE), against answers
+//! that hold a webhook signing secret and revealed account credentials.
+//! None of the API key, the secret or the password appears in a log line,
+//! a span, an MCP notification, or stderr. (stdout and a tool's result are
+//! the answers themselves, and hold them, as they must.)
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+
+const KEY: &str = "sk_test_DistinctiveKey_9qz7Xw";
+
+/// A writer into memory, for the SDK's and the sandbox's log lines.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Listener(Arc<Mutex<Vec<Value>>>);
+
+impl rmcp::ClientHandler for Listener {
+    #[allow(deprecated)] // MCP logging (SEP-2577)
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(json!({"level": params.level, "data": params.data}));
+    }
+}
+
+fn data(response: tokportal::OperationResponse) -> Value {
+    match response.body {
+        tokportal::ResponseBody::Json(v) => v["data"].clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn args(path: Value, body: Option<Value>) -> tokportal::OperationArgs {
+    let mut args = tokportal::OperationArgs::new();
+    if let Value::Object(path) = path {
+        args.path = path;
+    }
+    args.body = body;
+    args
+}
+
+async fn mcp_call(client: &RunningService<RoleClient, Listener>, tool: &str, arguments: Value) -> CallToolResult {
+    let Value::Object(arguments) = arguments else { panic!() };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments as JsonObject))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
+    let logs = Buffer::default();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let writer = logs.clone();
+    // Everything at TRACE but the test's own MCP client (rmcp), which logs
+    // the tool results it receives: it is this test's, not a surface.
+    let everything = || {
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::TRACE)
+            .with_target("rmcp", tracing_subscriber::filter::LevelFilter::OFF)
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .with_filter(everything()),
+        )
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("secrets"))
+                .with_filter(everything()),
+        );
+    // Global: the sandbox's tasks run on the runtime's other threads.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
+    let url = sandbox.url().to_owned();
+    let sdk = tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(&url)
+        .retry(
+            tokportal::RetryPolicy::default()
+                .initial_backoff(std::time::Duration::from_millis(10))
+                .jitter(false),
+        )
+        .build()
+        .unwrap();
+    // A retried call, so that every kind of event is logged.
+    reqwest::Client::new()
+        .post(format!("{url}/_sandbox/faults"))
+        .json(&json!({"fault": "503", "times": 1, "operation": "createBundle"}))
+        .send()
+        .await
+        .unwrap();
+    let endpoint = data(
+        sdk.request_operation(
+            "createWebhookEndpoint",
+            args(
+                json!({}),
+                Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]})),
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    let secret = endpoint["secret"].as_str().expect("a signing secret").to_owned();
+    let bundle = data(
+        sdk.request_operation(
+            "createBundle",
+            args(
+                json!({}),
+                Some(json!({"bundle_type": "account_only", "country": "USA"})),
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    let id = json!({"id": bundle["id"]});
+    sdk.request_operation(
+        "configureBundleAccount",
+        args(
+            id.clone(),
+            Some(json!({"username": "secret_test", "visible_name": "S"})),
+        ),
+    )
+    .await
+    .unwrap();
+    sdk.request_operation("publishBundle", args(id.clone(), None))
+        .await
+        .unwrap();
+    let account = data(
+        sdk.request_operation("finalizeBundleAccount", args(id, None))
+            .await
+            .unwrap(),
+    );
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    let revealed = data(
+        sdk.request_operation("revealAccountCredentials", args(json!({"id": account_id}), None))
+            .await
+            .unwrap(),
+    );
+    let password = revealed["password"].as_str().expect("a password").to_owned();
+    // The SDK's error for a refused call holds no secret either.
+    let refused = sdk
+        .request_operation("getAccount", args(json!({"id": common::UUID_A}), None))
+        .await
+        .unwrap_err();
+    let mut outputs = vec![("an SDK error", format!("{refused} {refused:?}"))];
+
+    // The CLI at its most verbose.
+    let cli = |cli_args: &[&str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(cli_args)
+            .env("TOKPORTAL_API_KEY", KEY)
+            .env("TOKPORTAL_BASE_URL", &url)
+            .env("TOKPORTAL_DEBUG", "api")
+            .env_remove("RUST_LOG")
+            .output()
+    };
+    for cli_args in [
+        vec!["reveal-account-credentials", "-vvv", "--id", account_id.as_str()],
+        vec!["get-webhook-endpoint", "-vvv", "--id", endpoint["id"].as_str().unwrap()],
+        vec![
+            "create-webhook-endpoint",
+            "-vvv",
+            "--body",
+            r#"{"url": "http://127.0.0.1:9/other", "events": ["bundle.created"]}"#,
+        ],
+    ] {
+        let out = cli(&cli_args).await.unwrap();
+        assert!(
+            out.status.success(),
+            "{cli_args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stderr.contains("tokportal: > x-api-key: ** redacted"),
+            "-vvv shows headers: {stderr}"
+        );
+        outputs.push(("the CLI's stderr", stderr));
+    }
+
+    // The MCP server with everything on.
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"));
+    command
+        .env("TOKPORTAL_API_KEY", KEY)
+        .env("TOKPORTAL_BASE_URL", &url)
+        .env("RUST_LOG", "trace");
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let heard = Listener::default();
+    let agent = heard.clone().serve(transport).await.unwrap();
+    #[allow(deprecated)]
+    agent
+        .set_level(rmcp::model::SetLevelRequestParams::new(
+            rmcp::model::LoggingLevel::Debug,
+        ))
+        .await
+        .unwrap();
+    let shown = mcp_call(&agent, "revealAccountCredentials", json!({"id": account_id})).await;
+    assert!(
+        format!("{shown:?}").contains(&password),
+        "the tool's result is the answer"
+    );
+    mcp_call(
+        &agent,
+        "createWebhookEndpoint",
+        json!({"body": {"url": "http://127.0.0.1:9/third", "events": ["bundle.created"]}}),
+    )
+    .await;
+    mcp_call(&agent, "getCurrentUser", json!({})).await;
+    agent.cancel().await.unwrap();
+    let mut mcp_stderr = String::new();
+    if let Some(mut stderr) = stderr {
+        stderr.read_to_string(&mut mcp_stderr).await.unwrap();
+    }
+    assert!(
+        mcp_stderr.contains("tokportal"),
+        "the server logged at trace: {mcp_stderr}"
+    );
+    let notifications = heard.0.lock().unwrap().clone();
+    assert!(!notifications.is_empty(), "the client heard debug messages");
+    outputs.push(("tokportal-mcp's stderr", mcp_stderr));
+    outputs.push(("MCP notifications", serde_json::to_string(&notifications).unwrap()));
+
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    assert!(spans.iter().any(|s| s.name == "POST /accounts/{id}/reveal-credentials"));
+    outputs.push(("spans", format!("{spans:?}")));
+    let lines = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(lines.contains("tokportal::http"), "the SDK logged at TRACE");
+    assert!(lines.contains("tokportal::sandbox"), "the sandbox logged");
+    outputs.push(("the SDK's and the sandbox's log lines", lines));
+
+    for (secret_name, value) in [("API key", KEY), ("webhook secret", &secret), ("password", &password)] {
+        for (place, text) in &outputs {
+            if let Some(at) = text.find(value) {
+                let from = text[..at].rfind('\n').map_or(0, |n| n + 1).max(at.saturating_sub(300));
+                let line = text[from..].lines().next().unwrap_or_default();
+                panic!("the {secret_name} appears in {place}: {}", &line[..line.len().min(400)]);
+            }
+        }
+    }
+}
