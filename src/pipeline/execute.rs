@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::Settings;
 use super::decode::{self, Answer};
@@ -125,6 +124,7 @@ impl Attempt {
     /// What the attempt saw: the server's wait, the status and the request
     /// id (a success's id only when `want_id`: a span or the debug event
     /// shows it; no allocation per call otherwise).
+    #[inline]
     fn seen(&self, want_id: bool) -> (Option<(Duration, WaitReason)>, Option<u16>, Option<String>) {
         match self {
             Attempt::Answer(answer) => {
@@ -252,22 +252,12 @@ pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Rep
 ///
 /// Returns the last answer when it is a success; an error answer as
 /// [`Error::Api`], or the failure of the last attempt as an [`Error`].
+///
+/// Traced by `trace`: a call span, and an attempt span per try created as
+/// its child, both `None` until a subscriber is set. Neither wraps a future
+/// (a wrapper would move the attempt loop once more per call): the call
+/// span lives as long as the call, and each event names its span.
 pub(crate) async fn send(
-    http: &reqwest::Client,
-    settings: &Settings,
-    op: &'static Operation,
-    request: reqwest::Request,
-    replay: Replay<'_>,
-    body: Body,
-) -> Result<Answer, Error> {
-    let span = trace::call_span(op, &request);
-    attempts(http, settings, op, request, replay, body)
-        .instrument(span)
-        .await
-}
-
-/// The attempt loop of [`send`], inside the call's span.
-async fn attempts(
     http: &reqwest::Client,
     settings: &Settings,
     op: &'static Operation,
@@ -275,6 +265,7 @@ async fn attempts(
     mut replay: Replay<'_>,
     body: Body,
 ) -> Result<Answer, Error> {
+    let call = trace::call_span(op, &request);
     let operation = op.id;
     let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
         settings.upload_timeout
@@ -305,41 +296,42 @@ async fn attempts(
             timeout
         };
         let method = request.method().clone();
-        let span = trace::attempt_span(op, &request, attempt);
-        let exchange = async {
-            match body {
-                // The body is read after the call returns: reqwest's own timer
-                // goes on running while the caller streams it.
-                Body::Stream => {
-                    *request.timeout_mut() = Some(limit);
-                    send_once(http, settings, op, request, body).await
+        let span = trace::attempt_span(call.as_ref(), op, &request, attempt);
+        // The span is handed down rather than entered: a wrapper around the
+        // exchange would move its future once more per attempt.
+        let outcome = match body {
+            // The body is read after the call returns: reqwest's own timer
+            // goes on running while the caller streams it.
+            Body::Stream => {
+                *request.timeout_mut() = Some(limit);
+                send_once(http, settings, op, request, body, span.as_ref()).await?
+            }
+            // Read within the attempt: one timer, ours, covers the whole
+            // exchange. reqwest's would cost a boxed timer, a map in the
+            // request's extensions and a wrapper polled on every body frame.
+            Body::Buffer(_) => {
+                if request.timeout().is_some() {
+                    *request.timeout_mut() = None;
                 }
-                // Read within the attempt: one timer, ours, covers the whole
-                // exchange. reqwest's would cost a boxed timer, a map in the
-                // request's extensions and a wrapper polled on every body frame.
-                Body::Buffer(_) => {
-                    if request.timeout().is_some() {
-                        *request.timeout_mut() = None;
-                    }
-                    match tokio::time::timeout(limit, send_once(http, settings, op, request, body)).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Ok(Attempt::TimedOut { after: limit }),
-                    }
+                match tokio::time::timeout(limit, send_once(http, settings, op, request, body, span.as_ref())).await {
+                    Ok(outcome) => outcome?,
+                    Err(_) => Attempt::TimedOut { after: limit },
                 }
             }
         };
-        let outcome = exchange.instrument(span.clone()).await?;
         let class = Class::of(&outcome);
-        let want_id = !span.is_disabled() || tracing::enabled!(tracing::Level::DEBUG);
+        let want_id = span.is_some() || tracing::enabled!(tracing::Level::DEBUG);
         let (server_hint, status, request_id) = outcome.seen(want_id);
         let server_wait = server_hint.map(|(wait, _)| wait);
-        trace::attempt_ended(
-            &span,
-            status,
-            request_id.as_deref(),
-            outcome.body_size(),
-            class.error_type(safe).as_ref().map(|e| e as &dyn std::fmt::Display),
-        );
+        if let Some(span) = &span {
+            trace::attempt_ended(
+                span,
+                status,
+                request_id.as_deref(),
+                outcome.body_size(),
+                class.error_type(safe).as_ref().map(|e| e as &dyn std::fmt::Display),
+            );
+        }
         drop(span);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let wait = retry::decide(
@@ -372,7 +364,13 @@ async fn attempts(
             // No further attempt (or the body cannot be produced again): the last outcome stands.
             return finish(outcome, class, safe);
         };
-        trace::waiting(wait, WaitReason::of(server_hint, wait).as_str(), attempt + 1, status);
+        trace::waiting(
+            call.as_ref(),
+            wait,
+            WaitReason::of(server_hint, wait).as_str(),
+            attempt + 1,
+            status,
+        );
         tokio::time::sleep(wait).await;
         request = next;
     }
@@ -385,12 +383,15 @@ async fn send_once(
     op: &'static Operation,
     request: reqwest::Request,
     body: Body,
+    span: Option<&tracing::Span>,
 ) -> Result<Attempt, Error> {
     match http.execute(request).await {
         Ok(response) => {
             settings.note_api_version(response.headers());
-            trace::answer_head(response.status(), response.headers());
-            read_answer(op, response, body).await
+            if let Some(span) = span {
+                trace::answer_head(span, response.status(), response.headers());
+            }
+            read_answer(op, response, body, span).await
         }
         Err(error) => Ok(Attempt::Failure {
             error,
@@ -402,13 +403,18 @@ async fn send_once(
 
 /// Reads what the attempt must read: a success body whole (bounded) when
 /// asked to, an error body up to what an [`ApiError`](crate::ApiError) keeps.
-async fn read_answer(op: &'static Operation, response: reqwest::Response, body: Body) -> Result<Attempt, Error> {
+async fn read_answer(
+    op: &'static Operation,
+    response: reqwest::Response,
+    body: Body,
+    span: Option<&tracing::Span>,
+) -> Result<Attempt, Error> {
     let status = response.status().as_u16();
     if !response.status().is_success() {
         let server_wait = retry::server_hint(status, response.headers(), chrono::Utc::now().timestamp());
         let error = Box::new(decode::read_error(response).await);
-        if let Some(raw) = &error.raw_body {
-            trace::answer_body(op, raw.as_bytes());
+        if let (Some(span), Some(raw)) = (span, &error.raw_body) {
+            trace::answer_body(span, op, raw.as_bytes());
         }
         return Ok(Attempt::Refused {
             status,
@@ -421,7 +427,9 @@ async fn read_answer(op: &'static Operation, response: reqwest::Response, body: 
     };
     match decode::buffer(response, limit).await {
         Ok(read) => {
-            trace::answer_body(op, &read.body);
+            if let Some(span) = span {
+                trace::answer_body(span, op, &read.body);
+            }
             Ok(Attempt::Answer(Answer::Read(read)))
         }
         Err(decode::BufferError::Broken { error, request_id }) => Ok(Attempt::Failure {

@@ -30,6 +30,15 @@ pub(crate) const HTTP_TARGET: &str = "tokportal::http";
 /// How much of a body a TRACE event shows.
 pub(crate) const BODY_SHOWN: usize = 2048;
 
+/// Whether anything could listen: a `tracing` subscriber has been set.
+/// Until one is, no span is created at all. (`tracing`'s `log` feature,
+/// which a dependency turns on, would otherwise evaluate and record every
+/// field of a disabled span, in case a `log` logger wants it: a few hundred
+/// instructions a call, for nothing.)
+pub(crate) fn listening() -> bool {
+    tracing::dispatcher::has_been_set()
+}
+
 /// Whether `op`'s bodies may be logged: not those of the six operations
 /// whose answers hold a secret or a one-time value.
 fn bodies_loggable(op: &Operation) -> bool {
@@ -38,7 +47,10 @@ fn bodies_loggable(op: &Operation) -> bool {
 
 /// The span of one call: `tokportal.call`, with the operation, whether it is
 /// a dry run, and its idempotency key (not a secret).
-pub(crate) fn call_span(op: &'static Operation, request: &reqwest::Request) -> Span {
+pub(crate) fn call_span(op: &'static Operation, request: &reqwest::Request) -> Option<Span> {
+    if !listening() {
+        return None;
+    }
     let span = tracing::info_span!(
         target: TARGET,
         "tokportal.call",
@@ -61,14 +73,22 @@ pub(crate) fn call_span(op: &'static Operation, request: &reqwest::Request) -> S
             span.record("tokportal.idempotency_key", key);
         }
     }
-    span
+    Some(span)
 }
 
-/// The span of attempt number `attempt` (from 1), named `{METHOD} {path
-/// template}` for OpenTelemetry (`otel.name`), never the filled path.
-pub(crate) fn attempt_span(op: &'static Operation, request: &reqwest::Request, attempt: u32) -> Span {
+/// The span of attempt number `attempt` (from 1), a child of `call`, named
+/// `{METHOD} {path template}` for OpenTelemetry (`otel.name`), never the
+/// filled path.
+pub(crate) fn attempt_span(
+    call: Option<&Span>,
+    op: &'static Operation,
+    request: &reqwest::Request,
+    attempt: u32,
+) -> Option<Span> {
+    let call = call?;
     let span = tracing::info_span!(
         target: TARGET,
+        parent: call,
         "tokportal.attempt",
         otel.name = Empty,
         otel.kind = "client",
@@ -86,7 +106,7 @@ pub(crate) fn attempt_span(op: &'static Operation, request: &reqwest::Request, a
         tokportal.request_id = Empty,
     );
     if span.is_disabled() {
-        return span;
+        return None;
     }
     span.record("otel.name", display(format_args!("{} {}", op.method.as_str(), op.path)));
     let url = request.url();
@@ -110,6 +130,7 @@ pub(crate) fn attempt_span(op: &'static Operation, request: &reqwest::Request, a
     if tracing::enabled!(target: HTTP_TARGET, tracing::Level::DEBUG) {
         tracing::debug!(
             target: HTTP_TARGET,
+            parent: &span,
             direction = "request",
             "{} {}\n{}",
             request.method(),
@@ -120,10 +141,10 @@ pub(crate) fn attempt_span(op: &'static Operation, request: &reqwest::Request, a
             && tracing::enabled!(target: HTTP_TARGET, tracing::Level::TRACE)
             && let Some(bytes) = request.body().and_then(reqwest::Body::as_bytes)
         {
-            body_event("request", bytes);
+            body_event(&span, "request", bytes);
         }
     }
-    span
+    Some(span)
 }
 
 fn span_url(url: &url::Url) -> String {
@@ -133,10 +154,14 @@ fn span_url(url: &url::Url) -> String {
     bare.to_string()
 }
 
-/// The head of an answer, at DEBUG (within its attempt's span).
-pub(crate) fn answer_head(status: http::StatusCode, headers: &http::HeaderMap) {
+/// The head of an answer, at DEBUG, an event of its attempt's `span`.
+pub(crate) fn answer_head(span: &Span, status: http::StatusCode, headers: &http::HeaderMap) {
+    if span.is_disabled() {
+        return;
+    }
     tracing::debug!(
         target: HTTP_TARGET,
+        parent: span,
         direction = "response",
         "{} {}\n{}",
         status.as_u16(),
@@ -145,21 +170,21 @@ pub(crate) fn answer_head(status: http::StatusCode, headers: &http::HeaderMap) {
     );
 }
 
-/// An answer's body, at TRACE, cut at [`BODY_SHOWN`] (never a secret-bearing
-/// operation's).
-pub(crate) fn answer_body(op: &Operation, bytes: &[u8]) {
-    if bodies_loggable(op) && tracing::enabled!(target: HTTP_TARGET, tracing::Level::TRACE) {
-        body_event("response", bytes);
+/// An answer's body, at TRACE, an event of its attempt's `span`, cut at
+/// [`BODY_SHOWN`] (never a secret-bearing operation's).
+pub(crate) fn answer_body(span: &Span, op: &Operation, bytes: &[u8]) {
+    if !span.is_disabled() && bodies_loggable(op) && tracing::enabled!(target: HTTP_TARGET, tracing::Level::TRACE) {
+        body_event(span, "response", bytes);
     }
 }
 
-fn body_event(direction: &'static str, bytes: &[u8]) {
+fn body_event(span: &Span, direction: &'static str, bytes: &[u8]) {
     let shown = &bytes[..bytes.len().min(BODY_SHOWN)];
     let text = String::from_utf8_lossy(shown);
     if shown.len() < bytes.len() {
-        tracing::trace!(target: HTTP_TARGET, direction, size = bytes.len(), "{text}… ({} of {} bytes shown)", shown.len(), bytes.len());
+        tracing::trace!(target: HTTP_TARGET, parent: span, direction, size = bytes.len(), "{text}… ({} of {} bytes shown)", shown.len(), bytes.len());
     } else {
-        tracing::trace!(target: HTTP_TARGET, direction, size = bytes.len(), "{text}");
+        tracing::trace!(target: HTTP_TARGET, parent: span, direction, size = bytes.len(), "{text}");
     }
 }
 
@@ -189,11 +214,16 @@ pub(crate) fn attempt_ended(
     }
 }
 
-/// The wait before attempt `next`, as an event of the call's span: how long
+/// The wait before attempt `next`, as an event of `call` (the call's span): how long
 /// and why (`Retry-After`, the rate-limit reset, or the backoff schedule).
-pub(crate) fn waiting(wait: Duration, reason: &'static str, next: u32, status: Option<u16>) {
+pub(crate) fn waiting(call: Option<&Span>, wait: Duration, reason: &'static str, next: u32, status: Option<u16>) {
+    let Some(call) = call else {
+        // No subscriber: nothing to tell.
+        return;
+    };
     tracing::info!(
         target: TARGET,
+        parent: call,
         wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
         reason,
         next_attempt = i64::from(next),

@@ -1,0 +1,79 @@
+//! One side of the per-call instruction count: N sequential `GET /me` calls
+//! against a local axum server in the same process, made with bare reqwest
+//! or with the SDK (typed), optionally under a `tracing` subscriber at INFO.
+//! Run it under callgrind twice, with 200 and 2200 calls; the difference,
+//! divided by 2000, is the cost of one call with start-up left out
+//! (instructions do not swing with the machine's load as times do).
+//!
+//! ```text
+//! cargo build --release --example call_instructions
+//! for side in bare sdk sdk-info; do for n in 200 2200; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$side.$n \
+//!     target/release/examples/call_instructions $side $n 2>&1 | grep refs
+//! done; done
+//! ```
+//!
+//! `sdk-info` installs a subscriber that records the SDK's spans at INFO (a
+//! `tracing_subscriber::fmt` layer writing to nowhere), the cost of the
+//! call and attempt spans when something listens.
+
+use axum::routing::get;
+use serde_json::json;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+
+const KEY: &str = "sk_bench_0123456789";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let side = args.get(1).map(String::as_str).unwrap_or("sdk");
+    let calls: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+    if side == "sdk-info" {
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(Targets::new().with_target("tokportal", tracing::Level::INFO)),
+        );
+        tracing::subscriber::set_global_default(subscriber)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let me = json!({"data": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "email": "bench@example.com",
+            "full_name": "Bench", "company_name": null, "credits": {"balance": 1250},
+            "api_key": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "name": "bench"}}})
+        .to_string();
+        let app = axum::Router::new().route(
+            "/api/ext/me",
+            get(move || {
+                let me = me.clone();
+                async move { ([("content-type", "application/json")], me) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}/api/ext", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let bare = reqwest::Client::builder().build()?;
+        let sdk = tokportal::Client::builder()
+            .api_key(KEY)
+            .base_url(&base)
+            .client_identifier("bench/1")
+            .build()?;
+        for _ in 0..calls {
+            if side == "bare" {
+                let response = bare
+                    .get(format!("{base}/me"))
+                    .header("x-api-key", KEY)
+                    .header("x-tokportal-client", "bench/1")
+                    .header("accept", "application/json")
+                    .send()
+                    .await?;
+                let me: tokportal::types::MeResponse = response.json().await?;
+                std::hint::black_box(me);
+            } else {
+                std::hint::black_box(sdk.get_current_user().send().await?);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
