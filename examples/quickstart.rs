@@ -46,10 +46,10 @@ async fn live() -> Result<(), Box<dyn std::error::Error>> {
     println!("Calling {} (read-only).", client.base_url());
     let me = client.get_current_user().send().await?;
     println!(
-        "signed in as {}, {} credits (request {:?})",
+        "signed in as {}, {} credits (request {})",
         me.data.email,
         me.data.credits.balance,
-        me.meta().request_id
+        me.meta().request_id.as_deref().unwrap_or("without an id")
     );
     let first = client
         .paginate("listBundles", OperationArgs::new().query("per_page", 5))?
@@ -57,11 +57,8 @@ async fn live() -> Result<(), Box<dyn std::error::Error>> {
         .try_next()
         .await?;
     if let Some(page) = first {
-        println!(
-            "{} bundles on the first page of {:?}",
-            page.items.len(),
-            page.total_pages
-        );
+        let pages = page.total_pages.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        println!("{} bundles on the first page of {pages}", page.items.len());
     }
     Ok(())
 }
@@ -98,12 +95,12 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         .idempotency_key("bundle-create-123")
         .send()
         .await?;
-    println!(
-        "3. created bundle {id} for {:?} credits; sent again with the same key: replayed {}, same bundle {}",
-        bundle.credits_charged,
-        again.meta().idempotent_replayed,
-        again.data["id"] == bundle.data["id"]
-    );
+    let charged = bundle
+        .credits_charged
+        .map_or_else(|| "an unstated number of".to_owned(), |c| c.to_string());
+    let replayed = if again.meta().idempotent_replayed { "yes" } else { "no" };
+    let same = if again.data["id"] == bundle.data["id"] { "the same bundle" } else { "another bundle" };
+    println!("3. created bundle {id} for {charged} credits; sent again with the same key: replayed {replayed}, {same}");
 
     let video = client
         .configure_bundle_video()
@@ -118,7 +115,7 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         )
         .send()
         .await?;
-    println!("4. configured video 1: status {}", video["data"]["status"]);
+    println!("4. configured video 1: status {}", text(&video["data"]["status"]));
 
     let file = std::env::temp_dir().join("tokportal-quickstart.mp4");
     tokio::fs::write(&file, vec![0u8; 3 * 1024 * 1024]).await?;
@@ -136,7 +133,7 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
                 .timeout(Duration::from_secs(120)),
         )
         .await?;
-    println!("5. streamed {} from disk: {}", file.display(), uploaded["data"]["url"]);
+    println!("5. streamed {} from disk: {}", file.display(), text(&uploaded["data"]["url"]));
     let _ = tokio::fs::remove_file(&file).await;
 
     match client.publish_bundle().id(id).send().await {
@@ -146,7 +143,7 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
             e.status,
             e.code.as_deref().unwrap_or("-"),
             e.message,
-            e.details.clone().unwrap_or_default(),
+            e.details.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
             e.request_id.as_deref().unwrap_or("-"),
             e.is_retryable()
         ),
@@ -166,7 +163,8 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
     let published = client.publish_bundle().id(id).send().await?;
     println!(
         "7. configured the account and published: bundle {}, account {}",
-        published["data"]["status"], published["data"]["account_status"]
+        text(&published["data"]["status"]),
+        text(&published["data"]["account_status"])
     );
 
     let bundles: Vec<_> = client
@@ -176,4 +174,13 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("8. listed {} bundle(s) across every page", bundles.len());
     Ok(())
+}
+
+/// A JSON value as a person reads it: a string without its quotes.
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
 }

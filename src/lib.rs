@@ -38,6 +38,7 @@
 //! `CreateBundleResponse`, `WebhookEventsResponse`): decode the others'
 //! `data` into your own types with [`ResponseData::data_as`] or
 //! [`OperationResponse::data_as`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 /// The progenitor-generated client (`OUT_DIR/progenitor.rs`): the [`Client`]

@@ -1,0 +1,45 @@
+// tokportal-sandbox as a Node user gets it, installed from its tarballs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { startSandbox, binaryPath } = require('tokportal-sandbox');
+const KEY = 'sk_test_node';
+
+async function call(url, method = 'GET', body) {
+  const answer = await fetch(url, {
+    method,
+    headers: { 'X-API-Key': KEY, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return [answer.status, await answer.json()];
+}
+
+test('the binary comes from the platform package', () => {
+  assert.match(binaryPath(), /tokportal-sandbox-linux-x64/);
+});
+
+test('startSandbox serves the contract', async () => {
+  const sandbox = await startSandbox();
+  try {
+    const [status, balance] = await call(`${sandbox.url}/credits/balance`);
+    assert.equal(status, 200);
+    assert.equal(balance.data.balance, 1000);
+    const [created, bundle] = await call(`${sandbox.url}/bundles`, 'POST', {
+      bundle_type: 'account_only',
+      country: 'USA',
+    });
+    assert.equal(created, 201);
+    assert.equal(bundle.data.status, 'draft');
+    const [refused, error] = await call(`${sandbox.url}/bundles`, 'POST', { bundle_type: 'nope' });
+    assert.equal(refused, 400);
+    assert.equal(error.error.code, 'VALIDATION_ERROR');
+  } finally {
+    await sandbox.stop();
+  }
+});
+
+test('a sandbox that cannot start says why', async () => {
+  await assert.rejects(startSandbox({ args: ['--credits', 'not-a-number'] }), /not-a-number/);
+});

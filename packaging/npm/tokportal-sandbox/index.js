@@ -1,0 +1,89 @@
+'use strict';
+// The offline TokPortal sandbox for Node test suites. The `tokportal` binary
+// comes in a package per platform (an optional dependency, the esbuild/biome
+// pattern: npm installs only the one that matches); TOKPORTAL_BINARY_PATH
+// points at another one.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const readline = require('node:readline');
+
+/** The `tokportal` binary for this platform. */
+function binaryPath() {
+  const fromEnv = process.env.TOKPORTAL_BINARY_PATH;
+  if (fromEnv) {
+    if (!fs.existsSync(fromEnv)) {
+      throw new Error(`TOKPORTAL_BINARY_PATH=${fromEnv} does not exist`);
+    }
+    return fromEnv;
+  }
+  const pkg = `tokportal-sandbox-${process.platform}-${process.arch}`;
+  const exe = process.platform === 'win32' ? 'tokportal.exe' : 'tokportal';
+  try {
+    return require.resolve(`${pkg}/bin/${exe}`);
+  } catch {
+    throw new Error(
+      `no tokportal binary for ${process.platform}-${process.arch}: install ${pkg} ` +
+        '(an optional dependency of tokportal-sandbox; was it skipped with --no-optional?), ' +
+        'or set TOKPORTAL_BINARY_PATH'
+    );
+  }
+}
+
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill();
+});
+
+/**
+ * Starts `tokportal sandbox --port 0` and resolves to `{ url, stop }` once it
+ * listens. It is stopped when Node exits, or by `stop()`. A sandbox that does
+ * not start rejects with its own message.
+ */
+function startSandbox({ args = [], timeoutMs = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(binaryPath(), ['sandbox', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      reject(error);
+      return;
+    }
+    running.add(child);
+    const stderr = [];
+    child.stderr.on('data', (chunk) => {
+      if (stderr.length < 200) stderr.push(chunk.toString());
+    });
+    const stop = () =>
+      new Promise((done) => {
+        running.delete(child);
+        if (child.exitCode !== null || child.signalCode !== null) return done();
+        child.once('exit', () => done());
+        child.kill();
+      });
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`the sandbox did not start within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const lines = readline.createInterface({ input: child.stdout });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      const prefix = 'listening on ';
+      if (line.startsWith(prefix)) {
+        resolve({ url: line.slice(prefix.length).trim(), stop, process: child });
+      } else {
+        stop();
+        reject(new Error(`the sandbox said: ${line}`));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      // Once it listens, this rejection is ignored (the promise is settled).
+      const message = stderr.join('').trim() || `exit status ${code}`;
+      reject(new Error(`the sandbox did not start: ${message}`));
+    });
+  });
+}
+
+module.exports = { binaryPath, startSandbox };

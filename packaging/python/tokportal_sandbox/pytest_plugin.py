@@ -1,0 +1,17 @@
+"""The ``tokportal_sandbox`` pytest fixture (registered as a plugin by the
+wheel): each test gets its own running sandbox's URL, stopped afterwards."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from . import Sandbox
+
+
+@pytest.fixture
+def tokportal_sandbox() -> Iterator[str]:
+    """The base URL of a fresh ``tokportal sandbox``; any ``sk_...`` key works."""
+    with Sandbox() as sandbox:
+        yield sandbox.url
