@@ -20,10 +20,12 @@ pub(crate) const MISSING_API_KEY: &str =
 /// ```no_run
 /// # async fn run(client: tokportal::Client) {
 /// match client.get_current_user().send().await {
-///     Ok(me) => println!("{:?}", me.into_inner()),
-///     Err(tokportal::Error::Api(e)) if e.is_retryable() => {
-///         println!("retry in {:?}s (request {:?})", e.retry_after_seconds, e.request_id)
-///     }
+///     Ok(me) => println!("signed in as {}", me.into_inner().data.email),
+///     Err(tokportal::Error::Api(e)) if e.is_retryable() => println!(
+///         "busy: retry in {} s (request {})",
+///         e.retry_after_seconds.unwrap_or(1),
+///         e.request_id.as_deref().unwrap_or("without an id")
+///     ),
 ///     Err(e) => eprintln!("{e}"),
 /// }
 /// # }
@@ -35,7 +37,7 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
     /// The connection could not be made (DNS, refused, TLS).
-    #[error("cannot connect to the TokPortal API: {0}")]
+    #[error("cannot connect to the TokPortal API{}: {}", connect_target(.0), root_cause(.0))]
     Connect(#[source] reqwest::Error),
     /// An attempt ran out of time: the client's
     /// [`timeout`](crate::ClientBuilder::timeout) (or a call's own, or what
@@ -216,6 +218,23 @@ impl Error {
 
 /// An error and its causes on one line (each cause once), for a message on
 /// stderr or in an error that wraps a transport failure.
+/// ` at https://host:port` of a failed connection, when reqwest knows the URL.
+fn connect_target(e: &reqwest::Error) -> String {
+    e.url()
+        .map(|u| format!(" at {}", u.origin().ascii_serialization()))
+        .unwrap_or_default()
+}
+
+/// What failed at the bottom of a chain (`Connection refused (os error
+/// 111)`, `dns error: ...`), rather than every wrapper's own words.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = e;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    deepest.to_string().replace('\n', " ")
+}
+
 pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

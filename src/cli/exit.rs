@@ -45,7 +45,12 @@ impl From<Error> for Failure {
                 code: EXIT_NO_KEY,
                 message: "error: no API key: pass --api-key or set TOKPORTAL_API_KEY".into(),
             },
-            Error::Connect(_) | Error::Timeout { .. } | Error::Transport(_) | Error::AnswerLost { .. } => Failure {
+            // A failed connection says where and why already (its root cause).
+            Error::Connect(_) => Failure {
+                code: EXIT_TRANSPORT,
+                message: format!("error: {e}"),
+            },
+            Error::Timeout { .. } | Error::Transport(_) | Error::AnswerLost { .. } => Failure {
                 code: EXIT_TRANSPORT,
                 message: format!("error: {}", crate::error::one_line(&e)),
             },
