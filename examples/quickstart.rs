@@ -99,7 +99,11 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
         .credits_charged
         .map_or_else(|| "an unstated number of".to_owned(), |c| c.to_string());
     let replayed = if again.meta().idempotent_replayed { "yes" } else { "no" };
-    let same = if again.data["id"] == bundle.data["id"] { "the same bundle" } else { "another bundle" };
+    let same = if again.data["id"] == bundle.data["id"] {
+        "the same bundle"
+    } else {
+        "another bundle"
+    };
     println!("3. created bundle {id} for {charged} credits; sent again with the same key: replayed {replayed}, {same}");
 
     let video = client
@@ -133,7 +137,11 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
                 .timeout(Duration::from_secs(120)),
         )
         .await?;
-    println!("5. streamed {} from disk: {}", file.display(), text(&uploaded["data"]["url"]));
+    println!(
+        "5. streamed {} from disk: {}",
+        file.display(),
+        text(&uploaded["data"]["url"])
+    );
     let _ = tokio::fs::remove_file(&file).await;
 
     match client.publish_bundle().id(id).send().await {
@@ -143,7 +151,9 @@ async fn flow(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
             e.status,
             e.code.as_deref().unwrap_or("-"),
             e.message,
-            e.details.as_ref().map_or_else(|| "none".to_owned(), ToString::to_string),
+            e.details
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), ToString::to_string),
             e.request_id.as_deref().unwrap_or("-"),
             e.is_retryable()
         ),

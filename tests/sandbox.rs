@@ -1101,3 +1101,72 @@ fn arbitrary_requests_get_an_answer_in_the_envelope() {
         })
         .unwrap();
 }
+
+/// A literal route's methods decide its path: `PATCH /webhooks/events` is
+/// 405 with `Allow: GET`, not a `PATCH /webhooks/{id}` whose id is "events".
+#[tokio::test]
+async fn a_method_the_literal_route_lacks_is_405_with_allow() {
+    let sandbox = Sandbox::start_with(options()).await.unwrap();
+    let http = reqwest::Client::new();
+    for (method, path, allow) in [
+        (reqwest::Method::PATCH, "/webhooks/events", "GET"),
+        (reqwest::Method::PATCH, "/bundles/bulk", "POST"),
+        (
+            reqwest::Method::PUT,
+            "/bundles/9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c/videos/import-csv",
+            "POST",
+        ),
+    ] {
+        let answer = http
+            .request(method.clone(), format!("{}{path}", sandbox.url()))
+            .header("x-api-key", "sk_test_methods")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405, "{method} {path}");
+        assert_eq!(answer.headers()["allow"], allow, "{method} {path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+}
+
+/// The contract states no content type for an upload's file part, so none is
+/// refused (TokPortal's own CLI sends `application/octet-stream`); a type
+/// that does not describe a video is only named in `X-Sandbox-Warning`.
+#[tokio::test]
+async fn an_upload_sent_as_octet_stream_is_accepted_with_a_warning() {
+    let sandbox = Sandbox::start_with(options()).await.unwrap();
+    let api = Api::new(&sandbox, "sk_test_uploads");
+    let created = api
+        .call(
+            "createBundle",
+            &[],
+            &[],
+            Some(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 1})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = s(&created.body["data"]["id"]);
+    let uploaded = api
+        .form(
+            "uploadVideoDirect",
+            &[],
+            &[("bundle_id", id.as_str())],
+            ("video.mp4", "application/octet-stream", vec![7u8; 1024]),
+        )
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let warning = uploaded.headers["x-sandbox-warning"].to_str().unwrap();
+    assert!(warning.contains("application/octet-stream"), "{warning}");
+    let clean = api
+        .form(
+            "uploadVideoDirect",
+            &[],
+            &[("bundle_id", id.as_str())],
+            ("video.mp4", "video/mp4", vec![7u8; 1024]),
+        )
+        .await;
+    assert_eq!(clean.status, 200);
+    assert!(clean.headers.get("x-sandbox-warning").is_none());
+}

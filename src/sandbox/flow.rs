@@ -39,6 +39,8 @@ use super::state::{Object, Tenant, Tenants};
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
 
+/// The header of a warning: the contract allows it, but it is likely a mistake.
+const SANDBOX_WARNING: &str = "x-sandbox-warning";
 /// Keys the sandbox keeps state for; a new key past this is refused.
 const MAX_TENANTS: usize = 1000;
 /// The largest JSON body taken.
@@ -100,6 +102,8 @@ struct Stamp {
     operation: Option<&'static str>,
     /// For the log line: the key's fingerprint (8 hex digits of its SHA-256).
     caller: Option<String>,
+    /// `X-Sandbox-Warning`s: what the contract allows but is likely a mistake.
+    warnings: Vec<String>,
 }
 
 /// Answers one request.
@@ -120,6 +124,7 @@ pub(super) async fn handle(
         rate: None,
         operation: None,
         caller: None,
+        warnings: Vec::new(),
     };
     let started = std::time::Instant::now();
     let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
@@ -198,7 +203,7 @@ async fn stages(
         Idempotency::Untracked => None,
     };
     let call = checked.into_call(op, dry_run, &shared.url);
-    let answer = run(shared, tenant.as_deref(), &call).await;
+    let answer = run(shared, tenant.as_deref(), &call, &mut stamp.warnings).await;
     if let Some(claimed) = claimed {
         settle(shared, claimed, &answer);
     }
@@ -366,7 +371,7 @@ fn settle(shared: &Shared, claimed: Claimed, answer: &Answer) {
 }
 
 /// Runs the operation's behaviour and what follows it.
-async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer {
+async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: &mut Vec<String>) -> Answer {
     let mut fx = Effects::default();
     let (result, queued) = {
         let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -393,6 +398,7 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call) -> Answer 
             (result, queued)
         }
     };
+    warnings.append(&mut fx.warnings);
     let mut reply = match result {
         Ok(reply) => reply,
         Err(f) => return Answer::Failure(f),
@@ -703,6 +709,11 @@ fn finish(answer: Answer, stamp: &Stamp) -> Response<Body> {
     }
     for (name, value) in extra {
         put(name, value);
+    }
+    for warning in &stamp.warnings {
+        if let Ok(v) = HeaderValue::from_str(warning) {
+            h.append(SANDBOX_WARNING, v);
+        }
     }
     response
 }

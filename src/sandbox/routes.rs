@@ -45,14 +45,19 @@ fn templates() -> &'static [(Vec<Segment>, &'static Operation)] {
 
 /// The operation for `method` and `path` (below the base URL, still
 /// percent-encoded). Where a literal segment and a parameter both match
-/// (`/webhooks/events` and `/webhooks/{id}`), the literal wins.
+/// (`/webhooks/events` and `/webhooks/{id}`), the literal wins, for every
+/// method: the path's most literal templates alone decide, so `PATCH
+/// /webhooks/events` is 405 with `Allow: GET`, not a `PATCH /webhooks/{id}`
+/// whose id is "events".
 pub(super) fn route(method: &str, path: &str) -> Route {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
-    let mut best: Option<(usize, &'static Operation, Params)> = None;
+    // The matching templates with the most literal segments so far.
+    let mut most = 0;
+    let mut best: Option<(&'static Operation, Params)> = None;
     let mut methods = Vec::new();
     for (template, op) in templates() {
         if template.len() != segments.len() {
@@ -70,19 +75,21 @@ pub(super) fn route(method: &str, path: &str) -> Route {
                 true
             }
         });
-        if !matched {
+        if !matched || literals < most {
             continue;
         }
-        if op.method.as_str() != method {
-            methods.push(op.method.as_str());
-            continue;
+        if literals > most {
+            most = literals;
+            best = None;
+            methods.clear();
         }
-        if best.as_ref().is_none_or(|(l, _, _)| literals > *l) {
-            best = Some((literals, op, params));
+        methods.push(op.method.as_str());
+        if op.method.as_str() == method {
+            best = Some((op, params));
         }
     }
     match best {
-        Some((_, op, params)) => Route::Operation(op, params),
+        Some((op, params)) => Route::Operation(op, params),
         None if !methods.is_empty() => {
             methods.sort_unstable();
             methods.dedup();
@@ -119,5 +126,13 @@ mod tests {
         assert_eq!(id("DELETE", "/bundles"), r#"405 ["GET", "POST"]"#);
         assert_eq!(id("GET", "/nope"), "404");
         assert_eq!(id("GET", "/bundles/a%20b"), r#"getBundle [("id", "a b")]"#);
+    }
+
+    #[test]
+    fn a_literal_route_decides_the_methods_of_its_path() {
+        assert_eq!(id("PATCH", "/webhooks/events"), r#"405 ["GET"]"#);
+        assert_eq!(id("PATCH", "/bundles/bulk"), r#"405 ["POST"]"#);
+        assert_eq!(id("PUT", "/bundles/b/videos/import-csv"), r#"405 ["POST"]"#);
+        assert_eq!(id("PATCH", "/webhooks/abc"), r#"updateWebhookEndpoint [("id", "abc")]"#);
     }
 }

@@ -100,9 +100,16 @@ pub(super) struct Effects {
     pub(super) await_delivery: Option<Uuid>,
     /// A delivery to attempt once more at once (`retryWebhookDelivery`).
     pub(super) retry_delivery: Option<Uuid>,
+    /// What the answer's `X-Sandbox-Warning` says: something the contract
+    /// allows but that is likely a mistake.
+    pub(super) warnings: Vec<String>,
 }
 
 impl Effects {
+    fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
     fn emit(&mut self, event_type: &'static str, data: Value) {
         self.events.push(Event {
             event_type,
