@@ -1170,3 +1170,27 @@ async fn an_upload_sent_as_octet_stream_is_accepted_with_a_warning() {
     assert_eq!(clean.status, 200);
     assert!(clean.headers.get("x-sandbox-warning").is_none());
 }
+
+/// A malformed id names no resource: 404 `NOT_FOUND` where the operation
+/// documents a 404 (it does not document a 400), the field named.
+#[tokio::test]
+async fn a_malformed_id_is_a_documented_404_naming_the_field() {
+    let sandbox = Sandbox::start_with(options()).await.unwrap();
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (reqwest::Method::GET, "/accounts/not-a-uuid"),
+        (reqwest::Method::DELETE, "/comments/not-a-uuid"),
+        (reqwest::Method::DELETE, "/webhooks/not-a-uuid"),
+    ] {
+        let answer = http
+            .request(method.clone(), format!("{}{path}", sandbox.url()))
+            .header("x-api-key", "sk_test_ids")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{method} {path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "NOT_FOUND", "{body}");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], "id", "{body}");
+    }
+}

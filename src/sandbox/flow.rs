@@ -339,6 +339,9 @@ async fn check_contract(
             .and_then(|v| v.to_str().ok());
         (contract::check_json_body(op, content_type, &bytes, &mut problems), None)
     };
+    if let Some(not_found) = contract::path_not_found(op, &problems) {
+        return Err(not_found);
+    }
     if !problems.is_empty() {
         return Err(contract::validation(problems));
     }
