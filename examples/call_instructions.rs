@@ -17,11 +17,12 @@
 //! `tracing_subscriber::fmt` layer writing to nowhere), the cost of the
 //! call and attempt spans when something listens.
 
-use axum::routing::get;
-use serde_json::json;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "bench/server.rs"]
+mod server;
 
 const KEY: &str = "sk_bench_0123456789";
 
@@ -39,20 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let me = json!({"data": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "email": "bench@example.com",
-            "full_name": "Bench", "company_name": null, "credits": {"balance": 1250},
-            "api_key": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "name": "bench"}}})
-        .to_string();
-        let app = axum::Router::new().route(
-            "/api/ext/me",
-            get(move || {
-                let me = me.clone();
-                async move { ([("content-type", "application/json")], me) }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}/api/ext", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = server::start().await?;
         let bare = reqwest::Client::builder().build()?;
         let sdk = tokportal::Client::builder()
             .api_key(KEY)

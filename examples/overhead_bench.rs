@@ -20,8 +20,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::routing::get;
-use serde_json::json;
+#[path = "bench/server.rs"]
+mod server;
 
 struct Counting;
 
@@ -164,29 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let calls: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
 
-    let me = json!({"data": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "email": "bench@example.com",
-        "full_name": "Bench", "company_name": null, "credits": {"balance": 1250},
-        "api_key": {"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c", "name": "bench"}}})
-    .to_string();
-    let list = json!({"data": [], "pagination": {"page": 1, "per_page": 10, "total": 0, "total_pages": 0}}).to_string();
-    let app = axum::Router::new()
-        .route(
-            "/api/ext/me",
-            get(move || {
-                let me = me.clone();
-                async move { ([("content-type", "application/json")], me) }
-            }),
-        )
-        .route(
-            "/api/ext/bundles",
-            get(move || {
-                let list = list.clone();
-                async move { ([("content-type", "application/json")], list) }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}/api/ext", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = server::start().await?;
 
     let bare = reqwest::Client::builder().build()?;
     let sdk = tokportal::Client::builder()

@@ -465,24 +465,6 @@ async fn an_agent_works_against_the_sandbox() {
     bob.cancel().await.unwrap();
 }
 
-/// A client that keeps the log messages the server sends.
-#[derive(Clone, Default)]
-struct Listener(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
-
-impl rmcp::ClientHandler for Listener {
-    #[allow(deprecated)] // MCP logging (SEP-2577), still served to these clients
-    async fn on_logging_message(
-        &self,
-        params: rmcp::model::LoggingMessageNotificationParam,
-        _context: rmcp::service::NotificationContext<RoleClient>,
-    ) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(json!({"level": params.level, "logger": params.logger, "data": params.data}));
-    }
-}
-
 async fn queue_fault(sandbox: &str, fault: &str, operation: &str) {
     let queued: Value = reqwest::Client::new()
         .post(format!("{sandbox}/_sandbox/faults"))
@@ -507,7 +489,7 @@ async fn a_retry_reaches_the_client_as_a_log_message() {
         .env("TOKPORTAL_API_KEY", "sk_test_logging")
         .env("TOKPORTAL_BASE_URL", sandbox.url())
         .stderr(Stdio::null());
-    let heard = Listener::default();
+    let heard = common::LogListener::default();
     let client = heard
         .clone()
         .serve(TokioChildProcess::new(command).unwrap())
@@ -546,7 +528,7 @@ async fn a_retry_reaches_the_client_as_a_log_message() {
 
     // Over HTTP (stateless): the message comes in the call's own stream.
     let mcp = http_server(sandbox.url(), &[]);
-    let heard = Listener::default();
+    let heard = common::LogListener::default();
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(mcp.url.clone()).auth_header("sk_test_logging_http".to_owned()),
     );

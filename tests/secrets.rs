@@ -40,23 +40,6 @@ impl Write for Buffer {
     }
 }
 
-#[derive(Clone, Default)]
-struct Listener(Arc<Mutex<Vec<Value>>>);
-
-impl rmcp::ClientHandler for Listener {
-    #[allow(deprecated)] // MCP logging (SEP-2577)
-    async fn on_logging_message(
-        &self,
-        params: rmcp::model::LoggingMessageNotificationParam,
-        _context: rmcp::service::NotificationContext<RoleClient>,
-    ) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(json!({"level": params.level, "data": params.data}));
-    }
-}
-
 fn data(response: tokportal::OperationResponse) -> Value {
     match response.body {
         tokportal::ResponseBody::Json(v) => v["data"].clone(),
@@ -73,7 +56,11 @@ fn args(path: Value, body: Option<Value>) -> tokportal::OperationArgs {
     args
 }
 
-async fn mcp_call(client: &RunningService<RoleClient, Listener>, tool: &str, arguments: Value) -> CallToolResult {
+async fn mcp_call(
+    client: &RunningService<RoleClient, common::LogListener>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
     let Value::Object(arguments) = arguments else { panic!() };
     client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments as JsonObject))
@@ -229,7 +216,7 @@ async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let heard = Listener::default();
+    let heard = common::LogListener::default();
     let agent = heard.clone().serve(transport).await.unwrap();
     #[allow(deprecated)]
     agent

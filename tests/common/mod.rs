@@ -327,3 +327,22 @@ pub fn strict_client(base_url: &str) -> tokportal::Client {
         .build()
         .expect("client builds")
 }
+
+/// An MCP client (rmcp's) that keeps the log messages a server sends it
+/// (`notifications/message`), as `{"level", "logger", "data"}`.
+#[derive(Clone, Default)]
+pub struct LogListener(pub Arc<Mutex<Vec<Value>>>);
+
+impl rmcp::ClientHandler for LogListener {
+    #[allow(deprecated)] // MCP logging (SEP-2577), still served to these clients
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(json!({"level": params.level, "logger": params.logger, "data": params.data}));
+    }
+}
