@@ -1194,3 +1194,46 @@ async fn a_malformed_id_is_a_documented_404_naming_the_field() {
         assert_eq!(body["error"]["details"]["fields"][0]["field"], "id", "{body}");
     }
 }
+
+/// `--lenient`: what this contract version does not know (a newer client's
+/// body property, query parameter or enum value) is accepted, kept, echoed
+/// and named in `X-Sandbox-Warning`; the default stays strict.
+#[tokio::test]
+async fn lenient_accepts_what_the_contract_does_not_know_and_says_so() {
+    let mut lenient = options();
+    lenient.lenient = true;
+    let relaxed = Sandbox::start_with(lenient).await.unwrap();
+    let strict = Sandbox::start_with(options()).await.unwrap();
+    let http = reqwest::Client::new();
+    let create = json!({"bundle_type": "account_only", "country": "USA", "wants_advanced_warming": true});
+    let post = |url: String| {
+        http.post(format!("{url}/bundles"))
+            .header("x-api-key", "sk_test_lenient")
+            .json(&create)
+            .send()
+    };
+    let answer = post(relaxed.url().to_owned()).await.unwrap();
+    assert_eq!(answer.status(), 201);
+    let warning = answer.headers()["x-sandbox-warning"].to_str().unwrap().to_owned();
+    assert!(warning.contains("wants_advanced_warming"), "{warning}");
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["data"]["wants_advanced_warming"], true, "kept and echoed: {body}");
+    let refused = post(strict.url().to_owned()).await.unwrap();
+    assert_eq!(refused.status(), 400, "strict by default");
+    // An unknown query parameter and an enum value this contract lacks.
+    let list = http
+        .get(format!("{}/bundles?status=archived&colour=red", relaxed.url()))
+        .header("x-api-key", "sk_test_lenient")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let warnings: Vec<String> = list
+        .headers()
+        .get_all("x-sandbox-warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(warnings.iter().any(|w| w.contains("colour")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("status")), "{warnings:?}");
+}

@@ -198,6 +198,9 @@ pub(crate) struct Violation {
     pub(crate) path: Vec<String>,
     /// What rule it breaks, in jsonschema's words.
     pub(crate) message: String,
+    /// Something this contract version does not know (a property, an enum
+    /// value) rather than a broken rule: a newer client's field.
+    pub(crate) unknown: bool,
 }
 
 /// Every way `value` breaks the schema `schema_json` of `op`, with no
@@ -227,6 +230,7 @@ pub(crate) fn violations(
                 out.push(Violation {
                     path: named(&name),
                     message: "is required".into(),
+                    unknown: false,
                 });
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -234,12 +238,14 @@ pub(crate) fn violations(
                     out.push(Violation {
                         path: named(name),
                         message: "is not a property this contract version knows".into(),
+                        unknown: true,
                     });
                 }
             }
-            _ => out.push(Violation {
+            kind => out.push(Violation {
                 path: at,
                 message: e.to_string(),
+                unknown: matches!(kind, ValidationErrorKind::Enum { .. }),
             }),
         }
     }

@@ -54,6 +54,12 @@ pub(crate) fn command() -> Command {
                 .help("Credits each new API key starts with"),
         )
         .arg(
+            Arg::new("lenient")
+                .long("lenient")
+                .action(clap::ArgAction::SetTrue)
+                .help("Accept body properties, query parameters and enum values this contract does not know (kept, echoed, named in X-Sandbox-Warning): for clients newer than the vendored contract"),
+        )
+        .arg(
             Arg::new("rate_limit")
                 .long("rate-limit")
                 .default_value("120")
@@ -71,6 +77,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.seed = m.get_one::<u64>("seed").copied();
     options.initial_credits = m.get_one::<f64>("credits").copied().unwrap_or(options.initial_credits);
     options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
+    options.lenient = m.get_flag("lenient");
     if !options.host.is_loopback() {
         eprintln!(
             "warning: the sandbox listens on {}, beyond this machine; it has no real data, but keys and webhook URLs sent to it can be seen by anyone who reaches it",

@@ -55,6 +55,7 @@ impl Failure {
             field: field.into(),
             location: Location::Body,
             message: message.into(),
+            unknown: false,
         }])
     }
 
@@ -119,6 +120,9 @@ pub(super) struct Problem {
     /// Where the field is.
     pub(super) location: Location,
     pub(super) message: String,
+    /// Unknown to this contract version (a property, a query parameter, an
+    /// enum value): accepted, with a warning, by a `--lenient` sandbox.
+    pub(super) unknown: bool,
 }
 
 /// 400 `VALIDATION_ERROR` naming each field in `details.fields`.
@@ -196,6 +200,7 @@ fn schema_problems(
             field: field_name(prefix, &v.path),
             location,
             message: v.message,
+            unknown: v.unknown,
         })),
         // A schema of the vendored spec that does not compile: the contract's
         // fault, said as such rather than passed.
@@ -203,6 +208,7 @@ fn schema_problems(
             field: field.into(),
             location,
             message: format!("cannot be checked: {e}"),
+            unknown: false,
         }),
     }
 }
@@ -232,7 +238,8 @@ pub(super) fn check_path(
 }
 
 /// The query string: known parameters coerced and checked (repeated keys
-/// make an array for a repeatable one), unknown ones refused.
+/// make an array for a repeatable one), unknown ones refused (kept as given,
+/// for a `--lenient` sandbox).
 pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<Problem>) -> Map<String, Value> {
     let mut given: Map<String, Value> = Map::new();
     for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
@@ -255,7 +262,10 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
                         takes.join(", ")
                     }
                 ),
+                unknown: true,
             });
+            // Kept as given: a `--lenient` sandbox accepts and echoes it.
+            given.insert(name.into_owned(), Value::String(value.into_owned()));
             continue;
         };
         let schema = parsed(p.schema_json);
@@ -276,6 +286,7 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
                     field: p.name.into(),
                     location: Location::Query,
                     message: "is given more than once".into(),
+                    unknown: false,
                 });
             }
             coerce(&schema, &value)
@@ -297,6 +308,7 @@ pub(super) fn check_query(op: &'static Operation, raw: &str, problems: &mut Vec<
                 field: p.name.into(),
                 location: Location::Query,
                 message: "is required".into(),
+                unknown: false,
             }),
             None => {}
         }
@@ -317,6 +329,7 @@ pub(super) fn check_json_body(
         field: "body".into(),
         location: Location::Body,
         message,
+        unknown: false,
     };
     let Some(spec) = op.body else {
         if !blank && serde_json::from_slice::<Value>(bytes).ok() != Some(json!({})) {

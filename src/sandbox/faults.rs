@@ -123,6 +123,7 @@ pub(super) fn asked(
                 field: "X-Sandbox-Fault".into(),
                 location: Location::Header,
                 message,
+                unknown: false,
             }])
         })
 }

@@ -141,6 +141,9 @@ pub(super) async fn handle(
         stamp.operation.unwrap_or("-"),
         stamp.caller.as_deref().unwrap_or("-"),
     );
+    for warning in &stamp.warnings {
+        tracing::info!(target: "tokportal::sandbox", "  warning ({}): {warning}", stamp.request_id);
+    }
     response
 }
 
@@ -191,7 +194,7 @@ async fn stages(
     if fault == Some(Fault::Reset) {
         return Ok(close(conn).await);
     }
-    let checked = check_contract(op, params, parts, body).await?;
+    let checked = check_contract(op, params, parts, body, shared.options.lenient, &mut stamp.warnings).await?;
     let dry_run = dry_run(op, &parts.headers);
     let claimed = match shared
         .replays
@@ -317,6 +320,8 @@ async fn check_contract(
     params: Params,
     parts: &http::request::Parts,
     body: Incoming,
+    lenient: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<Checked, Failure> {
     let mut problems = Vec::new();
     let path = contract::check_path(op, params, &mut problems);
@@ -339,6 +344,20 @@ async fn check_contract(
             .and_then(|v| v.to_str().ok());
         (contract::check_json_body(op, content_type, &bytes, &mut problems), None)
     };
+    if lenient {
+        // What this contract does not know is a newer client's: accepted, named.
+        problems.retain(|p| {
+            if p.unknown {
+                warnings.push(format!(
+                    "{} `{}` {} (accepted: --lenient)",
+                    p.location.as_str(),
+                    p.field,
+                    p.message
+                ));
+            }
+            !p.unknown
+        });
+    }
     if let Some(not_found) = contract::path_not_found(op, &problems) {
         return Err(not_found);
     }

@@ -77,6 +77,11 @@ pub struct SandboxOptions {
     pub webhook_retry_delays: Vec<Duration>,
     /// How long a webhook receiver has to answer.
     pub webhook_timeout: Duration,
+    /// Accept what this contract version does not know (body properties,
+    /// query parameters, enum values) as a newer TokPortal would: kept,
+    /// echoed, and named in `X-Sandbox-Warning` and the log. Off by default:
+    /// strict is what this contract version promises.
+    pub lenient: bool,
 }
 
 impl Default for SandboxOptions {
@@ -91,6 +96,7 @@ impl Default for SandboxOptions {
             refill_per_second: 2.0,
             webhook_retry_delays: [1, 5, 30, 120].map(Duration::from_secs).to_vec(),
             webhook_timeout: Duration::from_secs(8),
+            lenient: false,
         }
     }
 }

@@ -107,6 +107,7 @@ impl Replays {
                 field: "Idempotency-Key".into(),
                 location: Location::Header,
                 message: why,
+                unknown: false,
             }]));
         }
         let Some(tenant) = tenant.filter(|_| !dry_run) else {

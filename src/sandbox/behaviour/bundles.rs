@@ -547,6 +547,7 @@ fn check_create(tenant: &Tenant, fields: &Object) -> Result<(), Failure> {
         field: field.into(),
         location: Location::Body,
         message: message.into(),
+        unknown: false,
     };
     let videos_only = kind == "videos_only";
     match str_of(fields, "country") {
