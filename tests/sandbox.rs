@@ -1237,3 +1237,29 @@ async fn lenient_accepts_what_the_contract_does_not_know_and_says_so() {
     assert!(warnings.iter().any(|w| w.contains("colour")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("status")), "{warnings:?}");
 }
+
+/// Found by Schemathesis: a page number beyond an `i64` is still an integer
+/// to the contract (no maximum), so it is a valid request, not a 400.
+#[tokio::test]
+async fn a_page_beyond_i64_is_still_an_integer() {
+    let sandbox = Sandbox::start_with(options()).await.unwrap();
+    let answer = reqwest::Client::new()
+        .get(format!(
+            "{}/bundles?page=578831311003838492704768&per_page=40",
+            sandbox.url()
+        ))
+        .header("x-api-key", "sk_test_pages")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["data"], json!([]), "{body}");
+    let refused = reqwest::Client::new()
+        .get(format!("{}/bundles?page=12x", sandbox.url()))
+        .header("x-api-key", "sk_test_pages")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "not a number is still refused");
+}
