@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Schemathesis, a property-based OpenAPI tester nobody on this project wrote,
+against `tokportal sandbox`: every operation of spec/openapi.yaml, with its
+examples, coverage, fuzzing and stateful phases, the checks below, a fixed seed
+and bounded examples. Fails on any failure that .ci/schemathesis-allow.txt does
+not list with its reason.
+
+    python3 .ci/schemathesis.py <tokportal binary> [st executable]
+"""
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHECKS = ",".join([
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "unsupported_method",
+    "use_after_free",
+])
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def allowed():
+    """(label, check) -> reason, from the allow-list; every entry needs a reason."""
+    entries = {}
+    with open(os.path.join(HERE, "schemathesis-allow.txt"), encoding="utf-8") as listing:
+        for number, line in enumerate(listing, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            entry, _, reason = line.partition("#")
+            label, _, check = entry.partition("|")
+            if not reason.strip():
+                sys.exit(f"schemathesis-allow.txt:{number}: an entry needs a reason after '#'")
+            entries[(label.strip(), check.strip())] = reason.strip()
+    return entries
+
+
+def failures(report):
+    """(label, check) of every failure in the NDJSON report, and the cases run."""
+    found, cases = set(), 0
+    with open(report, encoding="utf-8") as events:
+        for line in events:
+            event = json.loads(line)
+            if "NonFatalError" in event:
+                error = event["NonFatalError"]
+                found.add((error.get("label", "?"), "schema_error"))
+            finished = event.get("ScenarioFinished")
+            if not finished:
+                continue
+            recorder = finished.get("recorder", {})
+            cases += len(recorder.get("cases", {}))
+            for checks in recorder.get("checks", {}).values():
+                for check in checks:
+                    if check.get("status") == "failure":
+                        found.add((recorder.get("label", "?"), check.get("name", "?")))
+    return found, cases
+
+
+def main():
+    binary = sys.argv[1]
+    st = sys.argv[2] if len(sys.argv) > 2 else "st"
+    sandbox = subprocess.Popen(
+        [binary, "sandbox", "--port", "0", "--rate-limit", "1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        first = sandbox.stdout.readline()
+        if not first.startswith("listening on "):
+            sys.exit(f"the sandbox did not start: {first!r}")
+        url = first[len("listening on "):].strip()
+        report = os.path.join(tempfile.mkdtemp(), "schemathesis.ndjson")
+        run = subprocess.run(
+            [st, "run", os.path.join(ROOT, "spec", "openapi.yaml"), "--url", url,
+             "--header", "X-API-Key: sk_test_schemathesis",
+             "--checks", CHECKS, "--phases", "examples,coverage,fuzzing,stateful",
+             "--max-examples", "5", "--seed", "1", "--request-timeout", "10",
+             "--report", "ndjson", "--report-ndjson-path", report, "--no-color"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+        )
+        summary = run.stdout[run.stdout.rfind("SUMMARY"):] if "SUMMARY" in run.stdout else run.stdout[-3000:]
+        print(summary)
+        found, cases = failures(report)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+    allow = allowed()
+    unexpected = sorted(found - set(allow))
+    by_check = collections.Counter(check for _, check in found)
+    print(f"schemathesis: {cases} test cases; failures by check: {dict(by_check)}")
+    for label, check in sorted(found & set(allow)):
+        print(f"  allowed: {label} | {check}  ({allow[(label, check)]})")
+    for stale in sorted(set(allow) - found):
+        print(f"  note: the allow-list entry {stale[0]} | {stale[1]} matched nothing this run")
+    for label, check in unexpected:
+        print(f"  FAILED: {label} | {check}: not in .ci/schemathesis-allow.txt")
+    print(f"{len(found) - len(unexpected)} passed, {len(unexpected)} failed: schemathesis failures (allowed, not allowed)")
+    sys.exit(1 if unexpected else 0)
+
+
+if __name__ == "__main__":
+    main()
