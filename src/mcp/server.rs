@@ -113,13 +113,13 @@ impl TokPortalMcp {
     /// caller), or a client with the HTTP caller's key.
     fn client(&self, context: &RequestContext<RoleServer>) -> Result<(Client, KeyId), Error> {
         match &self.keys {
-            Keys::Fixed(client) => Ok((client.clone(), KeyId::of(""))),
+            Keys::Fixed(client) => Ok((client.clone(), self.caller(context))),
             Keys::PerRequest { http, base_url, strict } => {
                 let parts = context.extensions.get::<http::request::Parts>();
                 let key = parts
                     .and_then(|p| super::caller::caller_key(&p.headers))
                     .ok_or(Error::MissingApiKey)?;
-                let caller = KeyId::of(&key);
+                let caller = self.caller(context);
                 let mut builder = ClientBuilder::new()
                     .http_client(http.clone())
                     .client_identifier(super::IDENTIFIER)

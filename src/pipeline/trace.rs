@@ -110,14 +110,8 @@ pub(crate) fn attempt_span(
     }
     span.record("otel.name", display(format_args!("{} {}", op.method.as_str(), op.path)));
     let url = request.url();
-    if url.username().is_empty() && url.password().is_none() {
-        span.record("url.full", url.as_str());
-    } else {
-        let mut bare = url.clone();
-        let _ = bare.set_username("");
-        let _ = bare.set_password(None);
-        span.record("url.full", bare.as_str());
-    }
+    let shown = without_credentials(url);
+    span.record("url.full", shown.as_str());
     if let Some(host) = url.host_str() {
         span.record("server.address", host);
     }
@@ -134,7 +128,7 @@ pub(crate) fn attempt_span(
             direction = "request",
             "{} {}\n{}",
             request.method(),
-            span_url(url),
+            shown,
             HeaderLines(request.headers())
         );
         if bodies_loggable(op)
@@ -147,11 +141,15 @@ pub(crate) fn attempt_span(
     Some(span)
 }
 
-fn span_url(url: &url::Url) -> String {
+/// `url` as spans and logs show it: without a user or password.
+fn without_credentials(url: &url::Url) -> std::borrow::Cow<'_, url::Url> {
+    if url.username().is_empty() && url.password().is_none() {
+        return std::borrow::Cow::Borrowed(url);
+    }
     let mut bare = url.clone();
     let _ = bare.set_username("");
     let _ = bare.set_password(None);
-    bare.to_string()
+    std::borrow::Cow::Owned(bare)
 }
 
 /// The head of an answer, at DEBUG, an event of its attempt's `span`.

@@ -142,11 +142,16 @@ pub(super) fn validation(problems: Vec<Problem>) -> Failure {
             String::new()
         }
     );
+    Failure::new(400, "VALIDATION_ERROR", message).details(fields(problems.iter()))
+}
+
+/// `{"fields": [{"field", "in", "message"}, ...]}`, the `details` of a
+/// failure that names its fields.
+fn fields<'a>(problems: impl Iterator<Item = &'a Problem>) -> Value {
     let fields: Vec<Value> = problems
-        .iter()
         .map(|p| json!({"field": p.field, "in": p.location.as_str(), "message": p.message}))
         .collect();
-    Failure::new(400, "VALIDATION_ERROR", message).details(json!({ "fields": fields }))
+    json!({ "fields": fields })
 }
 
 /// A malformed path id names no resource, so where the operation documents a
@@ -159,14 +164,10 @@ pub(super) fn path_not_found(op: &Operation, problems: &[Problem]) -> Option<Fai
     if path.is_empty() || !op.error_statuses.contains(&404) {
         return None;
     }
-    let fields: Vec<Value> = path
-        .iter()
-        .map(|p| json!({"field": p.field, "in": p.location.as_str(), "message": p.message}))
-        .collect();
     let named: Vec<String> = path.iter().map(|p| format!("`{}` {}", p.field, p.message)).collect();
     Some(
         Failure::new(404, "NOT_FOUND", format!("No such resource: {}.", named.join("; ")))
-            .details(json!({ "fields": fields })),
+            .details(fields(path.iter().copied())),
     )
 }
 
