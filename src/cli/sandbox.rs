@@ -17,7 +17,9 @@ pub(crate) fn command() -> Command {
              vendored contract, state lives in memory per API key (any `sk_...` key works), \
              webhooks are delivered signed, and faults can be asked for with the \
              `X-Sandbox-Fault` header (503, 500, 502, 429, reset, lost, slow, slow=SECONDS).\n\n\
-             Prints `listening on http://HOST:PORT`; point TOKPORTAL_BASE_URL at it.",
+             Prints `listening on http://HOST:PORT`; point TOKPORTAL_BASE_URL at it. The next \
+             line is the inspector page's address: the requests live, each one's headers, \
+             bodies and contract violations, the state per key and the webhook deliveries.",
         )
         .arg(
             Arg::new("port")
@@ -60,6 +62,14 @@ pub(crate) fn command() -> Command {
                 .help("Accept body properties, query parameters and enum values this contract does not know (kept, echoed, named in X-Sandbox-Warning): for clients newer than the vendored contract"),
         )
         .arg(
+            Arg::new("journal")
+                .long("journal")
+                .value_name("N")
+                .default_value("1000")
+                .value_parser(clap::value_parser!(u64).range(0..=1_000_000))
+                .help("Requests the journal keeps for the inspector and `logs tail` (0: none)"),
+        )
+        .arg(
             Arg::new("rate_limit")
                 .long("rate-limit")
                 .default_value("120")
@@ -78,6 +88,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.initial_credits = m.get_one::<f64>("credits").copied().unwrap_or(options.initial_credits);
     options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
     options.lenient = m.get_flag("lenient");
+    options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
     if !options.host.is_loopback() {
         eprintln!(
             "warning: the sandbox listens on {}, beyond this machine; it has no real data, but keys and webhook URLs sent to it can be seen by anyone who reaches it",
@@ -89,6 +100,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
         message: e.to_string(),
     })?;
     println!("listening on {}", sandbox.url());
+    println!("inspector at {}/_sandbox/", sandbox.url());
     let _ = std::io::stdout().flush();
     eprintln!(
         "try: TOKPORTAL_BASE_URL={} TOKPORTAL_API_KEY=sk_test_sandbox tokportal get-current-user",

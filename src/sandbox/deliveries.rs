@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Tenants, stamp, str_of};
+use super::journal::{Event, Journal};
+use super::state::{MAX_TRIES, Tenants, stamp, str_of};
 use crate::webhooks::sign;
 
 /// `User-Agent` of every delivery.
@@ -23,11 +24,18 @@ pub(super) struct Courier {
     http: reqwest::Client,
     delays: Vec<Duration>,
     tenants: Tenants,
+    journal: Arc<Journal>,
     stop: CancellationToken,
 }
 
 impl Courier {
-    pub(super) fn new(timeout: Duration, delays: Vec<Duration>, tenants: Tenants, stop: CancellationToken) -> Self {
+    pub(super) fn new(
+        timeout: Duration,
+        delays: Vec<Duration>,
+        tenants: Tenants,
+        journal: Arc<Journal>,
+        stop: CancellationToken,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             // A receiver's redirect is its failure, as with TokPortal.
@@ -38,6 +46,7 @@ impl Courier {
             http,
             delays,
             tenants,
+            journal,
             stop,
         }
     }
@@ -104,8 +113,8 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, USER_AGENT)
         .header(crate::headers::SIGNATURE, signature)
-        .header("tokportal-event-id", event_id)
-        .header("tokportal-event-type", event_type)
+        .header("tokportal-event-id", event_id.as_str())
+        .header("tokportal-event-type", event_type.as_str())
         .header("tokportal-delivery-id", id.to_string())
         .body(payload)
         .send()
@@ -121,8 +130,9 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
         Err(e) => (None, Some(crate::error::one_line(&e))),
     };
     let success = error.is_none();
+    let mut attempts = 0;
     record(courier, tenant, id, |d| {
-        let attempts = d.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
+        attempts = d.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
         d.insert("attempts".into(), json!(attempts));
         d.insert("response_status".into(), json!(status));
         d.insert("response_time_ms".into(), json!(elapsed));
@@ -132,12 +142,45 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
         d.insert("next_retry_at".into(), Value::Null);
         d.insert("last_attempt_at".into(), json!(stamp(Utc::now())));
     });
+    let tried = json!({
+        "attempt": attempts,
+        "at": stamp(Utc::now()),
+        "url": url,
+        "response_status": status,
+        "response_time_ms": elapsed,
+        "error": error,
+        "success": success,
+    });
+    note_try(courier, tenant, id, &tried);
+    courier.journal.publish(Event::Delivery(Arc::new(json!({
+        "key": &tenant[..8.min(tenant.len())],
+        "delivery_id": id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "try": tried,
+    }))));
     tracing::info!(
         target: "tokportal::sandbox",
         "webhook delivery {id} to {url}: {}",
         if success { "delivered" } else { "failed" }
     );
     Some(success)
+}
+
+/// Writes one attempt into delivery `id`'s own log (the oldest go first).
+fn note_try(courier: &Courier, tenant: &str, id: Uuid, tried: &Value) {
+    let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = tenants.get_mut(tenant)
+        && let Some(at) = t.delivery_at(id)
+    {
+        let tries = &mut t.deliveries[at].tries;
+        if tries.len() >= MAX_TRIES {
+            tries.remove(0);
+        }
+        if let Value::Object(tried) = tried {
+            tries.push(tried.clone());
+        }
+    }
 }
 
 /// Changes delivery `id`'s log entry.

@@ -48,6 +48,16 @@ impl Fault {
 }
 
 impl Fault {
+    /// The fault as `X-Sandbox-Fault` names it (`503`, `reset`, `slow=2`).
+    pub(super) fn label(self) -> String {
+        match self {
+            Fault::Status(status) => status.to_string(),
+            Fault::Reset => "reset".into(),
+            Fault::Lost => "lost".into(),
+            Fault::Slow(wait) => format!("slow={}", wait.as_secs_f64()),
+        }
+    }
+
     /// The answer of a status fault, with its status and code; `None` for
     /// the faults that act on the connection or the time.
     pub(super) fn failure(self) -> Option<Failure> {
@@ -83,6 +93,11 @@ pub(super) struct Queue {
 const MAX_QUEUED: usize = 100;
 
 impl Queue {
+    /// Drops every queued fault (the whole sandbox's reset).
+    pub(super) fn clear(&self) {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Queues `fault` `times` times, for `operation` or any; the faults now
     /// queued, or why not.
     pub(super) fn push(&self, fault: Fault, times: usize, operation: Option<String>) -> Result<usize, String> {

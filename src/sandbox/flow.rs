@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use bytes::Bytes;
 use chrono::Utc;
-use futures::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
@@ -32,6 +31,7 @@ use super::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload}
 use super::contract::{self, Failure, Problem};
 use super::deliveries::{self, Courier};
 use super::faults::{self, Dice, Fault};
+use super::journal::{Captured, Entry, Event, Journal, Message, Noted};
 use super::limits::{Buckets, Verdict};
 use super::replays::{self, Claimed, Idempotency, Replays, Stored};
 use super::routes::{self, Params, Route};
@@ -39,12 +39,14 @@ use super::state::{Object, Tenant, Tenants};
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
 
+use super::admin;
+
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
 /// Keys the sandbox keeps state for; a new key past this is refused.
 const MAX_TENANTS: usize = 1000;
 /// The largest JSON body taken.
-const MAX_JSON_BODY: usize = 1024 * 1024;
+pub(super) const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The largest multipart text field taken.
 const MAX_FORM_FIELD: usize = 64 * 1024;
 /// A file part up to this size is kept as text (a CSV import); larger ones
@@ -56,11 +58,14 @@ pub(super) struct Shared {
     pub(super) options: SandboxOptions,
     pub(super) url: String,
     buckets: Buckets,
-    replays: Replays,
+    pub(super) replays: Replays,
     dice: Dice,
-    queued_faults: faults::Queue,
-    tenants: Tenants,
-    courier: Arc<Courier>,
+    pub(super) queued_faults: faults::Queue,
+    pub(super) tenants: Tenants,
+    pub(super) courier: Arc<Courier>,
+    pub(super) journal: Arc<Journal>,
+    /// Followers of `/_sandbox/events` at once (each holds a connection).
+    pub(super) followers: Arc<tokio::sync::Semaphore>,
 }
 
 /// One client connection, as the request flow sees it.
@@ -75,10 +80,12 @@ pub(super) struct Connection {
 impl Shared {
     pub(super) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
         let tenants: Tenants = Arc::new(Mutex::new(HashMap::new()));
+        let journal = Arc::new(Journal::new(options.journal));
         let courier = Courier::new(
             options.webhook_timeout,
             options.webhook_retry_delays.clone(),
             tenants.clone(),
+            journal.clone(),
             stop,
         );
         Self {
@@ -88,6 +95,8 @@ impl Shared {
             queued_faults: faults::Queue::default(),
             tenants,
             courier: Arc::new(courier),
+            journal,
+            followers: Arc::new(tokio::sync::Semaphore::new(admin::MAX_FOLLOWERS)),
             options,
             url,
         }
@@ -98,53 +107,117 @@ impl Shared {
 struct Stamp {
     request_id: String,
     rate: Option<Verdict>,
-    /// For the log line: the operation, once routed.
-    operation: Option<&'static str>,
-    /// For the log line: the key's fingerprint (8 hex digits of its SHA-256).
-    caller: Option<String>,
-    /// `X-Sandbox-Warning`s: what the contract allows but is likely a mistake.
-    warnings: Vec<String>,
+    /// What the journal entry and the log line tell besides the HTTP exchange.
+    noted: Noted,
 }
 
-/// Answers one request.
+/// Answers one request: the sandbox's own routes under `/_sandbox/`, or
+/// the contract's [`stages`], journalled.
 pub(super) async fn handle(
     shared: &Arc<Shared>,
     conn: &Connection,
     request: http::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    let full_path = parts.uri.path();
+    // The hosted API lives under `/api/ext`; the sandbox answers there too.
+    let path = full_path
+        .strip_prefix("/api/ext")
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+        .unwrap_or(full_path)
+        .to_owned();
+    if let Some(route) = path.strip_prefix("/_sandbox").filter(|r| r.is_empty() || r.starts_with('/')) {
+        return admin::handle(shared, route.trim_start_matches('/'), parts, Body::new(body)).await;
+    }
     let request_id = parts
         .headers
         .get(headers::REQUEST_ID)
         .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
-    let mut stamp = Stamp {
-        request_id,
-        rate: None,
-        operation: None,
-        caller: None,
-        warnings: Vec::new(),
+    let (body, captured) = Captured::tee(body);
+    let mut flight = InFlight {
+        shared: shared.clone(),
+        started: (Utc::now(), std::time::Instant::now()),
+        method: parts.method.clone(),
+        target: parts.uri.path_and_query().map_or_else(|| path.clone(), ToString::to_string),
+        headers: parts.headers.clone(),
+        captured,
+        stamp: Some(Stamp {
+            request_id,
+            rate: None,
+            noted: Noted::default(),
+        }),
     };
-    let started = std::time::Instant::now();
-    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
-    let answer = answer(shared, conn, parts, body, &mut stamp).await;
-    let response = finish(answer, &stamp);
-    // One line a request (`tokportal sandbox` shows them); never a key or a
-    // body: the key by its fingerprint only.
-    tracing::info!(
-        target: "tokportal::sandbox",
-        "{method} {path} -> {} in {} ms ({}) {} key {}",
-        response.status().as_u16(),
-        started.elapsed().as_millis(),
-        stamp.request_id,
-        stamp.operation.unwrap_or("-"),
-        stamp.caller.as_deref().unwrap_or("-"),
-    );
-    for warning in &stamp.warnings {
-        tracing::info!(target: "tokportal::sandbox", "  warning ({}): {warning}", stamp.request_id);
-    }
+    let Some(stamp) = flight.stamp.as_mut() else {
+        return Response::new(Body::empty());
+    };
+    let answer = answer(shared, conn, parts, &path, body, stamp).await;
+    let (response, body) = finish(answer, stamp);
+    flight.answered(&response, &body);
     response
+}
+
+/// A request on its way, for the journal: written when it is answered, or,
+/// if the connection closes first (a `reset` or `lost` fault, a client
+/// gone), when the flow is dropped.
+struct InFlight {
+    shared: Arc<Shared>,
+    started: (chrono::DateTime<Utc>, std::time::Instant),
+    method: http::Method,
+    target: String,
+    headers: HeaderMap,
+    captured: Captured,
+    /// Taken once the entry is written.
+    stamp: Option<Stamp>,
+}
+
+impl InFlight {
+    fn answered(&mut self, response: &Response<Body>, body: &Bytes) {
+        let message = Message::new(response.headers(), body, body.len() as u64);
+        self.write(Some((response.status().as_u16(), message)));
+    }
+
+    fn write(&mut self, response: Option<(u16, Message)>) {
+        let Some(stamp) = self.stamp.take() else { return };
+        let status = response.as_ref().map(|(s, _)| *s);
+        let elapsed = self.started.1.elapsed();
+        // One line a request (`tokportal sandbox` shows them); never a key
+        // or a body: the key by its fingerprint only.
+        tracing::info!(
+            target: "tokportal::sandbox",
+            "{} {} -> {} in {} ms ({}) {} key {}",
+            self.method,
+            self.target,
+            status.map_or_else(|| "closed".to_owned(), |s| s.to_string()),
+            elapsed.as_millis(),
+            stamp.request_id,
+            stamp.noted.operation.map_or("-", |op| op.id),
+            stamp.noted.caller.as_deref().unwrap_or("-"),
+        );
+        for warning in &stamp.noted.warnings {
+            tracing::info!(target: "tokportal::sandbox", "  warning ({}): {warning}", stamp.request_id);
+        }
+        let (kept, total) = self.captured.taken();
+        let request = Message::new(&self.headers, &kept, total);
+        self.shared.journal.record(Entry::new(
+            self.started.0,
+            elapsed,
+            &self.method,
+            std::mem::take(&mut self.target),
+            stamp.request_id,
+            &self.headers,
+            request,
+            stamp.noted,
+            response,
+        ));
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.write(None);
+    }
 }
 
 /// What the flow answers, before the common headers.
@@ -158,21 +231,24 @@ async fn answer(
     shared: &Arc<Shared>,
     conn: &Connection,
     parts: http::request::Parts,
-    body: Incoming,
+    path: &str,
+    body: Body,
     stamp: &mut Stamp,
 ) -> Answer {
-    let full_path = parts.uri.path();
-    // The hosted API lives under `/api/ext`; the sandbox answers there too.
-    let path = full_path
-        .strip_prefix("/api/ext")
-        .filter(|p| p.is_empty() || p.starts_with('/'))
-        .unwrap_or(full_path);
-    if let Some(admin) = path.strip_prefix("/_sandbox/") {
-        return sandbox_admin(shared, admin, &parts, body).await;
-    }
     match stages(shared, conn, &parts, path, body, stamp).await {
         Ok(answer) => answer,
-        Err(failure) => Answer::Failure(failure),
+        Err(failure) => {
+            // The contract's complaints, by field, for the journal.
+            if let Some(fields) = failure
+                .details
+                .as_ref()
+                .and_then(|d| d.get("fields"))
+                .and_then(Value::as_array)
+            {
+                stamp.noted.violations = fields.clone();
+            }
+            Answer::Failure(failure)
+        }
     }
 }
 
@@ -182,31 +258,34 @@ async fn stages(
     conn: &Connection,
     parts: &http::request::Parts,
     path: &str,
-    body: Incoming,
+    body: Body,
     stamp: &mut Stamp,
 ) -> Result<Answer, Failure> {
     let (op, params) = route(&parts.method, path)?;
-    stamp.operation = Some(op.id);
+    stamp.noted.operation = Some(op);
     let tenant = authenticate(op, &parts.headers)?;
-    stamp.caller = tenant.as_ref().map(|t| t[..8.min(t.len())].to_owned());
+    stamp.noted.caller = tenant.as_ref().map(|t| t[..8.min(t.len())].to_owned());
     rate_limit(shared, conn, tenant.as_deref(), stamp)?;
-    let fault = fault(shared, op, &parts.headers).await?;
+    let fault = fault(shared, op, &parts.headers, &mut stamp.noted).await?;
     if fault == Some(Fault::Reset) {
         return Ok(close(conn).await);
     }
-    let checked = check_contract(op, params, parts, body, shared.options.lenient, &mut stamp.warnings).await?;
+    let checked = check_contract(op, params, parts, body, shared.options.lenient, &mut stamp.noted.warnings).await?;
     let dry_run = dry_run(op, &parts.headers);
     let claimed = match shared
         .replays
         .claim_request(op, &parts.headers, tenant.as_deref(), dry_run, || {
             checked.fingerprint(op)
         })? {
-        Idempotency::Replay(stored) => return Ok(Answer::Replayed(stored)),
+        Idempotency::Replay(stored) => {
+            stamp.noted.replayed = true;
+            return Ok(Answer::Replayed(stored));
+        }
         Idempotency::Claimed(claimed) => Some(claimed),
         Idempotency::Untracked => None,
     };
     let call = checked.into_call(op, dry_run, &shared.url);
-    let answer = run(shared, tenant.as_deref(), &call, &mut stamp.warnings).await;
+    let answer = run(shared, tenant.as_deref(), &call, &mut stamp.noted.warnings).await;
     if let Some(claimed) = claimed {
         settle(shared, claimed, &answer);
     }
@@ -264,8 +343,9 @@ fn rate_limit(shared: &Shared, conn: &Connection, tenant: Option<&str>, stamp: &
 /// The fault asked for (`X-Sandbox-Fault`) or drawn (`--fault-rate`): a
 /// status fault is the answer, `slow` waits here, `reset` and `lost` are
 /// the caller's to carry out.
-async fn fault(shared: &Shared, op: &Operation, headers: &HeaderMap) -> Result<Option<Fault>, Failure> {
+async fn fault(shared: &Shared, op: &Operation, headers: &HeaderMap, noted: &mut Noted) -> Result<Option<Fault>, Failure> {
     let fault = faults::asked(headers, op.id, &shared.queued_faults, &shared.dice)?;
+    noted.fault = fault.map(Fault::label);
     if let Some(failure) = fault.and_then(Fault::failure) {
         return Err(failure);
     }
@@ -319,7 +399,7 @@ async fn check_contract(
     op: &'static Operation,
     params: Params,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: Body,
     lenient: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Checked, Failure> {
@@ -329,7 +409,7 @@ async fn check_contract(
     let (body, upload) = if op.is_multipart() {
         (None, Some(read_form(op, &parts.headers, body, &mut problems).await?))
     } else {
-        let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
             .await
             .map_err(|_| {
                 Failure::new(
@@ -414,7 +494,7 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: 
             let mut queued = Vec::new();
             if result.is_ok() {
                 for event in &fx.events {
-                    queued.extend(behaviour::queue(state, event, call.now));
+                    queued.push(behaviour::queue(state, event, call.now));
                 }
             }
             (result, queued)
@@ -428,8 +508,15 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: 
     let Some(tenant) = tenant else {
         return Answer::Reply(reply);
     };
-    for id in queued {
-        deliveries::start(&shared.courier, tenant, id);
+    for event in queued {
+        shared.journal.publish(Event::Webhook {
+            key: tenant[..8.min(tenant.len())].to_owned(),
+            event_type: event.event_type,
+            payload: event.payload,
+        });
+        for id in event.deliveries {
+            deliveries::start(&shared.courier, tenant, id);
+        }
     }
     let once = fx.await_delivery.or(fx.retry_delivery);
     if let Some(id) = once.filter(|_| !call.dry_run) {
@@ -490,7 +577,7 @@ async fn close(conn: &Connection) -> Answer {
 }
 
 /// The state of `key`, made on first use; a new key past [`MAX_TENANTS`] is refused.
-fn tenant_of<'a>(tenants: &'a mut HashMap<String, Tenant>, key: &str, credits: f64) -> Result<&'a mut Tenant, Failure> {
+pub(super) fn tenant_of<'a>(tenants: &'a mut HashMap<String, Tenant>, key: &str, credits: f64) -> Result<&'a mut Tenant, Failure> {
     if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
         return Err(Failure::new(
             401,
@@ -505,7 +592,7 @@ fn tenant_of<'a>(tenants: &'a mut HashMap<String, Tenant>, key: &str, credits: f
 
 /// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
 /// (keys are never kept as given).
-fn key_of(headers: &HeaderMap) -> Result<String, String> {
+pub(super) fn key_of(headers: &HeaderMap) -> Result<String, String> {
     let Some(key) = headers.get(headers::API_KEY) else {
         return Err("Missing API key: send it in the X-API-Key header.".into());
     };
@@ -526,7 +613,7 @@ fn key_of(headers: &HeaderMap) -> Result<String, String> {
 async fn read_form(
     op: &'static Operation,
     headers: &HeaderMap,
-    body: Incoming,
+    body: Body,
     problems: &mut Vec<Problem>,
 ) -> Result<Upload, Failure> {
     let boundary = headers
@@ -535,7 +622,7 @@ async fn read_form(
         .and_then(|c| multer::parse_boundary(c).ok())
         .ok_or_else(|| Failure::rule("body", "must be sent as multipart/form-data with a boundary"))?;
     let file_field = op.body.and_then(|b| b.file_field()).unwrap_or_else(|| "file".into());
-    let stream = Body::new(body).into_data_stream();
+    let stream = body.into_data_stream();
     let mut form = multer::Multipart::new(stream, boundary);
     let mut fields = Map::new();
     let mut file = None;
@@ -582,93 +669,6 @@ async fn read_form(
     Ok(Upload { fields, file })
 }
 
-/// The sandbox's own routes, outside the contract, under `/_sandbox/`:
-/// `GET health`, `POST credits` (`{"balance": N}`, with the key), `POST
-/// reset` (forgets the key's state), `POST faults` (`{"fault": "503",
-/// "times": 1, "operation": "createBundle"}`: the next requests, of that
-/// operation or any, meet that fault) and `PUT uploads/{id}` (the upload URLs
-/// it hands out; the bytes are counted, not kept).
-async fn sandbox_admin(shared: &Arc<Shared>, route: &str, parts: &http::request::Parts, body: Incoming) -> Answer {
-    let ok = |data: Value| {
-        Answer::Reply(Reply {
-            status: 200,
-            payload: Payload::Json(json!({ "data": data })),
-        })
-    };
-    match (parts.method.as_str(), route) {
-        ("GET", "health") => ok(json!({"status": "ok", "api_version": SPEC_VERSION})),
-        ("POST", "faults") => {
-            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
-                .await
-                .unwrap_or_default();
-            let asked: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let fault = match asked.get("fault").and_then(Value::as_str).map(Fault::parse) {
-                Some(Ok(fault)) => fault,
-                Some(Err(why)) => return Answer::Failure(Failure::rule("fault", why)),
-                None => {
-                    return Answer::Failure(Failure::rule(
-                        "fault",
-                        "is required: 500, 502, 503, 429, reset, lost, slow or slow=SECONDS",
-                    ));
-                }
-            };
-            let times = asked.get("times").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
-            let operation = match asked.get("operation").and_then(Value::as_str) {
-                Some(id) if crate::operations::find(id).is_none() => {
-                    return Answer::Failure(Failure::rule(
-                        "operation",
-                        format!("`{id}` is not an operation of the contract"),
-                    ));
-                }
-                other => other.map(str::to_owned),
-            };
-            match shared.queued_faults.push(fault, times, operation) {
-                Ok(queued) => ok(json!({"queued": queued})),
-                Err(why) => Answer::Failure(Failure::rule("times", why)),
-            }
-        }
-        ("PUT", upload) if upload.starts_with("uploads/") => {
-            let mut received: u64 = 0;
-            let mut stream = Body::new(body).into_data_stream();
-            while let Ok(Some(chunk)) = stream.try_next().await {
-                received += chunk.len() as u64;
-            }
-            ok(json!({"received_bytes": received}))
-        }
-        ("POST", "credits" | "reset") => {
-            let key = match key_of(&parts.headers) {
-                Ok(k) => k,
-                Err(why) => return Answer::Failure(Failure::new(401, "UNAUTHORIZED", why)),
-            };
-            let bytes = axum::body::to_bytes(Body::new(body), MAX_JSON_BODY)
-                .await
-                .unwrap_or_default();
-            let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-            if route == "reset" {
-                tenants.remove(&key);
-                return ok(json!({"reset": true}));
-            }
-            let balance = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("balance").and_then(Value::as_f64))
-                .filter(|b| (0.0..=1.0e9).contains(b));
-            let Some(balance) = balance else {
-                return Answer::Failure(Failure::rule("balance", "must be a number from 0 to 1e9"));
-            };
-            match tenant_of(&mut tenants, &key, shared.options.initial_credits) {
-                Ok(tenant) => tenant.set_balance(balance, Utc::now()),
-                Err(f) => return Answer::Failure(f),
-            }
-            ok(json!({"balance": balance}))
-        }
-        _ => Answer::Failure(Failure::new(
-            404,
-            "NOT_FOUND",
-            format!("No sandbox route {} /_sandbox/{route}.", parts.method),
-        )),
-    }
-}
-
 fn stored(reply: &Reply) -> Stored {
     let (content_type, body) = encode(&reply.payload);
     Stored {
@@ -694,8 +694,8 @@ fn encode(payload: &Payload) -> (Option<&'static str>, Bytes) {
     }
 }
 
-/// The answer with the documented headers.
-fn finish(answer: Answer, stamp: &Stamp) -> Response<Body> {
+/// The answer with the documented headers, and its body for the journal.
+fn finish(answer: Answer, stamp: &Stamp) -> (Response<Body>, Bytes) {
     let (status, content_type, body, extra, replayed) = match answer {
         Answer::Reply(reply) => {
             let (ct, body) = encode(&reply.payload);
@@ -707,7 +707,7 @@ fn finish(answer: Answer, stamp: &Stamp) -> Response<Body> {
         }
         Answer::Replayed(s) => (s.status, s.content_type, s.body, Vec::new(), true),
     };
-    let mut response = Response::new(Body::from(body));
+    let mut response = Response::new(Body::from(body.clone()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = response.headers_mut();
     let mut put = |name: &'static str, value: String| {
@@ -732,10 +732,10 @@ fn finish(answer: Answer, stamp: &Stamp) -> Response<Body> {
     for (name, value) in extra {
         put(name, value);
     }
-    for warning in &stamp.warnings {
+    for warning in &stamp.noted.warnings {
         if let Ok(v) = HeaderValue::from_str(warning) {
             h.append(SANDBOX_WARNING, v);
         }
     }
-    response
+    (response, body)
 }

@@ -24,13 +24,21 @@
 //! - `state`: resources per key, credits and status transitions, and
 //!   `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
-//! - `flow`: one request through all of the above; `server`: the listener.
+//! - `flow`: one request through all of the above; `server`: the listener;
+//! - `journal`: every request answered, in a bounded ring, and the live
+//!   feed of requests, delivery attempts and webhook events;
+//! - `admin`: the sandbox's own routes under `/_sandbox/` (the journal API,
+//!   state, deliveries and resend, the feed as Server-Sent Events, reset);
+//! - `inspector`: the page at `/_sandbox/` that shows all of it live.
 
+mod admin;
 mod behaviour;
 mod contract;
 mod deliveries;
 mod faults;
 mod flow;
+mod inspector;
+mod journal;
 mod limits;
 mod replays;
 mod routes;
@@ -82,6 +90,10 @@ pub struct SandboxOptions {
     /// echoed, and named in `X-Sandbox-Warning` and the log. Off by default:
     /// strict is what this contract version promises.
     pub lenient: bool,
+    /// Requests the journal keeps (`GET /_sandbox/requests`, the inspector
+    /// page); the oldest go first, and bodies are bounded in bytes too.
+    /// 0 keeps none (the live feed still runs).
+    pub journal: usize,
 }
 
 impl Default for SandboxOptions {
@@ -97,6 +109,7 @@ impl Default for SandboxOptions {
             webhook_retry_delays: [1, 5, 30, 120].map(Duration::from_secs).to_vec(),
             webhook_timeout: Duration::from_secs(8),
             lenient: false,
+            journal: 1000,
         }
     }
 }
@@ -114,6 +127,12 @@ impl SandboxOptions {
             return Err(SandboxError::InvalidOption(
                 "the rate limit and its refill must be positive".into(),
             ));
+        }
+        if self.journal > 1_000_000 {
+            return Err(SandboxError::InvalidOption(format!(
+                "a journal of {} requests is more than the 1000000 kept at most",
+                self.journal
+            )));
         }
         if !(self.initial_credits >= 0.0 && self.initial_credits.is_finite()) {
             return Err(SandboxError::InvalidOption(

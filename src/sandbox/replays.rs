@@ -74,6 +74,11 @@ pub(super) struct Replays {
 }
 
 impl Replays {
+    /// Forgets every kept answer (the whole sandbox's reset).
+    pub(super) fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// The idempotency stage of a request of `op`: a key is refused where
     /// the answer holds a secret, checked for form, ignored on reads and
     /// dry runs (and without a key's state), and claimed otherwise.

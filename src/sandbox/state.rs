@@ -76,7 +76,13 @@ pub(super) struct Delivery {
     pub(super) endpoint: Uuid,
     /// The envelope, as sent on every attempt.
     pub(super) payload: bytes::Bytes,
+    /// Each attempt, oldest first (the last [`MAX_TRIES`]): the sandbox's
+    /// own log, shown by `/_sandbox/deliveries`, never in a contract answer.
+    pub(super) tries: Vec<Object>,
 }
+
+/// Attempts a delivery's own log keeps.
+pub(super) const MAX_TRIES: usize = 50;
 
 /// Everything one API key owns. Cloned for a dry run, which works on the
 /// copy and throws it away.

@@ -165,7 +165,7 @@ fn test_webhook_endpoint(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> 
         only: endpoint_id,
     };
     let queued = queue(tenant, &event, call.now);
-    fx.await_delivery = queued.first().copied();
+    fx.await_delivery = queued.deliveries.first().copied();
     Ok(Reply::data(call, json!({})))
 }
 
@@ -196,7 +196,7 @@ pub(crate) fn envelope(event_type: &str, data: &Value, now: DateTime<Utc>) -> Va
 
 /// Records one delivery of `event` per enabled endpoint it goes to, and
 /// returns their ids for sending.
-pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTime<Utc>) -> Vec<Uuid> {
+pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTime<Utc>) -> Queued {
     let envelope = envelope(event.event_type, &event.data, now);
     let payload = bytes::Bytes::from(envelope.to_string());
     let only = event.only.map(|u| u.to_string());
@@ -233,12 +233,25 @@ pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTim
             })),
             endpoint,
             payload: payload.clone(),
+            tries: Vec::new(),
         });
         ids.push(id);
     }
     let excess = tenant.deliveries.len().saturating_sub(MAX_DELIVERIES);
     tenant.deliveries.drain(..excess);
-    ids
+    Queued {
+        event_type: event.event_type,
+        payload,
+        deliveries: ids,
+    }
+}
+
+/// An event as queued: its envelope, and the deliveries made of it (none
+/// when no endpoint is subscribed; `tokportal listen` gets it either way).
+pub(in crate::sandbox) struct Queued {
+    pub(in crate::sandbox) event_type: &'static str,
+    pub(in crate::sandbox) payload: bytes::Bytes,
+    pub(in crate::sandbox) deliveries: Vec<Uuid>,
 }
 
 /// `listWebhookEvents`: the event types, the envelope, how deliveries are
