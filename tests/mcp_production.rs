@@ -339,25 +339,6 @@ async fn sigterm_drains_a_paid_call_in_flight_then_exits_zero() {
     assert!(probe("/healthz").await.is_err());
 }
 
-/// Where `name` is installed, or why not. A test that needs it is skipped
-/// with a line on the terminal, except in CI (`CI` set), where `.ci/run`
-/// installs it and the test must run.
-fn required_program(name: &str, install: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let why = format!("`{name}` is not installed ({install}); .ci/run installs it");
-        assert!(std::env::var_os("CI").is_none(), "{why}, and CI requires this test");
-        // Straight to the terminal: cargo test shows a passing test's
-        // captured output to nobody.
-        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
-    }
-    found
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -450,7 +431,7 @@ impl Drop for Nginx {
 
 #[tokio::test]
 async fn two_stateless_replicas_behind_nginx_survive_a_sigterm() {
-    let Some(nginx) = required_program("nginx", "apt-get install -y nginx") else {
+    let Some(nginx) = common::required_program("nginx", "apt-get install -y nginx") else {
         return;
     };
     let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();

@@ -346,3 +346,23 @@ impl rmcp::ClientHandler for LogListener {
             .push(json!({"level": params.level, "logger": params.logger, "data": params.data}));
     }
 }
+
+/// Where `name` is installed, or why not. A test that needs it is skipped
+/// with a line on the terminal that says why and how to install it, except
+/// in CI (`CI` set), where `.ci/run` installs it and the test must run.
+pub fn required_program(name: &str, install: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write as _;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let why = format!("`{name}` is not installed ({install}); .ci/run installs it");
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI requires this test");
+        // Straight to the terminal: cargo test shows a passing test's
+        // captured output to nobody.
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
+    }
+    found
+}

@@ -18,6 +18,10 @@
     if (!response.ok) throw new Error((body.error && body.error.message) || response.status);
     return body.data;
   };
+  // A fault of this page is shown, not swallowed.
+  const fault = (message) => { $("live").textContent = "page error: " + message; $("live").className = "live"; };
+  window.addEventListener("error", (ev) => fault(ev.message));
+  window.addEventListener("unhandledrejection", (ev) => fault(String(ev.reason)));
   const statusClass = (s) => "s" + (s ? String(s)[0] : "0");
 
   let entries = [];
