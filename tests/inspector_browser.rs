@@ -164,9 +164,15 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
-    until("two requests in the log", || async { rows(&page, "requests").await.len() == 2 }).await;
+    until("two requests in the log", || async {
+        rows(&page, "requests").await.len() == 2
+    })
+    .await;
     let appeared = made.elapsed();
-    assert!(appeared < Duration::from_secs(2), "the requests took {appeared:?} to appear");
+    assert!(
+        appeared < Duration::from_secs(2),
+        "the requests took {appeared:?} to appear"
+    );
 
     // The 4xx filter shows the failed one only.
     page.find(Locator::Css("#filter-status"))
@@ -177,7 +183,10 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .unwrap();
     let shown = rows(&page, "requests").await;
     assert_eq!(shown.len(), 1, "{shown:?}");
-    assert!(shown[0].contains("400") && shown[0].contains("createBundle"), "{shown:?}");
+    assert!(
+        shown[0].contains("400") && shown[0].contains("createBundle"),
+        "{shown:?}"
+    );
 
     // Its detail, opened from the keyboard, names the failing field, and
     // its curl carries the key as a variable, never the key itself.
@@ -188,9 +197,15 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
     })
     .await;
     let curl = text(&page, "#curl").await;
-    assert!(curl.contains("$TOKPORTAL_API_KEY") && curl.contains("Atlantis"), "{curl}");
+    assert!(
+        curl.contains("$TOKPORTAL_API_KEY") && curl.contains("Atlantis"),
+        "{curl}"
+    );
     let detail = text(&page, "#detail").await;
-    assert!(!detail.contains("sk_test_inspector"), "the key is on the page: {detail}");
+    assert!(
+        !detail.contains("sk_test_inspector"),
+        "the key is on the page: {detail}"
+    );
 
     // A delivery to a local receiver, then a resend: a new attempt arrives.
     let (hook, hits) = receiver().await;
@@ -211,7 +226,10 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .unwrap();
     until("the first delivery", || async { hits.load(Ordering::SeqCst) == 1 }).await;
     until("the delivery in the page", || async {
-        rows(&page, "deliveries").await.iter().any(|r| r.contains("bundle.created") && r.contains("succeeded"))
+        rows(&page, "deliveries")
+            .await
+            .iter()
+            .any(|r| r.contains("bundle.created") && r.contains("succeeded"))
     })
     .await;
     until("the resource and credits of the key", || async {
@@ -225,7 +243,10 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .click()
         .await
         .unwrap();
-    until("the resent attempt at the receiver", || async { hits.load(Ordering::SeqCst) == 2 }).await;
+    until("the resent attempt at the receiver", || async {
+        hits.load(Ordering::SeqCst) == 2
+    })
+    .await;
     until("two attempts in the page", || async {
         text(&page, "#deliveries tbody tr td:nth-child(5)").await == "2"
     })

@@ -41,14 +41,20 @@ use super::deliveries;
 use super::faults::Fault;
 use super::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
 use super::inspector;
-use super::journal::{Event, Filter, Since, StatusFilter};
+use super::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
 use super::state::{Object, str_of};
 use crate::operations::SPEC_VERSION;
 
-/// Followers of `GET /_sandbox/events` at once; the next is answered 503.
-pub(super) const MAX_FOLLOWERS: usize = 32;
 /// Entries `GET requests` answers unless told (`limit`, at most the journal's size).
 const DEFAULT_LIMIT: usize = 100;
+
+/// The route of a sandbox path (`/_sandbox/requests` is `requests`, and
+/// `/_sandbox` the page's ``), `None` for an API path.
+pub(super) fn route(path: &str) -> Option<&str> {
+    path.strip_prefix("/_sandbox")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .map(|r| r.trim_start_matches('/'))
+}
 
 /// Answers a request for `/_sandbox/{route}`.
 pub(super) async fn handle(shared: &Arc<Shared>, route: &str, parts: Parts, body: Body) -> Response<Body> {
@@ -124,8 +130,7 @@ fn loopback_name(host: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
@@ -174,7 +179,10 @@ fn filter_of(q: &HashMap<String, String>) -> Result<Filter, Failure> {
     if let Some(id) = &operation
         && crate::operations::find(id).is_none()
     {
-        return Err(Failure::rule("operation", format!("`{id}` is not an operation of the contract")));
+        return Err(Failure::rule(
+            "operation",
+            format!("`{id}` is not an operation of the contract"),
+        ));
     }
     Ok(Filter {
         operation,
@@ -228,7 +236,13 @@ fn request(shared: &Shared, id: &str) -> Result<Value, Failure> {
         .ok()
         .and_then(|id| shared.journal.get(id))
         .map(|e| serde_json::to_value(&*e).unwrap_or(Value::Null))
-        .ok_or_else(|| Failure::new(404, "NOT_FOUND", format!("No journal entry `{id}` (it may have been dropped from the ring).")))
+        .ok_or_else(|| {
+            Failure::new(
+                404,
+                "NOT_FOUND",
+                format!("No journal entry `{id}` (it may have been dropped from the ring)."),
+            )
+        })
 }
 
 /// `GET state`: what each key owns.
@@ -245,7 +259,10 @@ fn state(shared: &Shared, query: &str) -> Result<Value, Failure> {
                 .map(|b| {
                     let mut bundle = b.fields.clone();
                     bundle.insert("account".into(), b.account.clone().map_or(Value::Null, Value::Object));
-                    bundle.insert("videos".into(), Value::Array(b.videos.iter().cloned().map(Value::Object).collect()));
+                    bundle.insert(
+                        "videos".into(),
+                        Value::Array(b.videos.iter().cloned().map(Value::Object).collect()),
+                    );
                     Value::Object(bundle)
                 })
                 .collect();
@@ -295,7 +312,10 @@ fn list_deliveries(shared: &Shared, query: &str) -> Result<Value, Failure> {
                 .and_then(|e| str_of(&e.fields, "url"));
             shown.insert("key".into(), json!(&hash[..8.min(hash.len())]));
             shown.insert("endpoint_url".into(), json!(url));
-            shown.insert("tries".into(), Value::Array(d.tries.iter().cloned().map(Value::Object).collect()));
+            shown.insert(
+                "tries".into(),
+                Value::Array(d.tries.iter().cloned().map(Value::Object).collect()),
+            );
             all.push(Value::Object(shown));
         }
     }
@@ -346,11 +366,19 @@ fn events(shared: &Shared, query: &str) -> Response<Body> {
     };
     const KINDS: [&str; 4] = ["request", "delivery", "webhook", "cleared"];
     let kinds: Vec<String> = match q.get("kinds") {
-        Some(k) => k.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect(),
+        Some(k) => k
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => KINDS.iter().map(|k| (*k).to_owned()).collect(),
     };
     if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        return failure(Failure::rule("kinds", format!("`{bad}` is not one of {}", KINDS.join(", "))));
+        return failure(Failure::rule(
+            "kinds",
+            format!("`{bad}` is not one of {}", KINDS.join(", ")),
+        ));
     }
     let Ok(permit) = shared.followers.clone().try_acquire_owned() else {
         return failure(
@@ -377,7 +405,9 @@ fn events(shared: &Shared, query: &str) -> Response<Body> {
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        let sse = Sse::default().event("lagged").data(json!({"missed": missed}).to_string());
+                        let sse = Sse::default()
+                            .event("lagged")
+                            .data(json!({"missed": missed}).to_string());
                         return Some((Ok(sse), (feed, permit, filter, kinds)));
                     }
                     Err(RecvError::Closed) => return None,
@@ -439,7 +469,10 @@ async fn faults(shared: &Shared, body: Body) -> Result<Value, Failure> {
     let times = asked.get("times").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
     let operation = match asked.get("operation").and_then(Value::as_str) {
         Some(id) if crate::operations::find(id).is_none() => {
-            return Err(Failure::rule("operation", format!("`{id}` is not an operation of the contract")));
+            return Err(Failure::rule(
+                "operation",
+                format!("`{id}` is not an operation of the contract"),
+            ));
         }
         other => other.map(str::to_owned),
     };
@@ -520,7 +553,12 @@ mod tests {
         for ok in ["localhost", "localhost:80", "127.0.0.1:9", "[::1]:8080", "127.1.2.3"] {
             assert!(loopback_name(ok), "{ok}");
         }
-        for bad in ["evil.example:8080", "10.0.0.1", "[2001:db8::1]:80", "localhost.evil.example"] {
+        for bad in [
+            "evil.example:8080",
+            "10.0.0.1",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
             assert!(!loopback_name(bad), "{bad}");
         }
     }

@@ -39,8 +39,6 @@ use super::state::{Object, Tenant, Tenants};
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
 
-use super::admin;
-
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
 /// Keys the sandbox keeps state for; a new key past this is refused.
@@ -96,7 +94,7 @@ impl Shared {
             tenants,
             courier: Arc::new(courier),
             journal,
-            followers: Arc::new(tokio::sync::Semaphore::new(admin::MAX_FOLLOWERS)),
+            followers: Arc::new(tokio::sync::Semaphore::new(super::journal::MAX_FOLLOWERS)),
             options,
             url,
         }
@@ -111,24 +109,23 @@ struct Stamp {
     noted: Noted,
 }
 
-/// Answers one request: the sandbox's own routes under `/_sandbox/`, or
-/// the contract's [`stages`], journalled.
+/// The path as the API knows it: the hosted API lives under `/api/ext`, and
+/// the sandbox answers there too.
+pub(super) fn api_path(full_path: &str) -> &str {
+    full_path
+        .strip_prefix("/api/ext")
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+        .unwrap_or(full_path)
+}
+
+/// Answers one API request through the contract's [`stages`], journalled.
 pub(super) async fn handle(
     shared: &Arc<Shared>,
     conn: &Connection,
     request: http::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let full_path = parts.uri.path();
-    // The hosted API lives under `/api/ext`; the sandbox answers there too.
-    let path = full_path
-        .strip_prefix("/api/ext")
-        .filter(|p| p.is_empty() || p.starts_with('/'))
-        .unwrap_or(full_path)
-        .to_owned();
-    if let Some(route) = path.strip_prefix("/_sandbox").filter(|r| r.is_empty() || r.starts_with('/')) {
-        return admin::handle(shared, route.trim_start_matches('/'), parts, Body::new(body)).await;
-    }
+    let path = api_path(parts.uri.path()).to_owned();
     let request_id = parts
         .headers
         .get(headers::REQUEST_ID)
@@ -140,7 +137,10 @@ pub(super) async fn handle(
         shared: shared.clone(),
         started: (Utc::now(), std::time::Instant::now()),
         method: parts.method.clone(),
-        target: parts.uri.path_and_query().map_or_else(|| path.clone(), ToString::to_string),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.clone(), ToString::to_string),
         headers: parts.headers.clone(),
         captured,
         stamp: Some(Stamp {
@@ -270,7 +270,15 @@ async fn stages(
     if fault == Some(Fault::Reset) {
         return Ok(close(conn).await);
     }
-    let checked = check_contract(op, params, parts, body, shared.options.lenient, &mut stamp.noted.warnings).await?;
+    let checked = check_contract(
+        op,
+        params,
+        parts,
+        body,
+        shared.options.lenient,
+        &mut stamp.noted.warnings,
+    )
+    .await?;
     let dry_run = dry_run(op, &parts.headers);
     let claimed = match shared
         .replays
@@ -343,7 +351,12 @@ fn rate_limit(shared: &Shared, conn: &Connection, tenant: Option<&str>, stamp: &
 /// The fault asked for (`X-Sandbox-Fault`) or drawn (`--fault-rate`): a
 /// status fault is the answer, `slow` waits here, `reset` and `lost` are
 /// the caller's to carry out.
-async fn fault(shared: &Shared, op: &Operation, headers: &HeaderMap, noted: &mut Noted) -> Result<Option<Fault>, Failure> {
+async fn fault(
+    shared: &Shared,
+    op: &Operation,
+    headers: &HeaderMap,
+    noted: &mut Noted,
+) -> Result<Option<Fault>, Failure> {
     let fault = faults::asked(headers, op.id, &shared.queued_faults, &shared.dice)?;
     noted.fault = fault.map(Fault::label);
     if let Some(failure) = fault.and_then(Fault::failure) {
@@ -409,15 +422,13 @@ async fn check_contract(
     let (body, upload) = if op.is_multipart() {
         (None, Some(read_form(op, &parts.headers, body, &mut problems).await?))
     } else {
-        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
-            .await
-            .map_err(|_| {
-                Failure::new(
-                    413,
-                    "PAYLOAD_TOO_LARGE",
-                    format!("The body is larger than {MAX_JSON_BODY} bytes."),
-                )
-            })?;
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|_| {
+            Failure::new(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                format!("The body is larger than {MAX_JSON_BODY} bytes."),
+            )
+        })?;
         let content_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -577,7 +588,11 @@ async fn close(conn: &Connection) -> Answer {
 }
 
 /// The state of `key`, made on first use; a new key past [`MAX_TENANTS`] is refused.
-pub(super) fn tenant_of<'a>(tenants: &'a mut HashMap<String, Tenant>, key: &str, credits: f64) -> Result<&'a mut Tenant, Failure> {
+pub(super) fn tenant_of<'a>(
+    tenants: &'a mut HashMap<String, Tenant>,
+    key: &str,
+    credits: f64,
+) -> Result<&'a mut Tenant, Failure> {
     if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
         return Err(Failure::new(
             401,

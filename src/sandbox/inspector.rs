@@ -23,9 +23,7 @@ const SCRIPT: &str = include_str!("inspector/page.js");
 /// The page, and the policy that allows exactly its script and style.
 static PAGE: LazyLock<(String, String)> = LazyLock::new(|| {
     let hash = |text: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()));
-    let page = HTML
-        .replacen("/*STYLE*/", STYLE, 1)
-        .replacen("/*SCRIPT*/", SCRIPT, 1);
+    let page = HTML.replacen("/*STYLE*/", STYLE, 1).replacen("/*SCRIPT*/", SCRIPT, 1);
     let policy = format!(
         "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         hash(SCRIPT),
@@ -39,7 +37,10 @@ pub(super) fn page() -> Response<Body> {
     let (page, policy) = &*PAGE;
     let mut response = Response::new(Body::from(page.clone()));
     let h = response.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
@@ -58,8 +59,14 @@ mod tests {
         let (page, policy) = &*PAGE;
         assert!(page.contains(SCRIPT) && page.contains(STYLE) && !page.contains("/*SCRIPT*/"));
         let hash = |text: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()));
-        assert!(policy.contains(&format!("script-src 'sha256-{}'", hash(SCRIPT))), "{policy}");
-        assert!(policy.contains(&format!("style-src 'sha256-{}'", hash(STYLE))), "{policy}");
+        assert!(
+            policy.contains(&format!("script-src 'sha256-{}'", hash(SCRIPT))),
+            "{policy}"
+        );
+        assert!(
+            policy.contains(&format!("style-src 'sha256-{}'", hash(STYLE))),
+            "{policy}"
+        );
         // Nothing is fetched from elsewhere: no absolute URL in the page.
         for scheme in ["http://", "https://", "//cdn"] {
             assert!(!page.contains(scheme), "the page names {scheme}");

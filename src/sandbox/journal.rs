@@ -31,6 +31,9 @@ pub(super) const BODY_KEPT: usize = 64 * 1024;
 /// the oldest entries go first (1000 entries of two full bodies each would
 /// be 128 MiB otherwise).
 pub(super) const MAX_JOURNAL_BYTES: usize = 32 * 1024 * 1024;
+/// Followers of the feed (`GET /_sandbox/events`) at once; the next is
+/// answered 503.
+pub(super) const MAX_FOLLOWERS: usize = 32;
 /// Events a slow follower may fall behind by before it is told it lagged.
 const FEED_BACKLOG: usize = 1024;
 /// Headers whose value is never kept.
@@ -92,7 +95,8 @@ impl Message {
     }
 
     fn size(&self) -> usize {
-        self.body.as_ref().map_or(0, String::len) + self.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>()
+        self.body.as_ref().map_or(0, String::len)
+            + self.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>()
     }
 }
 
@@ -183,7 +187,8 @@ impl Entry {
         512 + self.path.len() + self.request.size() + self.response.as_ref().map_or(0, Message::size)
     }
 
-    /// The entry without headers and bodies: what the live feed carries.
+    /// The entry without headers and bodies (but with its violations):
+    /// what the live feed carries.
     pub(super) fn summary(&self) -> Value {
         serde_json::json!({
             "id": self.id,
@@ -199,8 +204,8 @@ impl Entry {
             "replayed": self.replayed,
             "dry_run": self.dry_run,
             "fault": self.fault,
-            "violations": self.violations.len(),
-            "warnings": self.warnings.len(),
+            "violations": self.violations,
+            "warnings": self.warnings,
         })
     }
 }
@@ -512,7 +517,10 @@ mod tests {
         let e = entry(Some(201), "createWebhookEndpoint", 10);
         let text = serde_json::to_string(&e).unwrap();
         assert!(!text.contains("sk_test_secret") && !text.contains("whsec_x"), "{text}");
-        assert!(text.contains("[redacted]") && text.contains("carries a secret"), "{text}");
+        assert!(
+            text.contains("[redacted]") && text.contains("carries a secret"),
+            "{text}"
+        );
         // An ordinary answer is kept, cut at 64 KiB.
         let e = entry(Some(200), "getCurrentUser", 100_000);
         assert!(e.response.unwrap().body.unwrap().contains("whsec_x"));

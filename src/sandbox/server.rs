@@ -10,10 +10,26 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::admin;
 use super::flow::{self, Connection, Shared};
 
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;
+
+/// The sandbox's own routes under `/_sandbox/`, or the API's flow.
+async fn answer(
+    shared: &Arc<Shared>,
+    connection: &Connection,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<axum::body::Body> {
+    match admin::route(flow::api_path(request.uri().path())).map(str::to_owned) {
+        Some(route) => {
+            let (parts, body) = request.into_parts();
+            admin::handle(shared, &route, parts, axum::body::Body::new(body)).await
+        }
+        None => flow::handle(shared, connection, request).await,
+    }
+}
 
 /// Accepts connections until `stop` is cancelled, then closes them all.
 pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
@@ -46,7 +62,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
                 let connection = connection.clone();
-                async move { Ok::<_, Infallible>(flow::handle(&shared, &connection, request).await) }
+                async move { Ok::<_, Infallible>(answer(&shared, &connection, request).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
