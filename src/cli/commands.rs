@@ -134,6 +134,7 @@ pub fn cli() -> Command {
         }
     }
     listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox                                    Serve an offline TokPortal (free, in memory)\n    completions <shell>                        Shell completions\n");
+    listing.push_str("\n  Sandbox workbench (against `tokportal sandbox` only):\n    listen --forward-to URL                    Forward its webhook events to a local app\n    trigger EVENT                              Make the calls that produce an event\n    logs tail                                  Follow its request log\n");
     let mut cmd = Command::new("tokportal")
         .version(env!("CARGO_PKG_VERSION"))
         .about("The TokPortal API from the command line")
@@ -146,6 +147,9 @@ pub fn cli() -> Command {
         cmd = cmd.subcommand(operation_command(op));
     }
     cmd.subcommand(super::sandbox::command())
+        .subcommand(super::listen::command())
+        .subcommand(super::trigger::command())
+        .subcommand(super::logs::command())
         .subcommand(
             Command::new("webhooks")
                 .about("Verify or sign webhook deliveries locally")

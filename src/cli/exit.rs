@@ -17,6 +17,7 @@ pub const EXIT_NO_KEY: u8 = 3;
 pub const EXIT_TRANSPORT: u8 = 4;
 
 /// A failure with its exit code; the message is already formatted for stderr.
+#[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) code: u8,
     pub(crate) message: String,

@@ -9,7 +9,11 @@
 //! - `output`: where and how the answer is written;
 //! - [`exit`]: exit codes and error messages;
 //! - `webhooks`: the local `webhooks verify|sign` tools;
-//! - `sandbox`: `tokportal sandbox`, the offline TokPortal.
+//! - `sandbox`: `tokportal sandbox`, the offline TokPortal;
+//! - the sandbox's workbench: `listen` (its webhook events forwarded to a
+//!   local app), `trigger` (the calls that produce an event), `logs` (`logs
+//!   tail` follows its journal), and `workbench`, what they share (finding
+//!   and checking the sandbox, following its live feed).
 //!
 //! The binary (`src/bin/tokportal.rs`) only calls [`run`].
 
@@ -22,10 +26,14 @@ mod commands;
 pub mod exit;
 mod flags;
 mod input;
+mod listen;
+mod logs;
 mod output;
 mod sandbox;
 mod transcript;
+mod trigger;
 mod webhooks;
+mod workbench;
 
 pub use commands::cli;
 use exit::{EXIT_USAGE, Failure};
@@ -53,6 +61,9 @@ where
     let result = match matches.subcommand() {
         Some(("webhooks", sub)) => webhooks::run(sub),
         Some(("sandbox", sub)) => sandbox::run(sub).await,
+        Some(("listen", sub)) => listen::run(&matches, sub).await,
+        Some(("trigger", sub)) => trigger::run(&matches, sub).await,
+        Some(("logs", sub)) => logs::run(&matches, sub).await,
         Some(("completions", sub)) => {
             if let Some(shell) = sub.get_one::<clap_complete::Shell>("shell") {
                 clap_complete::generate(*shell, &mut cli(), "tokportal", &mut std::io::stdout());

@@ -99,9 +99,15 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
         code: EXIT_USAGE,
         message: e.to_string(),
     })?;
-    println!("listening on {}", sandbox.url());
-    println!("inspector at {}/_sandbox/", sandbox.url());
-    let _ = std::io::stdout().flush();
+    // One write, errors ignored: a script that reads the first line and
+    // closes the pipe must not stop the sandbox.
+    let started = format!(
+        "listening on {url}\ninspector at {url}/_sandbox/\n",
+        url = sandbox.url()
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(started.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     eprintln!(
         "try: TOKPORTAL_BASE_URL={} TOKPORTAL_API_KEY=sk_test_sandbox tokportal get-current-user",
         sandbox.url()

@@ -1,0 +1,213 @@
+//! What `listen`, `trigger` and `logs tail` share: they work against a
+//! sandbox only, found and checked here before anything is sent, and they
+//! follow its live feed (`GET /_sandbox/events`, Server-Sent Events read
+//! with `sse-stream`, the parser rmcp's client uses too).
+//!
+//! A base URL on `tokportal.com` is refused without a request. Any other is
+//! asked `GET /_sandbox/health`, without the API key: only a sandbox
+//! answers it as one, and nothing that costs is sent before it has.
+
+use std::time::Duration;
+
+use clap::{Arg, ArgMatches};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::exit::{EXIT_TRANSPORT, EXIT_USAGE, Failure};
+use super::flags::CallFlags;
+
+/// The sandbox's address and the HTTP client to reach it.
+pub(crate) struct Sandbox {
+    /// The base URL as given (`http://127.0.0.1:PORT`, maybe `/api/ext`).
+    pub(crate) base: String,
+    http: reqwest::Client,
+}
+
+/// `--api-key` and `--base-url`, the only call options these commands take.
+pub(crate) fn link_args() -> [Arg; 2] {
+    [
+        Arg::new("api_key")
+            .long("api-key")
+            .value_name("KEY")
+            .help("API key (any sk_ key works with the sandbox); default $TOKPORTAL_API_KEY"),
+        Arg::new("base_url")
+            .long("base-url")
+            .value_name("URL")
+            .help("The sandbox's address (`tokportal sandbox` prints it); default $TOKPORTAL_BASE_URL"),
+    ]
+}
+
+impl Sandbox {
+    /// The sandbox the flags point at, checked to be one.
+    pub(crate) async fn find(top: &ArgMatches, sub: &ArgMatches, command: &str) -> Result<Self, Failure> {
+        let flags = CallFlags::read(top, sub);
+        let Some(base) = flags.base_url else {
+            return Err(not_a_sandbox(
+                command,
+                format!(
+                    "no base URL is set, and the default ({}) is the TokPortal API; nothing was sent",
+                    crate::DEFAULT_BASE_URL
+                ),
+            ));
+        };
+        let url =
+            url::Url::parse(&base).map_err(|e| Failure::usage(format!("--base-url `{base}` is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Failure::usage(format!(
+                "--base-url `{base}` is not an http or https URL"
+            )));
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if host == "tokportal.com" || host.ends_with(".tokportal.com") {
+            return Err(not_a_sandbox(
+                command,
+                format!("{base} is the TokPortal API; nothing was sent"),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(super::IDENTIFIER)
+            .build()
+            .map_err(|e| Failure::usage(format!("cannot build an HTTP client: {e}")))?;
+        let sandbox = Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        };
+        let probe = sandbox
+            .http
+            .get(sandbox.admin("health"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| Failure {
+                code: EXIT_TRANSPORT,
+                message: format!("error: cannot reach {base}: {}", crate::error::one_line(&e)),
+            })?;
+        let status = probe.status();
+        let answer: Value = probe.json().await.unwrap_or(Value::Null);
+        if !status.is_success() || answer["data"]["sandbox"] != Value::Bool(true) {
+            return Err(not_a_sandbox(
+                command,
+                format!(
+                    "{base} did not answer GET /_sandbox/health as a sandbox (HTTP {status}); that was the only request, without your key"
+                ),
+            ));
+        }
+        Ok(sandbox)
+    }
+
+    /// The address of the sandbox route `route` (`requests`, `events?...`).
+    pub(crate) fn admin(&self, route: &str) -> String {
+        format!("{}/_sandbox/{route}", self.base)
+    }
+
+    /// A client of the sandbox's API with `key`.
+    pub(crate) fn client(&self, key: &str) -> Result<crate::Client, Failure> {
+        crate::ClientBuilder::new()
+            .client_identifier(super::IDENTIFIER)
+            .base_url(self.base.as_str())
+            .api_key(key)
+            .build()
+            .map_err(Failure::from)
+    }
+
+    /// The live feed (`GET /_sandbox/events?{query}`) as `(event, data)`
+    /// pairs, from now on; it ends when the sandbox goes away.
+    pub(crate) async fn follow(&self, query: &str) -> Result<impl Stream<Item = (String, Value)> + use<>, Failure> {
+        let response = self
+            .http
+            .get(self.admin(&format!("events?{query}")))
+            .header(http::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| Failure {
+                code: EXIT_TRANSPORT,
+                message: format!("error: cannot follow {}: {}", self.base, crate::error::one_line(&e)),
+            })?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let why = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+            return Err(Failure::usage(format!(
+                "the sandbox refused to be followed (HTTP {status}): {why}"
+            )));
+        }
+        let events = sse_stream::SseStream::from_bytes_stream(response.bytes_stream())
+            .take_while(|item| std::future::ready(item.is_ok()))
+            .filter_map(|item| {
+                std::future::ready(item.ok().and_then(|sse| {
+                    let data = serde_json::from_str(sse.data.as_deref()?).ok()?;
+                    Some((sse.event?, data))
+                }))
+            });
+        Ok(events)
+    }
+}
+
+fn not_a_sandbox(command: &str, why: String) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        message: format!(
+            "error: `tokportal {command}` works only against a sandbox, and {why}. \
+             Start one with `tokportal sandbox` and set TOKPORTAL_BASE_URL (or --base-url) to the address it prints."
+        ),
+    }
+}
+
+/// The fingerprint the sandbox gives `key`: the first 8 hex digits of its SHA-256.
+pub(crate) fn fingerprint(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))[..8].to_owned()
+}
+
+/// The start of an answer, on one line: at most `max` characters.
+pub(crate) fn snippet(text: &str, max: usize) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let cut: String = line.chars().take(max).collect();
+    format!("{cut}…")
+}
+
+/// Follows the feed through restarts of the sandbox: says `ready` on stderr
+/// once it follows, and when the feed ends, says so and connects again
+/// every second until it can.
+pub(crate) async fn follow_forever<F, Fut>(
+    sandbox: &Sandbox,
+    query: &str,
+    ready: &str,
+    mut each: F,
+) -> Result<(), Failure>
+where
+    F: FnMut(String, Value) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut first = true;
+    loop {
+        match sandbox.follow(query).await {
+            Ok(events) => {
+                let mut events = std::pin::pin!(events);
+                while let Some((event, data)) = events.next().await {
+                    if event == "ready" {
+                        if first {
+                            eprintln!("{ready}");
+                        } else {
+                            eprintln!("reconnected to {}", sandbox.base);
+                        }
+                        first = false;
+                        continue;
+                    }
+                    each(event, data).await;
+                }
+                eprintln!("lost the sandbox at {}; reconnecting…", sandbox.base);
+            }
+            // Refused (bad filter): no use trying again.
+            Err(f) if f.code == EXIT_USAGE => return Err(f),
+            Err(_) if !first => {}
+            Err(f) => return Err(f),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,556 @@
+//! The sandbox as a workbench, end to end against a `tokportal sandbox`
+//! process: the journal API and its live feed, `listen`, `trigger` and
+//! `logs tail`, and their refusal to touch anything that is not a sandbox.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const KEY: &str = "sk_test_workbench";
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A child process killed when the test ends, with its output read line by
+/// line on threads.
+struct Running {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        fn lines<R: std::io::Read + Send + 'static>(from: R) -> mpsc::Receiver<String> {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(from).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        }
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let stderr: ChildStderr = child.stderr.take().unwrap();
+        Self {
+            child,
+            stdout: lines(stdout),
+            stderr: lines(stderr),
+        }
+    }
+
+    /// The next stdout line, or a failure naming `what`.
+    fn line(&self, what: &str) -> String {
+        self.stdout.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!(
+                "no stdout line for {what}; stderr: {:?}",
+                self.stderr.try_iter().collect::<Vec<_>>()
+            )
+        })
+    }
+
+    /// Waits for a stderr line that contains `text`.
+    fn said(&self, text: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!("never said {text:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tokportal() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tokportal"));
+    command.env_remove("TOKPORTAL_BASE_URL").env_remove("TOKPORTAL_API_KEY");
+    command
+}
+
+/// `tokportal sandbox` on a free port, and its address.
+fn sandbox() -> (Running, String) {
+    let running = Running::spawn(tokportal().args(["sandbox", "--port", "0"]));
+    let first = running.line("listening on");
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let second = running.line("the inspector's address");
+    assert_eq!(second, format!("inspector at {url}/_sandbox/"));
+    (running, url)
+}
+
+fn run(url: &str, args: &[&str], config: &std::path::Path) -> Output {
+    tokportal()
+        .args(args)
+        .env("TOKPORTAL_BASE_URL", url)
+        .env("TOKPORTAL_API_KEY", KEY)
+        .env("TOKPORTAL_CONFIG_DIR", config)
+        .output()
+        .unwrap()
+}
+
+fn get(url: &str) -> Value {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+/// What the local app was sent: each request's headers and body.
+type Received = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
+/// A local app that keeps what it is sent and answers 200 `thanks, got it`.
+fn app() -> (SocketAddr, Received, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let addr = runtime.block_on(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push((headers, body.to_vec()));
+                    "thanks, got it"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+    (addr, got, runtime)
+}
+
+#[test]
+fn listen_forwards_triggered_events_signed_with_a_secret_that_survives_restarts() {
+    let (_sandbox, url) = sandbox();
+    let config = tempfile::tempdir().unwrap();
+    let secret = run(&url, &["listen", "--print-secret"], config.path());
+    assert!(secret.status.success());
+    let secret = String::from_utf8(secret.stdout).unwrap();
+    assert!(
+        secret.starts_with("whsec_") && secret.lines().count() == 1,
+        "{secret:?}"
+    );
+    let secret = secret.trim().to_owned();
+    let (addr, got, _runtime) = app();
+    let forward_to = format!("http://{addr}/hook");
+
+    for round in 1..=2 {
+        // A new `listen` each round: the secret is the same.
+        let listen = Running::spawn(
+            tokportal()
+                .args([
+                    "listen",
+                    "--forward-to",
+                    &forward_to,
+                    "--events",
+                    "bundle.published,account.in_review",
+                ])
+                .env("TOKPORTAL_BASE_URL", &url)
+                .env("TOKPORTAL_API_KEY", KEY)
+                .env("TOKPORTAL_CONFIG_DIR", config.path()),
+        );
+        listen.said("Ready: forwarding");
+        let made = run(&url, &["trigger", "bundle.published"], config.path());
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+        let bundle = made["bundle_id"].as_str().unwrap().to_owned();
+        let ops: Vec<&str> = made["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["operation"].as_str().unwrap())
+            .collect();
+        assert_eq!(ops, ["createBundle", "configureBundleAccount", "publishBundle"]);
+        assert_eq!(made["resources"]["publish"]["status"], "published");
+
+        // bundle.published and account.in_review, in order; the other
+        // events of the calls (bundle.created, account.configured, ...) are
+        // filtered out by --events.
+        let first = listen.line("the first forwarded event");
+        let second = listen.line("the second forwarded event");
+        assert!(
+            first.contains("bundle.published") && first.contains("-> 200  thanks, got it"),
+            "{first}"
+        );
+        assert!(second.contains("account.in_review"), "{second}");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while got.lock().unwrap().len() < 2 * round {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the app got {} events",
+                got.lock().unwrap().len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let received = got.lock().unwrap();
+        assert_eq!(received.len(), 2 * round);
+        let verifier = tokportal::webhooks::Verifier::new(secret.clone());
+        let (headers, body) = &received[2 * round - 2];
+        let event = verifier
+            .construct_event(headers, body)
+            .expect("signed with the printed secret");
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "bundle.published", "{event:?}");
+        assert_eq!(payload["data"]["bundle_id"], bundle.as_str());
+        assert!(
+            tokportal::webhooks::Verifier::new("whsec_other")
+                .construct_event(headers, body)
+                .is_err()
+        );
+    }
+
+    // Another key's events are not forwarded to this listener.
+    let listen = Running::spawn(
+        tokportal()
+            .args(["listen", "--forward-to", &forward_to])
+            .env("TOKPORTAL_BASE_URL", &url)
+            .env("TOKPORTAL_API_KEY", "sk_test_someone_else")
+            .env("TOKPORTAL_CONFIG_DIR", config.path()),
+    );
+    listen.said("Ready: forwarding");
+    let before = got.lock().unwrap().len();
+    assert!(
+        run(&url, &["trigger", "bundle.created"], config.path())
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(got.lock().unwrap().len(), before, "another key's event was forwarded");
+}
+
+#[test]
+fn trigger_checks_every_override_before_it_sends_anything() {
+    let (_sandbox, url) = sandbox();
+    let config = tempfile::tempdir().unwrap();
+    let requests = |url: &str| {
+        get(&format!("{url}/_sandbox/requests"))["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    for (set, says) in [
+        ("bundle.nope=1", "createBundle's body has no field `nope`"),
+        ("bundle.country=Atlantis", "country"),
+        ("account.username=bad name!", "username"),
+        ("publish.force=true", "publishBundle takes no body"),
+        ("video.description=x", "has no step `video`"),
+        ("country=FRA", "is not STEP.FIELD=VALUE"),
+    ] {
+        let out = run(&url, &["trigger", "bundle.published", "--set", set], config.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{set}: {stderr}");
+        assert!(stderr.contains(says), "{set}: {stderr}");
+    }
+    let out = run(&url, &["trigger", "bundle.nope"], config.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(requests(&url), 0, "a refused trigger sent something");
+
+    // An override that passes is used.
+    let out = run(
+        &url,
+        &[
+            "trigger",
+            "video.finalized",
+            "--set",
+            "bundle.country=FRA",
+            "--set",
+            "video.description=Hello",
+        ],
+        config.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(made["resources"]["bundle"]["country"], "FRA");
+    assert_eq!(made["resources"]["video"]["description"], "Hello");
+    assert_eq!(made["resources"]["finalize"]["status"], "finalized");
+    let state = get(&format!("{url}/_sandbox/state"));
+    assert_eq!(state["data"][0]["bundles"][0]["videos"][0]["status"], "finalized");
+}
+
+#[test]
+fn logs_tail_follows_the_journal_with_its_filters() {
+    let (_sandbox, url) = sandbox();
+    let config = tempfile::tempdir().unwrap();
+    let tail = Running::spawn(
+        tokportal()
+            .args(["logs", "tail", "--status", "4xx", "--format", "json"])
+            .env("TOKPORTAL_BASE_URL", &url),
+    );
+    tail.said("following the requests of");
+    let text = Running::spawn(
+        tokportal()
+            .args(["logs", "tail", "--operation", "createBundle"])
+            .env("TOKPORTAL_BASE_URL", &url),
+    );
+    text.said("following the requests of");
+    assert!(run(&url, &["get-current-user"], config.path()).status.success());
+    let refused = run(
+        &url,
+        &[
+            "create-bundle",
+            "--body",
+            r#"{"bundle_type": "account_only", "country": "Atlantis"}"#,
+            "--no-retry",
+        ],
+        config.path(),
+    );
+    // The CLI checks before it sends: this one never reaches the sandbox.
+    assert_eq!(refused.status.code(), Some(2));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let bad = http
+            .post(format!("{url}/bundles"))
+            .header("x-api-key", KEY)
+            .json(&json!({"bundle_type": "account_only", "country": "Atlantis"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let missing = http
+            .get(format!("{url}/bundles/{}", uuid::Uuid::nil()))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+    });
+    let first: Value = serde_json::from_str(&tail.line("the 400")).unwrap();
+    assert_eq!(first["status"], 400);
+    assert_eq!(first["operation"], "createBundle");
+    assert_eq!(first["violations"][0]["field"], "country");
+    let second: Value = serde_json::from_str(&tail.line("the 404")).unwrap();
+    assert_eq!(
+        (second["status"].as_u64(), second["operation"].as_str()),
+        (Some(404), Some("getBundle"))
+    );
+    let line = text.line("the createBundle line");
+    assert!(
+        line.contains("400") && line.contains("POST /bundles") && line.contains("violations: country"),
+        "{line}"
+    );
+    assert!(!line.contains(KEY), "{line}");
+
+    // Filters the journal does not know are refused before anything is followed.
+    let out = run(&url, &["logs", "tail", "--status", "4x"], config.path());
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&url, &["logs", "tail", "--operation", "makeMoney"], config.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A server that is not a sandbox, and every request head it saw.
+fn not_a_sandbox() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            kept.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"data\":{}}",
+            );
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn the_workbench_commands_refuse_what_is_not_a_sandbox_and_send_it_nothing() {
+    let config = tempfile::tempdir().unwrap();
+    let (other, seen) = not_a_sandbox();
+    let commands: [&[&str]; 3] = [
+        &["listen", "--forward-to", "http://127.0.0.1:9/hook"],
+        &["trigger", "bundle.published"],
+        &["logs", "tail"],
+    ];
+    for args in commands {
+        for base in ["https://app.tokportal.com/api/ext", other.as_str()] {
+            let out = run(base, args, config.path());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {base}: {stderr}");
+            assert!(stderr.contains("works only against a sandbox"), "{stderr}");
+        }
+    }
+    // The local server was asked whether it is a sandbox, and nothing else:
+    // no key, no operation.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for head in seen.iter() {
+        assert!(head.starts_with("GET /_sandbox/health HTTP/1.1"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("x-api-key") && !head.contains(KEY),
+            "{head}"
+        );
+    }
+    // Without any base URL, the default is the API: refused, offline.
+    let out = tokportal().args(["logs", "tail"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no base URL is set"));
+}
+
+#[test]
+fn the_journal_api_answers_as_documented() {
+    let (_sandbox, url) = sandbox();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let send =
+            |method: reqwest::Method, path: &str| http.request(method, format!("{url}{path}")).header("x-api-key", KEY);
+        // A secret-bearing answer is withheld; an ordinary one kept; a big body cut.
+        let endpoint: Value = send(reqwest::Method::POST, "/webhooks")
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signing = endpoint["data"]["secret"].as_str().unwrap().to_owned();
+        let long = "x".repeat(100_000);
+        let big = send(reqwest::Method::POST, "/bundles")
+            .header("idempotency-key", "wb-1")
+            .json(&json!({"bundle_type": "account_only", "title": long}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(big.status(), 400);
+        send(reqwest::Method::GET, "/me")
+            .header("x-sandbox-fault", "503")
+            .send()
+            .await
+            .unwrap();
+        let all: Value = http
+            .get(format!("{url}/_sandbox/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = all.to_string();
+        assert!(
+            !text.contains(&signing) && !text.contains(KEY),
+            "a secret is in the journal"
+        );
+        let entries = all["data"].as_array().unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0]["fault"], "503");
+        assert_eq!(entries[0]["status"], 503);
+        assert_eq!(entries[1]["idempotency_key"], "wb-1");
+        assert_eq!(entries[1]["request"]["truncated"], true);
+        assert_eq!(entries[1]["request"]["body"].as_str().unwrap().len(), 64 * 1024);
+        assert_eq!(entries[1]["violations"][0]["field"], "title");
+        assert!(entries[2]["response"]["withheld"].as_str().unwrap().contains("secret"));
+        assert_eq!(entries[0]["key"], entries[1]["key"]);
+
+        // Filters, one entry, and the refusals.
+        let get = |q: &str| {
+            let http = http.clone();
+            let u = format!("{url}/_sandbox/{q}");
+            async move { http.get(u).send().await.unwrap() }
+        };
+        let four: Value = get("requests?status=4xx&view=summary").await.json().await.unwrap();
+        assert_eq!(four["data"].as_array().unwrap().len(), 1);
+        let since: Value = get("requests?since=1&operation=getCurrentUser")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(since["data"][0]["id"], 3);
+        let one: Value = get("requests/2").await.json().await.unwrap();
+        assert_eq!(one["data"]["operation"], "createBundle");
+        assert_eq!(get("requests?status=teapot").await.status(), 400);
+        assert_eq!(get("requests?colour=red").await.status(), 400);
+        assert_eq!(get("requests/999").await.status(), 404);
+
+        // The feed: `ready`, then each request as it is answered.
+        let feed = http
+            .get(format!("{url}/_sandbox/events?kinds=request&status=404"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(feed.headers()["content-type"], "text/event-stream");
+        let mut events = sse_stream::SseStream::from_bytes_stream(feed.bytes_stream());
+        use futures::StreamExt;
+        let ready = events.next().await.unwrap().unwrap();
+        assert_eq!(ready.event.as_deref(), Some("ready"));
+        send(reqwest::Method::GET, "/me").send().await.unwrap();
+        send(reqwest::Method::GET, &format!("/bundles/{}", uuid::Uuid::nil()))
+            .send()
+            .await
+            .unwrap();
+        let next = tokio::time::timeout(PATIENCE, events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.event.as_deref(), Some("request"));
+        let data: Value = serde_json::from_str(next.data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (data["status"].as_u64(), data["operation"].as_str()),
+            (Some(404), Some("getBundle"))
+        );
+
+        // Clearing empties the journal; reset without {"all": true} and without a key is refused.
+        let cleared: Value = http
+            .delete(format!("{url}/_sandbox/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(cleared["data"]["cleared"], 5);
+        assert_eq!(
+            http.post(format!("{url}/_sandbox/reset"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let state: Value = get("state").await.json().await.unwrap();
+        assert_eq!(state["data"][0]["webhook_endpoints"].as_array().unwrap().len(), 1);
+        assert!(
+            !state.to_string().contains(&signing),
+            "the state shows an endpoint's secret"
+        );
+        let reset = http
+            .post(format!("{url}/_sandbox/reset"))
+            .json(&json!({"all": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reset.status(), 200);
+        let state: Value = get("state").await.json().await.unwrap();
+        assert_eq!(state["data"], json!([]));
+    });
+}
