@@ -128,7 +128,9 @@ async fn text(page: &Client, css: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium() {
-    let Some(chromium) = common::required_program("chromium", "apt-get install -y chromium") else {
+    let Some(chromium) =
+        common::required_program("chromium|chromium-browser|google-chrome", "apt-get install -y chromium")
+    else {
         return;
     };
     let Some(driver_path) = common::required_program("chromedriver", "apt-get install -y chromium-driver") else {

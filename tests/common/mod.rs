@@ -350,13 +350,16 @@ impl rmcp::ClientHandler for LogListener {
 /// Where `name` is installed, or why not. A test that needs it is skipped
 /// with a line on the terminal that says why and how to install it, except
 /// in CI (`CI` set), where `.ci/run` installs it and the test must run.
+/// `name` may list alternatives (`chromium|google-chrome`): the first found.
 pub fn required_program(name: &str, install: &str) -> Option<std::path::PathBuf> {
     use std::io::Write as _;
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
+    let dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
+        .collect();
+    let found = name
+        .split('|')
+        .find_map(|one| dirs.iter().map(|dir| dir.join(one)).find(|p| p.is_file()));
     if found.is_none() {
         let why = format!("`{name}` is not installed ({install}); .ci/run installs it");
         assert!(std::env::var_os("CI").is_none(), "{why}, and CI requires this test");

@@ -35,6 +35,13 @@ test('startSandbox serves the contract', async () => {
     const [refused, error] = await call(`${sandbox.url}/bundles`, 'POST', { bundle_type: 'nope' });
     assert.equal(refused, 400);
     assert.equal(error.error.code, 'VALIDATION_ERROR');
+    // The journal the inspector page reads, and the page itself.
+    const [listed, journal] = await call(`${sandbox.url}/_sandbox/requests?status=4xx`);
+    assert.equal(listed, 200);
+    assert.equal(journal.data.length, 1);
+    assert.equal(journal.data[0].violations[0].field, 'bundle_type');
+    const page = await fetch(sandbox.inspectorUrl);
+    assert.match(await page.text(), /TokPortal sandbox inspector/);
   } finally {
     await sandbox.stop();
   }

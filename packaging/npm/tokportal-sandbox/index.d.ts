@@ -7,6 +7,8 @@ export function binaryPath(): string;
 export interface Sandbox {
   /** Its base URL: point a TokPortal client at it, with any `sk_...` key. */
   url: string;
+  /** The inspector page (`${url}/_sandbox/`): the live request log, state and webhook deliveries. */
+  inspectorUrl: string;
   /** Stops it (its state is lost). */
   stop(): Promise<void>;
   process: ChildProcess;

@@ -70,7 +70,8 @@ function startSandbox({ args = [], timeoutMs = 20000 } = {}) {
       clearTimeout(timer);
       const prefix = 'listening on ';
       if (line.startsWith(prefix)) {
-        resolve({ url: line.slice(prefix.length).trim(), stop, process: child });
+        const url = line.slice(prefix.length).trim();
+        resolve({ url, inspectorUrl: `${url}/_sandbox/`, stop, process: child });
       } else {
         stop();
         reject(new Error(`the sandbox said: ${line}`));

@@ -43,6 +43,10 @@ def test_the_fixture_serves_the_contract(tokportal_sandbox):
     status, refused = call(f"{tokportal_sandbox}/bundles", "POST", {"bundle_type": "nope"})
     assert status == 400
     assert refused["error"]["code"] == "VALIDATION_ERROR"
+    # The journal the inspector page reads names the failing field.
+    status, journal = call(f"{tokportal_sandbox}/_sandbox/requests?status=4xx")
+    assert status == 200
+    assert [e["violations"][0]["field"] for e in journal["data"]] == ["bundle_type"]
 
 
 def test_each_test_gets_a_fresh_sandbox(tokportal_sandbox):

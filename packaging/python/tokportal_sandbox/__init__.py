@@ -89,6 +89,8 @@ class Sandbox:
             message = "".join(self._stderr).strip() or f"exit status {self._process.returncode}"
             raise SandboxError(f"the sandbox did not start: {message}")
         self.url: str = first[len("listening on "):].strip()
+        #: The inspector page: the live request log, state and deliveries.
+        self.inspector_url: str = f"{self.url}/_sandbox/"
 
     def stop(self) -> None:
         """Stops the sandbox (its state is lost)."""
