@@ -519,6 +519,31 @@ fn the_journal_api_answers_as_documented() {
             (Some(404), Some("getBundle"))
         );
 
+        // A request whose connection is closed unanswered is journalled as such.
+        let lost = send(reqwest::Method::POST, "/bundles")
+            .header("x-sandbox-fault", "lost")
+            .json(&json!({"bundle_type": "account_only", "country": "USA"}))
+            .send()
+            .await;
+        assert!(lost.is_err(), "the lost fault answered: {lost:?}");
+        // Written when the server drops the request, a moment after the
+        // client sees its connection closed.
+        let mut closed = Vec::new();
+        for _ in 0..100 {
+            let listed: Value = get("requests?status=closed").await.json().await.unwrap();
+            closed = listed["data"].as_array().unwrap().clone();
+            if !closed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        assert_eq!(
+            (closed[0]["fault"].as_str(), closed[0]["operation"].as_str()),
+            (Some("lost"), Some("createBundle"))
+        );
+        assert!(closed[0]["response"].is_null() && closed[0]["status"].is_null());
+
         // Clearing empties the journal; reset without {"all": true} and without a key is refused.
         let cleared: Value = http
             .delete(format!("{url}/_sandbox/requests"))
@@ -528,7 +553,7 @@ fn the_journal_api_answers_as_documented() {
             .json()
             .await
             .unwrap();
-        assert_eq!(cleared["data"]["cleared"], 5);
+        assert_eq!(cleared["data"]["cleared"], 6);
         assert_eq!(
             http.post(format!("{url}/_sandbox/reset"))
                 .send()

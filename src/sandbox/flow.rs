@@ -31,7 +31,7 @@ use super::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload}
 use super::contract::{self, Failure, Problem};
 use super::deliveries::{self, Courier};
 use super::faults::{self, Dice, Fault};
-use super::journal::{Captured, Entry, Event, Journal, Message, Noted};
+use super::journal::{Arrival, Entry, Event, Journal, Message, Noted};
 use super::limits::{Buckets, Verdict};
 use super::replays::{self, Claimed, Idempotency, Replays, Stored};
 use super::routes::{self, Params, Route};
@@ -132,17 +132,10 @@ pub(super) async fn handle(
         .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
-    let (body, captured) = Captured::tee(body);
+    let (arrival, body) = Arrival::new(&parts, body);
     let mut flight = InFlight {
         shared: shared.clone(),
-        started: (Utc::now(), std::time::Instant::now()),
-        method: parts.method.clone(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| path.clone(), ToString::to_string),
-        headers: parts.headers.clone(),
-        captured,
+        arrival: Some(arrival),
         stamp: Some(Stamp {
             request_id,
             rate: None,
@@ -163,12 +156,8 @@ pub(super) async fn handle(
 /// gone), when the flow is dropped.
 struct InFlight {
     shared: Arc<Shared>,
-    started: (chrono::DateTime<Utc>, std::time::Instant),
-    method: http::Method,
-    target: String,
-    headers: HeaderMap,
-    captured: Captured,
-    /// Taken once the entry is written.
+    /// Both taken once the entry is written.
+    arrival: Option<Arrival>,
     stamp: Option<Stamp>,
 }
 
@@ -179,18 +168,18 @@ impl InFlight {
     }
 
     fn write(&mut self, response: Option<(u16, Message)>) {
-        let Some(stamp) = self.stamp.take() else { return };
-        let status = response.as_ref().map(|(s, _)| *s);
-        let elapsed = self.started.1.elapsed();
+        let (Some(arrival), Some(stamp)) = (self.arrival.take(), self.stamp.take()) else {
+            return;
+        };
         // One line a request (`tokportal sandbox` shows them); never a key
         // or a body: the key by its fingerprint only.
         tracing::info!(
             target: "tokportal::sandbox",
             "{} {} -> {} in {} ms ({}) {} key {}",
-            self.method,
-            self.target,
-            status.map_or_else(|| "closed".to_owned(), |s| s.to_string()),
-            elapsed.as_millis(),
+            arrival.method,
+            arrival.target,
+            response.as_ref().map_or_else(|| "closed".to_owned(), |(s, _)| s.to_string()),
+            arrival.clock.elapsed().as_millis(),
             stamp.request_id,
             stamp.noted.operation.map_or("-", |op| op.id),
             stamp.noted.caller.as_deref().unwrap_or("-"),
@@ -198,19 +187,8 @@ impl InFlight {
         for warning in &stamp.noted.warnings {
             tracing::info!(target: "tokportal::sandbox", "  warning ({}): {warning}", stamp.request_id);
         }
-        let (kept, total) = self.captured.taken();
-        let request = Message::new(&self.headers, &kept, total);
-        self.shared.journal.record(Entry::new(
-            self.started.0,
-            elapsed,
-            &self.method,
-            std::mem::take(&mut self.target),
-            stamp.request_id,
-            &self.headers,
-            request,
-            stamp.noted,
-            response,
-        ));
+        let entry = Entry::new(arrival, stamp.request_id, stamp.noted, response);
+        self.shared.journal.record(entry);
     }
 }
 

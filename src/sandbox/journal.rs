@@ -131,20 +131,10 @@ pub(super) struct Entry {
 impl Entry {
     /// What a request came to: `response` is `None` when the connection was
     /// closed unanswered.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        started: DateTime<Utc>,
-        elapsed: std::time::Duration,
-        method: &http::Method,
-        path: String,
-        request_id: String,
-        request_headers: &HeaderMap,
-        request: Message,
-        noted: Noted,
-        response: Option<(u16, Message)>,
-    ) -> Self {
+    pub(super) fn new(arrival: Arrival, request_id: String, noted: Noted, response: Option<(u16, Message)>) -> Self {
         let header = |name: &str| {
-            request_headers
+            arrival
+                .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
@@ -161,12 +151,13 @@ impl Entry {
             Some((status, message)) => (Some(status), Some(message)),
             None => (None, None),
         };
+        let (kept, total) = arrival.body.taken();
+        let elapsed = arrival.clock.elapsed();
         Self {
             id: 0,
-            time: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            time: arrival.at.to_rfc3339_opts(SecondsFormat::Millis, true),
             operation: noted.operation.map(|op| op.id),
-            method: method.to_string(),
-            path,
+            method: arrival.method.to_string(),
             status,
             duration_ms: (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
             request_id,
@@ -177,8 +168,9 @@ impl Entry {
             fault: noted.fault,
             violations: noted.violations,
             warnings: noted.warnings,
-            request,
+            request: Message::new(&arrival.headers, &kept, total),
             response,
+            path: arrival.target,
         }
     }
 
@@ -429,6 +421,41 @@ impl Journal {
     }
 }
 
+/// A request as it arrived: what its journal entry is made from, with its
+/// body read through a [`Captured`].
+pub(super) struct Arrival {
+    pub(super) at: DateTime<Utc>,
+    pub(super) clock: std::time::Instant,
+    pub(super) method: http::Method,
+    /// Path and query, as sent.
+    pub(super) target: String,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Captured,
+}
+
+impl Arrival {
+    /// The arrival of `parts`, and `body` teed into it.
+    pub(super) fn new<B>(parts: &http::request::Parts, body: B) -> (Self, axum::body::Body)
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let (body, captured) = Captured::tee(body);
+        let arrival = Self {
+            at: Utc::now(),
+            clock: std::time::Instant::now(),
+            method: parts.method.clone(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            headers: parts.headers.clone(),
+            body: captured,
+        };
+        (arrival, body)
+    }
+}
+
 /// A request body read through: the first [`BODY_KEPT`] bytes kept for the
 /// journal, the whole size counted, the bytes passed on untouched.
 #[derive(Clone, Default)]
@@ -468,27 +495,23 @@ mod tests {
     use super::*;
 
     fn entry(status: Option<u16>, operation: &'static str, body: usize) -> Entry {
-        let op = crate::operations::find(operation);
         let noted = Noted {
-            operation: op,
+            operation: crate::operations::find(operation),
             caller: Some("abcd1234".into()),
             ..Noted::default()
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", http::HeaderValue::from_static("sk_test_secret"));
-        let request = Message::new(&headers, &vec![b'a'; body], body as u64);
+        let request = http::Request::post("/x")
+            .header("x-api-key", "sk_test_secret")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let sent = http_body_util::Full::new(Bytes::from(vec![b'a'; body]));
+        let (arrival, reader) = Arrival::new(&parts, sent);
+        // Read the body through, as the flow's stages do.
+        let read = futures::executor::block_on(axum::body::to_bytes(reader, usize::MAX)).unwrap();
+        assert_eq!(read.len(), body);
         let response = status.map(|s| (s, Message::new(&HeaderMap::new(), b"{\"secret\":\"whsec_x\"}", 20)));
-        Entry::new(
-            Utc::now(),
-            std::time::Duration::from_millis(3),
-            &http::Method::POST,
-            "/x".into(),
-            "req_1".into(),
-            &headers,
-            request,
-            noted,
-            response,
-        )
+        Entry::new(arrival, "req_1".into(), noted, response)
     }
 
     #[test]
