@@ -154,6 +154,17 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .as_f64()
         .unwrap_or(f64::NAN);
 
+    // Every control has a name a screen reader can say.
+    let unnamed = page
+        .execute(
+            "return [...document.querySelectorAll('button, select, input')].filter(e => \
+               !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unnamed, json!(0), "controls without a label");
+
     // Requests made with the SDK and with a plain HTTP client appear without a reload.
     let client = sandbox.client("sk_test_inspector").unwrap();
     let made = Instant::now();

@@ -91,7 +91,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
     if !options.host.is_loopback() {
         eprintln!(
-            "warning: the sandbox listens on {}, beyond this machine; it has no real data, but keys and webhook URLs sent to it can be seen by anyone who reaches it",
+            "warning: the sandbox listens on {}, beyond this machine; it has no real data, but anyone who reaches it can read its journal (request bodies, webhook URLs; never keys) at /_sandbox/ and reset it",
             options.host
         );
     }
