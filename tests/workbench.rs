@@ -84,7 +84,12 @@ fn tokportal() -> Command {
 
 /// `tokportal sandbox` on a free port, and its address.
 fn sandbox() -> (Running, String) {
-    let running = Running::spawn(tokportal().args(["sandbox", "--port", "0"]));
+    sandbox_on(0)
+}
+
+/// `tokportal sandbox` on `port` (0: a free one), and its address.
+fn sandbox_on(port: u16) -> (Running, String) {
+    let running = Running::spawn(tokportal().args(["sandbox", "--port", &port.to_string()]));
     let first = running.line("listening on");
     let url = first
         .strip_prefix("listening on ")
@@ -578,4 +583,21 @@ fn the_journal_api_answers_as_documented() {
         let state: Value = get("state").await.json().await.unwrap();
         assert_eq!(state["data"], json!([]));
     });
+}
+
+#[test]
+fn logs_tail_follows_the_sandbox_through_a_restart() {
+    let (first, url) = sandbox();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let tail = Running::spawn(tokportal().args(["logs", "tail"]).env("TOKPORTAL_BASE_URL", &url));
+    tail.said("following the requests of");
+    drop(first);
+    tail.said("lost the sandbox");
+    let (_second, again) = sandbox_on(port);
+    assert_eq!(again, url);
+    tail.said("reconnected to");
+    assert!(run(&url, &["get-current-user"], config.path()).status.success());
+    let line = tail.line("a request to the restarted sandbox");
+    assert!(line.contains("GET /me") && line.contains("getCurrentUser"), "{line}");
 }
