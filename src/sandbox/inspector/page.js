@@ -91,7 +91,9 @@
 
   async function loadLog() {
     const list = await api("requests?view=summary&limit=" + MAX_ROWS);
-    entries = list;
+    // Keep what the feed brought after the journal answered.
+    const newest = list.length ? list[0].id : 0;
+    entries = entries.filter((e) => e.id > newest).concat(list).slice(0, MAX_ROWS);
     list.forEach((e) => addOperation(e.operation));
     render();
   }
