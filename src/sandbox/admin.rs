@@ -221,7 +221,7 @@ fn requests(shared: &Shared, query: &str) -> Result<Value, Failure> {
             .iter()
             .map(|e| {
                 if summary {
-                    e.summary()
+                    serde_json::to_value(&e.summary).unwrap_or(Value::Null)
                 } else {
                     serde_json::to_value(&**e).unwrap_or(Value::Null)
                 }
@@ -432,11 +432,11 @@ fn render(event: &Event, filter: &Filter, kinds: &[String]) -> Option<Sse> {
     let wants = |kind: &str| kinds.iter().any(|k| k == kind);
     let key_ok = |key: &str| filter.key.as_deref().is_none_or(|k| key.starts_with(k));
     match event {
-        Event::Request(entry) if wants("request") && filter.matches(entry) => Some(
+        Event::Request(summary) if wants("request") && filter.matches(summary) => Some(
             Sse::default()
                 .event("request")
-                .id(entry.id.to_string())
-                .data(entry.summary().to_string()),
+                .id(summary.id.to_string())
+                .data(serde_json::to_string(&**summary).unwrap_or_default()),
         ),
         Event::Delivery(attempt) if wants("delivery") && key_ok(attempt["key"].as_str().unwrap_or_default()) => {
             Some(Sse::default().event("delivery").data(attempt.to_string()))

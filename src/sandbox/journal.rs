@@ -100,9 +100,10 @@ impl Message {
     }
 }
 
-/// One request as the journal keeps it.
+/// One request without its headers and bodies: what the live feed carries
+/// and what filters read.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Entry {
+pub(super) struct Summary {
     /// The journal's own number, rising from 1 (a request id may repeat:
     /// a client sends the same one on each retry).
     pub(super) id: u64,
@@ -122,16 +123,36 @@ pub(super) struct Entry {
     pub(super) replayed: bool,
     pub(super) dry_run: bool,
     pub(super) fault: Option<String>,
+    /// The first [`MAX_NAMED`] (the answer's body names them all).
     pub(super) violations: Vec<Value>,
+    /// The first [`MAX_NAMED`].
     pub(super) warnings: Vec<String>,
+}
+
+/// Violations and warnings an entry names at most.
+const MAX_NAMED: usize = 50;
+
+/// One request as the journal keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Entry {
+    #[serde(flatten)]
+    pub(super) summary: Summary,
     pub(super) request: Message,
     pub(super) response: Option<Message>,
+    /// What it holds, as the byte bound counts it (set when recorded).
+    #[serde(skip)]
+    bytes: usize,
 }
 
 impl Entry {
     /// What a request came to: `response` is `None` when the connection was
     /// closed unanswered.
-    pub(super) fn new(arrival: Arrival, request_id: String, noted: Noted, response: Option<(u16, Message)>) -> Self {
+    pub(super) fn new(
+        arrival: Arrival,
+        request_id: String,
+        mut noted: Noted,
+        response: Option<(u16, Message)>,
+    ) -> Self {
         let header = |name: &str| {
             arrival
                 .headers
@@ -153,11 +174,14 @@ impl Entry {
         };
         let (kept, total) = arrival.body.taken();
         let elapsed = arrival.clock.elapsed();
-        Self {
+        noted.violations.truncate(MAX_NAMED);
+        noted.warnings.truncate(MAX_NAMED);
+        let summary = Summary {
             id: 0,
             time: arrival.at.to_rfc3339_opts(SecondsFormat::Millis, true),
             operation: noted.operation.map(|op| op.id),
             method: arrival.method.to_string(),
+            path: arrival.target,
             status,
             duration_ms: (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
             request_id,
@@ -168,37 +192,21 @@ impl Entry {
             fault: noted.fault,
             violations: noted.violations,
             warnings: noted.warnings,
+        };
+        Self {
+            summary,
             request: Message::new(&arrival.headers, &kept, total),
             response,
-            path: arrival.target,
+            bytes: 0,
         }
     }
 
     /// Roughly what it holds, for the byte bound.
     fn size(&self) -> usize {
-        512 + self.path.len() + self.request.size() + self.response.as_ref().map_or(0, Message::size)
-    }
-
-    /// The entry without headers and bodies (but with its violations):
-    /// what the live feed carries.
-    pub(super) fn summary(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "time": self.time,
-            "operation": self.operation,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "duration_ms": self.duration_ms,
-            "request_id": self.request_id,
-            "key": self.key,
-            "idempotency_key": self.idempotency_key,
-            "replayed": self.replayed,
-            "dry_run": self.dry_run,
-            "fault": self.fault,
-            "violations": self.violations,
-            "warnings": self.warnings,
-        })
+        let s = &self.summary;
+        let named: usize = s.violations.iter().map(|v| v.to_string().len() + 64).sum::<usize>()
+            + s.warnings.iter().map(|w| w.len() + 32).sum::<usize>();
+        512 + s.path.len() + named + self.request.size() + self.response.as_ref().map_or(0, Message::size)
     }
 }
 
@@ -285,7 +293,7 @@ impl Since {
 }
 
 impl Filter {
-    pub(super) fn matches(&self, entry: &Entry) -> bool {
+    pub(super) fn matches(&self, entry: &Summary) -> bool {
         self.operation.as_deref().is_none_or(|op| entry.operation == Some(op))
             && self.status.is_none_or(|s| s.matches(entry.status))
             && self
@@ -303,8 +311,10 @@ impl Filter {
 /// One item of the live feed.
 #[derive(Debug, Clone)]
 pub(super) enum Event {
-    /// A request was answered (or its connection closed).
-    Request(Arc<Entry>),
+    /// A request was answered (or its connection closed). The summary only:
+    /// the channel keeps its last events, and bodies there would escape the
+    /// journal's byte bound.
+    Request(Arc<Summary>),
     /// A webhook delivery attempt ended (or a delivery was made).
     Delivery(Arc<Value>),
     /// An operation produced a webhook event, for key `key`: what `listen`
@@ -348,23 +358,24 @@ impl Journal {
     /// Keeps `entry` (numbered here), dropping the oldest past either
     /// bound, and tells the followers.
     pub(super) fn record(&self, mut entry: Entry) {
-        let entry = {
+        entry.bytes = entry.size();
+        let summary = {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-            entry.id = ring.next_id;
+            entry.summary.id = ring.next_id;
             ring.next_id += 1;
-            let entry = Arc::new(entry);
+            let summary = Arc::new(entry.summary.clone());
             if self.capacity > 0 {
-                ring.bytes += entry.size();
-                ring.entries.push_back(entry.clone());
+                ring.bytes += entry.bytes;
+                ring.entries.push_back(Arc::new(entry));
                 while ring.entries.len() > self.capacity || (ring.bytes > MAX_JOURNAL_BYTES && ring.entries.len() > 1) {
                     if let Some(old) = ring.entries.pop_front() {
-                        ring.bytes -= old.size();
+                        ring.bytes -= old.bytes;
                     }
                 }
             }
-            entry
+            summary
         };
-        self.publish(Event::Request(entry));
+        self.publish(Event::Request(summary));
     }
 
     /// Sends `event` to whoever follows (nobody is fine).
@@ -383,7 +394,7 @@ impl Journal {
         ring.entries
             .iter()
             .rev()
-            .filter(|e| filter.matches(e))
+            .filter(|e| filter.matches(&e.summary))
             .take(limit)
             .cloned()
             .collect()
@@ -392,9 +403,9 @@ impl Journal {
     /// Entry `id`, if still kept.
     pub(super) fn get(&self, id: u64) -> Option<Arc<Entry>> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let first = ring.entries.front()?.id;
+        let first = ring.entries.front()?.summary.id;
         let at = usize::try_from(id.checked_sub(first)?).ok()?;
-        ring.entries.get(at).filter(|e| e.id == id).cloned()
+        ring.entries.get(at).filter(|e| e.summary.id == id).cloned()
     }
 
     /// Forgets every entry (the numbering goes on) and tells the followers.
@@ -520,10 +531,14 @@ mod tests {
         for _ in 0..5 {
             journal.record(entry(Some(200), "getCurrentUser", 10));
         }
-        let ids: Vec<u64> = journal.list(&Filter::default(), 10).iter().map(|e| e.id).collect();
+        let ids: Vec<u64> = journal
+            .list(&Filter::default(), 10)
+            .iter()
+            .map(|e| e.summary.id)
+            .collect();
         assert_eq!(ids, [5, 4, 3]);
         assert!(journal.get(2).is_none());
-        assert_eq!(journal.get(4).map(|e| e.id), Some(4));
+        assert_eq!(journal.get(4).map(|e| e.summary.id), Some(4));
 
         // Full bodies: the byte bound drops entries long before the count does.
         let journal = Journal::new(10_000);
@@ -533,6 +548,22 @@ mod tests {
         let kept = journal.list(&Filter::default(), usize::MAX).len();
         assert!(kept < 2000 && kept > 100, "{kept}");
         assert!(journal.ring.lock().unwrap().bytes <= MAX_JOURNAL_BYTES);
+    }
+
+    #[test]
+    fn the_feed_carries_no_bodies() {
+        let journal = Journal::new(0);
+        let mut feed = journal.follow();
+        journal.record(entry(Some(400), "createBundle", 60_000));
+        let Ok(Event::Request(summary)) = feed.try_recv() else {
+            panic!("no request on the feed");
+        };
+        let text = serde_json::to_string(&*summary).unwrap();
+        assert!(text.len() < 1000 && text.contains("createBundle"), "{text}");
+        assert!(
+            journal.list(&Filter::default(), 10).is_empty(),
+            "--journal 0 kept an entry"
+        );
     }
 
     #[test]
@@ -564,12 +595,19 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(journal.list(&f("4xx"), 10).len(), 1);
-        assert_eq!(journal.list(&f("closed"), 10)[0].id, 3);
+        assert_eq!(journal.list(&f("closed"), 10)[0].summary.id, 3);
         let by_op = Filter {
             operation: Some("createBundle".into()),
             since: Some(Since::Id(2)),
             ..Filter::default()
         };
-        assert_eq!(journal.list(&by_op, 10).iter().map(|e| e.id).collect::<Vec<_>>(), [3]);
+        assert_eq!(
+            journal
+                .list(&by_op, 10)
+                .iter()
+                .map(|e| e.summary.id)
+                .collect::<Vec<_>>(),
+            [3]
+        );
     }
 }
