@@ -42,7 +42,7 @@ use super::faults::Fault;
 use super::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
 use super::inspector;
 use super::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
-use super::state::{Object, str_of};
+use super::state::{Delivery, Object, Tenant, fingerprint, str_of};
 use crate::operations::SPEC_VERSION;
 
 /// Entries `GET requests` answers unless told (`limit`, at most the journal's size).
@@ -268,7 +268,7 @@ fn state(shared: &Shared, query: &str) -> Result<Value, Failure> {
                 .collect();
             let objects = |list: &[Object]| Value::Array(list.iter().cloned().map(Value::Object).collect());
             json!({
-                "key": &hash[..8.min(hash.len())],
+                "key": fingerprint(hash),
                 "credits": {"balance": t.balance},
                 "bundles": bundles,
                 "accounts": objects(&t.accounts),
@@ -302,26 +302,30 @@ fn list_deliveries(shared: &Shared, query: &str) -> Result<Value, Failure> {
         if q.get("key").is_some_and(|k| !hash.starts_with(k.as_str())) {
             continue;
         }
-        for d in &t.deliveries {
-            let mut shown = d.fields.clone();
-            let endpoint = d.endpoint.to_string();
-            let url = t
-                .endpoints
-                .iter()
-                .find(|e| str_of(&e.fields, "id") == Some(endpoint.as_str()))
-                .and_then(|e| str_of(&e.fields, "url"));
-            shown.insert("key".into(), json!(&hash[..8.min(hash.len())]));
-            shown.insert("endpoint_url".into(), json!(url));
-            shown.insert(
-                "tries".into(),
-                Value::Array(d.tries.iter().cloned().map(Value::Object).collect()),
-            );
-            all.push(Value::Object(shown));
-        }
+        all.extend(t.deliveries.iter().map(|d| delivery_shown(hash, t, d)));
     }
     all.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
     all.truncate(limit);
     Ok(Value::Array(all))
+}
+
+/// A delivery as `GET deliveries` shows it: its log entry, the key, the
+/// endpoint's URL (null once deleted) and each attempt.
+fn delivery_shown(hash: &str, t: &Tenant, d: &Delivery) -> Value {
+    let endpoint = d.endpoint.to_string();
+    let url = t
+        .endpoints
+        .iter()
+        .find(|e| str_of(&e.fields, "id") == Some(endpoint.as_str()))
+        .and_then(|e| str_of(&e.fields, "url"));
+    let mut shown = d.fields.clone();
+    shown.insert("key".into(), json!(fingerprint(hash)));
+    shown.insert("endpoint_url".into(), json!(url));
+    shown.insert(
+        "tries".into(),
+        Value::Array(d.tries.iter().cloned().map(Value::Object).collect()),
+    );
+    Value::Object(shown)
 }
 
 /// `POST deliveries/{id}/resend`: one attempt now, signed afresh.
@@ -346,11 +350,10 @@ async fn resend(shared: &Shared, id: &str) -> Result<Value, Failure> {
             "The delivery's endpoint was deleted; there is nowhere to send it.",
         ));
     }
-    let q = format!("key={}", &tenant[..8.min(tenant.len())]);
-    let listed = list_deliveries(shared, &format!("{q}&limit=1000000"))?;
-    listed
-        .as_array()
-        .and_then(|all| all.iter().find(|d| d["id"].as_str() == Some(id)).cloned())
+    let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    tenants
+        .get(&tenant)
+        .and_then(|t| Some(delivery_shown(&tenant, t, &t.deliveries[t.delivery_at(uuid)?])))
         .ok_or_else(|| Failure::new(404, "NOT_FOUND", format!("No delivery `{id}`.")))
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{Event, Journal};
-use super::state::{MAX_TRIES, Tenants, stamp, str_of};
+use super::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
 use crate::webhooks::sign;
 
 /// `User-Agent` of every delivery.
@@ -70,8 +70,8 @@ pub(super) async fn retries(courier: &Courier, tenant: &str, id: Uuid, first: us
             };
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             record(courier, tenant, id, |d| {
-                d.insert("status".into(), json!("retrying"));
-                d.insert("next_retry_at".into(), json!(stamp(next)));
+                d.fields.insert("status".into(), json!("retrying"));
+                d.fields.insert("next_retry_at".into(), json!(stamp(next)));
             });
             tokio::select! {
                 _ = courier.stop.cancelled() => return,
@@ -130,30 +130,38 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
         Err(e) => (None, Some(crate::error::one_line(&e))),
     };
     let success = error.is_none();
-    let mut attempts = 0;
+    let now = stamp(Utc::now());
+    let mut tried = json!(null);
     record(courier, tenant, id, |d| {
-        attempts = d.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
-        d.insert("attempts".into(), json!(attempts));
-        d.insert("response_status".into(), json!(status));
-        d.insert("response_time_ms".into(), json!(elapsed));
-        d.insert("error".into(), json!(error));
-        d.insert("success".into(), json!(success));
-        d.insert("status".into(), json!(if success { "succeeded" } else { "failed" }));
-        d.insert("next_retry_at".into(), Value::Null);
-        d.insert("last_attempt_at".into(), json!(stamp(Utc::now())));
+        let attempts = d.fields.get("attempts").and_then(Value::as_u64).unwrap_or(0) + 1;
+        let f = &mut d.fields;
+        f.insert("attempts".into(), json!(attempts));
+        f.insert("response_status".into(), json!(status));
+        f.insert("response_time_ms".into(), json!(elapsed));
+        f.insert("error".into(), json!(error));
+        f.insert("success".into(), json!(success));
+        f.insert("status".into(), json!(if success { "succeeded" } else { "failed" }));
+        f.insert("next_retry_at".into(), Value::Null);
+        f.insert("last_attempt_at".into(), json!(now));
+        tried = json!({
+            "attempt": attempts,
+            "at": now,
+            "url": url,
+            "response_status": status,
+            "response_time_ms": elapsed,
+            "error": error,
+            "success": success,
+        });
+        // The delivery's own log of attempts (the oldest go first).
+        if d.tries.len() >= MAX_TRIES {
+            d.tries.remove(0);
+        }
+        if let Value::Object(one) = &tried {
+            d.tries.push(one.clone());
+        }
     });
-    let tried = json!({
-        "attempt": attempts,
-        "at": stamp(Utc::now()),
-        "url": url,
-        "response_status": status,
-        "response_time_ms": elapsed,
-        "error": error,
-        "success": success,
-    });
-    note_try(courier, tenant, id, &tried);
     courier.journal.publish(Event::Delivery(Arc::new(json!({
-        "key": &tenant[..8.min(tenant.len())],
+        "key": fingerprint(tenant),
         "delivery_id": id,
         "event_id": event_id,
         "event_type": event_type,
@@ -167,29 +175,13 @@ pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option
     Some(success)
 }
 
-/// Writes one attempt into delivery `id`'s own log (the oldest go first).
-fn note_try(courier: &Courier, tenant: &str, id: Uuid, tried: &Value) {
+/// Changes delivery `id`: its log entry, its attempts.
+fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut Delivery)) {
     let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(t) = tenants.get_mut(tenant)
         && let Some(at) = t.delivery_at(id)
     {
-        let tries = &mut t.deliveries[at].tries;
-        if tries.len() >= MAX_TRIES {
-            tries.remove(0);
-        }
-        if let Value::Object(tried) = tried {
-            tries.push(tried.clone());
-        }
-    }
-}
-
-/// Changes delivery `id`'s log entry.
-fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
-    let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(t) = tenants.get_mut(tenant)
-        && let Some(at) = t.delivery_at(id)
-    {
-        change(&mut t.deliveries[at].fields);
+        change(&mut t.deliveries[at]);
     }
 }
 

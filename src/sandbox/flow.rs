@@ -35,7 +35,7 @@ use super::journal::{Arrival, Entry, Event, Journal, Message, Noted};
 use super::limits::{Buckets, Verdict};
 use super::replays::{self, Claimed, Idempotency, Replays, Stored};
 use super::routes::{self, Params, Route};
-use super::state::{Object, Tenant, Tenants};
+use super::state::{Object, Tenant, Tenants, fingerprint};
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
 
@@ -136,17 +136,14 @@ pub(super) async fn handle(
     let mut flight = InFlight {
         shared: shared.clone(),
         arrival: Some(arrival),
-        stamp: Some(Stamp {
+        stamp: Stamp {
             request_id,
             rate: None,
             noted: Noted::default(),
-        }),
+        },
     };
-    let Some(stamp) = flight.stamp.as_mut() else {
-        return Response::new(Body::empty());
-    };
-    let answer = answer(shared, conn, parts, &path, body, stamp).await;
-    let (response, body) = finish(answer, stamp);
+    let answer = answer(shared, conn, parts, &path, body, &mut flight.stamp).await;
+    let (response, body) = finish(answer, &flight.stamp);
     flight.answered(&response, &body);
     response
 }
@@ -156,9 +153,9 @@ pub(super) async fn handle(
 /// gone), when the flow is dropped.
 struct InFlight {
     shared: Arc<Shared>,
-    /// Both taken once the entry is written.
+    /// Taken once the entry is written.
     arrival: Option<Arrival>,
-    stamp: Option<Stamp>,
+    stamp: Stamp,
 }
 
 impl InFlight {
@@ -168,9 +165,10 @@ impl InFlight {
     }
 
     fn write(&mut self, response: Option<(u16, Message)>) {
-        let (Some(arrival), Some(stamp)) = (self.arrival.take(), self.stamp.take()) else {
+        let Some(arrival) = self.arrival.take() else {
             return;
         };
+        let stamp = &mut self.stamp;
         // One line a request (`tokportal sandbox` shows them); never a key
         // or a body: the key by its fingerprint only.
         tracing::info!(
@@ -187,7 +185,12 @@ impl InFlight {
         for warning in &stamp.noted.warnings {
             tracing::info!(target: "tokportal::sandbox", "  warning ({}): {warning}", stamp.request_id);
         }
-        let entry = Entry::new(arrival, stamp.request_id, stamp.noted, response);
+        let entry = Entry::new(
+            arrival,
+            stamp.request_id.clone(),
+            std::mem::take(&mut stamp.noted),
+            response,
+        );
         self.shared.journal.record(entry);
     }
 }
@@ -242,7 +245,7 @@ async fn stages(
     let (op, params) = route(&parts.method, path)?;
     stamp.noted.operation = Some(op);
     let tenant = authenticate(op, &parts.headers)?;
-    stamp.noted.caller = tenant.as_ref().map(|t| t[..8.min(t.len())].to_owned());
+    stamp.noted.caller = tenant.as_deref().map(|t| fingerprint(t).to_owned());
     rate_limit(shared, conn, tenant.as_deref(), stamp)?;
     let fault = fault(shared, op, &parts.headers, &mut stamp.noted).await?;
     if fault == Some(Fault::Reset) {
@@ -499,7 +502,7 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: 
     };
     for event in queued {
         shared.journal.publish(Event::Webhook {
-            key: tenant[..8.min(tenant.len())].to_owned(),
+            key: fingerprint(tenant).to_owned(),
             event_type: event.event_type,
             payload: event.payload,
         });
@@ -580,7 +583,7 @@ pub(super) fn tenant_of<'a>(
     }
     Ok(tenants
         .entry(key.to_owned())
-        .or_insert_with(|| Tenant::new(credits, &key[..8.min(key.len())], Utc::now())))
+        .or_insert_with(|| Tenant::new(credits, fingerprint(key), Utc::now())))
 }
 
 /// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`

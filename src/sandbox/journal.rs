@@ -441,7 +441,7 @@ pub(super) struct Arrival {
     /// Path and query, as sent.
     pub(super) target: String,
     pub(super) headers: HeaderMap,
-    pub(super) body: Captured,
+    body: Captured,
 }
 
 impl Arrival {
@@ -470,11 +470,11 @@ impl Arrival {
 /// A request body read through: the first [`BODY_KEPT`] bytes kept for the
 /// journal, the whole size counted, the bytes passed on untouched.
 #[derive(Clone, Default)]
-pub(super) struct Captured(Arc<Mutex<(Vec<u8>, u64)>>);
+struct Captured(Arc<Mutex<(Vec<u8>, u64)>>);
 
 impl Captured {
     /// `body`, with what passes through it copied into the returned capture.
-    pub(super) fn tee<B>(body: B) -> (axum::body::Body, Captured)
+    fn tee<B>(body: B) -> (axum::body::Body, Captured)
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -495,7 +495,7 @@ impl Captured {
     }
 
     /// What was kept, and the whole size read.
-    pub(super) fn taken(&self) -> (Vec<u8>, u64) {
+    fn taken(&self) -> (Vec<u8>, u64) {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (std::mem::take(&mut kept.0), kept.1)
     }

@@ -49,6 +49,12 @@ pub(super) fn keep(records: &mut Vec<Object>, record: Object) {
     records.push(record);
 }
 
+/// What logs, the journal and the inspector show of a key: the first 8 hex
+/// digits of its state name (the SHA-256 of the key).
+pub(super) fn fingerprint(hash: &str) -> &str {
+    hash.get(..8).unwrap_or(hash)
+}
+
 /// RFC 3339, to the second.
 pub(super) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
