@@ -30,17 +30,9 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// chromedriver on a free port, once it accepts connections.
 async fn chromedriver(path: &std::path::Path) -> (Driver, String) {
-    let port = free_port();
+    let port = common::free_port();
     let child = Command::new(path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -165,7 +157,9 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .unwrap();
     assert_eq!(unnamed, json!(0), "controls without a label");
 
-    // Requests made with the SDK and with a plain HTTP client appear without a reload.
+    // Requests made with the SDK and with a plain HTTP client appear without
+    // a reload: a mark set on this page now is still there when they show.
+    page.execute("window.stillTheSamePage = true;", vec![]).await.unwrap();
     let client = sandbox.client("sk_test_inspector").unwrap();
     let made = Instant::now();
     client.get_current_user().send().await.unwrap();
@@ -182,6 +176,11 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
     })
     .await;
     let appeared = made.elapsed();
+    let same = page
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, json!(true), "the page was reloaded to show the requests");
     assert!(
         appeared < Duration::from_secs(2),
         "the requests took {appeared:?} to appear"

@@ -338,14 +338,6 @@ async fn sigterm_drains_a_paid_call_in_flight_then_exits_zero() {
     assert!(probe("/healthz").await.is_err());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// nginx with `deploy/nginx/tokportal-mcp.conf`, its three addresses
 /// replaced with these.
 struct Nginx {
@@ -438,7 +430,7 @@ async fn two_stateless_replicas_behind_nginx_survive_a_sigterm() {
     let mut first = Server::start(sandbox.url(), &flags);
     let second = Server::start(sandbox.url(), &flags);
     let address = |s: &Server| s.origin.trim_start_matches("http://").to_owned();
-    let port = free_port();
+    let port = common::free_port();
     let _lb = Nginx::start(&nginx, port, [&address(&first), &address(&second)]);
     let key = "sk_test_team_scale_out";
     let agent = connect(&format!("http://127.0.0.1:{port}/mcp"), key).await;

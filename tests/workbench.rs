@@ -233,13 +233,27 @@ fn listen_forwards_triggered_events_signed_with_a_secret_that_survives_restarts(
     );
     listen.said("Ready: forwarding");
     let before = got.lock().unwrap().len();
+    // First an event of this test's key, then one of the listener's: the
+    // feed keeps their order, so the first line forwarded must be the second's.
     assert!(
         run(&url, &["trigger", "bundle.created"], config.path())
             .status
             .success()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(got.lock().unwrap().len(), before, "another key's event was forwarded");
+    let theirs = tokportal()
+        .args(["trigger", "bundle.created"])
+        .env("TOKPORTAL_BASE_URL", &url)
+        .env("TOKPORTAL_API_KEY", "sk_test_someone_else")
+        .output()
+        .unwrap();
+    assert!(theirs.status.success());
+    let theirs: Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    let line = listen.line("the listener's own event");
+    assert!(line.contains("bundle.created") && line.contains("-> 200"), "{line}");
+    let received = got.lock().unwrap();
+    assert_eq!(received.len(), before + 1, "another key's event was forwarded");
+    let payload: Value = serde_json::from_slice(&received[before].1).unwrap();
+    assert_eq!(payload["data"]["bundle_id"], theirs["bundle_id"]);
 }
 
 #[test]
@@ -421,6 +435,11 @@ fn the_workbench_commands_refuse_what_is_not_a_sandbox_and_send_it_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no base URL is set"));
 }
 
+/// The JSON answer of `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[test]
 fn the_journal_api_answers_as_documented() {
     let (_sandbox, url) = sandbox();
@@ -430,14 +449,11 @@ fn the_journal_api_answers_as_documented() {
         let send =
             |method: reqwest::Method, path: &str| http.request(method, format!("{url}{path}")).header("x-api-key", KEY);
         // A secret-bearing answer is withheld; an ordinary one kept; a big body cut.
-        let endpoint: Value = send(reqwest::Method::POST, "/webhooks")
-            .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let endpoint = json_of(
+            send(reqwest::Method::POST, "/webhooks")
+                .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]})),
+        )
+        .await;
         let signing = endpoint["data"]["secret"].as_str().unwrap().to_owned();
         let long = "x".repeat(100_000);
         let big = send(reqwest::Method::POST, "/bundles")
@@ -452,14 +468,7 @@ fn the_journal_api_answers_as_documented() {
             .send()
             .await
             .unwrap();
-        let all: Value = http
-            .get(format!("{url}/_sandbox/requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = json_of(http.get(format!("{url}/_sandbox/requests"))).await;
         let text = all.to_string();
         assert!(
             !text.contains(&signing) && !text.contains(KEY),
@@ -550,14 +559,7 @@ fn the_journal_api_answers_as_documented() {
         assert!(closed[0]["response"].is_null() && closed[0]["status"].is_null());
 
         // Clearing empties the journal; reset without {"all": true} and without a key is refused.
-        let cleared: Value = http
-            .delete(format!("{url}/_sandbox/requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let cleared = json_of(http.delete(format!("{url}/_sandbox/requests"))).await;
         assert_eq!(cleared["data"]["cleared"], 6);
         assert_eq!(
             http.post(format!("{url}/_sandbox/reset"))

@@ -369,3 +369,12 @@ pub fn required_program(name: &str, install: &str) -> Option<std::path::PathBuf>
     }
     found
 }
+
+/// A port free on 127.0.0.1 a moment ago, for a program that takes `--port`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
