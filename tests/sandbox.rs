@@ -719,6 +719,51 @@ async fn replays_are_marked_and_reused_keys_refused() {
     );
 }
 
+/// A key's reset forgets the answers kept under its idempotency keys (a replay
+/// would name a bundle that no longer exists), and only that key's.
+#[tokio::test]
+async fn a_keys_reset_forgets_its_kept_answers_and_only_its() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = sandbox.url();
+    let other = "sk_test_another_key_0123456789";
+    let create = |api_key: &'static str| {
+        http.post(format!("{url}/bundles"))
+            .header("x-api-key", api_key)
+            .header("idempotency-key", "setup-1")
+            .json(&json!({"bundle_type": "account_only", "country": "USA"}))
+            .send()
+    };
+    let id = |answer: reqwest::Response| async move {
+        let replayed = answer.headers().contains_key("idempotent-replayed");
+        let body: Value = answer.json().await.unwrap();
+        (s(&body["data"]["id"]), replayed)
+    };
+    let (mine, _) = id(create(KEY).await.unwrap()).await;
+    let (theirs, _) = id(create(other).await.unwrap()).await;
+    let reset = http
+        .post(format!("{url}/_sandbox/reset"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+
+    let (after, replayed) = id(create(KEY).await.unwrap()).await;
+    assert!(!replayed, "the reset key's answer is not replayed");
+    assert_ne!(after, mine, "a new bundle, not the one the reset forgot");
+    let fetched = http
+        .get(format!("{url}/bundles/{after}"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200, "the answer names a bundle that exists");
+    let (still, replayed) = id(create(other).await.unwrap()).await;
+    assert!(replayed, "another key's kept answer survives");
+    assert_eq!(still, theirs);
+}
+
 /// 150 rapid calls empty the 120-token bucket; another key is unaffected.
 #[tokio::test]
 async fn rapid_calls_see_429_with_retry_after() {

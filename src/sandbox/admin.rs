@@ -509,13 +509,15 @@ async fn credits(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fa
     Ok(json!({"balance": balance}))
 }
 
-/// `POST reset`: one key's state, or, without a key and with `{"all": true}`,
-/// everything the sandbox holds.
+/// `POST reset`: one key's state and the answers kept under its idempotency
+/// keys, or, without a key and with `{"all": true}`, everything the sandbox
+/// holds.
 async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Failure> {
     let asked = json_body(body).await?;
     match key_of(&parts.headers) {
         Ok(key) => {
             shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            shared.replays.forget(&key);
             Ok(json!({"reset": true}))
         }
         Err(_) if asked.get("all").and_then(Value::as_bool) == Some(true) => {

@@ -147,6 +147,15 @@ impl Replays {
         }
     }
 
+    /// Forgets the kept answers of one key's state (that key's reset): a
+    /// replay after a reset would name resources that no longer exist.
+    pub(super) fn forget(&self, tenant: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(owner, _), _| owner != tenant);
+    }
+
     /// Claims `key` of `tenant` for a request with this fingerprint.
     pub(super) fn claim(&self, tenant: &str, key: &str, fingerprint: [u8; 32]) -> Claim {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
