@@ -435,6 +435,49 @@ fn the_workbench_commands_refuse_what_is_not_a_sandbox_and_send_it_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no base URL is set"));
 }
 
+/// A health answer that never ends (JSON whitespace, chunk after chunk) is
+/// read only to a small bound: the command says it is not a sandbox, and the
+/// server got to send little before the command hung up.
+#[test]
+fn an_endless_health_answer_is_not_read_past_a_small_bound() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // Stops by itself past this, so that a reader without a bound still ends.
+    const CAP: usize = 512 << 20;
+    let sent = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let mut sent = 0;
+        let chunk = [b' '; 64 * 1024];
+        let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut stream, bytes).is_ok();
+        if write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n") {
+            while sent < CAP && write(b"10000\r\n") && write(&chunk) && write(b"\r\n") {
+                sent += chunk.len();
+            }
+        }
+        sent
+    });
+    let config = tempfile::tempdir().unwrap();
+    let out = run(&url, &["logs", "tail"], config.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("did not answer GET /_sandbox/health as a sandbox"),
+        "{stderr}"
+    );
+    let sent = sent.join().unwrap();
+    assert!(
+        sent < 32 << 20,
+        "the command read {} MiB of a health answer",
+        sent >> 20
+    );
+}
+
 /// The JSON answer of `request`.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()

@@ -86,7 +86,7 @@ impl Sandbox {
                 message: format!("error: cannot reach {base}: {}", crate::error::one_line(&e)),
             })?;
         let status = probe.status();
-        let answer: Value = probe.json().await.unwrap_or(Value::Null);
+        let answer = small_json(probe).await;
         if !status.is_success() || answer["data"]["sandbox"] != Value::Bool(true) {
             return Err(not_a_sandbox(
                 command,
@@ -128,7 +128,7 @@ impl Sandbox {
             })?;
         if !response.status().is_success() {
             let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let body = small_json(response).await;
             let why = body["error"]["message"].as_str().unwrap_or_default().to_owned();
             return Err(Failure::usage(format!(
                 "the sandbox refused to be followed (HTTP {status}): {why}"
@@ -143,6 +143,19 @@ impl Sandbox {
                 }))
             });
         Ok(events)
+    }
+}
+
+/// The most of a health answer or a refusal that is read: a sandbox's are
+/// a few hundred bytes, and whatever else answers may send without end.
+const MAX_SMALL_ANSWER: u64 = 64 * 1024;
+
+/// `response`'s body as JSON, read through the pipeline's bounded reader;
+/// `null` when it is not JSON or is larger than [`MAX_SMALL_ANSWER`].
+async fn small_json(response: reqwest::Response) -> Value {
+    match crate::pipeline::decode::buffer(response, MAX_SMALL_ANSWER).await {
+        Ok(read) => serde_json::from_slice(&read.body).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
     }
 }
 
