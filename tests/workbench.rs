@@ -478,6 +478,63 @@ fn an_endless_health_answer_is_not_read_past_a_small_bound() {
     );
 }
 
+/// A server that answers as a sandbox, then feeds one event that never ends:
+/// `logs tail` drops the feed just past a small bound, says why, and the
+/// server got to send little before it hung up.
+#[test]
+fn an_endless_feed_event_is_dropped_past_a_small_bound() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    const CAP: usize = 512 << 20;
+    let (fed, sent) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut stream, bytes).is_ok();
+            if head.starts_with(b"GET /_sandbox/health ") {
+                let body = br#"{"data":{"sandbox":true}}"#;
+                write(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
+                write(body);
+                continue;
+            }
+            let mut count = 0;
+            let chunk = [b'x'; 64 * 1024];
+            if write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                && write(b"15\r\nevent: request\ndata: \r\n")
+            {
+                while count < CAP && write(b"10000\r\n") && write(&chunk) && write(b"\r\n") {
+                    count += chunk.len();
+                }
+            }
+            let _ = fed.send(count);
+            return;
+        }
+    });
+    let config = tempfile::tempdir().unwrap();
+    let mut tail = tokportal()
+        .args(["logs", "tail"])
+        .env("TOKPORTAL_BASE_URL", &url)
+        .env("TOKPORTAL_API_KEY", KEY)
+        .env("TOKPORTAL_CONFIG_DIR", config.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = sent.recv_timeout(Duration::from_secs(60));
+    let _ = tail.kill();
+    let out = tail.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let count = count.expect("the feed was served");
+    assert!(count < 32 << 20, "logs tail took {} MiB of one event", count >> 20);
+    assert!(stderr.contains("the feed broke off: "), "{stderr}");
+}
+
 /// The JSON answer of `request`.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()

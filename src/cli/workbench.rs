@@ -134,8 +134,13 @@ impl Sandbox {
                 "the sandbox refused to be followed (HTTP {status}): {why}"
             )));
         }
-        let events = sse_stream::SseStream::from_bytes_stream(response.bytes_stream())
-            .take_while(|item| std::future::ready(item.is_ok()))
+        let events = sse_stream::SseStream::from_bytes_stream(bounded_events(response.bytes_stream()))
+            .take_while(|item| {
+                if let Err(e) = item {
+                    eprintln!("the feed broke off: {e}");
+                }
+                std::future::ready(item.is_ok())
+            })
             .filter_map(|item| {
                 std::future::ready(item.ok().and_then(|sse| {
                     let data = serde_json::from_str(sse.data.as_deref()?).ok()?;
@@ -157,6 +162,31 @@ async fn small_json(response: reqwest::Response) -> Value {
         Ok(read) => serde_json::from_slice(&read.body).unwrap_or(Value::Null),
         Err(_) => Value::Null,
     }
+}
+
+/// The most one event of the feed may hold. A sandbox's are a few KiB;
+/// `sse-stream` keeps an event's lines whole, with no bound of its own.
+const MAX_EVENT: usize = 1 << 20;
+
+/// The feed's bytes, ended with an error once one event (what lies between
+/// two blank lines, line ends as `\n` or `\r\n`) passes [`MAX_EVENT`].
+fn bounded_events(
+    bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>>,
+) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
+    let (mut in_event, mut line_start) = (0usize, true);
+    bytes.map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        for &byte in chunk.iter().filter(|b| **b != b'\r') {
+            in_event = if byte == b'\n' && line_start { 0 } else { in_event + 1 };
+            line_start = byte == b'\n';
+        }
+        if in_event > MAX_EVENT {
+            return Err(std::io::Error::other(format!(
+                "an event of more than {MAX_EVENT} bytes, which no sandbox sends"
+            )));
+        }
+        Ok(chunk)
+    })
 }
 
 fn not_a_sandbox(command: &str, why: String) -> Failure {
@@ -222,5 +252,40 @@ where
             Err(f) => return Err(f),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `bounded_events` lets through of `chunks`: the bytes, and whether it ended in an error.
+    fn through(chunks: Vec<Vec<u8>>) -> (usize, bool) {
+        let stream = futures::stream::iter(chunks.into_iter().map(|c| Ok(bytes::Bytes::from(c))));
+        let items: Vec<_> = futures::executor::block_on(bounded_events(stream).collect());
+        let passed = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .map(bytes::Bytes::len)
+            .sum();
+        (passed, items.iter().any(Result::is_err))
+    }
+
+    #[test]
+    fn many_small_events_pass_and_one_endless_event_ends_the_feed() {
+        let event = |end: &str| format!("event: request\ndata: {}{end}{end}", "x".repeat(1000)).into_bytes();
+        // 4 MiB of events, with either line end: all through.
+        let small: Vec<_> = (0..4096)
+            .map(|i| event(if i % 2 == 0 { "\n" } else { "\r\n" }))
+            .collect();
+        let total = small.iter().map(Vec::len).sum();
+        assert_eq!(through(small), (total, false));
+        // One event with no blank line: cut just past the bound.
+        let endless: Vec<_> = std::iter::once(b"event: request\ndata: ".to_vec())
+            .chain((0..64).map(|_| vec![b'x'; 64 * 1024]))
+            .collect();
+        let (passed, broke) = through(endless);
+        assert!(broke, "the feed ends in an error");
+        assert!(passed <= MAX_EVENT, "{passed} bytes passed");
     }
 }
