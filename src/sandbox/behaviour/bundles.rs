@@ -312,7 +312,7 @@ fn list_bundle_videos(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Re
 /// `getBundleVideo`.
 fn get_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     Ok(Reply::data(
         call,
         Value::Object(video(tenant.bundle(id)?, position)?.clone()),
@@ -322,7 +322,7 @@ fn get_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Resu
 /// `configureBundleVideo`.
 fn configure_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let config = body(call);
     media_rule(&config)?;
     let bundle = tenant.bundle(id)?;
@@ -335,7 +335,7 @@ fn configure_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) ->
 /// `patchBundleVideo`.
 fn patch_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     let v = video(bundle, position)?;
     for (k, val) in body(call) {
@@ -401,7 +401,7 @@ fn publish_all_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effects)
 /// `publishBundleVideo`.
 fn publish_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     published_bundle(bundle)?;
     let fields = bundle.fields.clone();
@@ -416,7 +416,7 @@ fn publish_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> R
 /// `resetBundleVideo`.
 fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     let v = video(bundle, position)?;
     if !matches!(
@@ -439,7 +439,7 @@ fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Re
 /// `unscheduleBundleVideo`.
 fn unschedule_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     let v = video(bundle, position)?;
     if str_of(v, "status") != Some("scheduled") {
@@ -456,7 +456,7 @@ fn finalize_bundle_video_or_request_bundle_video_corrections(
     fx: &mut Effects,
 ) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     let fields = bundle.fields.clone();
     let v = video(bundle, position)?;
@@ -475,7 +475,7 @@ fn finalize_bundle_video_or_request_bundle_video_corrections(
 /// `fixBundleVideoDownload`.
 fn fix_bundle_video_download(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let position = call.path.get("position").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let position = position(call);
     let bundle = tenant.bundle(id)?;
     let v = video(bundle, position)?;
     if v.get("download_issue").and_then(Value::as_bool) != Some(true) {
@@ -742,6 +742,16 @@ fn slot(bundle: &mut Bundle) -> Result<&mut Object, Failure> {
         .account
         .as_mut()
         .ok_or_else(|| Failure::not_found("The bundle's account"))
+}
+
+/// The `position` path parameter (the contract checked it is an integer);
+/// 0, which no video has, when it is out of range.
+fn position(call: &Call) -> usize {
+    call.path
+        .get("position")
+        .and_then(Value::as_u64)
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(0)
 }
 
 fn video(bundle: &mut Bundle, position: usize) -> Result<&mut Object, Failure> {
