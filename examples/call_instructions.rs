@@ -24,8 +24,6 @@ use tracing_subscriber::layer::SubscriberExt;
 #[path = "bench/server.rs"]
 mod server;
 
-const KEY: &str = "sk_bench_0123456789";
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let side = args.get(1).map(String::as_str).unwrap_or("sdk");
@@ -41,21 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let base = server::start().await?;
-        let bare = reqwest::Client::builder().build()?;
-        let sdk = tokportal::Client::builder()
-            .api_key(KEY)
-            .base_url(&base)
-            .client_identifier("bench/1")
-            .build()?;
+        let (bare, sdk) = server::sides(&base)?;
         for _ in 0..calls {
             if side == "bare" {
-                let response = bare
-                    .get(format!("{base}/me"))
-                    .header("x-api-key", KEY)
-                    .header("x-tokportal-client", "bench/1")
-                    .header("accept", "application/json")
-                    .send()
-                    .await?;
+                let response = server::bare_get(&bare, format!("{base}/me")).send().await?;
                 let me: tokportal::types::MeResponse = response.json().await?;
                 std::hint::black_box(me);
             } else {

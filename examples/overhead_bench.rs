@@ -49,7 +49,6 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const TASKS: usize = 16;
-const KEY: &str = "sk_bench_0123456789";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Call {
@@ -74,12 +73,7 @@ struct Clients {
 async fn one(clients: &Clients, call: Call, side: Side) {
     match (call, side) {
         (Call::Me, Side::Bare | Side::BareTimeout) => {
-            let mut request = clients
-                .bare
-                .get(format!("{}/me", clients.base))
-                .header("x-api-key", KEY)
-                .header("x-tokportal-client", "bench/1")
-                .header("accept", "application/json");
+            let mut request = server::bare_get(&clients.bare, format!("{}/me", clients.base));
             if side == Side::BareTimeout {
                 request = request.timeout(std::time::Duration::from_secs(30));
             }
@@ -93,13 +87,11 @@ async fn one(clients: &Clients, call: Call, side: Side) {
             std::hint::black_box(me);
         }
         (Call::List, Side::Bare | Side::BareTimeout) => {
-            let mut request = clients
-                .bare
-                .get(format!("{}/bundles", clients.base))
-                .query(&[("page", "1"), ("per_page", "10"), ("status", "published")])
-                .header("x-api-key", KEY)
-                .header("x-tokportal-client", "bench/1")
-                .header("accept", "application/json");
+            let mut request = server::bare_get(&clients.bare, format!("{}/bundles", clients.base)).query(&[
+                ("page", "1"),
+                ("per_page", "10"),
+                ("status", "published"),
+            ]);
             if side == Side::BareTimeout {
                 request = request.timeout(std::time::Duration::from_secs(30));
             }
@@ -166,12 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let base = server::start().await?;
 
-    let bare = reqwest::Client::builder().build()?;
-    let sdk = tokportal::Client::builder()
-        .api_key(KEY)
-        .base_url(&base)
-        .client_identifier("bench/1")
-        .build()?;
+    let (bare, sdk) = server::sides(&base)?;
     let clients = std::sync::Arc::new(Clients { bare, sdk, base });
 
     println!("{rounds} rounds of {calls} calls a side, {TASKS} tasks");

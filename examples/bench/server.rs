@@ -1,7 +1,8 @@
 //! The local API the measurement examples call: `GET /api/ext/me` and
-//! `GET /api/ext/bundles` with fixed answers, served by axum on 127.0.0.1.
-//! Included by path (`#[path = "bench/server.rs"] mod server;`), so each
-//! example measures the same server.
+//! `GET /api/ext/bundles` with fixed answers, served by axum on 127.0.0.1,
+//! and the two sides they compare (bare reqwest and the SDK, sending the
+//! same headers). Included by path (`#[path = "bench/server.rs"] mod
+//! server;`), so each example measures the same server and the same sides.
 
 use axum::routing::get;
 use serde_json::json;
@@ -32,4 +33,28 @@ pub async fn start() -> std::io::Result<String> {
     let base = format!("http://{}/api/ext", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(base)
+}
+
+/// The key both sides send.
+pub const KEY: &str = "sk_bench_0123456789";
+/// The client identifier both sides send.
+const CLIENT: &str = "bench/1";
+
+/// The two sides against `base`: bare reqwest, and the SDK.
+pub fn sides(base: &str) -> Result<(reqwest::Client, tokportal::Client), Box<dyn std::error::Error>> {
+    let bare = reqwest::Client::builder().build()?;
+    let sdk = tokportal::Client::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .client_identifier(CLIENT)
+        .build()?;
+    Ok((bare, sdk))
+}
+
+/// A bare `GET url` with the headers the SDK sends.
+pub fn bare_get(bare: &reqwest::Client, url: String) -> reqwest::RequestBuilder {
+    bare.get(url)
+        .header("x-api-key", KEY)
+        .header("x-tokportal-client", CLIENT)
+        .header("accept", "application/json")
 }
