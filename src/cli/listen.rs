@@ -159,6 +159,10 @@ async fn forward(http: &reqwest::Client, secret: &str, to: &str, event: &Value) 
 
 /// The listen secret's file: `$TOKPORTAL_CONFIG_DIR/listen-secret`, or
 /// under `$XDG_CONFIG_HOME`, or `~/.config`.
+///
+/// Written here rather than with `dirs`: the Stripe CLI keeps its config
+/// under `~/.config` on every platform, and so do we, where `dirs` would
+/// pick `~/Library/Application Support` on macOS; the rule is four lines.
 fn secret_path() -> Result<PathBuf, Failure> {
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = env("TOKPORTAL_CONFIG_DIR") {
