@@ -19,7 +19,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -130,11 +130,14 @@ pub async fn track(State(lifecycle): State<Arc<Lifecycle>>, request: Request, ne
 /// and tells every connection to finish at the same moment, so a connection
 /// accepted an instant before, whose request is on its way, is closed unread
 /// (a load balancer answers 502 and must not re-send a POST). Here the
-/// listener closes first; connections are told to finish later.
+/// listener closes first, once every connection the kernel had completed
+/// is taken ([`take_backlog`]); connections are told to finish later.
 pub struct ClosingListener {
     inner: Option<TcpListener>,
     close: CancellationToken,
     addr: std::net::SocketAddr,
+    /// What the kernel had accepted for us when the listener closed.
+    backlog: std::collections::VecDeque<(TcpStream, std::net::SocketAddr)>,
 }
 
 impl ClosingListener {
@@ -144,7 +147,37 @@ impl ClosingListener {
             addr: listener.local_addr()?,
             inner: Some(listener),
             close,
+            backlog: std::collections::VecDeque::new(),
         })
+    }
+}
+
+/// Every connection the kernel has completed on `listener`, taken with
+/// `accept` calls until it has none, then the listener closed. tokio's own
+/// `accept` cannot do this: it tries the call only once its reactor has seen
+/// the listener readable, which it may not have yet, and a listener closed
+/// with connections queued resets them after their clients sent a request.
+fn take_backlog(listener: TcpListener) -> std::collections::VecDeque<(TcpStream, std::net::SocketAddr)> {
+    let mut taken = std::collections::VecDeque::new();
+    // tokio keeps the socket non-blocking: `accept` says WouldBlock when empty.
+    let Ok(listener) = listener.into_std() else {
+        return taken;
+    };
+    loop {
+        match listener.accept() {
+            Ok((stream, addr)) => {
+                if let Ok(stream) = stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
+                    taken.push_back((stream, addr));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    tracing::debug!(error = %e, "accept failed while closing");
+                }
+                return taken;
+            }
+        }
     }
 }
 
@@ -154,21 +187,21 @@ impl axum::serve::Listener for ClosingListener {
 
     async fn accept(&mut self) -> (TcpStream, std::net::SocketAddr) {
         loop {
-            let Some(listener) = &self.inner else {
-                // Closed: axum's accept loop waits here until its shutdown.
-                return std::future::pending().await;
-            };
             if self.close.is_cancelled() {
                 // Take what the kernel has already accepted for us, then close:
                 // those clients have sent their requests and must be answered.
-                match listener.accept().now_or_never() {
-                    Some(Ok(connection)) => return connection,
-                    _ => {
-                        self.inner = None;
-                        continue;
-                    }
+                if let Some(listener) = self.inner.take() {
+                    self.backlog = take_backlog(listener);
                 }
+                return match self.backlog.pop_front() {
+                    Some(connection) => connection,
+                    // Closed: axum's accept loop waits here until its shutdown.
+                    None => std::future::pending().await,
+                };
             }
+            let Some(listener) = &self.inner else {
+                return std::future::pending().await;
+            };
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(connection) => return connection,
@@ -231,6 +264,41 @@ mod tests {
             .await
             .expect("drained once the last answer is out")
             .unwrap();
+    }
+
+    /// Connections the kernel completed before the close, which the server
+    /// had not yet seen, are handed out after it, then none: closing with
+    /// them queued would reset them, and a load balancer that already sent a
+    /// POST on one answers 502 rather than send it again.
+    #[tokio::test]
+    async fn a_close_hands_out_every_connection_the_kernel_had_completed() {
+        use axum::serve::Listener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let close = CancellationToken::new();
+        let mut closing = ClosingListener::new(listener, close.clone()).unwrap();
+        // Completed by the kernel, a request sent on each; the server has not
+        // looked at its listener since.
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                std::io::Write::write_all(&mut c, b"POST /mcp").unwrap();
+                c
+            })
+            .collect();
+        close.cancel();
+        for i in 0..clients.len() {
+            tokio::time::timeout(Duration::from_secs(2), closing.accept())
+                .await
+                .unwrap_or_else(|_| panic!("connection {i} was handed out"));
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), closing.accept())
+                .await
+                .is_err(),
+            "no more after them"
+        );
+        assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
     }
 
     #[tokio::test]
