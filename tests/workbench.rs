@@ -376,6 +376,32 @@ fn logs_tail_follows_the_journal_with_its_filters() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A request head read from `stream`, up to its blank line (2 s at most a read).
+fn read_head(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(stream, &mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    head
+}
+
+/// A 200 answer of `content_type`, chunked: `first`, then 64 KiB chunks of
+/// `fill` until the reader hangs up or `cap` bytes of them went. How many went.
+fn send_endless(stream: &mut std::net::TcpStream, content_type: &str, first: &[u8], fill: u8, cap: usize) -> usize {
+    let mut write = |bytes: &[u8]| std::io::Write::write_all(stream, bytes).is_ok();
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n");
+    let started = write(head.as_bytes())
+        && (first.is_empty() || (write(format!("{:x}\r\n", first.len()).as_bytes()) && write(first) && write(b"\r\n")));
+    let chunk = vec![fill; 64 * 1024];
+    let mut sent = 0;
+    while started && sent < cap && write(b"10000\r\n") && write(&chunk) && write(b"\r\n") {
+        sent += chunk.len();
+    }
+    sent
+}
+
 /// A server that is not a sandbox, and every request head it saw.
 fn not_a_sandbox() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -385,12 +411,7 @@ fn not_a_sandbox() -> (String, Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(50) {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
+            let head = read_head(&mut stream);
             kept.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
             let _ = std::io::Write::write_all(
                 &mut stream,
@@ -446,21 +467,9 @@ fn an_endless_health_answer_is_not_read_past_a_small_bound() {
     const CAP: usize = 512 << 20;
     let sent = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
-        let mut sent = 0;
-        let chunk = [b' '; 64 * 1024];
-        let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut stream, bytes).is_ok();
-        if write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n") {
-            while sent < CAP && write(b"10000\r\n") && write(&chunk) && write(b"\r\n") {
-                sent += chunk.len();
-            }
-        }
-        sent
+        read_head(&mut stream);
+        // JSON whitespace, without end.
+        send_endless(&mut stream, "application/json", b"", b' ', CAP)
     });
     let config = tempfile::tempdir().unwrap();
     let out = run(&url, &["logs", "tail"], config.path());
@@ -490,29 +499,21 @@ fn an_endless_feed_event_is_dropped_past_a_small_bound() {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(4) {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut stream, bytes).is_ok();
+            let head = read_head(&mut stream);
             if head.starts_with(b"GET /_sandbox/health ") {
                 let body = br#"{"data":{"sandbox":true}}"#;
-                write(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
-                write(body);
+                let _ = std::io::Write::write_all(&mut stream, format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
+                let _ = std::io::Write::write_all(&mut stream, body);
                 continue;
             }
-            let mut count = 0;
-            let chunk = [b'x'; 64 * 1024];
-            if write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-                && write(b"15\r\nevent: request\ndata: \r\n")
-            {
-                while count < CAP && write(b"10000\r\n") && write(&chunk) && write(b"\r\n") {
-                    count += chunk.len();
-                }
-            }
-            let _ = fed.send(count);
+            // One event's data line, without end.
+            let _ = fed.send(send_endless(
+                &mut stream,
+                "text/event-stream",
+                b"event: request\ndata: ",
+                b'x',
+                CAP,
+            ));
             return;
         }
     });
