@@ -131,7 +131,7 @@ pub async fn track(State(lifecycle): State<Arc<Lifecycle>>, request: Request, ne
 /// accepted an instant before, whose request is on its way, is closed unread
 /// (a load balancer answers 502 and must not re-send a POST). Here the
 /// listener closes first, once every connection the kernel had completed
-/// is taken ([`take_backlog`]); connections are told to finish later.
+/// is taken (`take_backlog`); connections are told to finish later.
 pub struct ClosingListener {
     inner: Option<TcpListener>,
     close: CancellationToken,
