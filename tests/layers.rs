@@ -33,6 +33,17 @@ const LAYERS: &[(&str, u8)] = &[
     ("sandbox", 6),
 ];
 
+/// The sandbox's rooms, bottom to top (ARCHITECTURE.md, "The sandbox"): a
+/// room imports only from itself or the rooms below; `sandbox` itself (its
+/// `mod.rs`) puts them together.
+const SANDBOX_ROOMS: &[(&str, u8)] = &[("contract", 0), ("workbench", 1), ("world", 2), ("face", 3)];
+
+/// The room of a sandbox module (`sandbox::world::state` is `world`).
+fn room(module: &str) -> Option<(&'static str, u8)> {
+    let name = module.strip_prefix("sandbox::")?.split("::").next()?;
+    SANDBOX_ROOMS.iter().find(|(room, _)| *room == name).copied()
+}
+
 fn layer(module: &str) -> Option<u8> {
     let top = module.split("::").next()?;
     LAYERS.iter().find(|(name, _)| *name == top).map(|(_, l)| *l)
@@ -235,6 +246,13 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
                     "{module} (layer {own}) imports {to} (layer {theirs}) through `{target}`"
                 ));
             }
+            if let (Some((mine, below)), Some((other, above))) = (room(module), room(&to))
+                && above > below
+            {
+                problems.push(format!(
+                    "{module} (the sandbox's {mine}) imports {to} (its {other}, a room above) through `{target}`"
+                ));
+            }
             edges.entry(module.clone()).or_default().insert(to);
         }
     }
@@ -277,6 +295,18 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
             .is_some_and(|e| e.contains("pipeline::prepare"))
     );
     assert!(edges.get("cli::call").is_some_and(|e| e.contains("generated")));
+    assert!(
+        edges
+            .get("sandbox::face::flow")
+            .is_some_and(|e| e.contains("sandbox::world::behaviour")),
+        "the scan sees the sandbox's rooms"
+    );
+    for (name, _) in SANDBOX_ROOMS {
+        assert!(
+            files.iter().any(|(m, _)| m == &format!("sandbox::{name}")),
+            "src/sandbox/ has no room `{name}`"
+        );
+    }
 }
 
 #[test]
@@ -308,7 +338,11 @@ fn architecture_table() -> Vec<(u8, String, Option<BTreeSet<String>>)> {
             continue;
         };
         let Some(cell) = cells.get(2) else { continue };
-        let (mut depth, mut token, mut inside) = (0, String::new(), false);
+        let (mut depth, mut token, mut inside) = (0usize, String::new(), false);
+        // The last name read at each depth: a folder's parts in parentheses
+        // are named by their path below the top module (`face/` (`flow`) is
+        // `face/flow`).
+        let mut last: Vec<String> = Vec::new();
         for c in cell.chars() {
             match c {
                 '`' if inside => {
@@ -317,10 +351,15 @@ fn architecture_table() -> Vec<(u8, String, Option<BTreeSet<String>>)> {
                     if name.contains("src/") || name.contains('*') {
                         continue;
                     }
+                    last.truncate(depth);
                     if depth == 0 {
                         rows.push((layer, name.trim_end_matches('/').to_owned(), None));
+                        last.push(String::new());
                     } else if let Some((_, _, children)) = rows.last_mut() {
-                        children.get_or_insert_with(BTreeSet::new).insert(name);
+                        let parent = last.get(depth - 1).cloned().unwrap_or_default();
+                        let path = format!("{parent}{name}");
+                        children.get_or_insert_with(BTreeSet::new).insert(path.clone());
+                        last.push(path);
                     }
                 }
                 '`' => inside = true,
@@ -365,26 +404,37 @@ fn architecture_md_names_the_modules_of_src_in_their_layers() {
     }
     for (_, module, children) in &table {
         let Some(children) = children else { continue };
-        let Ok(entries) = std::fs::read_dir(src.join(module)) else {
+        if !src.join(module).is_dir() {
             problems.push(format!(
                 "ARCHITECTURE.md lists parts of `{module}/`, which is not a folder of src/"
             ));
             continue;
-        };
-        let actual: BTreeSet<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                let path = e.path();
-                let stem = path.file_stem()?.to_string_lossy().into_owned();
+        }
+        // The folder's files and folders, and those of every sub-folder whose
+        // parts the table lists too.
+        let mut actual = BTreeSet::new();
+        let mut folders = vec![String::new()];
+        while let Some(below) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(src.join(module).join(&below)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                    continue;
+                };
                 if path.is_dir() {
-                    Some(format!("{stem}/"))
-                } else {
-                    path.extension().is_some_and(|x| x == "rs").then_some(stem)
+                    let folder = format!("{below}{stem}/");
+                    if children.iter().any(|c| c.starts_with(&folder) && *c != folder) {
+                        folders.push(folder.clone());
+                    }
+                    actual.insert(folder);
+                } else if path.extension().is_some_and(|x| x == "rs") && stem != "mod" {
+                    actual.insert(format!("{below}{stem}"));
                 }
-            })
-            .filter(|name| name != "mod")
-            .collect();
-        let listed: BTreeSet<String> = children.iter().filter(|c| *c != "mod").cloned().collect();
+            }
+        }
+        let listed: BTreeSet<String> = children.iter().filter(|c| !c.ends_with("mod")).cloned().collect();
         for missing in actual.difference(&listed) {
             problems.push(format!("src/{module}/{missing} is not in ARCHITECTURE.md's table"));
         }

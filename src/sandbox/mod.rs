@@ -13,37 +13,22 @@
 //! ```
 //!
 //! Everything the server checks comes from the operation table, so a newer
-//! vendored spec is enforced without hand edits:
-//! - `routes`: each request matched to its operation (JSON 404 and 405);
-//! - `contract`: paths, queries, JSON and multipart bodies against the
-//!   spec's schemas (`VALIDATION_ERROR` naming each field), the error
-//!   envelope and the documented headers;
-//! - `limits`: the per-key token bucket (429 `RATE_LIMIT_EXCEEDED`);
-//! - `replays`: idempotency keys, as TokPortal documents them;
-//! - `faults`: `X-Sandbox-Fault` and `--fault-rate`;
-//! - `state`: resources per key, credits and status transitions, and
-//!   `behaviour`: what each operation does to them;
-//! - `deliveries`: signed webhook deliveries with retries and a log;
-//! - `flow`: one request through all of the above; `server`: the listener;
-//! - `journal`: every request answered, in a bounded ring, and the live
-//!   feed of requests, delivery attempts and webhook events;
-//! - `admin`: the sandbox's own routes under `/_sandbox/` (the journal API,
-//!   state, deliveries and resend, the feed as Server-Sent Events, reset);
-//! - `inspector`: the page at `/_sandbox/` that shows all of it live.
+//! vendored spec is enforced without hand edits. The sandbox is three rooms
+//! and the contract they share, each room reading only those below it:
+//! - `contract` (shared): paths, queries, JSON and multipart bodies against
+//!   the spec's schemas (`VALIDATION_ERROR` naming each field), the error
+//!   envelope, the spec's defaults and examples;
+//! - `workbench` (bottom): the `journal` of every request and its live feed,
+//!   and the `inspector` page at `/_sandbox/`;
+//! - `world`: `state` per key, `behaviour` per operation, webhook
+//!   `deliveries` and the idempotency `replays`;
+//! - `face` (top): the `server`, `routes`, the request `flow`, `limits`,
+//!   `faults` and the `admin` routes under `/_sandbox/`.
 
-mod admin;
-mod behaviour;
 mod contract;
-mod deliveries;
-mod faults;
-mod flow;
-mod inspector;
-mod journal;
-mod limits;
-mod replays;
-mod routes;
-mod server;
-mod state;
+mod face;
+mod workbench;
+mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -198,8 +183,8 @@ impl Sandbox {
             IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
         };
         let stop = CancellationToken::new();
-        let shared = Arc::new(flow::Shared::new(options, url.clone(), stop.clone()));
-        let served = tokio::spawn(server::serve(listener, shared, stop.clone()));
+        let shared = Arc::new(face::flow::Shared::new(options, url.clone(), stop.clone()));
+        let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
         Ok(Sandbox {
             addr,
             url,

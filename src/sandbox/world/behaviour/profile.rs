@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Call, Effects, Handler, Reply, page};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{PRICES, Tenant};
+use crate::sandbox::world::state::{PRICES, Tenant};
 
 /// Countries the sandbox sells accounts in.
 pub(super) const COUNTRIES: &[(&str, &str)] = &[

@@ -1,7 +1,7 @@
 //! The inspector page at `GET /_sandbox/`: one page embedded in the binary
 //! (`inspector/page.html`, `page.css`, `page.js`, put together here), with no
 //! CDN, no build step and no request to any origin but the sandbox's. It
-//! reads the journal API of [`super::admin`] and follows its live feed over
+//! reads the journal API of [`crate::sandbox::face::admin`] and follows its live feed over
 //! `EventSource`.
 //!
 //! The page shows what any client sent, so it is served with a Content
@@ -33,7 +33,7 @@ static PAGE: LazyLock<(String, String)> = LazyLock::new(|| {
 });
 
 /// `GET /_sandbox/`.
-pub(super) fn page() -> Response<Body> {
+pub(in crate::sandbox) fn page() -> Response<Body> {
     let (page, policy) = &*PAGE;
     let mut response = Response::new(Body::from(page.clone()));
     let h = response.headers_mut();

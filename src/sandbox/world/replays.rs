@@ -12,9 +12,9 @@ use http::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::contract::{self, Failure, Location, Problem};
 use crate::headers;
 use crate::operations::{IdempotencyKeySupport, Operation};
+use crate::sandbox::contract::{self, Failure, Location, Problem};
 
 /// How long an answer is kept.
 const KEPT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -23,10 +23,10 @@ const MAX_KEYS: usize = 100_000;
 
 /// A kept answer.
 #[derive(Clone)]
-pub(super) struct Stored {
-    pub(super) status: u16,
-    pub(super) content_type: Option<&'static str>,
-    pub(super) body: Bytes,
+pub(in crate::sandbox) struct Stored {
+    pub(in crate::sandbox) status: u16,
+    pub(in crate::sandbox) content_type: Option<&'static str>,
+    pub(in crate::sandbox) body: Bytes,
 }
 
 enum Entry {
@@ -41,7 +41,7 @@ enum Entry {
 }
 
 /// What a key says of a new request.
-pub(super) enum Claim {
+pub(in crate::sandbox) enum Claim {
     /// First use: the request runs; [`Replays::finish`] or [`Replays::release`] follows.
     Fresh,
     /// The kept answer.
@@ -53,7 +53,7 @@ pub(super) enum Claim {
 }
 
 /// What the idempotency stage of a request decided.
-pub(super) enum Idempotency {
+pub(in crate::sandbox) enum Idempotency {
     /// No key, a read, or a dry run: nothing is kept.
     Untracked,
     /// The key is the request's; [`Replays::settle`] follows.
@@ -63,19 +63,19 @@ pub(super) enum Idempotency {
 }
 
 /// A claimed key, to settle once the request has run.
-pub(super) struct Claimed {
+pub(in crate::sandbox) struct Claimed {
     tenant: String,
     key: String,
 }
 
 #[derive(Default)]
-pub(super) struct Replays {
+pub(in crate::sandbox) struct Replays {
     entries: Mutex<HashMap<(String, String), Entry>>,
 }
 
 impl Replays {
     /// Forgets every kept answer (the whole sandbox's reset).
-    pub(super) fn clear(&self) {
+    pub(in crate::sandbox) fn clear(&self) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
@@ -83,7 +83,7 @@ impl Replays {
     /// the answer holds a secret, checked for form, ignored on reads and
     /// dry runs (and without a key's state), and claimed otherwise.
     /// `fingerprint` is computed only for a claim.
-    pub(super) fn claim_request(
+    pub(in crate::sandbox) fn claim_request(
         &self,
         op: &Operation,
         headers: &HeaderMap,
@@ -140,7 +140,7 @@ impl Replays {
 
     /// Keeps `kept` as the claimed key's answer, or (`None`: a failure that
     /// is not the request's own) frees the key for a retry.
-    pub(super) fn settle(&self, claimed: Claimed, kept: Option<Stored>) {
+    pub(in crate::sandbox) fn settle(&self, claimed: Claimed, kept: Option<Stored>) {
         match kept {
             Some(stored) => self.finish(&claimed.tenant, &claimed.key, stored),
             None => self.release(&claimed.tenant, &claimed.key),
@@ -149,7 +149,7 @@ impl Replays {
 
     /// Forgets the kept answers of one key's state (that key's reset): a
     /// replay after a reset would name resources that no longer exist.
-    pub(super) fn forget(&self, tenant: &str) {
+    pub(in crate::sandbox) fn forget(&self, tenant: &str) {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -157,7 +157,7 @@ impl Replays {
     }
 
     /// Claims `key` of `tenant` for a request with this fingerprint.
-    pub(super) fn claim(&self, tenant: &str, key: &str, fingerprint: [u8; 32]) -> Claim {
+    pub(in crate::sandbox) fn claim(&self, tenant: &str, key: &str, fingerprint: [u8; 32]) -> Claim {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let id = (tenant.to_owned(), key.to_owned());
         match entries.get(&id) {
@@ -200,7 +200,7 @@ impl Replays {
     }
 
     /// Keeps the answer of a claimed key.
-    pub(super) fn finish(&self, tenant: &str, key: &str, stored: Stored) {
+    pub(in crate::sandbox) fn finish(&self, tenant: &str, key: &str, stored: Stored) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get_mut(&(tenant.to_owned(), key.to_owned()))
             && let Entry::Running { fingerprint } = *entry
@@ -215,7 +215,7 @@ impl Replays {
 
     /// Frees a claimed key whose request was not carried out (a 5xx, a 429):
     /// the same request may be sent again with it.
-    pub(super) fn release(&self, tenant: &str, key: &str) {
+    pub(in crate::sandbox) fn release(&self, tenant: &str, key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let id = (tenant.to_owned(), key.to_owned());
         if matches!(entries.get(&id), Some(Entry::Running { .. })) {
@@ -226,7 +226,7 @@ impl Replays {
 
 /// The request's fingerprint: operation, path parameters, query and body,
 /// with object keys sorted so that key order does not matter.
-pub(super) fn fingerprint(op: &str, path: &Value, query: &Value, body: &Value) -> [u8; 32] {
+pub(in crate::sandbox) fn fingerprint(op: &str, path: &Value, query: &Value, body: &Value) -> [u8; 32] {
     let mut hash = Sha256::new();
     for part in [&Value::String(op.to_owned()), path, query, body] {
         hash.update(canonical(part).to_string().as_bytes());

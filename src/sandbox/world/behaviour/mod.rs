@@ -21,52 +21,52 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::contract::{Failure, example};
-use super::state::{Charge, Object, Tenant};
 use crate::operations::Operation;
+use crate::sandbox::contract::{Failure, example};
+use crate::sandbox::world::state::{Charge, Object, Tenant};
 
-pub(super) use webhooks::queue;
+pub(in crate::sandbox) use webhooks::queue;
 
 /// One checked request.
-pub(super) struct Call {
-    pub(super) op: &'static Operation,
-    pub(super) path: Object,
-    pub(super) query: Object,
-    pub(super) body: Option<Value>,
-    pub(super) upload: Option<Upload>,
-    pub(super) now: DateTime<Utc>,
+pub(in crate::sandbox) struct Call {
+    pub(in crate::sandbox) op: &'static Operation,
+    pub(in crate::sandbox) path: Object,
+    pub(in crate::sandbox) query: Object,
+    pub(in crate::sandbox) body: Option<Value>,
+    pub(in crate::sandbox) upload: Option<Upload>,
+    pub(in crate::sandbox) now: DateTime<Utc>,
     /// The sandbox's base URL, for the URLs it hands out.
-    pub(super) base_url: String,
-    pub(super) dry_run: bool,
+    pub(in crate::sandbox) base_url: String,
+    pub(in crate::sandbox) dry_run: bool,
 }
 
 /// A multipart body: its text fields and a summary of its file part (the
 /// file itself is hashed while it streams in, never kept).
-pub(super) struct Upload {
-    pub(super) fields: Object,
-    pub(super) file: Option<FileSummary>,
+pub(in crate::sandbox) struct Upload {
+    pub(in crate::sandbox) fields: Object,
+    pub(in crate::sandbox) file: Option<FileSummary>,
 }
 
 /// The file part of an upload.
-pub(super) struct FileSummary {
-    pub(super) filename: Option<String>,
-    pub(super) content_type: Option<String>,
-    pub(super) size: u64,
-    pub(super) sha256: String,
+pub(in crate::sandbox) struct FileSummary {
+    pub(in crate::sandbox) filename: Option<String>,
+    pub(in crate::sandbox) content_type: Option<String>,
+    pub(in crate::sandbox) size: u64,
+    pub(in crate::sandbox) sha256: String,
     /// The text of a small file (a CSV import), when it is UTF-8.
-    pub(super) text: Option<String>,
+    pub(in crate::sandbox) text: Option<String>,
 }
 
 /// A success answer.
-pub(super) enum Payload {
+pub(in crate::sandbox) enum Payload {
     Json(Value),
     Text(&'static str, String),
     Empty,
 }
 
-pub(super) struct Reply {
-    pub(super) status: u16,
-    pub(super) payload: Payload,
+pub(in crate::sandbox) struct Reply {
+    pub(in crate::sandbox) status: u16,
+    pub(in crate::sandbox) payload: Payload,
 }
 
 impl Reply {
@@ -85,24 +85,24 @@ impl Reply {
 }
 
 /// An event to send to the subscribed endpoints (or to one endpoint).
-pub(super) struct Event {
-    pub(super) event_type: &'static str,
-    pub(super) data: Value,
-    pub(super) only: Option<Uuid>,
+pub(in crate::sandbox) struct Event {
+    pub(in crate::sandbox) event_type: &'static str,
+    pub(in crate::sandbox) data: Value,
+    pub(in crate::sandbox) only: Option<Uuid>,
 }
 
 /// What a call did besides its answer.
 #[derive(Default)]
-pub(super) struct Effects {
-    pub(super) events: Vec<Event>,
-    pub(super) charge: Option<Charge>,
+pub(in crate::sandbox) struct Effects {
+    pub(in crate::sandbox) events: Vec<Event>,
+    pub(in crate::sandbox) charge: Option<Charge>,
     /// A delivery whose first attempt the answer waits for (`testWebhookEndpoint`).
-    pub(super) await_delivery: Option<Uuid>,
+    pub(in crate::sandbox) await_delivery: Option<Uuid>,
     /// A delivery to attempt once more at once (`retryWebhookDelivery`).
-    pub(super) retry_delivery: Option<Uuid>,
+    pub(in crate::sandbox) retry_delivery: Option<Uuid>,
     /// What the answer's `X-Sandbox-Warning` says: something the contract
     /// allows but that is likely a mistake.
-    pub(super) warnings: Vec<String>,
+    pub(in crate::sandbox) warnings: Vec<String>,
 }
 
 impl Effects {
@@ -121,7 +121,7 @@ impl Effects {
 
 /// How one operation acts on a key's state: one named function per
 /// operation, listed in its module's `HANDLERS`.
-pub(super) type Handler = fn(&mut Tenant, &Call, &mut Effects) -> Result<Reply, Failure>;
+pub(in crate::sandbox) type Handler = fn(&mut Tenant, &Call, &mut Effects) -> Result<Reply, Failure>;
 
 /// Every module's table. `tests::dispatch_tables_match_the_operation_table`
 /// holds them against the operation table.
@@ -144,7 +144,7 @@ fn handler(id: &str) -> Option<Handler> {
 
 /// Runs `call` against `tenant`: its operation's handler, or, for an
 /// operation none has (a newer vendored contract), its success example.
-pub(super) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+pub(in crate::sandbox) fn run(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     match handler(call.op.id) {
         Some(handle) => handle(tenant, call, fx),
         None => Ok(generic(call)),
@@ -220,7 +220,7 @@ fn seeded(id: &str, salt: u64, below: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::state::{Bundle, MAX_OWNED, MAX_RECORDS, keep};
+    use crate::sandbox::world::state::{Bundle, MAX_OWNED, MAX_RECORDS, keep};
 
     /// Every id in a dispatch table is an operation of the contract, claimed
     /// once, and `run` reaches its handler rather than the generic example:
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(balance, 1.0e9, "nothing was debited");
         let mut records = Vec::new();
         for n in 0..MAX_RECORDS + 5 {
-            keep(&mut records, crate::sandbox::state::object(json!({"n": n})));
+            keep(&mut records, crate::sandbox::world::state::object(json!({"n": n})));
         }
         assert_eq!(records.len(), MAX_RECORDS);
         assert_eq!(records[0]["n"], 5, "the oldest went first");

@@ -10,7 +10,7 @@
 //! (revealed credentials, a webhook signing secret, upload URLs) replaced by
 //! a note.
 //!
-//! [`SandboxOptions::journal`]: super::SandboxOptions::journal
+//! [`SandboxOptions::journal`]: crate::sandbox::SandboxOptions::journal
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -26,14 +26,14 @@ use crate::headers;
 use crate::operations::{IdempotencyKeySupport, Operation};
 
 /// Each body is kept up to this many bytes.
-pub(super) const BODY_KEPT: usize = 64 * 1024;
+pub(in crate::sandbox) const BODY_KEPT: usize = 64 * 1024;
 /// The journal's bodies and headers together stay under this many bytes;
 /// the oldest entries go first (1000 entries of two full bodies each would
 /// be 128 MiB otherwise).
-pub(super) const MAX_JOURNAL_BYTES: usize = 32 * 1024 * 1024;
+pub(in crate::sandbox) const MAX_JOURNAL_BYTES: usize = 32 * 1024 * 1024;
 /// Followers of the feed (`GET /_sandbox/events`) at once; the next is
 /// answered 503.
-pub(super) const MAX_FOLLOWERS: usize = 32;
+pub(in crate::sandbox) const MAX_FOLLOWERS: usize = 32;
 /// Events a slow follower may fall behind by before it is told it lagged.
 const FEED_BACKLOG: usize = 1024;
 /// Headers whose value is never kept.
@@ -42,41 +42,41 @@ const SECRET_HEADERS: [&str; 4] = ["x-api-key", "authorization", "cookie", "prox
 /// What the flow learns of a request on its way, for its journal entry and
 /// log line.
 #[derive(Default)]
-pub(super) struct Noted {
+pub(in crate::sandbox) struct Noted {
     /// The operation, once routed.
-    pub(super) operation: Option<&'static Operation>,
+    pub(in crate::sandbox) operation: Option<&'static Operation>,
     /// The key's fingerprint (8 hex digits of its SHA-256).
-    pub(super) caller: Option<String>,
+    pub(in crate::sandbox) caller: Option<String>,
     /// `X-Sandbox-Warning`s: what the contract allows but is likely a mistake.
-    pub(super) warnings: Vec<String>,
+    pub(in crate::sandbox) warnings: Vec<String>,
     /// The fault injected, as asked (`503`, `reset`, `slow=2`).
-    pub(super) fault: Option<String>,
+    pub(in crate::sandbox) fault: Option<String>,
     /// The contract's complaints: `details.fields` of a 400 or a 404.
-    pub(super) violations: Vec<Value>,
+    pub(in crate::sandbox) violations: Vec<Value>,
     /// Answered from the idempotency store.
-    pub(super) replayed: bool,
+    pub(in crate::sandbox) replayed: bool,
 }
 
 /// A request or an answer as kept: its headers (secrets redacted) and its
 /// body (cut, or withheld).
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Message {
-    pub(super) headers: Vec<(String, String)>,
+pub(in crate::sandbox) struct Message {
+    pub(in crate::sandbox) headers: Vec<(String, String)>,
     /// The body as text (lossy UTF-8), up to [`BODY_KEPT`] bytes; `None`
     /// when empty or withheld.
-    pub(super) body: Option<String>,
+    pub(in crate::sandbox) body: Option<String>,
     /// The body's whole size.
-    pub(super) body_bytes: u64,
+    pub(in crate::sandbox) body_bytes: u64,
     /// The body was longer than what is kept.
-    pub(super) truncated: bool,
+    pub(in crate::sandbox) truncated: bool,
     /// Why the body is not shown, when it is withheld.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) withheld: Option<&'static str>,
+    pub(in crate::sandbox) withheld: Option<&'static str>,
 }
 
 impl Message {
     /// `headers` (secrets redacted) and the start of `body`, out of `total` bytes.
-    pub(super) fn new(headers: &HeaderMap, body: &[u8], total: u64) -> Self {
+    pub(in crate::sandbox) fn new(headers: &HeaderMap, body: &[u8], total: u64) -> Self {
         let kept = &body[..body.len().min(BODY_KEPT)];
         Self {
             headers: redacted(headers),
@@ -103,30 +103,30 @@ impl Message {
 /// One request without its headers and bodies: what the live feed carries
 /// and what filters read.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Summary {
+pub(in crate::sandbox) struct Summary {
     /// The journal's own number, rising from 1 (a request id may repeat:
     /// a client sends the same one on each retry).
-    pub(super) id: u64,
-    pub(super) time: String,
-    pub(super) operation: Option<&'static str>,
-    pub(super) method: String,
+    pub(in crate::sandbox) id: u64,
+    pub(in crate::sandbox) time: String,
+    pub(in crate::sandbox) operation: Option<&'static str>,
+    pub(in crate::sandbox) method: String,
     /// Path and query, as sent.
-    pub(super) path: String,
+    pub(in crate::sandbox) path: String,
     /// `None`: the connection was closed without an answer (a `reset` or
     /// `lost` fault, or the client went away).
-    pub(super) status: Option<u16>,
-    pub(super) duration_ms: f64,
-    pub(super) request_id: String,
+    pub(in crate::sandbox) status: Option<u16>,
+    pub(in crate::sandbox) duration_ms: f64,
+    pub(in crate::sandbox) request_id: String,
     /// The key's fingerprint: the first 8 hex digits of its SHA-256.
-    pub(super) key: Option<String>,
-    pub(super) idempotency_key: Option<String>,
-    pub(super) replayed: bool,
-    pub(super) dry_run: bool,
-    pub(super) fault: Option<String>,
+    pub(in crate::sandbox) key: Option<String>,
+    pub(in crate::sandbox) idempotency_key: Option<String>,
+    pub(in crate::sandbox) replayed: bool,
+    pub(in crate::sandbox) dry_run: bool,
+    pub(in crate::sandbox) fault: Option<String>,
     /// The first [`MAX_NAMED`] (the answer's body names them all).
-    pub(super) violations: Vec<Value>,
+    pub(in crate::sandbox) violations: Vec<Value>,
     /// The first [`MAX_NAMED`].
-    pub(super) warnings: Vec<String>,
+    pub(in crate::sandbox) warnings: Vec<String>,
 }
 
 /// Violations and warnings an entry names at most.
@@ -134,11 +134,11 @@ const MAX_NAMED: usize = 50;
 
 /// One request as the journal keeps it.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Entry {
+pub(in crate::sandbox) struct Entry {
     #[serde(flatten)]
-    pub(super) summary: Summary,
-    pub(super) request: Message,
-    pub(super) response: Option<Message>,
+    pub(in crate::sandbox) summary: Summary,
+    pub(in crate::sandbox) request: Message,
+    pub(in crate::sandbox) response: Option<Message>,
     /// What it holds, as the byte bound counts it (set when recorded).
     #[serde(skip)]
     bytes: usize,
@@ -147,7 +147,7 @@ pub(super) struct Entry {
 impl Entry {
     /// What a request came to: `response` is `None` when the connection was
     /// closed unanswered.
-    pub(super) fn new(
+    pub(in crate::sandbox) fn new(
         arrival: Arrival,
         request_id: String,
         mut noted: Noted,
@@ -227,19 +227,19 @@ fn redacted(headers: &HeaderMap) -> Vec<(String, String)> {
 
 /// Which entries a reader wants (`GET /_sandbox/requests`, the feed).
 #[derive(Debug, Default, Clone)]
-pub(super) struct Filter {
-    pub(super) operation: Option<String>,
+pub(in crate::sandbox) struct Filter {
+    pub(in crate::sandbox) operation: Option<String>,
     /// `404`, or a class: `4xx`; `closed` for the unanswered.
-    pub(super) status: Option<StatusFilter>,
+    pub(in crate::sandbox) status: Option<StatusFilter>,
     /// A key fingerprint (or its start).
-    pub(super) key: Option<String>,
+    pub(in crate::sandbox) key: Option<String>,
     /// Entries after this journal id, or at or after this time.
-    pub(super) since: Option<Since>,
+    pub(in crate::sandbox) since: Option<Since>,
 }
 
 /// A status, or a class of them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum StatusFilter {
+pub(in crate::sandbox) enum StatusFilter {
     Exact(u16),
     Class(u16),
     Closed,
@@ -247,14 +247,14 @@ pub(super) enum StatusFilter {
 
 /// Where a reader starts.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Since {
+pub(in crate::sandbox) enum Since {
     Id(u64),
     Time(DateTime<Utc>),
 }
 
 impl StatusFilter {
     /// `404`, `4xx` (or `4XX`), or `closed`.
-    pub(super) fn parse(raw: &str) -> Result<Self, String> {
+    pub(in crate::sandbox) fn parse(raw: &str) -> Result<Self, String> {
         let lower = raw.trim().to_ascii_lowercase();
         if lower == "closed" {
             return Ok(Self::Closed);
@@ -282,7 +282,7 @@ impl StatusFilter {
 
 impl Since {
     /// A journal id (`42`) or an RFC 3339 time.
-    pub(super) fn parse(raw: &str) -> Result<Self, String> {
+    pub(in crate::sandbox) fn parse(raw: &str) -> Result<Self, String> {
         if let Ok(id) = raw.parse::<u64>() {
             return Ok(Self::Id(id));
         }
@@ -293,7 +293,7 @@ impl Since {
 }
 
 impl Filter {
-    pub(super) fn matches(&self, entry: &Summary) -> bool {
+    pub(in crate::sandbox) fn matches(&self, entry: &Summary) -> bool {
         self.operation.as_deref().is_none_or(|op| entry.operation == Some(op))
             && self.status.is_none_or(|s| s.matches(entry.status))
             && self
@@ -310,7 +310,7 @@ impl Filter {
 
 /// One item of the live feed.
 #[derive(Debug, Clone)]
-pub(super) enum Event {
+pub(in crate::sandbox) enum Event {
     /// A request was answered (or its connection closed). The summary only:
     /// the channel keeps its last events, and bodies there would escape the
     /// journal's byte bound.
@@ -335,7 +335,7 @@ struct Ring {
 }
 
 /// The journal and its live feed.
-pub(super) struct Journal {
+pub(in crate::sandbox) struct Journal {
     capacity: usize,
     ring: Mutex<Ring>,
     feed: broadcast::Sender<Event>,
@@ -343,7 +343,7 @@ pub(super) struct Journal {
 
 impl Journal {
     /// A journal of at most `capacity` entries (0: none kept, the feed still runs).
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(in crate::sandbox) fn new(capacity: usize) -> Self {
         Self {
             capacity,
             ring: Mutex::new(Ring {
@@ -357,7 +357,7 @@ impl Journal {
 
     /// Keeps `entry` (numbered here), dropping the oldest past either
     /// bound, and tells the followers.
-    pub(super) fn record(&self, mut entry: Entry) {
+    pub(in crate::sandbox) fn record(&self, mut entry: Entry) {
         entry.bytes = entry.size();
         let summary = {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -379,17 +379,17 @@ impl Journal {
     }
 
     /// Sends `event` to whoever follows (nobody is fine).
-    pub(super) fn publish(&self, event: Event) {
+    pub(in crate::sandbox) fn publish(&self, event: Event) {
         let _ = self.feed.send(event);
     }
 
     /// A new follower of the feed, from now on.
-    pub(super) fn follow(&self) -> broadcast::Receiver<Event> {
+    pub(in crate::sandbox) fn follow(&self) -> broadcast::Receiver<Event> {
         self.feed.subscribe()
     }
 
     /// The entries `filter` wants, newest first, at most `limit`.
-    pub(super) fn list(&self, filter: &Filter, limit: usize) -> Vec<Arc<Entry>> {
+    pub(in crate::sandbox) fn list(&self, filter: &Filter, limit: usize) -> Vec<Arc<Entry>> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.entries
             .iter()
@@ -401,7 +401,7 @@ impl Journal {
     }
 
     /// Entry `id`, if still kept.
-    pub(super) fn get(&self, id: u64) -> Option<Arc<Entry>> {
+    pub(in crate::sandbox) fn get(&self, id: u64) -> Option<Arc<Entry>> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let first = ring.entries.front()?.summary.id;
         let at = usize::try_from(id.checked_sub(first)?).ok()?;
@@ -409,7 +409,7 @@ impl Journal {
     }
 
     /// Forgets every entry (the numbering goes on) and tells the followers.
-    pub(super) fn clear(&self) -> usize {
+    pub(in crate::sandbox) fn clear(&self) -> usize {
         let cleared = {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
             ring.bytes = 0;
@@ -420,7 +420,7 @@ impl Journal {
     }
 
     /// How many entries and bytes are kept, and the bounds.
-    pub(super) fn stats(&self) -> Value {
+    pub(in crate::sandbox) fn stats(&self) -> Value {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::json!({
             "entries": ring.entries.len(),
@@ -434,19 +434,19 @@ impl Journal {
 
 /// A request as it arrived: what its journal entry is made from, with its
 /// body read through a [`Captured`].
-pub(super) struct Arrival {
-    pub(super) at: DateTime<Utc>,
-    pub(super) clock: std::time::Instant,
-    pub(super) method: http::Method,
+pub(in crate::sandbox) struct Arrival {
+    pub(in crate::sandbox) at: DateTime<Utc>,
+    pub(in crate::sandbox) clock: std::time::Instant,
+    pub(in crate::sandbox) method: http::Method,
     /// Path and query, as sent.
-    pub(super) target: String,
-    pub(super) headers: HeaderMap,
+    pub(in crate::sandbox) target: String,
+    pub(in crate::sandbox) headers: HeaderMap,
     body: Captured,
 }
 
 impl Arrival {
     /// The arrival of `parts`, and `body` teed into it.
-    pub(super) fn new<B>(parts: &http::request::Parts, body: B) -> (Self, axum::body::Body)
+    pub(in crate::sandbox) fn new<B>(parts: &http::request::Parts, body: B) -> (Self, axum::body::Body)
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,

@@ -11,7 +11,7 @@ use super::profile::COUNTRIES;
 use super::{Call, Effects, Handler, Reply, body, page, path};
 use crate::operations::find;
 use crate::sandbox::contract::{Failure, Location, Problem, validation, with_defaults};
-use crate::sandbox::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
+use crate::sandbox::world::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
 
 /// The operations this module answers, and how.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[
@@ -495,7 +495,7 @@ fn create(
     call: &Call,
     mut fields: Object,
     fx: &mut Effects,
-) -> Result<(Bundle, crate::sandbox::state::Charge), Failure> {
+) -> Result<(Bundle, crate::sandbox::world::state::Charge), Failure> {
     if tenant.bundles.len() >= MAX_OWNED {
         return Err(Failure::limit(call.op, "bundles"));
     }
@@ -695,7 +695,7 @@ fn bulk(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Fai
         }
     }
     *tenant = scratch;
-    fx.charge = Some(crate::sandbox::state::Charge {
+    fx.charge = Some(crate::sandbox::world::state::Charge {
         total,
         breakdown: Value::Object(breakdown),
         sufficient: true,

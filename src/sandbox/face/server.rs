@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::admin;
-use super::flow::{self, Connection, Shared};
+use crate::sandbox::face::admin;
+use crate::sandbox::face::flow::{self, Connection, Shared};
 
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;
@@ -32,7 +32,7 @@ async fn answer(
 }
 
 /// Accepts connections until `stop` is cancelled, then closes them all.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+pub(in crate::sandbox) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = tokio::task::JoinSet::new();
     loop {

@@ -7,17 +7,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::contract::Failure;
+use crate::sandbox::contract::Failure;
 
 /// Every key's state, by the SHA-256 of the key.
-pub(super) type Tenants = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Tenant>>>;
+pub(in crate::sandbox) type Tenants = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Tenant>>>;
 
 /// A JSON object.
-pub(super) type Object = Map<String, Value>;
+pub(in crate::sandbox) type Object = Map<String, Value>;
 
 /// The sandbox's credit prices (the contract gives none): what
 /// `getCreditCosts` answers and what creates are debited.
-pub(super) const PRICES: &[(&str, f64)] = &[
+pub(in crate::sandbox) const PRICES: &[(&str, f64)] = &[
     ("account", 10.0),
     ("account_instagram", 12.0),
     ("video_slot", 2.0),
@@ -29,20 +29,20 @@ pub(super) const PRICES: &[(&str, f64)] = &[
 ];
 
 /// The price of `item`.
-pub(super) fn price(item: &str) -> f64 {
+pub(in crate::sandbox) fn price(item: &str) -> f64 {
     PRICES.iter().find(|(name, _)| *name == item).map_or(0.0, |(_, p)| *p)
 }
 
 /// Records of one kind a key keeps (uploads, reports, transactions); the
 /// oldest go first, so that memory stays bounded however long a key is used.
-pub(super) const MAX_RECORDS: usize = 1000;
+pub(in crate::sandbox) const MAX_RECORDS: usize = 1000;
 
 /// Bundles, video slots per bundle and comment tasks a key may hold: what
 /// a key can make is refused past these, never dropped.
-pub(super) const MAX_OWNED: usize = 1000;
+pub(in crate::sandbox) const MAX_OWNED: usize = 1000;
 
 /// Appends `record`, dropping the oldest past [`MAX_RECORDS`].
-pub(super) fn keep(records: &mut Vec<Object>, record: Object) {
+pub(in crate::sandbox) fn keep(records: &mut Vec<Object>, record: Object) {
     if records.len() >= MAX_RECORDS {
         records.drain(..=records.len() - MAX_RECORDS);
     }
@@ -51,67 +51,67 @@ pub(super) fn keep(records: &mut Vec<Object>, record: Object) {
 
 /// What logs, the journal and the inspector show of a key: the first 8 hex
 /// digits of its state name (the SHA-256 of the key).
-pub(super) fn fingerprint(hash: &str) -> &str {
+pub(in crate::sandbox) fn fingerprint(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
 
 /// RFC 3339, to the second.
-pub(super) fn stamp(at: DateTime<Utc>) -> String {
+pub(in crate::sandbox) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A bundle: its own fields, its account slot and its video slots.
 #[derive(Clone)]
-pub(super) struct Bundle {
-    pub(super) fields: Object,
-    pub(super) account: Option<Object>,
-    pub(super) videos: Vec<Object>,
+pub(in crate::sandbox) struct Bundle {
+    pub(in crate::sandbox) fields: Object,
+    pub(in crate::sandbox) account: Option<Object>,
+    pub(in crate::sandbox) videos: Vec<Object>,
 }
 
 /// A webhook endpoint and its signing secret (never in an answer but the create's).
 #[derive(Clone)]
-pub(super) struct Endpoint {
-    pub(super) fields: Object,
-    pub(super) secret: String,
+pub(in crate::sandbox) struct Endpoint {
+    pub(in crate::sandbox) fields: Object,
+    pub(in crate::sandbox) secret: String,
 }
 
 /// One event sent (or being sent) to one endpoint.
 #[derive(Clone)]
-pub(super) struct Delivery {
-    pub(super) fields: Object,
-    pub(super) endpoint: Uuid,
+pub(in crate::sandbox) struct Delivery {
+    pub(in crate::sandbox) fields: Object,
+    pub(in crate::sandbox) endpoint: Uuid,
     /// The envelope, as sent on every attempt.
-    pub(super) payload: bytes::Bytes,
+    pub(in crate::sandbox) payload: bytes::Bytes,
     /// Each attempt, oldest first (the last [`MAX_TRIES`]): the sandbox's
     /// own log, shown by `/_sandbox/deliveries`, never in a contract answer.
-    pub(super) tries: Vec<Object>,
+    pub(in crate::sandbox) tries: Vec<Object>,
 }
 
 /// Attempts a delivery's own log keeps.
-pub(super) const MAX_TRIES: usize = 50;
+pub(in crate::sandbox) const MAX_TRIES: usize = 50;
 
 /// Everything one API key owns. Cloned for a dry run, which works on the
 /// copy and throws it away.
 #[derive(Clone)]
-pub(super) struct Tenant {
-    pub(super) user: Object,
-    pub(super) balance: f64,
-    pub(super) transactions: Vec<Object>,
-    pub(super) bundles: Vec<Bundle>,
-    pub(super) accounts: Vec<Object>,
-    pub(super) edit_requests: Vec<Object>,
-    pub(super) refreshed: Vec<(Uuid, DateTime<Utc>)>,
-    pub(super) endpoints: Vec<Endpoint>,
-    pub(super) deliveries: Vec<Delivery>,
-    pub(super) comments: Vec<Object>,
-    pub(super) uploads: Vec<Object>,
-    pub(super) reports: Vec<Object>,
+pub(in crate::sandbox) struct Tenant {
+    pub(in crate::sandbox) user: Object,
+    pub(in crate::sandbox) balance: f64,
+    pub(in crate::sandbox) transactions: Vec<Object>,
+    pub(in crate::sandbox) bundles: Vec<Bundle>,
+    pub(in crate::sandbox) accounts: Vec<Object>,
+    pub(in crate::sandbox) edit_requests: Vec<Object>,
+    pub(in crate::sandbox) refreshed: Vec<(Uuid, DateTime<Utc>)>,
+    pub(in crate::sandbox) endpoints: Vec<Endpoint>,
+    pub(in crate::sandbox) deliveries: Vec<Delivery>,
+    pub(in crate::sandbox) comments: Vec<Object>,
+    pub(in crate::sandbox) uploads: Vec<Object>,
+    pub(in crate::sandbox) reports: Vec<Object>,
 }
 
 impl Tenant {
     /// A new key's state: a profile, the starting credits and one delivered
     /// account, so that account calls work at once.
-    pub(super) fn new(credits: f64, key_hint: &str, now: DateTime<Utc>) -> Self {
+    pub(in crate::sandbox) fn new(credits: f64, key_hint: &str, now: DateTime<Utc>) -> Self {
         let created = stamp(now);
         let user = json!({
             "id": Uuid::new_v4(),
@@ -157,7 +157,7 @@ impl Tenant {
     }
 
     /// The bundle with this id.
-    pub(super) fn bundle(&mut self, id: &str) -> Result<&mut Bundle, Failure> {
+    pub(in crate::sandbox) fn bundle(&mut self, id: &str) -> Result<&mut Bundle, Failure> {
         self.bundles
             .iter_mut()
             .find(|b| str_of(&b.fields, "id") == Some(id))
@@ -165,7 +165,7 @@ impl Tenant {
     }
 
     /// The delivered account with this id.
-    pub(super) fn account(&mut self, id: &str) -> Result<&mut Object, Failure> {
+    pub(in crate::sandbox) fn account(&mut self, id: &str) -> Result<&mut Object, Failure> {
         self.accounts
             .iter_mut()
             .find(|a| str_of(a, "id") == Some(id))
@@ -173,7 +173,7 @@ impl Tenant {
     }
 
     /// The webhook endpoint with this id.
-    pub(super) fn endpoint(&mut self, id: &str) -> Result<&mut Endpoint, Failure> {
+    pub(in crate::sandbox) fn endpoint(&mut self, id: &str) -> Result<&mut Endpoint, Failure> {
         self.endpoints
             .iter_mut()
             .find(|e| str_of(&e.fields, "id") == Some(id))
@@ -181,7 +181,7 @@ impl Tenant {
     }
 
     /// Where the delivery with this id is in the log.
-    pub(super) fn delivery_at(&self, id: Uuid) -> Option<usize> {
+    pub(in crate::sandbox) fn delivery_at(&self, id: Uuid) -> Option<usize> {
         let id = id.to_string();
         self.deliveries
             .iter()
@@ -189,7 +189,7 @@ impl Tenant {
     }
 
     /// The comment task with this id.
-    pub(super) fn comment(&mut self, id: &str) -> Result<&mut Object, Failure> {
+    pub(in crate::sandbox) fn comment(&mut self, id: &str) -> Result<&mut Object, Failure> {
         self.comments
             .iter_mut()
             .find(|c| str_of(c, "id") == Some(id))
@@ -199,7 +199,7 @@ impl Tenant {
     /// Debits `items` (name, credits) for `description`, or refuses with 402
     /// `INSUFFICIENT_CREDITS` and `required`/`available`. A dry run is never
     /// refused: it reports what would be charged.
-    pub(super) fn debit(
+    pub(in crate::sandbox) fn debit(
         &mut self,
         items: &[(&str, f64)],
         description: &str,
@@ -233,7 +233,7 @@ impl Tenant {
     }
 
     /// Sets the balance (the sandbox's own `/_sandbox/credits`).
-    pub(super) fn set_balance(&mut self, balance: f64, now: DateTime<Utc>) {
+    pub(in crate::sandbox) fn set_balance(&mut self, balance: f64, now: DateTime<Utc>) {
         self.book("adjustment", balance - self.balance, "Sandbox balance set", None, now);
         // Exactly what was asked, whatever the float arithmetic above gave.
         self.balance = balance;
@@ -259,14 +259,14 @@ impl Tenant {
 
 /// What a call costs.
 #[derive(Debug, Clone)]
-pub(super) struct Charge {
-    pub(super) total: f64,
-    pub(super) breakdown: Value,
-    pub(super) sufficient: bool,
+pub(in crate::sandbox) struct Charge {
+    pub(in crate::sandbox) total: f64,
+    pub(in crate::sandbox) breakdown: Value,
+    pub(in crate::sandbox) sufficient: bool,
 }
 
 /// `value` as an object (an empty one if it is not).
-pub(super) fn object(value: Value) -> Object {
+pub(in crate::sandbox) fn object(value: Value) -> Object {
     match value {
         Value::Object(map) => map,
         _ => Object::new(),
@@ -274,6 +274,6 @@ pub(super) fn object(value: Value) -> Object {
 }
 
 /// A string field.
-pub(super) fn str_of<'a>(object: &'a Object, name: &str) -> Option<&'a str> {
+pub(in crate::sandbox) fn str_of<'a>(object: &'a Object, name: &str) -> Option<&'a str> {
     object.get(name).and_then(Value::as_str)
 }

@@ -26,25 +26,25 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::SandboxOptions;
-use super::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
-use super::contract::{self, Failure, Problem};
-use super::deliveries::{self, Courier};
-use super::faults::{self, Dice, Fault};
-use super::journal::{Arrival, Entry, Event, Journal, Message, Noted};
-use super::limits::{Buckets, Verdict};
-use super::replays::{self, Claimed, Idempotency, Replays, Stored};
-use super::routes::{self, Params, Route};
-use super::state::{Object, Tenant, Tenants, fingerprint};
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
+use crate::sandbox::SandboxOptions;
+use crate::sandbox::contract::{self, Failure, Problem};
+use crate::sandbox::face::faults::{self, Dice, Fault};
+use crate::sandbox::face::limits::{Buckets, Verdict};
+use crate::sandbox::face::routes::{self, Params, Route};
+use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Journal, Message, Noted};
+use crate::sandbox::world::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
+use crate::sandbox::world::deliveries::{self, Courier};
+use crate::sandbox::world::replays::{self, Claimed, Idempotency, Replays, Stored};
+use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint};
 
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
 /// Keys the sandbox keeps state for; a new key past this is refused.
 const MAX_TENANTS: usize = 1000;
 /// The largest JSON body taken.
-pub(super) const MAX_JSON_BODY: usize = 1024 * 1024;
+pub(in crate::sandbox) const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The largest multipart text field taken.
 const MAX_FORM_FIELD: usize = 64 * 1024;
 /// A file part up to this size is kept as text (a CSV import); larger ones
@@ -52,31 +52,31 @@ const MAX_FORM_FIELD: usize = 64 * 1024;
 const MAX_KEPT_FILE: usize = 1024 * 1024;
 
 /// What every request shares: options, buckets, kept answers, state.
-pub(super) struct Shared {
-    pub(super) options: SandboxOptions,
-    pub(super) url: String,
+pub(in crate::sandbox) struct Shared {
+    pub(in crate::sandbox) options: SandboxOptions,
+    pub(in crate::sandbox) url: String,
     buckets: Buckets,
-    pub(super) replays: Replays,
+    pub(in crate::sandbox) replays: Replays,
     dice: Dice,
-    pub(super) queued_faults: faults::Queue,
-    pub(super) tenants: Tenants,
-    pub(super) courier: Arc<Courier>,
-    pub(super) journal: Arc<Journal>,
+    pub(in crate::sandbox) queued_faults: faults::Queue,
+    pub(in crate::sandbox) tenants: Tenants,
+    pub(in crate::sandbox) courier: Arc<Courier>,
+    pub(in crate::sandbox) journal: Arc<Journal>,
     /// Followers of `/_sandbox/events` at once (each holds a connection).
-    pub(super) followers: Arc<tokio::sync::Semaphore>,
+    pub(in crate::sandbox) followers: Arc<tokio::sync::Semaphore>,
 }
 
 /// One client connection, as the request flow sees it.
 #[derive(Clone)]
-pub(super) struct Connection {
+pub(in crate::sandbox) struct Connection {
     /// The peer (the rate-limit key of a request without an API key).
-    pub(super) peer: std::net::SocketAddr,
+    pub(in crate::sandbox) peer: std::net::SocketAddr,
     /// Cancelled to close the connection without an answer.
-    pub(super) close: CancellationToken,
+    pub(in crate::sandbox) close: CancellationToken,
 }
 
 impl Shared {
-    pub(super) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
+    pub(in crate::sandbox) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
         let tenants: Tenants = Arc::new(Mutex::new(HashMap::new()));
         let journal = Arc::new(Journal::new(options.journal));
         let courier = Courier::new(
@@ -94,7 +94,9 @@ impl Shared {
             tenants,
             courier: Arc::new(courier),
             journal,
-            followers: Arc::new(tokio::sync::Semaphore::new(super::journal::MAX_FOLLOWERS)),
+            followers: Arc::new(tokio::sync::Semaphore::new(
+                crate::sandbox::workbench::journal::MAX_FOLLOWERS,
+            )),
             options,
             url,
         }
@@ -111,7 +113,7 @@ struct Stamp {
 
 /// The path as the API knows it: the hosted API lives under `/api/ext`, and
 /// the sandbox answers there too.
-pub(super) fn api_path(full_path: &str) -> &str {
+pub(in crate::sandbox) fn api_path(full_path: &str) -> &str {
     full_path
         .strip_prefix("/api/ext")
         .filter(|p| p.is_empty() || p.starts_with('/'))
@@ -119,7 +121,7 @@ pub(super) fn api_path(full_path: &str) -> &str {
 }
 
 /// Answers one API request through the contract's [`stages`], journalled.
-pub(super) async fn handle(
+pub(in crate::sandbox) async fn handle(
     shared: &Arc<Shared>,
     conn: &Connection,
     request: http::Request<Incoming>,
@@ -569,7 +571,7 @@ async fn close(conn: &Connection) -> Answer {
 }
 
 /// The state of `key`, made on first use; a new key past [`MAX_TENANTS`] is refused.
-pub(super) fn tenant_of<'a>(
+pub(in crate::sandbox) fn tenant_of<'a>(
     tenants: &'a mut HashMap<String, Tenant>,
     key: &str,
     credits: f64,
@@ -588,7 +590,7 @@ pub(super) fn tenant_of<'a>(
 
 /// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
 /// (keys are never kept as given).
-pub(super) fn key_of(headers: &HeaderMap) -> Result<String, String> {
+pub(in crate::sandbox) fn key_of(headers: &HeaderMap) -> Result<String, String> {
     let Some(key) = headers.get(headers::API_KEY) else {
         return Err("Missing API key: send it in the X-API-Key header.".into());
     };

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Buckets kept before full ones are forgotten (a full bucket is the same as none).
 const MAX_BUCKETS: usize = 10_000;
 
-pub(super) struct Buckets {
+pub(in crate::sandbox) struct Buckets {
     capacity: f64,
     refill_per_second: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -20,18 +20,18 @@ struct Bucket {
 }
 
 /// What one request took from its bucket.
-pub(super) struct Verdict {
-    pub(super) allowed: bool,
-    pub(super) limit: u32,
-    pub(super) remaining: u32,
+pub(in crate::sandbox) struct Verdict {
+    pub(in crate::sandbox) allowed: bool,
+    pub(in crate::sandbox) limit: u32,
+    pub(in crate::sandbox) remaining: u32,
     /// Unix time at which the bucket is full again.
-    pub(super) reset: u64,
+    pub(in crate::sandbox) reset: u64,
     /// Seconds until a token is back (for `Retry-After`).
-    pub(super) retry_after: u64,
+    pub(in crate::sandbox) retry_after: u64,
 }
 
 impl Buckets {
-    pub(super) fn new(capacity: u32, refill_per_second: f64) -> Self {
+    pub(in crate::sandbox) fn new(capacity: u32, refill_per_second: f64) -> Self {
         Self {
             capacity: f64::from(capacity),
             refill_per_second,
@@ -40,7 +40,7 @@ impl Buckets {
     }
 
     /// Takes a token from `key`'s bucket, if there is one.
-    pub(super) fn take(&self, key: &str) -> Verdict {
+    pub(in crate::sandbox) fn take(&self, key: &str) -> Verdict {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {

@@ -5,10 +5,10 @@ use std::sync::OnceLock;
 use crate::operations::{OPERATIONS, Operation};
 
 /// Path parameters as matched: name and decoded value.
-pub(super) type Params = Vec<(&'static str, String)>;
+pub(in crate::sandbox) type Params = Vec<(&'static str, String)>;
 
 /// Where a request goes.
-pub(super) enum Route {
+pub(in crate::sandbox) enum Route {
     /// An operation, with its path parameters (decoded).
     Operation(&'static Operation, Params),
     /// The path exists with other methods (for `Allow`).
@@ -49,7 +49,7 @@ fn templates() -> &'static [(Vec<Segment>, &'static Operation)] {
 /// method: the path's most literal templates alone decide, so `PATCH
 /// /webhooks/events` is 405 with `Allow: GET`, not a `PATCH /webhooks/{id}`
 /// whose id is "events".
-pub(super) fn route(method: &str, path: &str) -> Route {
+pub(in crate::sandbox) fn route(method: &str, path: &str) -> Route {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{Event, Journal};
-use super::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
+use crate::sandbox::workbench::journal::{Event, Journal};
+use crate::sandbox::world::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
 use crate::webhooks::sign;
 
 /// `User-Agent` of every delivery.
@@ -20,7 +20,7 @@ pub(crate) const USER_AGENT: &str = "TokPortal-Webhooks/1.0 (sandbox)";
 
 /// Sends deliveries: the HTTP client they go out with, the waits between
 /// attempts, and the state their log is written to.
-pub(super) struct Courier {
+pub(in crate::sandbox) struct Courier {
     http: reqwest::Client,
     delays: Vec<Duration>,
     tenants: Tenants,
@@ -29,7 +29,7 @@ pub(super) struct Courier {
 }
 
 impl Courier {
-    pub(super) fn new(
+    pub(in crate::sandbox) fn new(
         timeout: Duration,
         delays: Vec<Duration>,
         tenants: Tenants,
@@ -53,7 +53,7 @@ impl Courier {
 }
 
 /// Sends delivery `id` of `tenant` in the background, with its retries.
-pub(super) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
+pub(in crate::sandbox) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
     let (courier, tenant) = (courier.clone(), tenant.to_owned());
     tokio::spawn(async move { retries(&courier, &tenant, id, 0).await });
 }
@@ -61,7 +61,7 @@ pub(super) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
 /// Attempts delivery `id` from attempt number `first` (counted from 0):
 /// attempt `n` waits the `n`-th configured wait first, and the attempts end
 /// at the first success or when the waits run out.
-pub(super) async fn retries(courier: &Courier, tenant: &str, id: Uuid, first: usize) {
+pub(in crate::sandbox) async fn retries(courier: &Courier, tenant: &str, id: Uuid, first: usize) {
     let mut n = first;
     loop {
         if n > 0 {
@@ -87,7 +87,7 @@ pub(super) async fn retries(courier: &Courier, tenant: &str, id: Uuid, first: us
 
 /// One attempt of delivery `id`: `Some(true)` when the receiver answered
 /// 2xx, `None` when the delivery or its endpoint is gone.
-pub(super) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option<bool> {
+pub(in crate::sandbox) async fn attempt(courier: &Courier, tenant: &str, id: Uuid) -> Option<bool> {
     let (url, secret, payload, event_id, event_type) = {
         let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let t = tenants.get(tenant)?;
@@ -186,7 +186,7 @@ fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut De
 }
 
 /// Delivery `id`'s log entry as it stands.
-pub(super) fn entry(courier: &Courier, tenant: &str, id: Uuid) -> Option<Value> {
+pub(in crate::sandbox) fn entry(courier: &Courier, tenant: &str, id: Uuid) -> Option<Value> {
     let tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
     let t = tenants.get(tenant)?;
     Some(Value::Object(t.deliveries[t.delivery_at(id)?].fields.clone()))

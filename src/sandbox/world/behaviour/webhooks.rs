@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Call, Effects, Event, Handler, Reply, body, page, path};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
+use crate::sandbox::world::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
 use crate::webhooks::EVENT_TYPES;
 
 /// Deliveries kept per key; the oldest go first.
@@ -291,7 +291,7 @@ pub(crate) fn event_catalog() -> Value {
             "method": "POST",
             "content_type": "application/json",
             "timeout_ms": 8000,
-            "user_agent": crate::sandbox::deliveries::USER_AGENT,
+            "user_agent": crate::sandbox::world::deliveries::USER_AGENT,
             "headers": ["Content-Type", "User-Agent", "TokPortal-Signature", "TokPortal-Event-ID", "TokPortal-Event-Type", "TokPortal-Delivery-ID"],
         },
         "signature": {

@@ -4,7 +4,7 @@
 //!
 //! | Route | What it does |
 //! |---|---|
-//! | `GET /_sandbox/` | the inspector page ([`super::inspector`]) |
+//! | `GET /_sandbox/` | the inspector page ([`crate::sandbox::workbench::inspector`]) |
 //! | `GET health` | `{"status": "ok", "sandbox": true, "journal": {...}}` |
 //! | `POST credits` | `{"balance": N}`: sets the key's balance |
 //! | `POST reset` | with a key, forgets its state; without one and `{"all": true}`, forgets everything (state, kept answers, queued faults, the journal) |
@@ -36,28 +36,28 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::contract::Failure;
-use super::deliveries;
-use super::faults::Fault;
-use super::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
-use super::inspector;
-use super::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
-use super::state::{Delivery, Object, Tenant, fingerprint, str_of};
 use crate::operations::SPEC_VERSION;
+use crate::sandbox::contract::Failure;
+use crate::sandbox::face::faults::Fault;
+use crate::sandbox::face::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
+use crate::sandbox::workbench::inspector;
+use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
+use crate::sandbox::world::deliveries;
+use crate::sandbox::world::state::{Delivery, Object, Tenant, fingerprint, str_of};
 
 /// Entries `GET requests` answers unless told (`limit`, at most the journal's size).
 const DEFAULT_LIMIT: usize = 100;
 
 /// The route of a sandbox path (`/_sandbox/requests` is `requests`, and
 /// `/_sandbox` the page's ``), `None` for an API path.
-pub(super) fn route(path: &str) -> Option<&str> {
+pub(in crate::sandbox) fn route(path: &str) -> Option<&str> {
     path.strip_prefix("/_sandbox")
         .filter(|r| r.is_empty() || r.starts_with('/'))
         .map(|r| r.trim_start_matches('/'))
 }
 
 /// Answers a request for `/_sandbox/{route}`.
-pub(super) async fn handle(shared: &Arc<Shared>, route: &str, parts: Parts, body: Body) -> Response<Body> {
+pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts: Parts, body: Body) -> Response<Body> {
     if let Err(refused) = guard(shared, &parts) {
         return failure(refused);
     }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Call, Effects, Handler, Reply, body, page, path};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{MAX_OWNED, Object, Tenant, keep, object, price, stamp, str_of};
+use crate::sandbox::world::state::{MAX_OWNED, Object, Tenant, keep, object, price, stamp, str_of};
 
 /// The operations this module answers, and how.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[

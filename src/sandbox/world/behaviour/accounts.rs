@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Call, Effects, Handler, Reply, body, page, path, query_int, seeded};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::state::{Object, Tenant, keep, object, stamp, str_of};
+use crate::sandbox::world::state::{Object, Tenant, keep, object, stamp, str_of};
 
 /// How long a manual analytics refresh waits for the next one.
 const REFRESH_COOLDOWN_MINUTES: i64 = 15;

@@ -10,11 +10,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::contract::{self, Failure, Location, Problem};
+use crate::sandbox::contract::{self, Failure, Location, Problem};
 
 /// A fault to inject into one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Fault {
+pub(in crate::sandbox) enum Fault {
     /// An error answer with this status (500, 502, 503 or 429); nothing is done.
     Status(u16),
     /// The connection is closed before anything is done.
@@ -30,7 +30,7 @@ const MAX_SLOW: Duration = Duration::from_secs(120);
 
 impl Fault {
     /// Reads an `X-Sandbox-Fault` value.
-    pub(super) fn parse(value: &str) -> Result<Fault, String> {
+    pub(in crate::sandbox) fn parse(value: &str) -> Result<Fault, String> {
         let value = value.trim().to_ascii_lowercase();
         match value.as_str() {
             "500" | "502" | "503" | "429" => Ok(Fault::Status(value.parse().unwrap_or(503))),
@@ -49,7 +49,7 @@ impl Fault {
 
 impl Fault {
     /// The fault as `X-Sandbox-Fault` names it (`503`, `reset`, `slow=2`).
-    pub(super) fn label(self) -> String {
+    pub(in crate::sandbox) fn label(self) -> String {
         match self {
             Fault::Status(status) => status.to_string(),
             Fault::Reset => "reset".into(),
@@ -60,7 +60,7 @@ impl Fault {
 
     /// The answer of a status fault, with its status and code; `None` for
     /// the faults that act on the connection or the time.
-    pub(super) fn failure(self) -> Option<Failure> {
+    pub(in crate::sandbox) fn failure(self) -> Option<Failure> {
         let Fault::Status(status) = self else { return None };
         if status == 429 {
             return Some(
@@ -85,7 +85,7 @@ impl Fault {
 /// Faults queued for the next requests (of one operation, or any), each
 /// used once, oldest first.
 #[derive(Default)]
-pub(super) struct Queue {
+pub(in crate::sandbox) struct Queue {
     queued: Mutex<std::collections::VecDeque<(Option<String>, Fault)>>,
 }
 
@@ -94,13 +94,18 @@ const MAX_QUEUED: usize = 100;
 
 impl Queue {
     /// Drops every queued fault (the whole sandbox's reset).
-    pub(super) fn clear(&self) {
+    pub(in crate::sandbox) fn clear(&self) {
         self.queued.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Queues `fault` `times` times, for `operation` or any; the faults now
     /// queued, or why not.
-    pub(super) fn push(&self, fault: Fault, times: usize, operation: Option<String>) -> Result<usize, String> {
+    pub(in crate::sandbox) fn push(
+        &self,
+        fault: Fault,
+        times: usize,
+        operation: Option<String>,
+    ) -> Result<usize, String> {
         let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
         if queued.len() + times > MAX_QUEUED {
             return Err(format!("at most {MAX_QUEUED} faults may wait in the queue"));
@@ -122,13 +127,13 @@ impl Queue {
 /// The fault of one request of `operation`: the one its `X-Sandbox-Fault`
 /// header asks for, else the next queued for it, else the dice's. A header
 /// that names no fault is a validation failure of that header.
-pub(super) fn asked(
+pub(in crate::sandbox) fn asked(
     headers: &HeaderMap,
     operation: &str,
     queue: &Queue,
     dice: &Dice,
 ) -> Result<Option<Fault>, Failure> {
-    let Some(value) = headers.get(super::FAULT_HEADER) else {
+    let Some(value) = headers.get(crate::sandbox::FAULT_HEADER) else {
         return Ok(queue.take(operation).or_else(|| dice.roll()));
     };
     Fault::parse(value.to_str().unwrap_or("?"))
@@ -144,13 +149,13 @@ pub(super) fn asked(
 }
 
 /// The random draw of `--fault-rate`.
-pub(super) struct Dice {
+pub(in crate::sandbox) struct Dice {
     rate: f64,
     rng: Mutex<StdRng>,
 }
 
 impl Dice {
-    pub(super) fn new(rate: f64, seed: Option<u64>) -> Self {
+    pub(in crate::sandbox) fn new(rate: f64, seed: Option<u64>) -> Self {
         let rng = match seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -162,7 +167,7 @@ impl Dice {
     }
 
     /// A 503, a 429 or a reset, for `rate` of the calls.
-    pub(super) fn roll(&self) -> Option<Fault> {
+    pub(in crate::sandbox) fn roll(&self) -> Option<Fault> {
         if self.rate <= 0.0 {
             return None;
         }

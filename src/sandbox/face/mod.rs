@@ -1,0 +1,19 @@
+//! The HTTP face: how a request reaches the world and how it is answered.
+//!
+//! - `server`: the hyper accept loop (a fault can close a connection
+//!   without an answer), sending `/_sandbox/` paths to `admin` and the rest
+//!   to `flow`;
+//! - `routes`: each request matched to its operation (JSON 404 and 405);
+//! - `flow`: one API request as named stages, from route to headers;
+//! - `limits`: the per-key token bucket (429 `RATE_LIMIT_EXCEEDED`);
+//! - `faults`: `X-Sandbox-Fault`, the queue and `--fault-rate`;
+//! - `admin`: the sandbox's own routes under `/_sandbox/`.
+//!
+//! The face reads the world and the workbench; neither reads the face.
+
+pub(in crate::sandbox) mod admin;
+pub(in crate::sandbox) mod faults;
+pub(in crate::sandbox) mod flow;
+pub(in crate::sandbox) mod limits;
+pub(in crate::sandbox) mod routes;
+pub(in crate::sandbox) mod server;

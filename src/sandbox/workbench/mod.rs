@@ -1,0 +1,11 @@
+//! The workbench: what a developer sees of the sandbox's work.
+//!
+//! - `journal`: every request answered, in a bounded ring, and the live
+//!   feed of requests, delivery attempts and webhook events;
+//! - `inspector`: the page at `/_sandbox/` that shows all of it live.
+//!
+//! The workbench reads nothing else of the sandbox: the world and the face
+//! write to it.
+
+pub(in crate::sandbox) mod inspector;
+pub(in crate::sandbox) mod journal;
