@@ -329,24 +329,29 @@ async fn every_operation_answers_as_the_spec_documents() {
         api.call("publishBundleVideo", &one, &[], None).await.body["data"]["status"],
         "in_review"
     );
-    api.call(
-        "requestBundleVideoCorrections",
-        &one,
-        &[],
-        Some(json!({"comment": "Louder"})),
-    )
-    .await;
-    api.call("resetBundleVideo", &one, &[], None).await;
+    // On real time the manager's correction is done at once: back in review.
+    assert_eq!(
+        api.call(
+            "requestBundleVideoCorrections",
+            &one,
+            &[],
+            Some(json!({"comment": "Louder"})),
+        )
+        .await
+        .body["data"]["status"],
+        "in_review"
+    );
+    let two = [("id", b.as_str()), ("position", "2")];
+    api.call("resetBundleVideo", &two, &[], None).await;
     api.call(
         "configureBundleVideo",
-        &one,
+        &two,
         &[],
-        Some(video("https://cdn.example.com/1.mp4", &today())),
+        Some(video("https://cdn.example.com/2.mp4", "2099-01-01")),
     )
     .await;
     let all = api.call("publishAllBundleVideos", &id, &[], None).await;
-    assert_eq!(all.body["data"]["published"], 3);
-    let two = [("id", b.as_str()), ("position", "2")];
+    assert_eq!(all.body["data"]["published"], 2, "video 1 is in review, not configured");
     assert_eq!(
         api.call("unscheduleBundleVideo", &two, &[], None).await.body["data"]["status"],
         "configured"

@@ -26,6 +26,7 @@
 //!   `faults` and the `admin` routes under `/_sandbox/`.
 
 mod contract;
+mod controls;
 mod face;
 mod workbench;
 mod world;
@@ -35,6 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+pub use controls::{Advanced, ClockState, PendingStep, SandboxClock, Transition, Verify};
 
 use crate::generated::Client;
 use crate::secret::Secret;
@@ -70,6 +73,10 @@ pub struct SandboxOptions {
     pub webhook_retry_delays: Vec<Duration>,
     /// How long a webhook receiver has to answer.
     pub webhook_timeout: Duration,
+    /// Share of webhook deliveries, from 0 to 1, sent twice with the same
+    /// `TokPortal-Event-Id` (`--webhook-duplicates`): a receiver that does
+    /// not deduplicate fails as it would in production.
+    pub webhook_duplicates: f64,
     /// Accept what this contract version does not know (body properties,
     /// query parameters, enum values) as a newer TokPortal would: kept,
     /// echoed, and named in `X-Sandbox-Warning` and the log. Off by default:
@@ -93,6 +100,7 @@ impl Default for SandboxOptions {
             refill_per_second: 2.0,
             webhook_retry_delays: [1, 5, 30, 120].map(Duration::from_secs).to_vec(),
             webhook_timeout: Duration::from_secs(8),
+            webhook_duplicates: 0.0,
             lenient: false,
             journal: 1000,
         }
@@ -106,6 +114,12 @@ impl SandboxOptions {
             return Err(SandboxError::InvalidOption(format!(
                 "fault rate {} is not between 0 and 1",
                 self.fault_rate
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.webhook_duplicates) {
+            return Err(SandboxError::InvalidOption(format!(
+                "webhook duplicate rate {} is not between 0 and 1",
+                self.webhook_duplicates
             )));
         }
         if self.rate_limit == 0 || !(self.refill_per_second > 0.0 && self.refill_per_second.is_finite()) {
@@ -144,12 +158,35 @@ pub enum SandboxError {
     /// An option is out of range.
     #[error("invalid sandbox option: {0}")]
     InvalidOption(String),
+    /// A control route (`/_sandbox/clock`, `/_sandbox/verify`) refused, or
+    /// the sandbox did not answer (status 0).
+    #[error("sandbox control refused ({status} {code}): {message}")]
+    Control {
+        /// The HTTP status (0: no answer).
+        status: u16,
+        /// The error code (`CLOCK_BACKWARDS`, `NO_CLOCK`, `VALIDATION_ERROR`).
+        code: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A verification's count did not hold.
+    #[error("not verified: {message}")]
+    NotVerified {
+        /// What was counted.
+        found: u64,
+        /// Expected and found, in words.
+        message: String,
+        /// The journal's requests closest to what was asked (newest first).
+        closest: Vec<serde_json::Value>,
+    },
 }
 
 /// A running sandbox. It stops when dropped or on [`Sandbox::shutdown`].
 pub struct Sandbox {
     addr: SocketAddr,
     url: String,
+    /// The controls' client (`clock`, `verify`).
+    http: reqwest::Client,
     stop: CancellationToken,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -187,6 +224,7 @@ impl Sandbox {
         let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
         Ok(Sandbox {
             addr,
+            http: reqwest::Client::new(),
             url,
             stop,
             served: Some(served),

@@ -17,6 +17,8 @@
 //! | `GET deliveries` | every webhook delivery with each attempt (`key`, `limit`) |
 //! | `POST deliveries/{id}/resend` | one more attempt now |
 //! | `GET events` | Server-Sent Events: `ready`, then `request`, `delivery`, `webhook`, `cleared` (`kinds`, and the filters of `requests`) |
+//! | `GET`, `POST`, `DELETE clock`; `POST clock/advance`; `POST manager` | a key's clock and the manager ([`super::timeline`]) |
+//! | `POST verify` | `{"operation"?, "status"?, "event"?, "times"? \| "at_least"? \| "at_most"?, "dry_run"?, "replayed"?}`: 200 when the count holds, 409 with the count and the closest requests otherwise (the key's with `X-API-Key`) |
 //!
 //! When the sandbox listens on loopback these routes answer only requests
 //! addressed to a loopback name (a DNS-rebinding page cannot read the
@@ -40,8 +42,10 @@ use crate::operations::SPEC_VERSION;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::faults::Fault;
 use crate::sandbox::face::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
+use crate::sandbox::face::timeline;
 use crate::sandbox::workbench::inspector;
 use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
+use crate::sandbox::workbench::verify::Query;
 use crate::sandbox::world::deliveries;
 use crate::sandbox::world::state::{Delivery, Object, Tenant, fingerprint, str_of};
 
@@ -71,7 +75,7 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
             "api_version": SPEC_VERSION,
             "journal": shared.journal.stats(),
         })),
-        ("POST", ["faults"]) => faults(shared, body).await,
+        ("POST", ["faults"]) => faults(shared, &parts, body).await,
         ("PUT", ["uploads", ..]) => upload(body).await,
         ("POST", ["credits"]) => credits(shared, &parts, body).await,
         ("POST", ["reset"]) => reset(shared, &parts, body).await,
@@ -82,6 +86,21 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
         ("GET", ["deliveries"]) => list_deliveries(shared, query),
         ("POST", ["deliveries", id, "resend"]) => resend(shared, id).await,
         ("GET", ["events"]) => return events(shared, query),
+        ("GET", ["clock"]) => query_of(query, &["key"]).and_then(|q| timeline::get(shared, &parts.headers, &q)),
+        ("DELETE", ["clock"]) => query_of(query, &["key"]).and_then(|q| timeline::real(shared, &parts.headers, &q)),
+        ("POST", ["clock"]) => match (query_of(query, &["key"]), json_body(body).await) {
+            (Ok(q), Ok(asked)) => timeline::set(shared, &parts.headers, &q, &asked),
+            (Err(f), _) | (_, Err(f)) => Err(f),
+        },
+        ("POST", ["clock", "advance"]) => match (query_of(query, &["key"]), json_body(body).await) {
+            (Ok(q), Ok(asked)) => timeline::advance(shared, &parts.headers, &q, &asked).await,
+            (Err(f), _) | (_, Err(f)) => Err(f),
+        },
+        ("POST", ["manager"]) => match (query_of(query, &["key"]), json_body(body).await) {
+            (Ok(q), Ok(asked)) => timeline::flag(shared, &parts.headers, &q, &asked),
+            (Err(f), _) | (_, Err(f)) => Err(f),
+        },
+        ("POST", ["verify"]) => verify(shared, &parts, body).await,
         _ => Err(Failure::new(
             404,
             "NOT_FOUND",
@@ -278,6 +297,7 @@ fn state(shared: &Shared, query: &str) -> Result<Value, Failure> {
                 "webhook_endpoints": t.endpoints.iter().map(|e| Value::Object(e.fields.clone())).collect::<Vec<_>>(),
                 "comment_tasks": objects(&t.comments),
                 "deliveries": t.deliveries.len(),
+                "clock": timeline::shown(t),
             })
         })
         .collect();
@@ -457,15 +477,25 @@ fn render(event: &Event, filter: &Filter, kinds: &[String]) -> Option<Sse> {
 }
 
 /// `POST faults`.
-async fn faults(shared: &Shared, body: Body) -> Result<Value, Failure> {
+async fn faults(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Failure> {
     let asked = json_body(body).await?;
+    if asked.get("fault").and_then(Value::as_str) == Some("hold") {
+        // A delivery fault: the key's next webhook delivery (any key's
+        // without `X-API-Key`) arrives after the one that follows it.
+        let times = asked.get("times").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
+        let key = key_of(&parts.headers).ok();
+        return match shared.courier.hold(times, key) {
+            Ok(queued) => Ok(json!({"queued": queued, "fault": "hold"})),
+            Err(why) => Err(Failure::rule("times", why)),
+        };
+    }
     let fault = match asked.get("fault").and_then(Value::as_str).map(Fault::parse) {
         Some(Ok(fault)) => fault,
         Some(Err(why)) => return Err(Failure::rule("fault", why)),
         None => {
             return Err(Failure::rule(
                 "fault",
-                "is required: 500, 502, 503, 429, reset, lost, slow or slow=SECONDS",
+                "is required: 500, 502, 503, 429, reset, lost, slow or slow=SECONDS (requests), or hold (a webhook delivery)",
             ));
         }
     };
@@ -518,6 +548,7 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
         Ok(key) => {
             shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
             shared.replays.forget(&key);
+            shared.tally.forget(Some(fingerprint(&key)));
             Ok(json!({"reset": true}))
         }
         Err(_) if asked.get("all").and_then(Value::as_bool) == Some(true) => {
@@ -527,6 +558,8 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
             };
             shared.replays.clear();
             shared.queued_faults.clear();
+            shared.courier.clear_holds();
+            shared.tally.forget(None);
             let requests = shared.journal.clear();
             Ok(json!({"reset": true, "keys": keys, "requests": requests}))
         }
@@ -535,6 +568,50 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
             "UNAUTHORIZED",
             format!("{why} (or send {{\"all\": true}} without a key to reset the whole sandbox)"),
         )),
+    }
+}
+
+/// `POST verify`: the tally's count of what the body asks (the key's with
+/// `X-API-Key`); 409 `VERIFICATION_FAILED` with the count found and the
+/// closest requests of the journal when it does not hold.
+async fn verify(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Failure> {
+    let asked = json_body(body).await?;
+    let key = key_of(&parts.headers).ok().map(|k| fingerprint(&k).to_owned());
+    let query = Query::parse(&asked, key).map_err(|(field, why)| Failure::rule(&field, why))?;
+    let verdict = shared.tally.verify(&query);
+    if verdict.holds {
+        return Ok(verdict.answer);
+    }
+    let closest: Vec<Value> = shared
+        .journal
+        .list(&Filter::default(), usize::MAX)
+        .iter()
+        .filter(|e| query.near(&e.summary))
+        .take(5)
+        .map(|e| json!(e.summary))
+        .collect();
+    let mut details = verdict.answer;
+    details["closest"] = json!(closest);
+    Err(Failure::new(
+        409,
+        "VERIFICATION_FAILED",
+        format!(
+            "Expected {} but found {}.",
+            describe(&details["expected"]),
+            verdict.found
+        ),
+    )
+    .details(details))
+}
+
+/// `{"times": 2}` as "exactly 2".
+fn describe(expected: &Value) -> String {
+    let n = |k: &str| expected.get(k).and_then(Value::as_u64);
+    match (n("times"), n("at_least"), n("at_most")) {
+        (Some(t), _, _) => format!("exactly {t}"),
+        (_, Some(l), _) => format!("at least {l}"),
+        (_, _, Some(m)) => format!("at most {m}"),
+        _ => "a count".into(),
     }
 }
 

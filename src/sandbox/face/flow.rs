@@ -34,6 +34,7 @@ use crate::sandbox::face::faults::{self, Dice, Fault};
 use crate::sandbox::face::limits::{Buckets, Verdict};
 use crate::sandbox::face::routes::{self, Params, Route};
 use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Journal, Message, Noted};
+use crate::sandbox::workbench::verify::Tally;
 use crate::sandbox::world::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
 use crate::sandbox::world::deliveries::{self, Courier};
 use crate::sandbox::world::replays::{self, Claimed, Idempotency, Replays, Stored};
@@ -62,6 +63,9 @@ pub(in crate::sandbox) struct Shared {
     pub(in crate::sandbox) tenants: Tenants,
     pub(in crate::sandbox) courier: Arc<Courier>,
     pub(in crate::sandbox) journal: Arc<Journal>,
+    /// What was seen since start or reset, counted for `verify` (the
+    /// journal's ring forgets; this does not).
+    pub(in crate::sandbox) tally: Arc<Tally>,
     /// Followers of `/_sandbox/events` at once (each holds a connection).
     pub(in crate::sandbox) followers: Arc<tokio::sync::Semaphore>,
 }
@@ -79,11 +83,13 @@ impl Shared {
     pub(in crate::sandbox) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
         let tenants: Tenants = Arc::new(Mutex::new(HashMap::new()));
         let journal = Arc::new(Journal::new(options.journal));
+        let tally = Arc::new(Tally::default());
         let courier = Courier::new(
             options.webhook_timeout,
             options.webhook_retry_delays.clone(),
+            (options.webhook_duplicates, options.seed),
             tenants.clone(),
-            journal.clone(),
+            (journal.clone(), tally.clone()),
             stop,
         );
         Self {
@@ -94,6 +100,7 @@ impl Shared {
             tenants,
             courier: Arc::new(courier),
             journal,
+            tally,
             followers: Arc::new(tokio::sync::Semaphore::new(
                 crate::sandbox::workbench::journal::MAX_FOLLOWERS,
             )),
@@ -193,6 +200,7 @@ impl InFlight {
             std::mem::take(&mut stamp.noted),
             response,
         );
+        self.shared.tally.request(&entry.summary);
         self.shared.journal.record(entry);
     }
 }
@@ -275,8 +283,8 @@ async fn stages(
         Idempotency::Claimed(claimed) => Some(claimed),
         Idempotency::Untracked => None,
     };
-    let call = checked.into_call(op, dry_run, &shared.url);
-    let answer = run(shared, tenant.as_deref(), &call, &mut stamp.noted.warnings).await;
+    let mut call = checked.into_call(op, dry_run, &shared.url);
+    let answer = run(shared, tenant.as_deref(), &mut call, &mut stamp.noted.warnings).await;
     if let Some(claimed) = claimed {
         settle(shared, claimed, &answer);
     }
@@ -467,7 +475,7 @@ fn settle(shared: &Shared, claimed: Claimed, answer: &Answer) {
 }
 
 /// Runs the operation's behaviour and what follows it.
-async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: &mut Vec<String>) -> Answer {
+async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &mut Call, warnings: &mut Vec<String>) -> Answer {
     let mut fx = Effects::default();
     let (result, queued) = {
         let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -480,6 +488,9 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &Call, warnings: 
             },
             None => public.get_or_insert_with(|| Tenant::new(shared.options.initial_credits, "public", call.now)),
         };
+        // The key's now: every timestamp of the call follows its clock.
+        call.now = state.now();
+        let call = &*call;
         if call.dry_run {
             let mut scratch = state.clone();
             (behaviour::run(&mut scratch, call, &mut fx), Vec::new())

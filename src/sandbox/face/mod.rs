@@ -7,7 +7,8 @@
 //! - `flow`: one API request as named stages, from route to headers;
 //! - `limits`: the per-key token bucket (429 `RATE_LIMIT_EXCEEDED`);
 //! - `faults`: `X-Sandbox-Fault`, the queue and `--fault-rate`;
-//! - `admin`: the sandbox's own routes under `/_sandbox/`.
+//! - `admin`: the sandbox's own routes under `/_sandbox/`;
+//! - `timeline`: those of time: a key's clock, its advance, the manager.
 //!
 //! The face reads the world and the workbench; neither reads the face.
 
@@ -17,3 +18,4 @@ pub(in crate::sandbox) mod flow;
 pub(in crate::sandbox) mod limits;
 pub(in crate::sandbox) mod routes;
 pub(in crate::sandbox) mod server;
+pub(in crate::sandbox) mod timeline;

@@ -270,7 +270,7 @@ impl StatusFilter {
         }
     }
 
-    fn matches(self, status: Option<u16>) -> bool {
+    pub(in crate::sandbox) fn matches(self, status: Option<u16>) -> bool {
         match (self, status) {
             (Self::Closed, None) => true,
             (Self::Exact(want), Some(s)) => s == want,

@@ -2,6 +2,8 @@
 //!
 //! - `journal`: every request answered, in a bounded ring, and the live
 //!   feed of requests, delivery attempts and webhook events;
+//! - `verify`: the tally of everything seen since start or reset, and
+//!   `POST /_sandbox/verify`'s question of it;
 //! - `inspector`: the page at `/_sandbox/` that shows all of it live.
 //!
 //! The workbench reads nothing else of the sandbox: the world and the face
@@ -9,3 +11,4 @@
 
 pub(in crate::sandbox) mod inspector;
 pub(in crate::sandbox) mod journal;
+pub(in crate::sandbox) mod verify;

@@ -1,9 +1,24 @@
 //! Sending webhook deliveries: signed with the endpoint's secret at each
 //! attempt, retried on failure after the configured waits, and every
 //! attempt written to the delivery log.
+//!
+//! The first attempts of one key's deliveries are made in the order their
+//! events happened on the key's clock: each key has a lane, one task that
+//! takes its deliveries in order (a failed one is retried beside the lane,
+//! so a dead receiver does not hold the others back). Two faults make the
+//! order as bad as production's can be: `--webhook-duplicates RATE` sends
+//! that share of deliveries twice (the same `TokPortal-Event-Id` and
+//! delivery id), and a queued `hold` (`POST /_sandbox/faults` with
+//! `{"fault": "hold"}`) keeps one delivery back until the next one of its
+//! key has been attempted (or [`HOLD_AT_MOST`] has passed).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, oneshot};
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -12,6 +27,7 @@ use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::workbench::journal::{Event, Journal};
+use crate::sandbox::workbench::verify::Tally;
 use crate::sandbox::world::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
 use crate::webhooks::sign;
 
@@ -25,15 +41,42 @@ pub(in crate::sandbox) struct Courier {
     delays: Vec<Duration>,
     tenants: Tenants,
     journal: Arc<Journal>,
+    /// Deliveries counted for `verify`.
+    tally: Arc<Tally>,
     stop: CancellationToken,
+    /// Each key's lane (its state name to the lane's queue).
+    lanes: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    /// `hold` faults queued: for one key's deliveries (its state name) or any.
+    holds: Mutex<VecDeque<Option<String>>>,
+    /// Share of deliveries sent twice, and the dice that choose them.
+    duplicates: f64,
+    dice: Mutex<StdRng>,
+}
+
+/// Deliveries waiting in one key's lane at most; past that a delivery is
+/// sent beside the lane, out of order (and logged so).
+const LANE_DEPTH: usize = 4096;
+/// How long an idle lane's task lives before it ends (a new one starts with
+/// the key's next delivery).
+const LANE_IDLE: Duration = Duration::from_secs(30);
+/// A held delivery waits for the next one of its key this long at most.
+pub(in crate::sandbox) const HOLD_AT_MOST: Duration = Duration::from_secs(2);
+/// `hold` faults that may wait at once.
+const MAX_HOLDS: usize = 100;
+
+/// One delivery in a lane, and who waits for its first attempt.
+struct Job {
+    id: Uuid,
+    attempted: Option<oneshot::Sender<()>>,
 }
 
 impl Courier {
     pub(in crate::sandbox) fn new(
         timeout: Duration,
         delays: Vec<Duration>,
+        (duplicates, seed): (f64, Option<u64>),
         tenants: Tenants,
-        journal: Arc<Journal>,
+        (journal, tally): (Arc<Journal>, Arc<Tally>),
         stop: CancellationToken,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -42,20 +85,153 @@ impl Courier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
+        let dice = match seed {
+            // Not the fault dice's stream: the same seed draws both apart.
+            Some(seed) => StdRng::seed_from_u64(seed ^ 0x5eed_d0b1),
+            None => StdRng::from_os_rng(),
+        };
         Self {
             http,
             delays,
             tenants,
             journal,
+            tally,
             stop,
+            lanes: Mutex::new(HashMap::new()),
+            holds: Mutex::new(VecDeque::new()),
+            duplicates,
+            dice: Mutex::new(dice),
+        }
+    }
+
+    /// Queues a `hold` fault `times` times, for one key (its state name)
+    /// or any; the holds now queued, or why not.
+    pub(in crate::sandbox) fn hold(&self, times: usize, tenant: Option<String>) -> Result<usize, String> {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        if holds.len() + times > MAX_HOLDS {
+            return Err(format!("at most {MAX_HOLDS} hold faults may wait"));
+        }
+        holds.extend(std::iter::repeat_n(tenant, times));
+        Ok(holds.len())
+    }
+
+    /// Drops every queued `hold` (the whole sandbox's reset).
+    pub(in crate::sandbox) fn clear_holds(&self) {
+        self.holds.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Takes a `hold` queued for `tenant`'s deliveries (or any key's).
+    fn take_hold(&self, tenant: &str) -> bool {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let at = holds.iter().position(|h| h.as_deref().is_none_or(|h| h == tenant));
+        at.and_then(|at| holds.remove(at)).is_some()
+    }
+
+    fn roll_duplicate(&self) -> bool {
+        self.duplicates > 0.0 && self.dice.lock().unwrap_or_else(|p| p.into_inner()).random::<f64>() < self.duplicates
+    }
+}
+
+/// Sends delivery `id` of `tenant` through the key's lane, with its retries.
+pub(in crate::sandbox) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
+    enqueue(courier, tenant, id, None);
+}
+
+/// Sends `ids` of `tenant` through the key's lane, in order, and waits
+/// until each has had its first attempt (a held one counts as attempted
+/// when it is held).
+pub(in crate::sandbox) async fn send_in_order(courier: &Arc<Courier>, tenant: &str, ids: Vec<Uuid>) {
+    let mut waits = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (tx, rx) = oneshot::channel();
+        enqueue(courier, tenant, id, Some(tx));
+        waits.push(rx);
+    }
+    for wait in waits {
+        let _ = wait.await;
+    }
+}
+
+/// Puts one delivery in `tenant`'s lane, starting the lane's task if none runs.
+fn enqueue(courier: &Arc<Courier>, tenant: &str, id: Uuid, attempted: Option<oneshot::Sender<()>>) {
+    let mut lanes = courier.lanes.lock().unwrap_or_else(|p| p.into_inner());
+    let lane = lanes.entry(tenant.to_owned()).or_insert_with(|| {
+        let (tx, rx) = mpsc::channel(LANE_DEPTH);
+        let (courier, tenant) = (courier.clone(), tenant.to_owned());
+        tokio::spawn(async move { run_lane(&courier, &tenant, rx).await });
+        tx
+    });
+    match lane.try_send(Job { id, attempted }) {
+        Ok(()) => {}
+        Err(full_or_closed) => {
+            let job = full_or_closed.into_inner();
+            tracing::warn!(
+                target: "tokportal::sandbox",
+                "webhook delivery {id}: key {}'s lane is full, sent out of order",
+                fingerprint(tenant)
+            );
+            let (courier, tenant) = (courier.clone(), tenant.to_owned());
+            tokio::spawn(async move { first_attempt(&courier, &tenant, job).await });
         }
     }
 }
 
-/// Sends delivery `id` of `tenant` in the background, with its retries.
-pub(in crate::sandbox) fn start(courier: &Arc<Courier>, tenant: &str, id: Uuid) {
-    let (courier, tenant) = (courier.clone(), tenant.to_owned());
-    tokio::spawn(async move { retries(&courier, &tenant, id, 0).await });
+/// One key's lane: first attempts one at a time, in order.
+async fn run_lane(courier: &Arc<Courier>, tenant: &str, mut rx: mpsc::Receiver<Job>) {
+    let mut held: Option<Job> = None;
+    loop {
+        let wait = if held.is_some() { HOLD_AT_MOST } else { LANE_IDLE };
+        let next = tokio::select! {
+            _ = courier.stop.cancelled() => return,
+            next = tokio::time::timeout(wait, rx.recv()) => next,
+        };
+        match next {
+            Ok(Some(mut job)) => {
+                if held.is_none() && courier.take_hold(tenant) {
+                    // Held back: whoever waits is told now, the receiver later.
+                    if let Some(attempted) = job.attempted.take() {
+                        let _ = attempted.send(());
+                    }
+                    tracing::info!(target: "tokportal::sandbox", "webhook delivery {}: held back (fault)", job.id);
+                    held = Some(job);
+                    continue;
+                }
+                first_attempt(courier, tenant, job).await;
+                if let Some(job) = held.take() {
+                    first_attempt(courier, tenant, job).await;
+                }
+            }
+            Ok(None) => return,
+            Err(_) => {
+                if let Some(job) = held.take() {
+                    first_attempt(courier, tenant, job).await;
+                    continue;
+                }
+                // Idle: the lane ends, unless a delivery came in meanwhile.
+                let mut lanes = courier.lanes.lock().unwrap_or_else(|p| p.into_inner());
+                if rx.is_empty() {
+                    lanes.remove(tenant);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A delivery's first attempt (and its duplicate, when the dice say so);
+/// a failure goes on to its retries beside the lane.
+async fn first_attempt(courier: &Arc<Courier>, tenant: &str, mut job: Job) {
+    let delivered = attempt(courier, tenant, job.id).await;
+    if delivered == Some(true) && courier.roll_duplicate() {
+        attempt(courier, tenant, job.id).await;
+    }
+    if let Some(attempted) = job.attempted.take() {
+        let _ = attempted.send(());
+    }
+    if delivered == Some(false) {
+        let (courier, tenant, id) = (courier.clone(), tenant.to_owned(), job.id);
+        tokio::spawn(async move { retries(&courier, &tenant, id, 1).await });
+    }
 }
 
 /// Attempts delivery `id` from attempt number `first` (counted from 0):
@@ -160,6 +336,9 @@ pub(in crate::sandbox) async fn attempt(courier: &Courier, tenant: &str, id: Uui
             d.tries.push(one.clone());
         }
     });
+    if tried["attempt"] == 1 {
+        courier.tally.delivery(fingerprint(tenant), &event_type);
+    }
     courier.journal.publish(Event::Delivery(Arc::new(json!({
         "key": fingerprint(tenant),
         "delivery_id": id,

@@ -1,6 +1,12 @@
 //! The world: what TokPortal holds and does, whoever asks.
 //!
 //! - `state`: resources per key, credits and status transitions;
+//! - `clock`: a key's clock (real or simulated) and the account manager's
+//!   desk: the work handed over and when it falls due;
+//! - `manager`: the account manager doing that work (review, posting on
+//!   the date, corrections, a flagged download), and `advance`;
+//! - `lifecycle`: the status moves of an account or video slot and their
+//!   webhook events, shared by the handlers and the manager;
 //! - `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
 //! - `replays`: the answers kept under idempotency keys.
@@ -9,6 +15,9 @@
 //! what it does); it never reads the HTTP face.
 
 pub(in crate::sandbox) mod behaviour;
+pub(in crate::sandbox) mod clock;
 pub(in crate::sandbox) mod deliveries;
+pub(in crate::sandbox) mod lifecycle;
+pub(in crate::sandbox) mod manager;
 pub(in crate::sandbox) mod replays;
 pub(in crate::sandbox) mod state;

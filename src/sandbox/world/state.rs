@@ -3,10 +3,11 @@
 //! deliveries, comment tasks and uploads. Resources are JSON objects: what
 //! was sent, plus the server's fields (`id`, `status`, timestamps).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::clock::Desk;
 use crate::sandbox::contract::Failure;
 
 /// Every key's state, by the SHA-256 of the key.
@@ -55,10 +56,7 @@ pub(in crate::sandbox) fn fingerprint(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
 
-/// RFC 3339, to the second.
-pub(in crate::sandbox) fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub(in crate::sandbox) use super::clock::stamp;
 
 /// A bundle: its own fields, its account slot and its video slots.
 #[derive(Clone)]
@@ -106,6 +104,8 @@ pub(in crate::sandbox) struct Tenant {
     pub(in crate::sandbox) comments: Vec<Object>,
     pub(in crate::sandbox) uploads: Vec<Object>,
     pub(in crate::sandbox) reports: Vec<Object>,
+    /// The key's clock and the account manager's work (`clock`).
+    pub(in crate::sandbox) desk: Desk,
 }
 
 impl Tenant {
@@ -151,6 +151,7 @@ impl Tenant {
             comments: Vec::new(),
             uploads: Vec::new(),
             reports: Vec::new(),
+            desk: Desk::default(),
         };
         tenant.book("grant", credits, "Sandbox starting credits", None, now);
         tenant
@@ -162,6 +163,22 @@ impl Tenant {
             .iter_mut()
             .find(|b| str_of(&b.fields, "id") == Some(id))
             .ok_or_else(|| Failure::not_found("Bundle"))
+    }
+
+    /// The bundle with this id and the manager's desk, borrowed together
+    /// (a handler moves the bundle and hands the manager its next step).
+    pub(in crate::sandbox) fn bundle_and_desk(&mut self, id: &str) -> Result<(&mut Bundle, &mut Desk), Failure> {
+        let bundle = self
+            .bundles
+            .iter_mut()
+            .find(|b| str_of(&b.fields, "id") == Some(id))
+            .ok_or_else(|| Failure::not_found("Bundle"))?;
+        Ok((bundle, &mut self.desk))
+    }
+
+    /// The key's now: its simulated clock's, or the wall clock's.
+    pub(in crate::sandbox) fn now(&self) -> DateTime<Utc> {
+        self.desk.now()
     }
 
     /// The delivered account with this id.

@@ -1,8 +1,9 @@
 //! Bundles, their account slot and their video slots, with the status
 //! transitions of the product: a bundle is created as `draft`, its account
-//! and videos are configured, publishing it sends the account to review
-//! (the sandbox does the work at once), and the account and each video are
-//! then finalized or sent back for corrections.
+//! and videos are configured, publishing it hands the account to the
+//! account manager (`manager`: at once on real time, on the key's clock
+//! otherwise), and the account and each video are then finalized or sent
+//! back for corrections, which the manager makes.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -11,6 +12,9 @@ use super::profile::COUNTRIES;
 use super::{Call, Effects, Handler, Reply, body, page, path};
 use crate::operations::find;
 use crate::sandbox::contract::{Failure, Location, Problem, validation, with_defaults};
+use crate::sandbox::world::clock::{Desk, Work};
+use crate::sandbox::world::lifecycle::{account_to, post_video, set, sync_account_status, touch, video_to};
+use crate::sandbox::world::manager;
 use crate::sandbox::world::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
 
 /// The operations this module answers, and how.
@@ -116,7 +120,7 @@ fn update_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<
     for (k, v) in patch {
         bundle.fields.insert(k, v);
     }
-    touch(&mut bundle.fields, call);
+    touch(&mut bundle.fields, call.now);
     Ok(Reply::data(call, full(bundle)))
 }
 
@@ -134,7 +138,7 @@ fn get_bundle_publish_readiness(tenant: &mut Tenant, call: &Call, _fx: &mut Effe
 /// `publishBundle`.
 fn publish_bundle(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     if str_of(&bundle.fields, "status") == Some("published") {
         return Err(Failure::state("The bundle is already published."));
     }
@@ -145,13 +149,14 @@ fn publish_bundle(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
                 .details(json!({ "issues": issues })),
         );
     }
-    set(&mut bundle.fields, "status", "published", call);
+    set(&mut bundle.fields, "status", "published", call.now);
     bundle.fields.insert("published_at".into(), json!(stamp(call.now)));
     fx.emit("bundle.published", bundle_event(bundle));
     if let Some(account) = bundle.account.as_mut() {
-        account_to(account, bundle.fields.clone(), "published", call, fx);
-        account_to(account, bundle.fields.clone(), "in_review", call, fx);
+        account_to(account, &bundle.fields, "published", call.now, fx);
         sync_account_status(bundle);
+        let work = Work::AccountReview { bundle: id.to_owned() };
+        manager::hand(bundle, desk, work, call.now, fx);
     }
     Ok(Reply::data(call, full(bundle)))
 }
@@ -159,7 +164,7 @@ fn publish_bundle(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<
 /// `unpublishBundle`.
 fn unpublish_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     if str_of(&bundle.fields, "status") != Some("published") {
         return Err(Failure::state("Only a published bundle can be unpublished."));
     }
@@ -168,19 +173,20 @@ fn unpublish_bundle(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Resu
             "The bundle's account is finalized: it cannot be unpublished.",
         ));
     }
-    set(&mut bundle.fields, "status", "draft", call);
+    set(&mut bundle.fields, "status", "draft", call.now);
     bundle.fields.insert("published_at".into(), Value::Null);
+    manager::forget(desk, |b, _| b != id);
     if let Some(account) = bundle.account.as_mut()
         && matches!(
             str_of(account, "status"),
             Some("in_review" | "pending_corrections" | "published")
         )
     {
-        set(account, "status", "configured", call);
+        set(account, "status", "configured", call.now);
     }
     for video in &mut bundle.videos {
         if str_of(video, "status") == Some("scheduled") {
-            set(video, "status", "configured", call);
+            set(video, "status", "configured", call.now);
         }
     }
     sync_account_status(bundle);
@@ -222,7 +228,7 @@ fn add_video_slots_or_add_edit_slots(tenant: &mut Tenant, call: &Call, fx: &mut 
         let n = bundle.fields.get("edits_quantity").and_then(Value::as_u64).unwrap_or(0) + quantity;
         bundle.fields.insert("edits_quantity".into(), json!(n));
     }
-    touch(&mut bundle.fields, call);
+    touch(&mut bundle.fields, call.now);
     let data = json!({"bundle": full(bundle), "added": quantity, "credits_charged": charge.total});
     fx.charge = Some(charge);
     Ok(Reply::data(call, data))
@@ -252,9 +258,9 @@ fn configure_bundle_account(tenant: &mut Tenant, call: &Call, fx: &mut Effects) 
     for (k, v) in config {
         account.insert(k, v);
     }
-    account_to(account, fields.clone(), "configured", call, fx);
+    account_to(account, &fields, "configured", call.now, fx);
     if was == "pending_corrections" {
-        account_to(account, fields, "in_review", call, fx);
+        account_to(account, &fields, "in_review", call.now, fx);
     }
     let data = Value::Object(account.clone());
     sync_account_status(bundle);
@@ -268,7 +274,7 @@ fn request_bundle_account_corrections_or_finalize_bundle_account(
     fx: &mut Effects,
 ) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     let fields = bundle.fields.clone();
     let account = slot(bundle)?;
     if str_of(account, "status") != Some("in_review") {
@@ -280,9 +286,13 @@ fn request_bundle_account_corrections_or_finalize_bundle_account(
         account.insert("corrections".into(), Value::Object(body(call)));
         "pending_corrections"
     };
-    account_to(account, fields, to, call, fx);
-    let account = account.clone();
+    account_to(account, &fields, to, call.now, fx);
     sync_account_status(bundle);
+    if to == "pending_corrections" {
+        let work = Work::AccountCorrected { bundle: id.to_owned() };
+        manager::hand(bundle, desk, work, call.now, fx);
+    }
+    let account = slot(bundle)?.clone();
     if to == "finalized" {
         let account_id = str_of(&account, "id").unwrap_or_default().to_owned();
         bundle.fields.insert("account_id".into(), json!(account_id));
@@ -341,7 +351,7 @@ fn patch_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Re
     for (k, val) in body(call) {
         v.insert(k, val);
     }
-    touch(v, call);
+    touch(v, call.now);
     Ok(Reply::data(call, Value::Object(v.clone())))
 }
 
@@ -374,23 +384,19 @@ fn batch_configure_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effe
 /// `importBundleVideosCsv`.
 fn import_bundle_videos_csv(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    import_csv(tenant.bundle(id)?, call, fx)
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
+    import_csv(bundle, desk, call, fx)
 }
 
 /// `publishAllBundleVideos`.
 fn publish_all_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     published_bundle(bundle)?;
-    let fields = bundle.fields.clone();
     let mut published = Vec::new();
-    for v in bundle
-        .videos
-        .iter_mut()
-        .filter(|v| str_of(v, "status") == Some("configured"))
-    {
-        publish_video(v, &fields, call, fx);
-        published.push(Value::Object(v.clone()));
+    for at in configured_videos(bundle) {
+        publish_video(bundle, desk, at, call, fx);
+        published.push(Value::Object(bundle.videos[at].clone()));
     }
     Ok(Reply::data(
         call,
@@ -402,22 +408,20 @@ fn publish_all_bundle_videos(tenant: &mut Tenant, call: &Call, fx: &mut Effects)
 fn publish_bundle_video(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = position(call);
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     published_bundle(bundle)?;
-    let fields = bundle.fields.clone();
-    let v = video(bundle, position)?;
-    if str_of(v, "status") != Some("configured") {
+    if str_of(video(bundle, position)?, "status") != Some("configured") {
         return Err(Failure::state("Only a configured video can be published."));
     }
-    publish_video(v, &fields, call, fx);
-    Ok(Reply::data(call, Value::Object(v.clone())))
+    publish_video(bundle, desk, position - 1, call, fx);
+    Ok(Reply::data(call, Value::Object(video(bundle, position)?.clone())))
 }
 
 /// `resetBundleVideo`.
 fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = position(call);
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     let v = video(bundle, position)?;
     if !matches!(
         str_of(v, "status"),
@@ -427,6 +431,7 @@ fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Re
             "Only a configured, scheduled or corrected video can be reset.",
         ));
     }
+    manager::forget(desk, |b, p| b != id || p != Some(position));
     let fresh = new_video(position, call);
     let keep_id = v.get("id").cloned();
     *v = fresh;
@@ -440,12 +445,13 @@ fn reset_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Re
 fn unschedule_bundle_video(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = position(call);
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     let v = video(bundle, position)?;
     if str_of(v, "status") != Some("scheduled") {
         return Err(Failure::state("Only a scheduled video can be unscheduled."));
     }
-    set(v, "status", "configured", call);
+    set(v, "status", "configured", call.now);
+    manager::forget(desk, |b, p| b != id || p != Some(position));
     Ok(Reply::data(call, Value::Object(v.clone())))
 }
 
@@ -457,26 +463,33 @@ fn finalize_bundle_video_or_request_bundle_video_corrections(
 ) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = position(call);
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     let fields = bundle.fields.clone();
     let v = video(bundle, position)?;
     if str_of(v, "status") != Some("in_review") {
         return Err(Failure::state("The video is not in review."));
     }
+    // Whatever the manager would do next to it (an automatic finalization) is void.
+    manager::forget(desk, |b, p| b != id || p != Some(position));
     if call.op.id == "finalizeBundleVideo" {
-        video_to(v, &fields, "finalized", call, fx);
+        video_to(v, &fields, "finalized", call.now, fx);
     } else {
         v.insert("corrections".into(), Value::Object(body(call)));
-        video_to(v, &fields, "pending_corrections", call, fx);
+        video_to(v, &fields, "pending_corrections", call.now, fx);
+        let work = Work::VideoCorrected {
+            bundle: id.to_owned(),
+            position,
+        };
+        manager::hand(bundle, desk, work, call.now, fx);
     }
-    Ok(Reply::data(call, Value::Object(v.clone())))
+    Ok(Reply::data(call, Value::Object(video(bundle, position)?.clone())))
 }
 
 /// `fixBundleVideoDownload`.
-fn fix_bundle_video_download(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) -> Result<Reply, Failure> {
+fn fix_bundle_video_download(tenant: &mut Tenant, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let id = path(call, "id");
     let position = position(call);
-    let bundle = tenant.bundle(id)?;
+    let (bundle, desk) = tenant.bundle_and_desk(id)?;
     let v = video(bundle, position)?;
     if v.get("download_issue").and_then(Value::as_bool) != Some(true) {
         return Err(Failure::state("The video does not have a download issue."));
@@ -485,8 +498,12 @@ fn fix_bundle_video_download(tenant: &mut Tenant, call: &Call, _fx: &mut Effects
         v.insert(k, val);
     }
     v.insert("download_issue".into(), json!(false));
-    touch(v, call);
-    Ok(Reply::data(call, Value::Object(v.clone())))
+    touch(v, call.now);
+    // The manager was waiting for this fix: the held step is done now.
+    if let Some(work) = manager::take_held(desk, id, position) {
+        manager::perform(bundle, desk, work, call.now, fx);
+    }
+    Ok(Reply::data(call, Value::Object(video(bundle, position)?.clone())))
 }
 
 /// A new bundle from a create's fields (defaults applied), debited.
@@ -772,24 +789,6 @@ fn new_video(position: usize, call: &Call) -> Object {
     }))
 }
 
-fn set(object: &mut Object, field: &str, value: &str, call: &Call) {
-    object.insert(field.into(), json!(value));
-    touch(object, call);
-}
-
-fn touch(object: &mut Object, call: &Call) {
-    object.insert("updated_at".into(), json!(stamp(call.now)));
-}
-
-fn sync_account_status(bundle: &mut Bundle) {
-    let status = bundle
-        .account
-        .as_ref()
-        .and_then(|a| a.get("status").cloned())
-        .unwrap_or(Value::Null);
-    bundle.fields.insert("account_status".into(), status);
-}
-
 fn bundle_event(bundle: &Bundle) -> Value {
     let f = &bundle.fields;
     json!({
@@ -799,55 +798,6 @@ fn bundle_event(bundle: &Bundle) -> Value {
         "platform": f.get("platform"),
         "bundle_type": f.get("bundle_type"),
     })
-}
-
-/// Moves the account slot to `to`, with its event.
-fn account_to(account: &mut Object, bundle: Object, to: &'static str, call: &Call, fx: &mut Effects) {
-    let previous = account.get("status").cloned().unwrap_or(Value::Null);
-    set(account, "status", to, call);
-    let event = match to {
-        "configured" => "account.configured",
-        "published" => "account.published",
-        "in_review" => "account.in_review",
-        "pending_corrections" => "account.pending_corrections",
-        _ => "account.finalized",
-    };
-    fx.emit(
-        event,
-        json!({
-            "account_id": account.get("id"),
-            "bundle_id": bundle.get("id"),
-            "username": account.get("username"),
-            "platform": account.get("platform"),
-            "status": to,
-            "previous_status": previous,
-        }),
-    );
-}
-
-/// Moves a video slot to `to`, with its event when it has one.
-fn video_to(video: &mut Object, bundle: &Object, to: &'static str, call: &Call, fx: &mut Effects) {
-    let previous = video.get("status").cloned().unwrap_or(Value::Null);
-    set(video, "status", to, call);
-    let event = match to {
-        "configured" => "video.configured",
-        "published" => "video.published",
-        "in_review" => "video.in_review",
-        "pending_corrections" => "video.pending_corrections",
-        "finalized" => "video.finalized",
-        _ => return,
-    };
-    fx.emit(
-        event,
-        json!({
-            "video_id": video.get("id"),
-            "bundle_id": bundle.get("id"),
-            "position": video.get("position"),
-            "status": to,
-            "previous_status": previous,
-            "platform_url": video.get("platform_url"),
-        }),
-    );
 }
 
 /// A video needs a `video_url`, a carousel `carousel_images`.
@@ -901,9 +851,9 @@ fn configure_video(
         video.insert(k, v);
     }
     video.insert("download_issue".into(), json!(broken));
-    video_to(video, bundle, "configured", call, fx);
+    video_to(video, bundle, "configured", call.now, fx);
     if was == "pending_corrections" {
-        video_to(video, bundle, "in_review", call, fx);
+        video_to(video, bundle, "in_review", call.now, fx);
     }
     Ok(())
 }
@@ -941,28 +891,45 @@ fn fill_slots(bundle: &mut Bundle, configs: Vec<Object>, call: &Call, fx: &mut E
     Ok(out)
 }
 
-fn publish_video(video: &mut Object, bundle: &Object, call: &Call, fx: &mut Effects) {
+/// The indices of the bundle's configured videos.
+fn configured_videos(bundle: &Bundle) -> Vec<usize> {
+    (0..bundle.videos.len())
+        .filter(|&i| str_of(&bundle.videos[i], "status") == Some("configured"))
+        .collect()
+}
+
+/// Publishes the video at index `at`: `scheduled` for a later
+/// `target_publish_date` (by the key's clock), with its posting handed to
+/// the manager; posted at once otherwise, with its review handed over.
+fn publish_video(bundle: &mut Bundle, desk: &mut Desk, at: usize, call: &Call, fx: &mut Effects) {
+    let fields = bundle.fields.clone();
+    let Some(video) = bundle.videos.get_mut(at) else {
+        return;
+    };
     let today = call.now.format("%Y-%m-%d").to_string();
     let later = str_of(video, "target_publish_date").is_some_and(|d| d > today.as_str());
-    if later {
-        video_to(video, bundle, "scheduled", call, fx);
-        return;
-    }
-    let url = format!(
-        "https://www.tiktok.com/@sandbox/video/{}",
-        7_000_000_000_000_000_000u64 + super::seeded(str_of(video, "id").unwrap_or_default(), 1, 1_000_000_000)
-    );
-    video.insert("platform_url".into(), json!(url));
-    video.insert("published_at".into(), json!(stamp(call.now)));
-    video_to(video, bundle, "published", call, fx);
-    video_to(video, bundle, "in_review", call, fx);
+    let (bundle_id, position) = (str_of(&fields, "id").unwrap_or_default().to_owned(), at + 1);
+    let work = if later {
+        video_to(video, &fields, "scheduled", call.now, fx);
+        Work::VideoPost {
+            bundle: bundle_id,
+            position,
+        }
+    } else {
+        post_video(video, &fields, call.now, fx);
+        Work::VideoReview {
+            bundle: bundle_id,
+            position,
+        }
+    };
+    manager::hand(bundle, desk, work, call.now, fx);
 }
 
 /// `importBundleVideosCsv`: one row per video, a header row naming the
 /// `configureBundleVideo` fields (`carousel_images` and the other lists
 /// separated by `|`). Each row is checked against that operation's schema;
 /// the valid rows fill the free slots.
-fn import_csv(bundle: &mut Bundle, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
+fn import_csv(bundle: &mut Bundle, desk: &mut Desk, call: &Call, fx: &mut Effects) -> Result<Reply, Failure> {
     let upload = call.upload.as_ref();
     let text = upload
         .and_then(|u| u.file.as_ref())
@@ -1025,13 +992,8 @@ fn import_csv(bundle: &mut Bundle, call: &Call, fx: &mut Effects) -> Result<Repl
     let configured = fill_slots(bundle, rows, call, fx)?;
     let mut published = 0;
     if auto_publish && str_of(&bundle.fields, "status") == Some("published") {
-        let fields = bundle.fields.clone();
-        for v in bundle
-            .videos
-            .iter_mut()
-            .filter(|v| str_of(v, "status") == Some("configured"))
-        {
-            publish_video(v, &fields, call, fx);
+        for at in configured_videos(bundle) {
+            publish_video(bundle, desk, at, call, fx);
             published += 1;
         }
     }

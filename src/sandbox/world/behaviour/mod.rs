@@ -25,7 +25,7 @@ use crate::operations::Operation;
 use crate::sandbox::contract::{Failure, example};
 use crate::sandbox::world::state::{Charge, Object, Tenant};
 
-pub(in crate::sandbox) use webhooks::queue;
+pub(in crate::sandbox) use webhooks::{Queued, queue};
 
 /// One checked request.
 pub(in crate::sandbox) struct Call {
@@ -110,7 +110,7 @@ impl Effects {
         self.warnings.push(warning);
     }
 
-    fn emit(&mut self, event_type: &'static str, data: Value) {
+    pub(in crate::sandbox) fn emit(&mut self, event_type: &'static str, data: Value) {
         self.events.push(Event {
             event_type,
             data,
@@ -209,7 +209,7 @@ fn page(call: &Call, items: Vec<Value>) -> Reply {
 }
 
 /// A number that is stable for an id: synthetic analytics without a database.
-fn seeded(id: &str, salt: u64, below: u64) -> u64 {
+pub(in crate::sandbox) fn seeded(id: &str, salt: u64, below: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
     for b in id.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
