@@ -704,3 +704,80 @@ fn logs_tail_follows_the_sandbox_through_a_restart() {
     let line = tail.line("a request to the restarted sandbox");
     assert!(line.contains("GET /me") && line.contains("getCurrentUser"), "{line}");
 }
+
+/// `tokportal sandbox clock` against a running sandbox: set, show, advance
+/// (by, --next), real; a key is required, bad input is refused before any
+/// request, and the sandbox's refusals reach stderr with their code.
+#[test]
+fn sandbox_clock_sets_shows_and_advances_a_keys_clock() {
+    let (_sandbox, url) = sandbox();
+    let config = tempfile::tempdir().unwrap();
+    let ok = |args: &[&str]| {
+        let out = run(&url, args, config.path());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = ok(&["sandbox", "clock"]);
+    assert!(shown.contains("(real time)"), "{shown}");
+    let set = ok(&[
+        "sandbox",
+        "clock",
+        "set",
+        "--at",
+        "2026-06-01T00:00:00Z",
+        "--delay",
+        "account=72h",
+    ]);
+    assert!(set.starts_with("now 2026-06-01T00:00:00Z (simulated)"), "{set}");
+    // A published bundle: its account waits 72 h for the manager.
+    let created = ok(&[
+        "create-bundle",
+        "--body",
+        r#"{"bundle_type":"account_only","country":"USA"}"#,
+    ]);
+    let id = serde_json::from_str::<Value>(&created).unwrap()["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&[
+        "configure-bundle-account",
+        "--id",
+        &id,
+        "--body",
+        r#"{"username":"clock_cli","visible_name":"Clock"}"#,
+    ]);
+    ok(&["publish-bundle", "--id", &id]);
+    let shown = ok(&["sandbox", "clock", "show", "--format", "json"]);
+    let clock: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(clock["pending"][0]["at"], "2026-06-04T00:00:00Z", "{clock}");
+    assert_eq!(clock["delays"]["account"], "72h");
+    let quiet = ok(&["sandbox", "clock", "advance", "2d", "--format", "json"]);
+    let quiet: Value = serde_json::from_str(&quiet).unwrap();
+    assert_eq!(quiet["transitions"], json!([]), "two days are short of the 72 h step");
+    assert_eq!(quiet["now"], "2026-06-03T00:00:00Z");
+    let next = ok(&["sandbox", "clock", "advance", "--next"]);
+    assert!(
+        next.contains("account") && next.contains("published -> in_review"),
+        "{next}"
+    );
+    let back = run(
+        &url,
+        &["sandbox", "clock", "advance", "--to", "2026-05-01T00:00:00Z"],
+        config.path(),
+    );
+    assert_eq!(back.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&back.stderr).contains("CLOCK_BACKWARDS"));
+    let real = ok(&["sandbox", "clock", "real"]);
+    assert!(real.contains("(real time)"), "{real}");
+    let bad = run(&url, &["sandbox", "clock", "set", "--at", "soon"], config.path());
+    assert_eq!(bad.status.code(), Some(2), "refused before anything is sent");
+    let keyless = tokportal()
+        .args(["sandbox", "clock", "--base-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(keyless.status.code(), Some(3));
+}

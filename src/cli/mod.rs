@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 mod args;
 mod call;
+mod clock;
 mod commands;
 pub mod exit;
 mod flags;
@@ -60,7 +61,10 @@ where
     transcript::install(flags::verbosity(&matches));
     let result = match matches.subcommand() {
         Some(("webhooks", sub)) => webhooks::run(sub),
-        Some(("sandbox", sub)) => sandbox::run(sub).await,
+        Some(("sandbox", sub)) => match sub.subcommand() {
+            Some(("clock", clock)) => clock::run(&matches, clock).await,
+            _ => sandbox::run(sub).await,
+        },
         Some(("listen", sub)) => listen::run(&matches, sub).await,
         Some(("trigger", sub)) => trigger::run(&matches, sub).await,
         Some(("logs", sub)) => logs::run(&matches, sub).await,

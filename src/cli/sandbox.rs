@@ -21,6 +21,8 @@ pub(crate) fn command() -> Command {
              line is the inspector page's address: the requests live, each one's headers, \
              bodies and contract violations, the state per key and the webhook deliveries.",
         )
+        .args_conflicts_with_subcommands(true)
+        .subcommand(super::clock::command())
         .arg(
             Arg::new("port")
                 .long("port")
@@ -70,6 +72,14 @@ pub(crate) fn command() -> Command {
                 .help("Requests the journal keeps for the inspector and `logs tail` (0: none)"),
         )
         .arg(
+            Arg::new("webhook_duplicates")
+                .long("webhook-duplicates")
+                .value_name("RATE")
+                .default_value("0")
+                .value_parser(clap::value_parser!(f64))
+                .help("Share of webhook deliveries (0 to 1) sent twice with the same TokPortal-Event-Id, as production may"),
+        )
+        .arg(
             Arg::new("rate_limit")
                 .long("rate-limit")
                 .default_value("120")
@@ -88,6 +98,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.initial_credits = m.get_one::<f64>("credits").copied().unwrap_or(options.initial_credits);
     options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
     options.lenient = m.get_flag("lenient");
+    options.webhook_duplicates = m.get_one::<f64>("webhook_duplicates").copied().unwrap_or_default();
     options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
     if !options.host.is_loopback() {
         eprintln!(

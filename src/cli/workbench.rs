@@ -151,6 +151,51 @@ impl Sandbox {
     }
 }
 
+/// The most of a control answer that is read (an advance over many
+/// bundles names each transition).
+const MAX_CONTROL_ANSWER: u64 = 64 * 1024 * 1024;
+
+impl Sandbox {
+    /// One request to a sandbox route that acts for `key` (the clock's):
+    /// its `data`, or the refusal as a failure naming its code and message.
+    pub(crate) async fn control(
+        &self,
+        method: reqwest::Method,
+        route: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
+        let mut request = self
+            .http
+            .request(method, self.admin(route))
+            .header(crate::headers::API_KEY, key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.map_err(|e| Failure {
+            code: EXIT_TRANSPORT,
+            message: format!("error: cannot reach {}: {}", self.base, crate::error::one_line(&e)),
+        })?;
+        let status = answer.status();
+        let body = match crate::pipeline::decode::buffer(answer, MAX_CONTROL_ANSWER).await {
+            Ok(read) => serde_json::from_slice(&read.body).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if status.is_success() {
+            return Ok(body["data"].clone());
+        }
+        let error = &body["error"];
+        Err(Failure {
+            code: super::exit::EXIT_API,
+            message: format!(
+                "error: the sandbox refused (HTTP {status} {}): {}",
+                error["code"].as_str().unwrap_or("?"),
+                error["message"].as_str().unwrap_or("no message")
+            ),
+        })
+    }
+}
+
 /// The most of a health answer or a refusal that is read: a sandbox's are
 /// a few hundred bytes, and whatever else answers may send without end.
 const MAX_SMALL_ANSWER: u64 = 64 * 1024;

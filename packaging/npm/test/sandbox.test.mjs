@@ -50,3 +50,33 @@ test('startSandbox serves the contract', async () => {
 test('a sandbox that cannot start says why', async () => {
   await assert.rejects(startSandbox({ args: ['--credits', 'not-a-number'] }), /not-a-number/);
 });
+
+test('the handle advances a key\'s clock and verifies', async () => {
+  const { SandboxError, VerificationError } = require('tokportal-sandbox');
+  const sandbox = await startSandbox();
+  const key = 'sk_test_node_clock';
+  const as = async (url, method = 'GET', body) => {
+    const answer = await fetch(url, {
+      method,
+      headers: { 'X-API-Key': key, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return [answer.status, await answer.json()];
+  };
+  try {
+    const clock = await sandbox.setClock(key, { frozenAt: '2026-06-01T00:00:00Z', delays: { account: '24h' } });
+    assert.equal(clock.simulated, true);
+    const [, bundle] = await as(`${sandbox.url}/bundles`, 'POST', { bundle_type: 'account_only', country: 'USA' });
+    assert.equal(bundle.data.created_at, '2026-06-01T00:00:00Z');
+    await as(`${sandbox.url}/bundles/${bundle.data.id}/account`, 'PUT', { username: 'node_clock', visible_name: 'Node' });
+    await as(`${sandbox.url}/bundles/${bundle.data.id}/publish`, 'POST');
+    const moved = await sandbox.advance('1d', { key });
+    assert.deepEqual(moved.transitions.map((t) => [t.at, t.to]), [['2026-06-02T00:00:00Z', 'in_review']]);
+    assert.equal((await sandbox.clock('sk_test_node_other')).simulated, false);
+    assert.equal((await sandbox.verify({ key, operation: 'createBundle', times: 1 })).found, 1);
+    await assert.rejects(sandbox.verify({ key, operation: 'createBundle', times: 3 }), (e) => e instanceof VerificationError && e.found === 1);
+    await assert.rejects(sandbox.advance(undefined, { key, to: '2020-01-01T00:00:00Z' }), (e) => e instanceof SandboxError && e.code === 'CLOCK_BACKWARDS');
+  } finally {
+    await sandbox.stop();
+  }
+});

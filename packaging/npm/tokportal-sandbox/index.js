@@ -30,6 +30,68 @@ function binaryPath() {
   }
 }
 
+/** A refusal of a control route, with the sandbox's `code` and `status`. */
+class SandboxError extends Error {
+  constructor(message, code, status) {
+    super(message);
+    this.name = 'SandboxError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** A `verify` whose count did not hold: `found`, and the `closest` requests. */
+class VerificationError extends Error {
+  constructor(message, found, closest) {
+    super(message);
+    this.name = 'VerificationError';
+    this.code = 'ERR_ASSERTION';
+    this.found = found;
+    this.closest = closest;
+  }
+}
+
+/** One request to a `/_sandbox/` route: its `data`, or the refusal. */
+async function control(url, method, route, key, body) {
+  const headers = {};
+  if (key) headers['X-API-Key'] = key;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const answer = await fetch(`${url}/_sandbox/${route}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let parsed = null;
+  try {
+    parsed = await answer.json();
+  } catch {
+    parsed = null;
+  }
+  if (answer.ok) return parsed ? parsed.data : null;
+  const error = (parsed && parsed.error) || {};
+  const message = error.message || `HTTP ${answer.status}`;
+  if (error.code === 'VERIFICATION_FAILED') {
+    const details = error.details || {};
+    throw new VerificationError(message, details.found || 0, details.closest || []);
+  }
+  throw new SandboxError(message, error.code, answer.status);
+}
+
+/** The controls of a sandbox at `url`: every clock control is per API key. */
+function controls(url) {
+  return {
+    clock: (key) => control(url, 'GET', 'clock', key),
+    setClock: (key, { frozenAt, delays = {} } = {}) =>
+      control(url, 'POST', 'clock', key, frozenAt ? { frozen_at: frozenAt, delays } : { delays }),
+    advance: (by, { key, to } = {}) =>
+      control(url, 'POST', 'clock/advance', key, to ? { to } : { by }),
+    realTime: (key) => control(url, 'DELETE', 'clock', key),
+    flagDownloadIssue: (key, bundleId, position) =>
+      control(url, 'POST', 'manager', key, { bundle_id: bundleId, position, flag: 'download_issue' }),
+    verify: ({ key, ...asked } = {}) => control(url, 'POST', 'verify', key, asked),
+  };
+}
+
 const running = new Set();
 process.on('exit', () => {
   for (const child of running) child.kill();
@@ -71,7 +133,7 @@ function startSandbox({ args = [], timeoutMs = 20000 } = {}) {
       const prefix = 'listening on ';
       if (line.startsWith(prefix)) {
         const url = line.slice(prefix.length).trim();
-        resolve({ url, inspectorUrl: `${url}/_sandbox/`, stop, process: child });
+        resolve({ url, inspectorUrl: `${url}/_sandbox/`, stop, process: child, ...controls(url) });
       } else {
         stop();
         reject(new Error(`the sandbox said: ${line}`));
@@ -87,4 +149,4 @@ function startSandbox({ args = [], timeoutMs = 20000 } = {}) {
   });
 }
 
-module.exports = { binaryPath, startSandbox };
+module.exports = { binaryPath, startSandbox, SandboxError, VerificationError };

@@ -68,3 +68,30 @@ def test_a_sandbox_that_cannot_start_says_why():
     with pytest.raises(SandboxError) as raised:
         Sandbox(["--credits", "not-a-number"])
     assert "not-a-number" in str(raised.value)
+
+
+def test_the_fixture_advances_a_keys_clock_and_verifies(tokportal_sandbox):
+    from tokportal_sandbox import SandboxError, VerificationError
+
+    key = "sk_test_python_clock"
+    clock = tokportal_sandbox.set_clock(key=key, frozen_at="2026-06-01T00:00:00Z")
+    assert clock["simulated"] is True and clock["now"] == "2026-06-01T00:00:00Z"
+    status, bundle = call(
+        f"{tokportal_sandbox}/bundles", "POST", {"bundle_type": "account_only", "country": "USA"}, key=key
+    )
+    assert status == 201 and bundle["data"]["created_at"] == "2026-06-01T00:00:00Z"
+    bundle_id = bundle["data"]["id"]
+    call(f"{tokportal_sandbox}/bundles/{bundle_id}/account", "PUT", {"username": "py_clock", "visible_name": "Py"}, key=key)
+    status, published = call(f"{tokportal_sandbox}/bundles/{bundle_id}/publish", "POST", key=key)
+    assert status == 200 and published["data"]["account_status"] == "published"
+    moved = tokportal_sandbox.advance("2d", key=key)
+    assert [(t["at"], t["to"]) for t in moved["transitions"]] == [("2026-06-03T00:00:00Z", "in_review")]
+    assert tokportal_sandbox.clock(key="sk_test_someone_else")["simulated"] is False
+    assert tokportal_sandbox.verify(operation="createBundle", times=1, key=key)["found"] == 1
+    with pytest.raises(VerificationError) as failed:
+        tokportal_sandbox.verify(operation="createBundle", times=2, key=key)
+    assert failed.value.found == 1 and failed.value.closest
+    with pytest.raises(SandboxError) as refused:
+        tokportal_sandbox.advance(key=key, to="2020-01-01T00:00:00Z")
+    assert refused.value.code == "CLOCK_BACKWARDS"
+    assert tokportal_sandbox.real_time(key=key)["simulated"] is False

@@ -5,11 +5,20 @@ one ``TOKPORTAL_BINARY_PATH`` names) with ``sandbox --port 0``, waits for its
 ``listening on URL`` line and returns the URL. The process is stopped when
 Python exits, or earlier with ``stop_sandbox(url)`` or the ``Sandbox`` context
 manager. If the sandbox does not start, the error carries its own message.
+
+The URL it hands out (``SandboxUrl``, a ``str``) also drives the sandbox's
+clock and verification, per API key::
+
+    sandbox.set_clock(key=KEY, frozen_at="2026-06-01T00:00:00Z")
+    ...  # publish a bundle with KEY
+    moved = sandbox.advance("48h", key=KEY)   # the account reaches review
+    sandbox.verify(operation="createBundle", times=1, key=KEY)
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import queue
 import shutil
@@ -17,15 +26,109 @@ import subprocess
 import sys
 import sysconfig
 import threading
-from typing import Dict, List, Optional, Sequence
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["Sandbox", "SandboxError", "binary_path", "start_sandbox", "stop_sandbox"]
+__all__ = [
+    "Sandbox",
+    "SandboxError",
+    "SandboxUrl",
+    "VerificationError",
+    "binary_path",
+    "start_sandbox",
+    "stop_sandbox",
+]
 
 _RUNNING: Dict[str, "Sandbox"] = {}
 
 
 class SandboxError(RuntimeError):
-    """The sandbox could not be started; the message is the sandbox's own."""
+    """The sandbox could not be started, or refused a control request; the
+    message is the sandbox's own. ``code`` is its error code (``NO_CLOCK``,
+    ``CLOCK_BACKWARDS``, ``VALIDATION_ERROR``), when it gave one."""
+
+    def __init__(self, message: str, code: Optional[str] = None, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class VerificationError(AssertionError):
+    """A ``verify`` whose count did not hold: ``found`` is what was counted,
+    ``closest`` the sandbox's requests nearest to what was asked."""
+
+    def __init__(self, message: str, found: int, closest: List[Dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.found = found
+        self.closest = closest
+
+
+def _control(url: str, method: str, route: str, key: Optional[str], body: Any = None) -> Any:
+    """One request to a ``/_sandbox/`` route; its ``data``, or the refusal."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}/_sandbox/{route}", data=data, method=method)
+    if key is not None:
+        request.add_header("X-API-Key", key)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.load(answer).get("data")
+    except urllib.error.HTTPError as refused:
+        try:
+            error = json.load(refused).get("error", {})
+        except ValueError:
+            error = {}
+        message = error.get("message") or f"HTTP {refused.code}"
+        if error.get("code") == "VERIFICATION_FAILED":
+            details = error.get("details", {})
+            raise VerificationError(message, details.get("found", 0), details.get("closest", [])) from None
+        raise SandboxError(message, error.get("code"), refused.code) from None
+
+
+class SandboxUrl(str):
+    """A running sandbox's base URL (a ``str``), with its controls. Every
+    clock control is per API key: ``key`` is the key whose clock moves."""
+
+    def clock(self, *, key: str) -> Dict[str, Any]:
+        """The key's clock: ``now``, ``simulated``, ``delays``, ``pending``."""
+        return _control(self, "GET", "clock", key)
+
+    def set_clock(
+        self, *, key: str, frozen_at: Optional[str] = None, delays: Optional[Dict[str, str]] = None
+    ) -> Dict[str, Any]:
+        """Puts the key on a simulated clock standing still at ``frozen_at``
+        (RFC 3339; now by default), with the manager's ``delays``
+        (``{"account": "48h", "corrections": "24h", "video": "12h"}``)."""
+        body: Dict[str, Any] = {"delays": delays or {}}
+        if frozen_at is not None:
+            body["frozen_at"] = frozen_at
+        return _control(self, "POST", "clock", key, body)
+
+    def advance(self, by: Optional[str] = None, *, key: str, to: Optional[str] = None) -> Dict[str, Any]:
+        """Moves the key's clock forward ``by`` (``"36h"``, ``"3d"``) or ``to`` a
+        time, doing the manager's work that falls due on the way; returns
+        ``{"now", "transitions"}`` once each webhook had its first attempt."""
+        body = {"by": by} if to is None else {"to": to}
+        return _control(self, "POST", "clock/advance", key, body)
+
+    def real_time(self, *, key: str) -> Dict[str, Any]:
+        """Puts the key back on real time."""
+        return _control(self, "DELETE", "clock", key)
+
+    def flag_download_issue(self, bundle_id: str, position: int, *, key: str) -> Dict[str, Any]:
+        """Makes the account manager flag that video at its next step."""
+        body = {"bundle_id": bundle_id, "position": position, "flag": "download_issue"}
+        return _control(self, "POST", "manager", key, body)
+
+    def verify(self, *, key: Optional[str] = None, **asked: Any) -> Dict[str, Any]:
+        """Checks what happened since start or reset: ``operation``,
+        ``status``, ``event``, ``dry_run``, ``replayed``, and one of
+        ``times``, ``at_least``, ``at_most`` (at least once by default);
+        only ``key``'s when given. Raises ``VerificationError`` (an
+        ``AssertionError``) when the count does not hold."""
+        return _control(self, "POST", "verify", key, asked)
 
 
 def binary_path() -> str:
@@ -88,7 +191,7 @@ class Sandbox:
             self._process.wait(timeout=5)
             message = "".join(self._stderr).strip() or f"exit status {self._process.returncode}"
             raise SandboxError(f"the sandbox did not start: {message}")
-        self.url: str = first[len("listening on "):].strip()
+        self.url: SandboxUrl = SandboxUrl(first[len("listening on "):].strip())
         #: The inspector page: the live request log, state and deliveries.
         self.inspector_url: str = f"{self.url}/_sandbox/"
 
@@ -110,7 +213,7 @@ class Sandbox:
         self.stop()
 
 
-def start_sandbox(args: Sequence[str] = (), timeout: float = 20.0) -> str:
+def start_sandbox(args: Sequence[str] = (), timeout: float = 20.0) -> SandboxUrl:
     """Starts a sandbox and returns its URL. Extra ``args`` go to ``tokportal
     sandbox`` (``["--credits", "50"]``, ``["--fault-rate", "0.1"]``)."""
     sandbox = Sandbox(args, timeout)

@@ -7,11 +7,13 @@ from typing import Iterator
 
 import pytest
 
-from . import Sandbox
+from . import Sandbox, SandboxUrl
 
 
 @pytest.fixture
-def tokportal_sandbox() -> Iterator[str]:
-    """The base URL of a fresh ``tokportal sandbox``; any ``sk_...`` key works."""
+def tokportal_sandbox() -> Iterator[SandboxUrl]:
+    """The base URL of a fresh ``tokportal sandbox`` (any ``sk_...`` key
+    works), with its controls: ``advance(by, key=...)``, ``verify(...)``,
+    ``set_clock``, ``clock``, ``real_time``, ``flag_download_issue``."""
     with Sandbox() as sandbox:
         yield sandbox.url
