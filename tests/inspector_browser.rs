@@ -264,6 +264,54 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
     })
     .await;
 
+    // A key on a simulated clock: its clock and the manager's next step are
+    // shown, and the page's control advances to it.
+    let timed = "sk_test_inspector_clock";
+    let clock = sandbox.clock(timed);
+    clock.freeze_at("2026-06-01T00:00:00Z".parse().unwrap()).await.unwrap();
+    let timed_client = sandbox.client(timed).unwrap();
+    let made = timed_client
+        .request_operation(
+            "createBundle",
+            tokportal::OperationArgs::new().body(json!({"bundle_type": "account_only", "country": "USA"})),
+        )
+        .await
+        .unwrap();
+    let bundle_id = match &made.body {
+        tokportal::ResponseBody::Json(v) => v["data"]["id"].as_str().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let path = tokportal::OperationArgs::new().path("id", bundle_id.as_str());
+    timed_client
+        .request_operation(
+            "configureBundleAccount",
+            path.clone()
+                .body(json!({"username": "inspector_clock", "visible_name": "Clock"})),
+        )
+        .await
+        .unwrap();
+    timed_client.request_operation("publishBundle", path).await.unwrap();
+    until("the key's clock and its waiting step", || async {
+        let keys = text(&page, "#keys").await;
+        keys.contains("Clock: 2026-06-01T00:00:00Z (simulated)")
+            && keys.contains("2026-06-03T00:00:00Z account.in_review")
+    })
+    .await;
+    page.find(Locator::Css("#keys button.advance"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the clock at the step, the account in review", || async {
+        let keys = text(&page, "#keys").await;
+        keys.contains("Clock: 2026-06-03T00:00:00Z (simulated)")
+            && keys.contains("account in_review")
+            && keys.contains("Nothing waits on the clock")
+    })
+    .await;
+    assert_eq!(clock.get().await.unwrap().now.to_rfc3339(), "2026-06-03T00:00:00+00:00");
+
     // The screenshot the README shows: every request again, with a detail open.
     page.find(Locator::Css("#filter-status"))
         .await

@@ -177,6 +177,7 @@
       const items = [["bundles", k.bundles], ["accounts", k.accounts], ["uploads", k.uploads], ["webhook endpoints", k.webhook_endpoints], ["comment tasks", k.comment_tasks], ["transactions", k.transactions]];
       for (const [name, arr] of items) list.append(el("li", arr.length + " " + name));
       box.append(list);
+      box.append(clockOf(k));
       if (k.bundles.length) {
         const bundles = el("ul");
         for (const b of k.bundles.slice(-20).reverse()) {
@@ -187,6 +188,49 @@
       }
       return box;
     }));
+  }
+
+  // A key's clock: real time, or simulated with the manager's steps waiting
+  // and a control that advances to the next one.
+  function clockOf(k) {
+    const c = k.clock;
+    const box = el("div", null, "clock");
+    box.dataset.key = k.key;
+    if (!c || !c.simulated) {
+      box.append(el("p", "Clock: real time (the manager works at once)", "muted"));
+      return box;
+    }
+    box.append(el("p", "Clock: " + c.now + " (simulated)", "clock-now"));
+    if (c.pending.length) {
+      const steps = el("ol", null, "pending");
+      for (const p of c.pending.slice(0, 10)) {
+        steps.append(el("li", p.at + " " + p.step + " (bundle " + p.bundle_id + (p.position ? ", video " + p.position : "") + ")"));
+      }
+      if (c.pending.length > 10) steps.append(el("li", "… and " + (c.pending.length - 10) + " more", "muted"));
+      box.append(el("p", "Waiting on the clock:", "muted"), steps);
+      const next = el("button", "Advance to next step (" + c.next_at + ")");
+      next.type = "button";
+      next.className = "advance";
+      next.setAttribute("aria-label", "Advance key " + k.key + "'s clock to its next step, at " + c.next_at);
+      next.addEventListener("click", async () => {
+        next.disabled = true;
+        try {
+          await api("clock/advance?key=" + encodeURIComponent(k.key), {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ to: c.next_at }),
+          });
+        } catch (err) { next.title = err.message; fault(err.message); }
+        await loadState();
+      });
+      box.append(next);
+    } else {
+      box.append(el("p", "Nothing waits on the clock.", "muted"));
+    }
+    for (const h of c.held || []) {
+      box.append(el("p", "Held: bundle " + h.bundle_id + " video " + h.position + " (" + h.step + ") waits for fixBundleVideoDownload", "s4"));
+    }
+    return box;
   }
 
   // ---- deliveries -----------------------------------------------------------
