@@ -257,6 +257,53 @@ mod tests {
         }
     }
 
+    /// A burst of events larger than the delivery log loses none of them:
+    /// the unfinished deliveries stay until sent; finished ones make room.
+    #[test]
+    fn unsent_deliveries_are_never_dropped_to_bound_the_log() {
+        use crate::sandbox::world::state::{Endpoint, str_of};
+        use webhooks::{MAX_DELIVERIES, MAX_UNFINISHED};
+        let mut tenant = Tenant::new(0.0, "test", Utc::now());
+        let endpoint = uuid::Uuid::new_v4();
+        tenant.endpoints.push(Endpoint {
+            fields: crate::sandbox::world::state::object(
+                json!({"id": endpoint, "url": "http://127.0.0.1:1/hook", "events": ["bundle.created"], "enabled": true}),
+            ),
+            secret: "whsec_test".into(),
+        });
+        let event = Event {
+            event_type: "bundle.created",
+            data: json!({"bundle_id": "b"}),
+            only: None,
+        };
+        let mut first = Vec::new();
+        for _ in 0..MAX_DELIVERIES + 500 {
+            first.extend(queue(&mut tenant, &event, Utc::now()).deliveries);
+        }
+        assert_eq!(
+            tenant.deliveries.len(),
+            MAX_DELIVERIES + 500,
+            "none was sent yet: none dropped"
+        );
+        assert!(
+            tenant.delivery_at(first[0]).is_some(),
+            "the oldest unsent delivery is still there"
+        );
+        // Once 600 are sent, the next event makes room from those.
+        for d in tenant.deliveries.iter_mut().take(600) {
+            d.fields.insert("status".into(), json!("succeeded"));
+        }
+        queue(&mut tenant, &event, Utc::now());
+        assert_eq!(tenant.deliveries.len(), MAX_DELIVERIES);
+        let finished = tenant
+            .deliveries
+            .iter()
+            .filter(|d| str_of(&d.fields, "status") == Some("succeeded"))
+            .count();
+        assert_eq!(finished, 99, "the oldest finished went first");
+        assert!(MAX_UNFINISHED > MAX_DELIVERIES);
+    }
+
     #[test]
     fn what_a_key_holds_is_bounded() {
         let mut tenant = Tenant::new(1.0e9, "test", Utc::now());

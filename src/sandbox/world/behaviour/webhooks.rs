@@ -10,8 +10,13 @@ use crate::sandbox::contract::Failure;
 use crate::sandbox::world::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
 use crate::webhooks::EVENT_TYPES;
 
-/// Deliveries kept per key; the oldest go first.
-const MAX_DELIVERIES: usize = 1000;
+/// Finished deliveries (succeeded, or failed for good) kept per key; the
+/// oldest go first.
+pub(in crate::sandbox) const MAX_DELIVERIES: usize = 1000;
+/// Deliveries not finished yet (waiting for their first attempt, or for a
+/// retry) kept per key beyond those: they are never dropped before they are
+/// sent unless a key has more than this many waiting at once.
+pub(in crate::sandbox) const MAX_UNFINISHED: usize = 20_000;
 /// Webhook endpoints a key may hold.
 const MAX_ENDPOINTS: usize = 100;
 
@@ -237,12 +242,34 @@ pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTim
         });
         ids.push(id);
     }
-    let excess = tenant.deliveries.len().saturating_sub(MAX_DELIVERIES);
-    tenant.deliveries.drain(..excess);
+    bound_deliveries(&mut tenant.deliveries);
     Queued {
         event_type: event.event_type,
         payload,
         deliveries: ids,
+    }
+}
+
+/// Keeps the delivery log bounded without losing what is still to be
+/// sent: past [`MAX_DELIVERIES`], the oldest finished deliveries go; the
+/// unfinished ones go (oldest first) only past [`MAX_UNFINISHED`] more.
+fn bound_deliveries(deliveries: &mut Vec<Delivery>) {
+    if deliveries.len() <= MAX_DELIVERIES {
+        return;
+    }
+    let finished = |d: &Delivery| matches!(str_of(&d.fields, "status"), Some("succeeded" | "failed"));
+    let mut drop_finished = deliveries.len() - MAX_DELIVERIES;
+    deliveries.retain(|d| {
+        if drop_finished > 0 && finished(d) {
+            drop_finished -= 1;
+            return false;
+        }
+        true
+    });
+    let excess = deliveries.len().saturating_sub(MAX_DELIVERIES + MAX_UNFINISHED);
+    if excess > 0 {
+        tracing::warn!(target: "tokportal::sandbox", "{excess} webhook deliveries dropped unsent: more than {MAX_UNFINISHED} waited at once");
+        deliveries.drain(..excess);
     }
 }
 
