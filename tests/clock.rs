@@ -672,3 +672,87 @@ async fn verify_counts_what_happened() {
         .await
         .unwrap();
 }
+
+/// On a simulated clock a video's corrections come back after the
+/// `corrections` delay; an unpublished bundle's waiting steps are dropped,
+/// so nothing moves it later; `DELETE clock` drops what still waits.
+#[tokio::test]
+async fn video_corrections_wait_and_an_unpublished_bundle_is_left_alone() {
+    let sandbox = Sandbox::start_with(options()).await.unwrap();
+    let key = "sk_test_clock_video_corrections";
+    let api = Api::new(&sandbox, key);
+    let clock = sandbox.clock(key);
+    clock
+        .freeze(
+            Some("2026-06-01T00:00:00Z".parse().unwrap()),
+            &[("corrections", "6h"), ("auto_finalize", "30d")],
+        )
+        .await
+        .unwrap();
+    let hook = receiver().await;
+    let (bundle, _) = api.world(&hook.url).await;
+    api.post(&format!("/bundles/{bundle}/publish"), Value::Null).await;
+    api.video(&bundle, "2026-06-01").await;
+    api.post(&format!("/bundles/{bundle}/videos/1/publish"), Value::Null)
+        .await;
+    let reviewed = clock.advance("12h").await.unwrap();
+    assert_eq!(reviewed.transitions.last().map(|t| t.to.as_str()), Some("in_review"));
+    let (status, video) = api
+        .post(
+            &format!("/bundles/{bundle}/videos/1/corrections"),
+            json!({"comment": "Brighter"}),
+        )
+        .await;
+    assert_eq!(
+        (status, video["data"]["status"].as_str()),
+        (200, Some("pending_corrections"))
+    );
+    let early = clock.advance("5h").await.unwrap();
+    assert!(early.transitions.is_empty(), "{:?}", early.transitions);
+    let back = clock.advance("1h").await.unwrap();
+    assert_eq!(back.transitions.len(), 1);
+    assert_eq!(
+        (
+            back.transitions[0].from.as_deref(),
+            back.transitions[0].to.as_str(),
+            back.transitions[0].event.as_deref()
+        ),
+        (Some("pending_corrections"), "in_review", Some("video.in_review"))
+    );
+    assert_eq!(back.transitions[0].at.to_rfc3339(), "2026-06-01T18:00:00+00:00");
+
+    // Another bundle, published then unpublished: its account never reaches review.
+    let (status, other) = api
+        .post("/bundles", json!({"bundle_type": "account_only", "country": "USA"}))
+        .await;
+    assert_eq!(status, 201);
+    let other = other["data"]["id"].as_str().unwrap().to_owned();
+    api.put(
+        &format!("/bundles/{other}/account"),
+        json!({"username": "other_brand", "visible_name": "Other"}),
+    )
+    .await;
+    api.post(&format!("/bundles/{other}/publish"), Value::Null).await;
+    let waiting = clock.get().await.unwrap();
+    assert!(waiting.pending.iter().any(|p| p.bundle_id == other));
+    let (status, _) = api.post(&format!("/bundles/{other}/unpublish"), Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(clock.get().await.unwrap().pending.iter().all(|p| p.bundle_id != other));
+    let later = clock.advance("3d").await.unwrap();
+    let accounts: Vec<_> = later.transitions.iter().filter(|t| t.resource == "account").collect();
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the first bundle's account only: {:?}",
+        later.transitions
+    );
+    let (_, account) = api.get(&format!("/bundles/{other}/account")).await;
+    assert_eq!(account["data"]["status"], "configured");
+
+    let (status, dropped) = api.send(reqwest::Method::DELETE, "/_sandbox/clock", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        dropped["data"]["dropped"], 1,
+        "the first bundle's auto-finalization still waited"
+    );
+}
