@@ -11,7 +11,7 @@ use crate::sandbox::{Sandbox, SandboxOptions};
 /// The `sandbox` subcommand.
 pub(crate) fn command() -> Command {
     Command::new("sandbox")
-        .about("Serve an offline TokPortal that enforces the API contract (free, in memory)")
+        .about("Serve an offline TokPortal that enforces the API contract (free; in memory, or in a file with --state)")
         .long_about(
             "Serve an offline TokPortal on this machine: every request is checked against the \
              vendored contract, state lives in memory per API key (any `sk_...` key works), \
@@ -72,6 +72,13 @@ pub(crate) fn command() -> Command {
                 .help("Requests the journal keeps for the inspector and `logs tail` (0: none)"),
         )
         .arg(
+            Arg::new("state")
+                .long("state")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("Keep the state in this SQLite file: it survives restarts and kill -9 (made if missing; one sandbox a file)"),
+        )
+        .arg(
             Arg::new("webhook_duplicates")
                 .long("webhook-duplicates")
                 .value_name("RATE")
@@ -98,6 +105,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.initial_credits = m.get_one::<f64>("credits").copied().unwrap_or(options.initial_credits);
     options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
     options.lenient = m.get_flag("lenient");
+    options.state = m.get_one::<std::path::PathBuf>("state").cloned();
     options.webhook_duplicates = m.get_one::<f64>("webhook_duplicates").copied().unwrap_or_default();
     options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
     if !options.host.is_loopback() {

@@ -86,6 +86,9 @@ pub struct SandboxOptions {
     /// page); the oldest go first, and bodies are bounded in bytes too.
     /// 0 keeps none (the live feed still runs).
     pub journal: usize,
+    /// The SQLite file the state lives in (`--state`); `None` keeps it in
+    /// memory, lost when the sandbox stops.
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxOptions {
@@ -103,6 +106,7 @@ impl Default for SandboxOptions {
             webhook_duplicates: 0.0,
             lenient: false,
             journal: 1000,
+            state: None,
         }
     }
 }
@@ -158,6 +162,10 @@ pub enum SandboxError {
     /// An option is out of range.
     #[error("invalid sandbox option: {0}")]
     InvalidOption(String),
+    /// The state file (`--state`) was refused: it names the file and what
+    /// is wrong, and the file was left as it was.
+    #[error("cannot use the state file {0}")]
+    State(String),
     /// A control route (`/_sandbox/clock`, `/_sandbox/verify`) refused, or
     /// the sandbox did not answer (status 0).
     #[error("sandbox control refused ({status} {code}): {message}")]
@@ -208,6 +216,10 @@ impl Sandbox {
     /// Starts a sandbox with `options` on the current Tokio runtime.
     pub async fn start_with(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
         options.check()?;
+        let store = match &options.state {
+            Some(path) => Some(world::store::Store::open(path).map_err(SandboxError::State)?),
+            None => None,
+        };
         let addr = SocketAddr::new(options.host, options.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -220,7 +232,9 @@ impl Sandbox {
             IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
         };
         let stop = CancellationToken::new();
-        let shared = Arc::new(face::flow::Shared::new(options, url.clone(), stop.clone()));
+        let shared = face::flow::Shared::new(options, url.clone(), stop.clone(), store).map_err(SandboxError::State)?;
+        let shared = Arc::new(shared);
+        face::flow::resume_deliveries(&shared);
         let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
         Ok(Sandbox {
             addr,

@@ -41,7 +41,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::operations::SPEC_VERSION;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::faults::Fault;
-use crate::sandbox::face::flow::{MAX_JSON_BODY, Shared, key_of, tenant_of};
+use crate::sandbox::face::flow::{MAX_JSON_BODY, Shared, key_of, persist, tenant_of};
 use crate::sandbox::face::timeline;
 use crate::sandbox::workbench::inspector;
 use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
@@ -534,8 +534,11 @@ async fn credits(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fa
         .and_then(Value::as_f64)
         .filter(|b| (0.0..=1.0e9).contains(b))
         .ok_or_else(|| Failure::rule("balance", "must be a number from 0 to 1e9"))?;
-    let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    tenant_of(&mut tenants, &key, shared.options.initial_credits)?.set_balance(balance, Utc::now());
+    {
+        let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenant_of(&mut tenants, &key, shared.options.initial_credits)?.set_balance(balance, Utc::now());
+    }
+    persist(shared, &key, true, None)?;
     Ok(json!({"balance": balance}))
 }
 
@@ -547,6 +550,7 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
     match key_of(&parts.headers) {
         Ok(key) => {
             shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            forget_file(shared, Some(&key))?;
             shared.replays.forget(&key);
             shared.tally.forget(Some(fingerprint(&key)));
             Ok(json!({"reset": true}))
@@ -556,6 +560,7 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
                 let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
                 std::mem::take(&mut *tenants).len()
             };
+            forget_file(shared, None)?;
             shared.replays.clear();
             shared.queued_faults.clear();
             shared.courier.clear_holds();
@@ -612,6 +617,16 @@ fn describe(expected: &Value) -> String {
         (_, Some(l), _) => format!("at least {l}"),
         (_, _, Some(m)) => format!("at most {m}"),
         _ => "a count".into(),
+    }
+}
+
+/// Forgets one key, or all, in the state file too.
+fn forget_file(shared: &Shared, key: Option<&str>) -> Result<(), Failure> {
+    match &shared.store {
+        Some(store) => store
+            .forget(key)
+            .map_err(|why| Failure::new(500, "INTERNAL_ERROR", format!("The reset could not be written: {why}"))),
+        None => Ok(()),
     }
 }
 

@@ -37,8 +37,9 @@ use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Journal, Message
 use crate::sandbox::workbench::verify::Tally;
 use crate::sandbox::world::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
 use crate::sandbox::world::deliveries::{self, Courier};
-use crate::sandbox::world::replays::{self, Claimed, Idempotency, Replays, Stored};
-use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint};
+use crate::sandbox::world::replays::{self, Idempotency, Replays, Stored};
+use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint, str_of};
+use crate::sandbox::world::store::Store;
 
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
@@ -61,6 +62,8 @@ pub(in crate::sandbox) struct Shared {
     dice: Dice,
     pub(in crate::sandbox) queued_faults: faults::Queue,
     pub(in crate::sandbox) tenants: Tenants,
+    /// The state file (`--state`), written before each answer.
+    pub(in crate::sandbox) store: Option<Arc<Store>>,
     pub(in crate::sandbox) courier: Arc<Courier>,
     pub(in crate::sandbox) journal: Arc<Journal>,
     /// What was seen since start or reset, counted for `verify` (the
@@ -80,8 +83,30 @@ pub(in crate::sandbox) struct Connection {
 }
 
 impl Shared {
-    pub(in crate::sandbox) fn new(options: SandboxOptions, url: String, stop: CancellationToken) -> Self {
-        let tenants: Tenants = Arc::new(Mutex::new(HashMap::new()));
+    /// What every request shares; with a state file, its keys and kept
+    /// answers read back first.
+    pub(in crate::sandbox) fn new(
+        options: SandboxOptions,
+        url: String,
+        stop: CancellationToken,
+        store: Option<Store>,
+    ) -> Result<Self, String> {
+        let store = store.map(Arc::new);
+        let (loaded, kept) = match &store {
+            Some(store) => store.load()?,
+            None => (HashMap::new(), Vec::new()),
+        };
+        let tenants: Tenants = Arc::new(Mutex::new(loaded));
+        let replays = Replays::default();
+        for answer in kept {
+            replays.restore(
+                &answer.tenant,
+                &answer.key,
+                answer.fingerprint,
+                answer.stored,
+                answer.kept_at,
+            );
+        }
         let journal = Arc::new(Journal::new(options.journal));
         let tally = Arc::new(Tally::default());
         let courier = Courier::new(
@@ -90,11 +115,13 @@ impl Shared {
             (options.webhook_duplicates, options.seed),
             tenants.clone(),
             (journal.clone(), tally.clone()),
+            store.clone(),
             stop,
         );
-        Self {
+        Ok(Self {
             buckets: Buckets::new(options.rate_limit, options.refill_per_second),
-            replays: Replays::default(),
+            replays,
+            store,
             dice: Dice::new(options.fault_rate, options.seed),
             queued_faults: faults::Queue::default(),
             tenants,
@@ -106,8 +133,57 @@ impl Shared {
             )),
             options,
             url,
-        }
+        })
     }
+}
+
+/// Sends again what a state file held unsent: deliveries that had not
+/// had their first attempt, or were waiting for a retry, when the last
+/// sandbox on the file stopped.
+pub(in crate::sandbox) fn resume_deliveries(shared: &Arc<Shared>) {
+    let unsent: Vec<(String, uuid::Uuid)> = {
+        let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenants
+            .iter()
+            .flat_map(|(key, t)| {
+                t.deliveries.iter().filter_map(move |d| {
+                    matches!(str_of(&d.fields, "status"), Some("pending" | "retrying"))
+                        .then(|| str_of(&d.fields, "id").and_then(|id| uuid::Uuid::parse_str(id).ok()))
+                        .flatten()
+                        .map(|id| (key.clone(), id))
+                })
+            })
+            .collect()
+    };
+    for (key, id) in unsent {
+        deliveries::start(&shared.courier, &key, id);
+    }
+}
+
+/// Writes `key`'s changes to the state file, if there is one (and, with
+/// `replay`, the answer kept under an idempotency key, in the same
+/// transaction). A read leaves a key's file rows alone unless the key is
+/// new (its profile and starting account must keep their ids).
+pub(in crate::sandbox) fn persist(
+    shared: &Shared,
+    key: &str,
+    changed: bool,
+    replay: Option<(&str, [u8; 32], &Stored)>,
+) -> Result<(), Failure> {
+    let Some(store) = &shared.store else {
+        return Ok(());
+    };
+    let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(tenant) = tenants.get_mut(key) else {
+        return Ok(());
+    };
+    if !changed && replay.is_none() && tenant.saved.written() {
+        return Ok(());
+    }
+    store.save(key, tenant, replay).map_err(|why| {
+        tracing::error!(target: "tokportal::sandbox", "{why}");
+        Failure::new(500, "INTERNAL_ERROR", "The sandbox could not save its state file; the change is kept in memory and will be written with the next one.")
+    })
 }
 
 /// The headers every answer carries.
@@ -284,9 +360,21 @@ async fn stages(
         Idempotency::Untracked => None,
     };
     let mut call = checked.into_call(op, dry_run, &shared.url);
-    let answer = run(shared, tenant.as_deref(), &mut call, &mut stamp.noted.warnings).await;
+    let mut answer = run(shared, tenant.as_deref(), &mut call, &mut stamp.noted.warnings).await;
+    let kept = claimed.as_ref().and_then(|_| kept(&answer));
+    // Committed before the answer is sent: the change and the answer kept
+    // under its idempotency key, in one transaction.
+    if let Some(key) = tenant.as_deref().filter(|_| !dry_run) {
+        let replay = claimed
+            .as_ref()
+            .zip(kept.as_ref())
+            .map(|(c, stored)| (c.kept_as().0, c.kept_as().1, stored));
+        if let Err(failure) = persist(shared, key, !op.method.is_read_only(), replay) {
+            answer = Answer::Failure(failure);
+        }
+    }
     if let Some(claimed) = claimed {
-        settle(shared, claimed, &answer);
+        shared.replays.settle(claimed, kept);
     }
     if fault == Some(Fault::Lost) {
         return Ok(close(conn).await);
@@ -463,15 +551,14 @@ fn dry_run(op: &Operation, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// Keeps what a claimed idempotency key answered (a success, or a failure
-/// that is the request's own), or frees the key for a retry.
-fn settle(shared: &Shared, claimed: Claimed, answer: &Answer) {
-    let kept = match answer {
+/// What a claimed idempotency key keeps of an answer: a success, or a
+/// failure that is the request's own; `None` frees the key for a retry.
+fn kept(answer: &Answer) -> Option<Stored> {
+    match answer {
         Answer::Reply(reply) => Some(stored(reply)),
         Answer::Failure(f) if f.status < 500 && f.status != 429 => Some(stored_failure(f)),
         _ => None,
-    };
-    shared.replays.settle(claimed, kept);
+    }
 }
 
 /// Runs the operation's behaviour and what follows it.

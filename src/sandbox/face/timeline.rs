@@ -21,7 +21,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::sandbox::contract::Failure;
-use crate::sandbox::face::flow::{Shared, key_of, tenant_of};
+use crate::sandbox::face::flow::{Shared, key_of, persist, tenant_of};
 use crate::sandbox::workbench::journal::Event;
 use crate::sandbox::world::clock::{Clock, Delays, Flag, MAX_FLAGS, parse_span};
 use crate::sandbox::world::deliveries;
@@ -167,7 +167,10 @@ pub(in crate::sandbox) fn set(
             tenant.desk.clock = Some(Clock::new(frozen_at.unwrap_or_else(Utc::now), delays));
         }
     }
-    Ok(shown(tenant))
+    let answer = shown(tenant);
+    drop(tenants);
+    persist(shared, &key, true, None)?;
+    Ok(answer)
 }
 
 /// `DELETE clock`: back on real time. What waited on the clock is dropped:
@@ -184,6 +187,8 @@ pub(in crate::sandbox) fn real(
     let dropped = tenant.desk.clock.take().map_or(0, |c| c.waiting());
     let mut answer = shown(tenant);
     answer["dropped"] = json!(dropped);
+    drop(tenants);
+    persist(shared, &key, true, None)?;
     Ok(answer)
 }
 
@@ -235,6 +240,8 @@ pub(in crate::sandbox) async fn advance(
         let pending = tenant.desk.clock.as_ref().map_or(0, Clock::waiting);
         (done, until, pending)
     };
+    // The steps done are committed before their webhooks go out.
+    persist(shared, &key, true, None)?;
     let mut ids = Vec::new();
     for event in done.queued {
         shared.journal.publish(Event::Webhook {
@@ -306,6 +313,8 @@ pub(in crate::sandbox) fn flag(
     if !desk.flags.contains(&flag) {
         desk.flags.push(flag);
     }
+    drop(tenants);
+    persist(shared, &key, true, None)?;
     Ok(
         json!({"bundle_id": bundle_id, "position": position, "flag": "download_issue", "status": status, "flagged_at": "next_step"}),
     )

@@ -135,7 +135,8 @@ pub(in crate::sandbox) fn span(d: Duration) -> String {
 }
 
 /// The manager's work on one resource of a key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "work", rename_all = "snake_case")]
 pub(in crate::sandbox) enum Work {
     /// A published bundle's account goes to customer review.
     AccountReview { bundle: String },
@@ -262,7 +263,7 @@ pub(in crate::sandbox) fn start_of(date: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A video the manager is asked to flag at its next step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(in crate::sandbox) struct Flag {
     pub(in crate::sandbox) bundle: String,
     pub(in crate::sandbox) position: usize,
@@ -282,6 +283,68 @@ pub(in crate::sandbox) struct Desk {
 }
 
 impl Desk {
+    /// The desk as JSON, for the state file and snapshots: the clock (its
+    /// now, delays in seconds and pending steps in order), flags and held
+    /// steps.
+    pub(in crate::sandbox) fn to_json(&self) -> Value {
+        let clock = self.clock.as_ref().map(|c| {
+            json!({
+                "now": stamp(c.now),
+                "delays": {
+                    "account": c.delays.account.num_seconds(),
+                    "corrections": c.delays.corrections.num_seconds(),
+                    "video": c.delays.video.num_seconds(),
+                    "auto_finalize": c.delays.auto_finalize.num_seconds(),
+                },
+                "pending": c.pending.iter().map(|((at, _), w)| json!({"at": stamp(*at), "step": w})).collect::<Vec<_>>(),
+            })
+        });
+        json!({"clock": clock, "flags": self.flags, "held": self.held})
+    }
+
+    /// A desk from [`Desk::to_json`]'s form; what is wrong, named, otherwise.
+    pub(in crate::sandbox) fn from_json(value: &Value) -> Result<Desk, String> {
+        let time = |v: &Value, what: &str| -> Result<DateTime<Utc>, String> {
+            v.as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| format!("{what} is not an RFC 3339 time"))
+        };
+        let clock = match value.get("clock") {
+            None | Some(Value::Null) => None,
+            Some(c) => {
+                let seconds = |name: &str| -> Result<Duration, String> {
+                    c["delays"][name]
+                        .as_i64()
+                        .and_then(Duration::try_seconds)
+                        .filter(|d| *d >= Duration::zero() && *d <= MAX_SPAN)
+                        .ok_or_else(|| format!("clock.delays.{name} is not a number of seconds"))
+                };
+                let delays = Delays {
+                    account: seconds("account")?,
+                    corrections: seconds("corrections")?,
+                    video: seconds("video")?,
+                    auto_finalize: seconds("auto_finalize")?,
+                };
+                let mut clock = Clock::new(time(&c["now"], "clock.now")?, delays);
+                for (n, p) in c["pending"].as_array().into_iter().flatten().enumerate() {
+                    let work: Work = serde_json::from_value(p["step"].clone())
+                        .map_err(|e| format!("clock.pending[{n}].step: {e}"))?;
+                    let at = time(&p["at"], &format!("clock.pending[{n}].at"))?;
+                    clock.pending.insert((at, clock.next), work);
+                    clock.next += 1;
+                }
+                Some(clock)
+            }
+        };
+        let list = |name: &str| value.get(name).cloned().unwrap_or(Value::Array(Vec::new()));
+        Ok(Desk {
+            clock,
+            flags: serde_json::from_value(list("flags")).map_err(|e| format!("flags: {e}"))?,
+            held: serde_json::from_value(list("held")).map_err(|e| format!("held: {e}"))?,
+        })
+    }
+
     /// The key's now: its simulated clock's, or the wall clock's.
     pub(in crate::sandbox) fn now(&self) -> DateTime<Utc> {
         self.clock.as_ref().map_or_else(Utc::now, |c| c.now)
@@ -343,6 +406,43 @@ mod tests {
             clock.take_due(t0 + Duration::hours(9)),
             Some((t0 + Duration::hours(2), a))
         );
+    }
+
+    #[test]
+    fn a_desk_round_trips_through_json() {
+        let t0 = start_of("2026-06-01").unwrap();
+        let mut clock = Clock::new(t0, Delays::default());
+        clock.schedule(t0 + Duration::hours(48), Work::AccountReview { bundle: "b".into() });
+        clock.schedule(
+            t0 + Duration::hours(1),
+            Work::VideoPost {
+                bundle: "b".into(),
+                position: 2,
+            },
+        );
+        let desk = Desk {
+            clock: Some(clock),
+            flags: vec![Flag {
+                bundle: "b".into(),
+                position: 1,
+            }],
+            held: vec![Work::VideoReview {
+                bundle: "c".into(),
+                position: 3,
+            }],
+        };
+        let json = desk.to_json();
+        let back = Desk::from_json(&json).unwrap();
+        assert_eq!(back.to_json(), json);
+        let mut clock = back.clock.unwrap();
+        assert_eq!(
+            clock.take_due(t0 + Duration::hours(1)).map(|(_, w)| w.label()),
+            Some("video.published")
+        );
+        assert_eq!(back.held.len(), 1);
+        let mut broken = json.clone();
+        broken["clock"]["pending"][0]["step"] = json!({"work": "teleport"});
+        assert!(Desk::from_json(&broken).unwrap_err().contains("clock.pending[0].step"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::sandbox::workbench::journal::{Event, Journal};
 use crate::sandbox::workbench::verify::Tally;
 use crate::sandbox::world::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
+use crate::sandbox::world::store::Store;
 use crate::webhooks::sign;
 
 /// `User-Agent` of every delivery.
@@ -43,6 +44,8 @@ pub(in crate::sandbox) struct Courier {
     journal: Arc<Journal>,
     /// Deliveries counted for `verify`.
     tally: Arc<Tally>,
+    /// The state file, where each attempt is written.
+    store: Option<Arc<Store>>,
     stop: CancellationToken,
     /// Each key's lane (its state name to the lane's queue).
     lanes: Mutex<HashMap<String, mpsc::Sender<Job>>>,
@@ -77,6 +80,7 @@ impl Courier {
         (duplicates, seed): (f64, Option<u64>),
         tenants: Tenants,
         (journal, tally): (Arc<Journal>, Arc<Tally>),
+        store: Option<Arc<Store>>,
         stop: CancellationToken,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -96,6 +100,7 @@ impl Courier {
             tenants,
             journal,
             tally,
+            store,
             stop,
             lanes: Mutex::new(HashMap::new()),
             holds: Mutex::new(VecDeque::new()),
@@ -354,13 +359,19 @@ pub(in crate::sandbox) async fn attempt(courier: &Courier, tenant: &str, id: Uui
     Some(success)
 }
 
-/// Changes delivery `id`: its log entry, its attempts.
+/// Changes delivery `id`: its log entry, its attempts (written to the
+/// state file, if there is one).
 fn record(courier: &Courier, tenant: &str, id: Uuid, change: impl FnOnce(&mut Delivery)) {
     let mut tenants = courier.tenants.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(t) = tenants.get_mut(tenant)
         && let Some(at) = t.delivery_at(id)
     {
         change(&mut t.deliveries[at]);
+        if let Some(store) = &courier.store
+            && let Err(why) = store.save_delivery(tenant, &t.deliveries[at])
+        {
+            tracing::error!(target: "tokportal::sandbox", "{why}");
+        }
     }
 }
 

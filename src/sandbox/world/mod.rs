@@ -9,7 +9,9 @@
 //!   webhook events, shared by the handlers and the manager;
 //! - `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
-//! - `replays`: the answers kept under idempotency keys.
+//! - `replays`: the answers kept under idempotency keys;
+//! - `store`: all of it in a SQLite file (`--state`), written before an
+//!   answer is sent.
 //!
 //! The world reads the contract and the workbench's journal (to publish
 //! what it does); it never reads the HTTP face.
@@ -21,3 +23,4 @@ pub(in crate::sandbox) mod lifecycle;
 pub(in crate::sandbox) mod manager;
 pub(in crate::sandbox) mod replays;
 pub(in crate::sandbox) mod state;
+pub(in crate::sandbox) mod store;

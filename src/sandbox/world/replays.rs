@@ -66,6 +66,15 @@ pub(in crate::sandbox) enum Idempotency {
 pub(in crate::sandbox) struct Claimed {
     tenant: String,
     key: String,
+    fingerprint: [u8; 32],
+}
+
+impl Claimed {
+    /// The idempotency key and the request's fingerprint, as the state
+    /// file keeps them.
+    pub(in crate::sandbox) fn kept_as(&self) -> (&str, [u8; 32]) {
+        (&self.key, self.fingerprint)
+    }
 }
 
 #[derive(Default)]
@@ -119,10 +128,12 @@ impl Replays {
             return Ok(Idempotency::Untracked);
         };
         let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
-        match self.claim(tenant, &key, fingerprint()) {
+        let fingerprint = fingerprint();
+        match self.claim(tenant, &key, fingerprint) {
             Claim::Fresh => Ok(Idempotency::Claimed(Claimed {
                 tenant: tenant.to_owned(),
                 key,
+                fingerprint,
             })),
             Claim::Replay(stored) => Ok(Idempotency::Replay(stored)),
             Claim::Running => Err(Failure::new(
@@ -197,6 +208,33 @@ impl Replays {
         }
         entries.insert(id, Entry::Running { fingerprint });
         Claim::Fresh
+    }
+
+    /// Keeps an answer the state file held (`kept_at` on the wall clock):
+    /// one older than a day is not kept.
+    pub(in crate::sandbox) fn restore(
+        &self,
+        tenant: &str,
+        key: &str,
+        fingerprint: [u8; 32],
+        stored: Stored,
+        kept_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let age = (chrono::Utc::now() - kept_at).to_std().unwrap_or_default();
+        let Some(at) = Instant::now().checked_sub(age).filter(|_| age < KEPT) else {
+            return;
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() < MAX_KEYS {
+            entries.insert(
+                (tenant.to_owned(), key.to_owned()),
+                Entry::Done {
+                    fingerprint,
+                    stored,
+                    at,
+                },
+            );
+        }
     }
 
     /// Keeps the answer of a claimed key.

@@ -106,6 +106,11 @@ pub(in crate::sandbox) struct Tenant {
     pub(in crate::sandbox) reports: Vec<Object>,
     /// The key's clock and the account manager's work (`clock`).
     pub(in crate::sandbox) desk: Desk,
+    /// The bundles a call reached for since the state was last written
+    /// (`store`): the ones whose rows may have to change.
+    pub(in crate::sandbox) touched: std::collections::HashSet<String>,
+    /// What of this key the state file holds (`store`).
+    pub(in crate::sandbox) saved: super::store::Saved,
 }
 
 impl Tenant {
@@ -152,17 +157,45 @@ impl Tenant {
             uploads: Vec::new(),
             reports: Vec::new(),
             desk: Desk::default(),
+            touched: std::collections::HashSet::new(),
+            saved: super::store::Saved::default(),
         };
         tenant.book("grant", credits, "Sandbox starting credits", None, now);
         tenant
     }
 
-    /// The bundle with this id.
+    /// A key's state as the state file gives it back: no resource yet.
+    pub(in crate::sandbox) fn empty(user: Object, balance: f64, desk: Desk) -> Self {
+        Self {
+            user,
+            balance,
+            transactions: Vec::new(),
+            bundles: Vec::new(),
+            accounts: Vec::new(),
+            edit_requests: Vec::new(),
+            refreshed: Vec::new(),
+            endpoints: Vec::new(),
+            deliveries: Vec::new(),
+            comments: Vec::new(),
+            uploads: Vec::new(),
+            reports: Vec::new(),
+            desk,
+            touched: std::collections::HashSet::new(),
+            saved: super::store::Saved::default(),
+        }
+    }
+
+    /// The bundle with this id (marked as touched: its row may change).
     pub(in crate::sandbox) fn bundle(&mut self, id: &str) -> Result<&mut Bundle, Failure> {
-        self.bundles
+        let bundle = self
+            .bundles
             .iter_mut()
             .find(|b| str_of(&b.fields, "id") == Some(id))
-            .ok_or_else(|| Failure::not_found("Bundle"))
+            .ok_or_else(|| Failure::not_found("Bundle"))?;
+        if !self.touched.contains(id) {
+            self.touched.insert(id.to_owned());
+        }
+        Ok(bundle)
     }
 
     /// The bundle with this id and the manager's desk, borrowed together
@@ -173,6 +206,9 @@ impl Tenant {
             .iter_mut()
             .find(|b| str_of(&b.fields, "id") == Some(id))
             .ok_or_else(|| Failure::not_found("Bundle"))?;
+        if !self.touched.contains(id) {
+            self.touched.insert(id.to_owned());
+        }
         Ok((bundle, &mut self.desk))
     }
 
