@@ -1,0 +1,471 @@
+//! `tokportal sandbox --state FILE` as a process: kill -9 in the middle of
+//! paid creates loses nothing that was answered and leaves nothing half
+//! there; kept idempotent answers and a pending transition survive a
+//! restart; bad files are refused and left byte for byte as they were; an
+//! older schema is migrated after a copy; one sandbox a file.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// A `tokportal sandbox` on a state file; killed (SIGKILL) when dropped.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tokportal() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tokportal"));
+    command.env_remove("TOKPORTAL_BASE_URL").env_remove("TOKPORTAL_API_KEY");
+    command
+}
+
+fn start(file: &Path) -> Running {
+    let mut child = tokportal()
+        .args(["sandbox", "--port", "0", "--rate-limit", "100000", "--state"])
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the sandbox did not start: {line:?}"))
+        .to_owned();
+    Running { child, url }
+}
+
+/// `tokportal sandbox --state FILE` that must refuse to start: its stderr.
+fn refused(file: &Path) -> String {
+    let out = tokportal()
+        .args(["sandbox", "--port", "0", "--state"])
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "it started on {}", file.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A POST or GET of the sandbox from a plain test, on a runtime of its own.
+fn send(method: reqwest::Method, url: String, key: &str, body: Option<Value>) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (status, body, _) = call(&reqwest::Client::new(), method, url, key, body).await;
+        (status, body)
+    })
+}
+
+fn digest(file: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(file).unwrap()))
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut request = http.request(method, url).header("x-api-key", key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    (status, answer.json().await.unwrap_or(Value::Null), headers)
+}
+
+/// 300 paid creates at once over 10 keys, the sandbox killed with SIGKILL
+/// after about a third were answered: after a restart on the same file,
+/// every answered create is there, each key's balance plus what its bundles
+/// were charged is its starting credits (nothing half there), and each
+/// answered idempotency key replays its first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_paid_creates_loses_nothing_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.db");
+    let sandbox = start(&file);
+    let http = reqwest::Client::new();
+    let answered: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..300 {
+        let (http, url, answered, count) = (http.clone(), sandbox.url.clone(), answered.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = format!("sk_test_kill_{}", n % 10);
+            let idempotency = format!("create-{n}");
+            let sent = http
+                .post(format!("{url}/bundles"))
+                .header("x-api-key", &key)
+                .header("idempotency-key", &idempotency)
+                .json(&json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 1}))
+                .send()
+                .await;
+            if let Ok(answer) = sent
+                && answer.status().as_u16() == 201
+                && let Ok(body) = answer.json::<Value>().await
+            {
+                let id = body["data"]["id"].as_str().unwrap_or_default().to_owned();
+                answered.lock().unwrap().push((key, idempotency, id));
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for _ in 0..1000 {
+        if count.load(Ordering::SeqCst) >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    drop(sandbox); // SIGKILL, mid-flight
+    for task in tasks {
+        let _ = task.await;
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(
+        answered.len() >= 100 && answered.len() < 300,
+        "{} answered before the kill",
+        answered.len()
+    );
+
+    let sandbox = start(&file);
+    let mut by_key: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (key, idempotency, id) in &answered {
+        by_key
+            .entry(key.clone())
+            .or_default()
+            .push((idempotency.clone(), id.clone()));
+    }
+    for n in 0..10 {
+        let key = format!("sk_test_kill_{n}");
+        let (_, balance, _) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{}/credits/balance", sandbox.url),
+            &key,
+            None,
+        )
+        .await;
+        let (_, bundles, _) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{}/bundles?per_page=100", sandbox.url),
+            &key,
+            None,
+        )
+        .await;
+        let listed = bundles["data"].as_array().cloned().unwrap_or_default();
+        let charged: f64 = listed
+            .iter()
+            .map(|b| b["credits_charged"].as_f64().unwrap_or(0.0))
+            .sum();
+        assert_eq!(
+            balance["data"]["balance"].as_f64().unwrap() + charged,
+            1000.0,
+            "{key}: the balance and the bundles paid for agree (nothing half there)"
+        );
+        for (idempotency, id) in by_key.get(&key).into_iter().flatten() {
+            assert!(
+                listed.iter().any(|b| b["id"] == id.as_str()),
+                "{key}: answered bundle {id} is there"
+            );
+            let replay = http
+                .post(format!("{}/bundles", sandbox.url))
+                .header("x-api-key", &key)
+                .header("idempotency-key", idempotency)
+                .json(&json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 1}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(replay.headers()["idempotent-replayed"], "true");
+            let body: Value = replay.json().await.unwrap();
+            assert_eq!(body["data"]["id"], id.as_str(), "the first answer, again");
+        }
+    }
+}
+
+/// A transition pending on a key's clock when the sandbox is killed fires
+/// after the restart, signed with the endpoint's old secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_transition_fires_after_a_restart_with_the_old_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.db");
+    let got: Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((headers, body.to_vec()));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let key = "sk_test_restart_clock";
+    let http = reqwest::Client::new();
+    let sandbox = start(&file);
+    let u = sandbox.url.clone();
+    call(
+        &http,
+        reqwest::Method::POST,
+        format!("{u}/_sandbox/clock"),
+        key,
+        Some(json!({"frozen_at": "2026-06-01T00:00:00Z"})),
+    )
+    .await;
+    let (_, endpoint, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{u}/webhooks"),
+        key,
+        Some(json!({"url": hook, "events": ["account.in_review"]})),
+    )
+    .await;
+    let secret = endpoint["data"]["secret"].as_str().unwrap().to_owned();
+    let (_, bundle, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{u}/bundles"),
+        key,
+        Some(json!({"bundle_type": "account_only", "country": "USA"})),
+    )
+    .await;
+    let id = bundle["data"]["id"].as_str().unwrap().to_owned();
+    call(
+        &http,
+        reqwest::Method::PUT,
+        format!("{u}/bundles/{id}/account"),
+        key,
+        Some(json!({"username": "restart_brand", "visible_name": "Restart"})),
+    )
+    .await;
+    let (status, _, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{u}/bundles/{id}/publish"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    drop(sandbox);
+
+    let sandbox = start(&file);
+    let u = sandbox.url.clone();
+    let (_, clock, _) = call(&http, reqwest::Method::GET, format!("{u}/_sandbox/clock"), key, None).await;
+    assert_eq!(clock["data"]["now"], "2026-06-01T00:00:00Z", "the clock survived");
+    assert_eq!(clock["data"]["pending"][0]["step"], "account.in_review");
+    let (status, moved, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{u}/_sandbox/clock/advance"),
+        key,
+        Some(json!({"by": "2d"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["data"]["transitions"][0]["to"], "in_review");
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "the advance answered after the delivery");
+    let event = tokportal::webhooks::Verifier::new(secret.as_str())
+        .construct_event(&got[0].0, &got[0].1)
+        .unwrap();
+    assert_eq!(event.event_type, "account.in_review");
+    assert_eq!(event.created_at, "2026-06-03T00:00:00Z");
+}
+
+/// Every bad file is refused with a message naming it and what is wrong,
+/// and is left byte for byte as it was.
+#[test]
+fn bad_files_are_refused_and_left_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not SQLite at all.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "these are my notes, not a database\n").unwrap();
+    let before = digest(&text);
+    let said = refused(&text);
+    assert!(
+        said.contains("notes.txt") && said.contains("not an SQLite database"),
+        "{said}"
+    );
+    assert_eq!(digest(&text), before);
+
+    // Another program's SQLite database.
+    let other = dir.path().join("other.db");
+    {
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE todo (item TEXT); INSERT INTO todo VALUES ('milk');")
+            .unwrap();
+    }
+    let before = digest(&other);
+    let said = refused(&other);
+    assert!(
+        said.contains("other.db") && said.contains("not a TokPortal sandbox's state"),
+        "{said}"
+    );
+    assert_eq!(digest(&other), before);
+
+    // A state file of a newer build.
+    let newer = dir.path().join("newer.db");
+    drop(start(&newer));
+    {
+        let conn = rusqlite::Connection::open(&newer).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA user_version = 99; PRAGMA journal_mode = DELETE;")
+            .unwrap();
+    }
+    let before = digest(&newer);
+    let said = refused(&newer);
+    assert!(
+        said.contains("newer.db") && said.contains("schema version 99, newer than this build's"),
+        "{said}"
+    );
+    assert_eq!(digest(&newer), before);
+
+    // A corrupt one: a real state file with its pages overwritten.
+    let corrupt = dir.path().join("corrupt.db");
+    {
+        let sandbox = start(&corrupt);
+        for n in 0..20 {
+            let (status, _) = send(
+                reqwest::Method::POST,
+                format!("{}/bundles", sandbox.url),
+                &format!("sk_test_corrupt_{n}"),
+                Some(json!({"bundle_type": "account_only", "country": "USA"})),
+            );
+            assert_eq!(status, 201);
+        }
+    }
+    {
+        let conn = rusqlite::Connection::open(&corrupt).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&corrupt).unwrap();
+    assert!(bytes.len() > 4 * 4096, "{} bytes", bytes.len());
+    for b in &mut bytes[4096..4096 * 3] {
+        *b = 0xA5;
+    }
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let before = digest(&corrupt);
+    let said = refused(&corrupt);
+    assert!(
+        said.contains("corrupt.db") && (said.contains("corrupt") || said.contains("malformed")),
+        "{said}"
+    );
+    assert_eq!(digest(&corrupt), before);
+}
+
+/// Two sandboxes on one file: the second is refused, saying why.
+#[test]
+fn one_sandbox_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.db");
+    let first = start(&file);
+    let said = refused(&file);
+    assert!(said.contains("in use by another sandbox"), "{said}");
+    drop(first);
+    drop(start(&file));
+}
+
+/// A file of schema version 1 is migrated to this build's after a copy of
+/// it is kept beside it; what it held is served.
+#[test]
+fn an_older_schema_is_migrated_after_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("v1.db");
+    let key = "sk_test_migrated";
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    {
+        // Schema version 1, as the first release with --state wrote it.
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE keys (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, balance REAL NOT NULL,
+                 profile TEXT NOT NULL, desk TEXT NOT NULL, created_at TEXT NOT NULL);
+             CREATE INDEX keys_by_fingerprint ON keys (fingerprint);
+             CREATE TABLE bundles (key TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;
+             CREATE TABLE accounts (key TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;
+             CREATE TABLE comment_tasks (key TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;
+             CREATE TABLE webhook_endpoints (key TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, secret TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;
+             CREATE TABLE deliveries (key TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, endpoint_id TEXT NOT NULL, payload BLOB NOT NULL, tries TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;
+             CREATE TABLE records (key TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, kind, id)) WITHOUT ROWID;
+             PRAGMA application_id = 1414482768; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO keys VALUES (?1, ?2, 777.0, '{\"id\":\"7f000000-0000-4000-8000-000000000001\",\"email\":\"developer@sandbox.tokportal.test\",\"created_at\":\"2026-01-01T00:00:00Z\"}', '{\"clock\":null,\"flags\":[],\"held\":[]}', '2026-01-01T00:00:00Z')",
+            rusqlite::params![hash, &hash[..8]],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO bundles VALUES (?1, 'b0000000-0000-4000-8000-000000000001', 1, '{\"id\":\"b0000000-0000-4000-8000-000000000001\",\"status\":\"draft\",\"bundle_type\":\"account_only\",\"credits_charged\":10.0,\"account\":null,\"videos\":[]}')",
+            [&hash],
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&file).unwrap();
+    let sandbox = start(&file);
+    let backup = dir.path().join("v1.db.v1.bak");
+    assert!(backup.exists(), "a copy is kept beside it");
+    {
+        let copy = rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let version: i32 = copy.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 1, "the copy is of the old schema");
+        let bundles: i64 = copy
+            .query_row("SELECT count(*) FROM bundles", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(bundles, 1);
+    }
+    assert!(!before.is_empty());
+    let (_, balance) = send(
+        reqwest::Method::GET,
+        format!("{}/credits/balance", sandbox.url),
+        key,
+        None,
+    );
+    assert_eq!(balance["data"]["balance"], 777.0);
+    let (status, bundle) = send(
+        reqwest::Method::GET,
+        format!("{}/bundles/b0000000-0000-4000-8000-000000000001", sandbox.url),
+        key,
+        None,
+    );
+    assert_eq!(status, 200, "{bundle}");
+    drop(sandbox);
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    let replays: i64 = conn
+        .query_row("SELECT count(*) FROM replays", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(replays, 0, "the new table is there");
+}
