@@ -469,3 +469,229 @@ fn an_older_schema_is_migrated_after_a_copy() {
         .unwrap();
     assert_eq!(replays, 0, "the new table is there");
 }
+
+/// A snapshot round-trips: saved with the CLI from one sandbox, loaded into
+/// another (one key's part, then all), it serves the same bundles, balance,
+/// clock and kept answers; a newer snapshot is refused.
+#[test]
+fn snapshots_round_trip_and_a_newer_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(&dir.path().join("first.db"));
+    let (a, b) = ("sk_test_snap_a", "sk_test_snap_b");
+    send(
+        reqwest::Method::POST,
+        format!("{}/_sandbox/clock", first.url),
+        a,
+        Some(json!({"frozen_at": "2026-06-01T00:00:00Z"})),
+    );
+    let (_, made) = send(
+        reqwest::Method::POST,
+        format!("{}/bundles", first.url),
+        a,
+        Some(json!({"bundle_type": "account_only", "country": "USA"})),
+    );
+    let id = made["data"]["id"].as_str().unwrap().to_owned();
+    send(
+        reqwest::Method::POST,
+        format!("{}/bundles", first.url),
+        b,
+        Some(json!({"bundle_type": "account_only", "country": "USA"})),
+    );
+    let file = dir.path().join("world.json");
+    let cli = |url: &str, args: &[&str]| {
+        tokportal()
+            .args(["sandbox", "snapshot"])
+            .args(args)
+            .env("TOKPORTAL_BASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let saved = cli(&first.url, &["save", file.to_str().unwrap()]);
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        !std::fs::read_to_string(&file).unwrap().contains(a),
+        "keys are named by their hash, never the key"
+    );
+
+    // Into an empty sandbox (in memory): one key only, then all.
+    let second = Running::spawn_memory();
+    let one = tokportal()
+        .args(["sandbox", "snapshot", "load", file.to_str().unwrap(), "--api-key", a])
+        .env("TOKPORTAL_BASE_URL", &second.url)
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
+    let (status, got) = send(reqwest::Method::GET, format!("{}/bundles/{id}", second.url), a, None);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["created_at"], "2026-06-01T00:00:00Z");
+    let (_, clock) = send(reqwest::Method::GET, format!("{}/_sandbox/clock", second.url), a, None);
+    assert_eq!(clock["data"]["now"], "2026-06-01T00:00:00Z", "the clock came along");
+    let (_, state) = send(reqwest::Method::GET, format!("{}/_sandbox/state", second.url), b, None);
+    assert_eq!(
+        state["data"].as_array().unwrap().len(),
+        1,
+        "b was not loaded: only a's part"
+    );
+    let all = cli(&second.url, &["load", file.to_str().unwrap()]);
+    assert!(all.status.success());
+    let (_, balance) = send(reqwest::Method::GET, format!("{}/credits/balance", second.url), b, None);
+    assert_eq!(balance["data"]["balance"], 990.0);
+
+    let mut newer = doc.clone();
+    newer["version"] = json!(2);
+    let newer_file = dir.path().join("newer.json");
+    std::fs::write(&newer_file, newer.to_string()).unwrap();
+    let refused = cli(&second.url, &["load", newer_file.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("version 2, newer than this build's 1"));
+}
+
+impl Running {
+    /// A sandbox in memory (no state file).
+    fn spawn_memory() -> Running {
+        let mut child = tokportal()
+            .args(["sandbox", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        Running { child, url }
+    }
+}
+
+/// Fixtures seed a key through the contract (references to earlier
+/// answers and the environment, an expected error, the clock), once per
+/// state file; a failing step stops start-up naming the file, the step and
+/// the field, and nothing of the fixtures is kept.
+#[test]
+fn fixtures_seed_a_key_once_and_fail_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("world.yaml");
+    std::fs::write(
+        &fixtures,
+        r#"key: sk_test_fixture
+steps:
+  - clock: {frozen_at: "2026-06-01T00:00:00Z"}
+  - name: launch
+    operation: createBundle
+    body: {bundle_type: account_only, country: USA, external_ref: "${env:FIXTURE_REF|launch-1}"}
+  - name: profile
+    operation: configureBundleAccount
+    path: {id: "${launch.data.id}"}
+    body: {username: fixture_brand, visible_name: Fixture Brand}
+  - name: atlantis
+    operation: createBundle
+    body: {bundle_type: account_only, country: Atlantis}
+    expect: {status: 400, code: VALIDATION_ERROR}
+  - operation: publishBundle
+    path: {id: "${launch.data.id}"}
+  - advance: 2d
+"#,
+    )
+    .unwrap();
+    let file = dir.path().join("state.db");
+    let run = |extra: &[&std::path::Path]| {
+        let mut command = tokportal();
+        command.args(["sandbox", "--port", "0", "--state"]).arg(&file);
+        for f in extra {
+            command.arg("--fixtures").arg(f);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (child, line)
+    };
+    let (child, line) = run(&[&fixtures]);
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    let running = Running { child, url };
+    let key = "sk_test_fixture";
+    let (_, bundles) = send(reqwest::Method::GET, format!("{}/bundles", running.url), key, None);
+    assert_eq!(bundles["data"].as_array().unwrap().len(), 1, "{bundles}");
+    let bundle = &bundles["data"][0];
+    assert_eq!(bundle["external_ref"], "launch-1", "the environment's default");
+    assert_eq!(
+        bundle["account_status"], "in_review",
+        "published, and two days on the clock"
+    );
+    drop(running);
+
+    // A restart on the same file does not apply them twice.
+    let (child, line) = run(&[&fixtures]);
+    let running = Running {
+        child,
+        url: line.trim().strip_prefix("listening on ").unwrap().to_owned(),
+    };
+    let (_, bundles) = send(reqwest::Method::GET, format!("{}/bundles", running.url), key, None);
+    assert_eq!(bundles["data"].as_array().unwrap().len(), 1, "applied once");
+    drop(running);
+
+    // A failing step: start-up stops, naming file, step and field; nothing is kept.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "key: sk_test_broken\nsteps:\n  - name: ok\n    operation: createBundle\n    body: {bundle_type: account_only, country: USA}\n  - name: bad\n    operation: createBundle\n    body: {bundle_type: account_only, country: Atlantis}\n",
+    )
+    .unwrap();
+    let out = tokportal()
+        .args(["sandbox", "--port", "0", "--state"])
+        .arg(&file)
+        .arg("--fixtures")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("broken.yaml") && said.contains("step `bad`") && said.contains("country"),
+        "{said}"
+    );
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let broken_key = hex::encode(Sha256::digest(b"sk_test_broken"));
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM bundles WHERE key = ?1", [&broken_key], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rows, 0, "the first step's bundle was taken back");
+    drop(conn);
+
+    // Checked before anything is sent: an unknown operation, a dangling reference.
+    for (text, why) in [
+        (
+            "key: sk_test_x\nsteps:\n  - operation: makeCoffee\n",
+            "`makeCoffee` is not an operation",
+        ),
+        (
+            "key: sk_test_x\nsteps:\n  - operation: getBundle\n    path: {id: \"${nowhere.data.id}\"}\n",
+            "names no earlier step `nowhere`",
+        ),
+    ] {
+        let f = dir.path().join("check.yaml");
+        std::fs::write(&f, text).unwrap();
+        let out = tokportal()
+            .args(["sandbox", "--port", "0", "--fixtures"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -31,6 +31,7 @@ mod listen;
 mod logs;
 mod output;
 mod sandbox;
+mod snapshot;
 mod transcript;
 mod trigger;
 mod webhooks;
@@ -63,6 +64,7 @@ where
         Some(("webhooks", sub)) => webhooks::run(sub),
         Some(("sandbox", sub)) => match sub.subcommand() {
             Some(("clock", clock)) => clock::run(&matches, clock).await,
+            Some(("snapshot", snapshot)) => snapshot::run(&matches, snapshot).await,
             _ => sandbox::run(sub).await,
         },
         Some(("listen", sub)) => listen::run(&matches, sub).await,

@@ -23,6 +23,7 @@ pub(crate) fn command() -> Command {
         )
         .args_conflicts_with_subcommands(true)
         .subcommand(super::clock::command())
+        .subcommand(super::snapshot::command())
         .arg(
             Arg::new("port")
                 .long("port")
@@ -79,6 +80,14 @@ pub(crate) fn command() -> Command {
                 .help("Keep the state in this SQLite file: it survives restarts and kill -9 (made if missing; one sandbox a file)"),
         )
         .arg(
+            Arg::new("fixtures")
+                .long("fixtures")
+                .value_name("FILE")
+                .action(clap::ArgAction::Append)
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("Seed keys at start-up with these named steps (YAML or JSON; repeatable); a failing step stops start-up"),
+        )
+        .arg(
             Arg::new("webhook_duplicates")
                 .long("webhook-duplicates")
                 .value_name("RATE")
@@ -106,6 +115,12 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.rate_limit = m.get_one::<u32>("rate_limit").copied().unwrap_or(options.rate_limit);
     options.lenient = m.get_flag("lenient");
     options.state = m.get_one::<std::path::PathBuf>("state").cloned();
+    options.fixtures = m
+        .get_many::<std::path::PathBuf>("fixtures")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     options.webhook_duplicates = m.get_one::<f64>("webhook_duplicates").copied().unwrap_or_default();
     options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
     if !options.host.is_loopback() {

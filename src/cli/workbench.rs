@@ -196,6 +196,52 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// `GET /_sandbox/snapshot`: the whole document (one key's with `key`).
+    pub(crate) async fn snapshot(&self, key: Option<&str>) -> Result<Value, Failure> {
+        let mut request = self.http.get(self.admin("snapshot"));
+        if let Some(key) = key {
+            request = request.header(crate::headers::API_KEY, key);
+        }
+        self.answer(request, "snapshot", false).await
+    }
+
+    /// `POST /_sandbox/snapshot` with `doc`.
+    pub(crate) async fn restore(&self, key: Option<&str>, doc: Value) -> Result<Value, Failure> {
+        let mut request = self.http.post(self.admin("snapshot")).json(&doc);
+        if let Some(key) = key {
+            request = request.header(crate::headers::API_KEY, key);
+        }
+        self.answer(request, "snapshot", false).await
+    }
+
+    /// Sends `request`; the whole body (`whole`) or its `data`, or the
+    /// refusal as a failure.
+    async fn answer(&self, request: reqwest::RequestBuilder, route: &str, whole: bool) -> Result<Value, Failure> {
+        let answer = request.send().await.map_err(|e| Failure {
+            code: EXIT_TRANSPORT,
+            message: format!("error: cannot reach {}: {}", self.base, crate::error::one_line(&e)),
+        })?;
+        let status = answer.status();
+        let body = match crate::pipeline::decode::buffer(answer, MAX_CONTROL_ANSWER * 4).await {
+            Ok(read) => serde_json::from_slice(&read.body).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if status.is_success() {
+            return Ok(if whole { body } else { body["data"].clone() });
+        }
+        let error = &body["error"];
+        Err(Failure {
+            code: super::exit::EXIT_API,
+            message: format!(
+                "error: the sandbox refused /_sandbox/{route} (HTTP {status} {}): {}",
+                error["code"].as_str().unwrap_or("?"),
+                error["message"].as_str().unwrap_or("no message")
+            ),
+        })
+    }
+}
+
 /// The most of a health answer or a refusal that is read: a sandbox's are
 /// a few hundred bytes, and whatever else answers may send without end.
 const MAX_SMALL_ANSWER: u64 = 64 * 1024;

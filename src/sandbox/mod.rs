@@ -28,6 +28,7 @@
 mod contract;
 mod controls;
 mod face;
+mod fixtures;
 mod workbench;
 mod world;
 
@@ -89,6 +90,11 @@ pub struct SandboxOptions {
     /// The SQLite file the state lives in (`--state`); `None` keeps it in
     /// memory, lost when the sandbox stops.
     pub state: Option<std::path::PathBuf>,
+    /// Fixture files (`--fixtures`, YAML or JSON): named steps that seed a
+    /// key at start-up, through the same checks as any request; with a
+    /// state file, only for keys it does not hold yet. A failing step stops
+    /// start-up ([`SandboxError::Fixtures`]) and nothing of them is kept.
+    pub fixtures: Vec<std::path::PathBuf>,
 }
 
 impl Default for SandboxOptions {
@@ -107,6 +113,7 @@ impl Default for SandboxOptions {
             lenient: false,
             journal: 1000,
             state: None,
+            fixtures: Vec::new(),
         }
     }
 }
@@ -166,6 +173,10 @@ pub enum SandboxError {
     /// is wrong, and the file was left as it was.
     #[error("cannot use the state file {0}")]
     State(String),
+    /// A fixture file could not be read, or one of its steps failed: it
+    /// names the file and the step; nothing of the fixtures was kept.
+    #[error("{0}")]
+    Fixtures(String),
     /// A control route (`/_sandbox/clock`, `/_sandbox/verify`) refused, or
     /// the sandbox did not answer (status 0).
     #[error("sandbox control refused ({status} {code}): {message}")]
@@ -216,10 +227,16 @@ impl Sandbox {
     /// Starts a sandbox with `options` on the current Tokio runtime.
     pub async fn start_with(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
         options.check()?;
+        // Everything is read and checked before anything is bound or sent.
+        let mut sets = fixtures::read(&options.fixtures).map_err(SandboxError::Fixtures)?;
         let store = match &options.state {
             Some(path) => Some(world::store::Store::open(path).map_err(SandboxError::State)?),
             None => None,
         };
+        if let Some(store) = &store {
+            // A restart on the same file does not apply them twice.
+            sets.retain(|set| !store.holds(&set.state_name()));
+        }
         let addr = SocketAddr::new(options.host, options.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -236,6 +253,12 @@ impl Sandbox {
         let shared = Arc::new(shared);
         face::flow::resume_deliveries(&shared);
         let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
+        if let Err(why) = fixtures::apply(&url, &sets).await {
+            fixtures::undo(&url, &sets).await;
+            stop.cancel();
+            let _ = served.await;
+            return Err(SandboxError::Fixtures(why));
+        }
         Ok(Sandbox {
             addr,
             http: reqwest::Client::new(),

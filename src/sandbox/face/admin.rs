@@ -18,6 +18,8 @@
 //! | `POST deliveries/{id}/resend` | one more attempt now |
 //! | `GET events` | Server-Sent Events: `ready`, then `request`, `delivery`, `webhook`, `cleared` (`kinds`, and the filters of `requests`) |
 //! | `GET`, `POST`, `DELETE clock`; `POST clock/advance`; `POST manager` | a key's clock and the manager ([`super::timeline`]) |
+//! | `GET snapshot` | the whole sandbox (or the `X-API-Key`'s key) as one JSON document ([`crate::sandbox::world::snapshot`]) |
+//! | `POST snapshot` | imports one: each key it names is replaced (only the caller's with `X-API-Key`) |
 //! | `POST verify` | `{"operation"?, "status"?, "event"?, "times"? \| "at_least"? \| "at_most"?, "dry_run"?, "replayed"?}`: 200 when the count holds, 409 with the count and the closest requests otherwise (the key's with `X-API-Key`) |
 //!
 //! When the sandbox listens on loopback these routes answer only requests
@@ -47,6 +49,7 @@ use crate::sandbox::workbench::inspector;
 use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
 use crate::sandbox::workbench::verify::Query;
 use crate::sandbox::world::deliveries;
+use crate::sandbox::world::snapshot as snapshots;
 use crate::sandbox::world::state::{Delivery, Object, Tenant, fingerprint, str_of};
 
 /// Entries `GET requests` answers unless told (`limit`, at most the journal's size).
@@ -101,6 +104,8 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
             (Err(f), _) | (_, Err(f)) => Err(f),
         },
         ("POST", ["verify"]) => verify(shared, &parts, body).await,
+        ("GET", ["snapshot"]) => Ok(snapshot(shared, &parts)),
+        ("POST", ["snapshot"]) => restore(shared, &parts, body).await,
         _ => Err(Failure::new(
             404,
             "NOT_FOUND",
@@ -618,6 +623,65 @@ fn describe(expected: &Value) -> String {
         (_, _, Some(m)) => format!("at most {m}"),
         _ => "a count".into(),
     }
+}
+
+/// The most a snapshot imported may weigh.
+const MAX_SNAPSHOT: usize = 256 * 1024 * 1024;
+
+/// `GET snapshot`: every key, or the caller's.
+fn snapshot(shared: &Shared, parts: &Parts) -> Value {
+    let only = key_of(&parts.headers).ok();
+    let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    let mut keys: Vec<Value> = tenants
+        .iter()
+        .filter(|(hash, _)| only.as_ref().is_none_or(|k| k == *hash))
+        .map(|(hash, t)| snapshots::key_part(hash, t, shared.replays.kept_of(hash)))
+        .collect();
+    keys.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    snapshots::document(keys)
+}
+
+/// `POST snapshot`: replaces each key the document names (the caller's
+/// only, with `X-API-Key`), in memory and in the state file.
+async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Value, Failure> {
+    let bytes = axum::body::to_bytes(body, MAX_SNAPSHOT)
+        .await
+        .map_err(|_| Failure::rule("body", format!("is larger than {MAX_SNAPSHOT} bytes")))?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Failure::rule("body", format!("is not JSON: {e}")))?;
+    let mut restored = snapshots::read(&doc).map_err(|why| Failure::rule("snapshot", why))?;
+    if let Ok(only) = key_of(&parts.headers) {
+        restored.retain(|r| r.key == only);
+        if restored.is_empty() {
+            return Err(Failure::rule("snapshot", "holds no part for the X-API-Key's key"));
+        }
+    }
+    let names: Vec<String> = restored.iter().map(|r| r.key.clone()).collect();
+    {
+        let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let new = names.iter().filter(|k| !tenants.contains_key(*k)).count();
+        if tenants.len() + new > 1000 {
+            return Err(Failure::rule(
+                "snapshot",
+                "would make more than the 1000 keys a sandbox keeps",
+            ));
+        }
+        for r in restored {
+            shared.replays.forget(&r.key);
+            for kept in r.kept {
+                shared
+                    .replays
+                    .restore(&kept.tenant, &kept.key, kept.fingerprint, kept.stored, kept.kept_at);
+            }
+            tenants.insert(r.key, r.tenant);
+        }
+    }
+    for key in &names {
+        forget_file(shared, Some(key))?;
+        persist(shared, key, true, None)?;
+        shared.tally.forget(Some(fingerprint(key)));
+    }
+    crate::sandbox::face::flow::resume_deliveries_of(shared, &names);
+    Ok(json!({"restored": names.iter().map(|k| fingerprint(k)).collect::<Vec<_>>()}))
 }
 
 /// Forgets one key, or all, in the state file too.

@@ -141,10 +141,23 @@ impl Shared {
 /// had their first attempt, or were waiting for a retry, when the last
 /// sandbox on the file stopped.
 pub(in crate::sandbox) fn resume_deliveries(shared: &Arc<Shared>) {
+    let keys: Vec<String> = shared
+        .tenants
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    resume_deliveries_of(shared, &keys);
+}
+
+/// Sends again the unsent deliveries of `keys` (a snapshot's, restored).
+pub(in crate::sandbox) fn resume_deliveries_of(shared: &Arc<Shared>, keys: &[String]) {
     let unsent: Vec<(String, uuid::Uuid)> = {
         let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
         tenants
             .iter()
+            .filter(|(key, _)| keys.contains(key))
             .flat_map(|(key, t)| {
                 t.deliveries.iter().filter_map(move |d| {
                     matches!(str_of(&d.fields, "status"), Some("pending" | "retrying"))

@@ -237,6 +237,30 @@ impl Replays {
         }
     }
 
+    /// The answers kept for one key's state: `(idempotency key,
+    /// fingerprint, answer, kept at)` on the wall clock, for a snapshot.
+    pub(in crate::sandbox) fn kept_of(
+        &self,
+        tenant: &str,
+    ) -> Vec<(String, [u8; 32], Stored, chrono::DateTime<chrono::Utc>)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .filter(|((owner, _), _)| owner == tenant)
+            .filter_map(|((_, key), entry)| match entry {
+                Entry::Done {
+                    fingerprint,
+                    stored,
+                    at,
+                } if at.elapsed() < KEPT => {
+                    let age = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+                    Some((key.clone(), *fingerprint, stored.clone(), chrono::Utc::now() - age))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Keeps the answer of a claimed key.
     pub(in crate::sandbox) fn finish(&self, tenant: &str, key: &str, stored: Stored) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -252,11 +252,6 @@ impl Store {
         tx.commit().map_err(|e| refused(&self.path, e))
     }
 
-    /// The file's path.
-    pub(in crate::sandbox) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Every key the file holds, and the answers kept under idempotency keys.
     pub(in crate::sandbox) fn load(&self) -> Result<(HashMap<String, Tenant>, Vec<KeptAnswer>), String> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -536,7 +531,7 @@ fn check_header(path: &Path) -> Result<(), String> {
 }
 
 /// The content types an answer is kept with.
-fn known_content_type(ct: &str) -> Option<&'static str> {
+pub(in crate::sandbox) fn known_content_type(ct: &str) -> Option<&'static str> {
     ["application/json", "text/csv", "text/plain", "text/html"]
         .into_iter()
         .find(|known| *known == ct)

@@ -1,0 +1,455 @@
+//! Fixtures (`tokportal sandbox --fixtures FILE`): named steps that seed a
+//! key at start-up, as Stripe CLI's `fixtures` and MockServer's
+//! initialization files do.
+//!
+//! ```yaml
+//! key: sk_test_fixture
+//! steps:
+//!   - name: launch
+//!     operation: createBundle
+//!     body: {bundle_type: account_and_videos, country: USA, videos_quantity: 1}
+//!   - name: profile
+//!     operation: configureBundleAccount
+//!     path: {id: "${launch.data.id}"}
+//!     body: {username: fixture_brand, visible_name: "${env:BRAND|Fixture Brand}"}
+//!   - name: too_poor
+//!     operation: createBundle
+//!     body: {bundle_type: account_only, country: Atlantis}
+//!     expect: {status: 400, code: VALIDATION_ERROR}
+//!   - clock: {frozen_at: "2026-06-01T00:00:00Z"}
+//!   - advance: 2d
+//! ```
+//!
+//! A file is one such set (`key`, `steps`) or a list of them, in YAML or
+//! JSON. Each step is sent to the sandbox's own API, so it goes through the
+//! same contract checks and behaviour as any request: `operation` (an
+//! operationId), `path` and `query` parameters, `body`, and `expect` (the
+//! status and error code it must answer, when it is meant to fail).
+//! `${step.json.path}` takes a value from an earlier step's answer
+//! (`${launch.data.id}`, `${list.data.0.id}`), `${env:NAME|default}` one
+//! from the environment; a whole-string reference keeps the value's JSON
+//! type. `clock` sets the key's clock (`frozen_at`, `delays`), `advance`
+//! moves it (`2d`, or `{to: TIME}`).
+//!
+//! Everything is checked before the first step is sent (the operations,
+//! their parameters, the references to earlier steps). A step that fails
+//! stops start-up, naming the file, the step and the field or rule; what
+//! the fixtures had done is then taken back (their keys are reset), so
+//! nothing is half applied. With a state file, a set is applied only to a
+//! key the file does not hold yet: a restart does not apply it twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::operations::{OPERATIONS, Operation};
+
+/// Steps a fixture file holds at most.
+const MAX_STEPS: usize = 10_000;
+/// The largest fixture file read.
+const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// One step of a set.
+#[derive(Debug)]
+enum Step {
+    Call {
+        name: Option<String>,
+        op: &'static Operation,
+        path: Map<String, Value>,
+        query: Map<String, Value>,
+        body: Option<Value>,
+        expect: Option<(Option<u16>, Option<String>)>,
+    },
+    Clock(Value),
+    Advance(Value),
+}
+
+/// The steps for one key.
+#[derive(Debug)]
+pub(crate) struct Set {
+    file: PathBuf,
+    key: String,
+    steps: Vec<Step>,
+}
+
+impl Set {
+    /// The sandbox's state name of the set's key (its SHA-256).
+    pub(crate) fn state_name(&self) -> String {
+        hex::encode(Sha256::digest(self.key.as_bytes()))
+    }
+}
+
+/// Reads and checks fixture files (nothing is sent).
+pub(crate) fn read(files: &[PathBuf]) -> Result<Vec<Set>, String> {
+    let mut sets = Vec::new();
+    for file in files {
+        let at = |why: String| format!("fixtures {}: {why}", file.display());
+        let size = std::fs::metadata(file)
+            .map_err(|e| at(format!("cannot be read: {e}")))?
+            .len();
+        if size > MAX_FILE {
+            return Err(at(format!("is larger than {MAX_FILE} bytes")));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| at(format!("cannot be read: {e}")))?;
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| at(format!("is neither YAML nor JSON: {e}")))?;
+        let items = match doc {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        for (n, item) in items.into_iter().enumerate() {
+            sets.push(
+                read_set(file, &item).map_err(|why| at(if n > 0 { format!("set {}: {why}", n + 1) } else { why }))?,
+            );
+        }
+    }
+    Ok(sets)
+}
+
+fn read_set(file: &Path, item: &Value) -> Result<Set, String> {
+    let key = item
+        .get("key")
+        .and_then(Value::as_str)
+        .ok_or("`key` is required: the API key the steps are made with")?;
+    let well_formed = key.starts_with("sk_")
+        && (4..=256).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !well_formed {
+        return Err("`key` must be an `sk_` key of letters, digits, `_` or `-`".into());
+    }
+    let raw = item
+        .get("steps")
+        .and_then(Value::as_array)
+        .ok_or("`steps` must be a list")?;
+    if raw.len() > MAX_STEPS {
+        return Err(format!("more than {MAX_STEPS} steps"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    for (n, s) in raw.iter().enumerate() {
+        let label = s
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("step {}", n + 1), |name| format!("step `{name}`"));
+        let step = read_step(s, &names).map_err(|why| format!("{label}: {why}"))?;
+        if let Some(name) = s.get("name").and_then(Value::as_str) {
+            if names.iter().any(|x| x == name) {
+                return Err(format!("{label}: the name is used twice"));
+            }
+            names.push(name.to_owned());
+        }
+        steps.push(step);
+    }
+    Ok(Set {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        steps,
+    })
+}
+
+fn read_step(s: &Value, earlier: &[String]) -> Result<Step, String> {
+    let object = s.as_object().ok_or("must be a mapping")?;
+    if let Some(clock) = object.get("clock") {
+        return Ok(Step::Clock(clock.clone()));
+    }
+    if let Some(advance) = object.get("advance") {
+        let body = match advance {
+            Value::String(by) => json!({ "by": by }),
+            Value::Object(_) => advance.clone(),
+            _ => return Err("`advance` is a duration (`2d`) or `{to: TIME}`".into()),
+        };
+        return Ok(Step::Advance(body));
+    }
+    for field in object.keys() {
+        if !["name", "operation", "path", "query", "body", "expect"].contains(&field.as_str()) {
+            return Err(format!(
+                "`{field}` is not a step field: use name, operation, path, query, body, expect, or clock, advance"
+            ));
+        }
+    }
+    let id = object
+        .get("operation")
+        .and_then(Value::as_str)
+        .ok_or("`operation` is required (an operationId such as createBundle), or `clock`, or `advance`")?;
+    let op = OPERATIONS
+        .iter()
+        .find(|o| o.id == id)
+        .ok_or_else(|| format!("`{id}` is not an operation of the contract"))?;
+    if op.is_multipart() {
+        return Err(format!("`{id}` takes a file: fixtures send JSON bodies only"));
+    }
+    let map = |name: &str| -> Result<Map<String, Value>, String> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(_) => Err(format!("`{name}` must be a mapping")),
+        }
+    };
+    let path = map("path")?;
+    for param in op
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    {
+        if !path.contains_key(param) {
+            return Err(format!("`path.{param}` is required by {id} ({})", op.path));
+        }
+    }
+    let query = map("query")?;
+    let body = object.get("body").cloned();
+    for reference in references(&Value::Object(object.clone())) {
+        if let Some(step) = reference.strip_prefix("env:") {
+            if step.is_empty() {
+                return Err("`${env:}` names no variable".into());
+            }
+            continue;
+        }
+        let step = reference.split('.').next().unwrap_or_default();
+        if !earlier.iter().any(|e| e == step) {
+            return Err(format!("`${{{reference}}}` names no earlier step `{step}`"));
+        }
+    }
+    let expect = match object.get("expect") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(e)) => Some((
+            e.get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok()),
+            e.get("code").and_then(Value::as_str).map(str::to_owned),
+        )),
+        Some(_) => return Err("`expect` is a mapping: {status, code}".into()),
+    };
+    Ok(Step::Call {
+        name: object.get("name").and_then(Value::as_str).map(str::to_owned),
+        op,
+        path,
+        query,
+        body,
+        expect,
+    })
+}
+
+/// The `${...}` references in a value's strings.
+fn references(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut walk = vec![value];
+    while let Some(v) = walk.pop() {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("${") {
+                    let Some(end) = rest[start..].find('}') else { break };
+                    out.push(rest[start + 2..start + end].to_owned());
+                    rest = &rest[start + end + 1..];
+                }
+            }
+            Value::Array(a) => walk.extend(a),
+            Value::Object(o) => walk.extend(o.values()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The value a reference names: an earlier answer's, or the environment's.
+fn lookup(reference: &str, answers: &HashMap<String, Value>) -> Result<Value, String> {
+    if let Some(env) = reference.strip_prefix("env:") {
+        let (name, default) = env.split_once('|').map_or((env, None), |(n, d)| (n, Some(d)));
+        return match std::env::var(name) {
+            Ok(v) => Ok(Value::String(v)),
+            Err(_) => default
+                .map(|d| Value::String(d.to_owned()))
+                .ok_or_else(|| format!("`${{{reference}}}`: ${name} is not set and there is no default")),
+        };
+    }
+    let mut parts = reference.split('.');
+    let step = parts.next().unwrap_or_default();
+    let mut at = answers
+        .get(step)
+        .ok_or_else(|| format!("`${{{reference}}}`: step `{step}` has no answer"))?;
+    for part in parts {
+        at = match at {
+            Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
+            Value::Object(o) => o.get(part),
+            _ => None,
+        }
+        .ok_or_else(|| format!("`${{{reference}}}`: its answer has nothing at `{part}`"))?;
+    }
+    Ok(at.clone())
+}
+
+/// `value` with its references replaced.
+fn resolve(value: &Value, answers: &HashMap<String, Value>) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => {
+            let refs = references(value);
+            if refs.len() == 1 && s.starts_with("${") && s.ends_with('}') && s.len() == refs[0].len() + 3 {
+                return lookup(&refs[0], answers);
+            }
+            let mut out = s.clone();
+            for r in refs {
+                let v = lookup(&r, answers)?;
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out = out.replace(&format!("${{{r}}}"), &text);
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(v, answers)).collect::<Result<_, _>>()?),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| Ok((k.clone(), resolve(v, answers)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Applies `sets` against the sandbox at `base`; the first failure, named
+/// (file, key's fingerprint, step, what it answered).
+pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for set in sets {
+        let mut answers: HashMap<String, Value> = HashMap::new();
+        for (n, step) in set.steps.iter().enumerate() {
+            let label = match step {
+                Step::Call { name: Some(name), .. } => format!("step `{name}`"),
+                _ => format!("step {}", n + 1),
+            };
+            let failed = |why: String| format!("fixtures {}: {label}: {why}", set.file.display());
+            let (method, url, body, expect) = match step {
+                Step::Clock(asked) => (
+                    reqwest::Method::POST,
+                    format!("{base}/_sandbox/clock"),
+                    Some(asked.clone()),
+                    None,
+                ),
+                Step::Advance(asked) => (
+                    reqwest::Method::POST,
+                    format!("{base}/_sandbox/clock/advance"),
+                    Some(asked.clone()),
+                    None,
+                ),
+                Step::Call {
+                    op,
+                    path,
+                    query,
+                    body,
+                    expect,
+                    ..
+                } => {
+                    let mut url = op.path.to_owned();
+                    for (name, value) in path {
+                        let value = match resolve(value, &answers).map_err(&failed)? {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        let encoded = percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC)
+                            .to_string();
+                        url = url.replace(&format!("{{{name}}}"), &encoded);
+                    }
+                    let mut url = format!("{base}{url}");
+                    if !query.is_empty() {
+                        let pairs: Vec<(String, String)> = query
+                            .iter()
+                            .map(|(k, v)| {
+                                resolve(v, &answers).map(|v| {
+                                    (
+                                        k.clone(),
+                                        match v {
+                                            Value::String(s) => s,
+                                            other => other.to_string(),
+                                        },
+                                    )
+                                })
+                            })
+                            .collect::<Result<_, _>>()
+                            .map_err(&failed)?;
+                        url = format!("{url}?{}", serde_urlencoded::to_string(pairs).unwrap_or_default());
+                    }
+                    let body = body
+                        .as_ref()
+                        .map(|b| resolve(b, &answers))
+                        .transpose()
+                        .map_err(&failed)?;
+                    let method =
+                        reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+                    (method, url, body, expect.clone())
+                }
+            };
+            let mut request = http.request(method, url).header(crate::headers::API_KEY, &set.key);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let answer = request
+                .send()
+                .await
+                .map_err(|e| failed(format!("was not answered: {e}")))?;
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            let code = body["error"]["code"].as_str().map(str::to_owned);
+            match &expect {
+                Some((want_status, want_code)) => {
+                    let status_ok = want_status.is_none_or(|s| s == status);
+                    let code_ok = want_code.as_ref().is_none_or(|c| code.as_deref() == Some(c.as_str()));
+                    if !(status_ok && code_ok) {
+                        return Err(failed(format!(
+                            "expected {} {} but it answered {status} {}",
+                            want_status.map_or("any status".into(), |s| s.to_string()),
+                            want_code.as_deref().unwrap_or(""),
+                            code.as_deref().unwrap_or("")
+                        )));
+                    }
+                }
+                None if !(200..300).contains(&status) => {
+                    let fields: Vec<String> = body["error"]["details"]["fields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|f| {
+                            format!(
+                                "{} `{}` {}",
+                                f["in"].as_str().unwrap_or("?"),
+                                f["field"].as_str().unwrap_or("?"),
+                                f["message"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect();
+                    return Err(failed(format!(
+                        "answered {status} {}: {}{}",
+                        code.as_deref().unwrap_or(""),
+                        body["error"]["message"].as_str().unwrap_or(""),
+                        if fields.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", fields.join("; "))
+                        }
+                    )));
+                }
+                None => {}
+            }
+            if let Step::Call { name: Some(name), .. } = step {
+                answers.insert(name.clone(), body);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes back what fixtures did: the sets' keys are reset.
+pub(crate) async fn undo(base: &str, sets: &[Set]) {
+    let http = reqwest::Client::new();
+    for set in sets {
+        let _ = http
+            .post(format!("{base}/_sandbox/reset"))
+            .header(crate::headers::API_KEY, &set.key)
+            .json(&json!({}))
+            .send()
+            .await;
+    }
+}
