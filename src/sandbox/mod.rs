@@ -233,7 +233,7 @@ impl Sandbox {
             Some(path) => Some(world::store::Store::open(path).map_err(SandboxError::State)?),
             None => None,
         };
-        if let Some(store) = &store {
+        if let Some((store, _)) = &store {
             // A restart on the same file does not apply them twice.
             sets.retain(|set| !store.holds(&set.state_name()));
         }

@@ -80,3 +80,27 @@ test('the handle advances a key\'s clock and verifies', async () => {
     await sandbox.stop();
   }
 });
+
+test('a world snapshot is restored', async () => {
+  const sandbox = await startSandbox();
+  const key = 'sk_test_node_world';
+  const create = () =>
+    fetch(`${sandbox.url}/bundles`, {
+      method: 'POST',
+      headers: { 'X-API-Key': key, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ bundle_type: 'account_only', country: 'USA' }),
+    });
+  const count = async () =>
+    (await (await fetch(`${sandbox.url}/bundles`, { headers: { 'X-API-Key': key } })).json()).pagination.total;
+  try {
+    assert.equal((await create()).status, 201);
+    const world = await sandbox.snapshot();
+    assert.equal(world.keys.length, 1);
+    await create();
+    assert.equal(await count(), 2);
+    await sandbox.restore(world);
+    assert.equal(await count(), 1);
+  } finally {
+    await sandbox.stop();
+  }
+});

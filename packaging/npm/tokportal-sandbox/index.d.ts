@@ -57,6 +57,10 @@ export interface Sandbox {
   realTime(key: string): Promise<Clock>;
   /** Makes the account manager flag that video at its next step. */
   flagDownloadIssue(key: string, bundleId: string, position: number): Promise<object>;
+  /** The sandbox's state (or `key`'s part) as one JSON document: build a world once, `restore` it before each test. */
+  snapshot(options?: { key?: string }): Promise<object>;
+  /** Replaces each key `doc` (a `snapshot()`) names with what it holds (only `key`'s part when given). */
+  restore(doc: object, options?: { key?: string }): Promise<{ restored: string[] }>;
   /** Checks what happened since start or reset; rejects with `VerificationError` when the count does not hold. */
   verify(verification: Verification): Promise<{ verified: true; found: number }>;
   /** Its base URL: point a TokPortal client at it, with any `sk_...` key. */

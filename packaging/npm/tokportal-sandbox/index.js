@@ -89,6 +89,8 @@ function controls(url) {
     flagDownloadIssue: (key, bundleId, position) =>
       control(url, 'POST', 'manager', key, { bundle_id: bundleId, position, flag: 'download_issue' }),
     verify: ({ key, ...asked } = {}) => control(url, 'POST', 'verify', key, asked),
+    snapshot: ({ key } = {}) => control(url, 'GET', 'snapshot', key),
+    restore: (doc, { key } = {}) => control(url, 'POST', 'snapshot', key, doc),
   };
 }
 

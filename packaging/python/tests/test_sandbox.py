@@ -95,3 +95,23 @@ def test_the_fixture_advances_a_keys_clock_and_verifies(tokportal_sandbox):
         tokportal_sandbox.advance(key=key, to="2020-01-01T00:00:00Z")
     assert refused.value.code == "CLOCK_BACKWARDS"
     assert tokportal_sandbox.real_time(key=key)["simulated"] is False
+
+
+def test_a_world_built_once_is_restored_before_each_test(tokportal_sandbox):
+    key = "sk_test_python_world"
+    status, made = call(
+        f"{tokportal_sandbox}/bundles", "POST", {"bundle_type": "account_only", "country": "USA"}, key=key
+    )
+    assert status == 201
+    world = tokportal_sandbox.snapshot()
+    assert world["version"] == 1 and len(world["keys"]) == 1
+    # A test changes the world...
+    call(f"{tokportal_sandbox}/bundles", "POST", {"bundle_type": "account_only", "country": "USA"}, key=key)
+    status, listed = call(f"{tokportal_sandbox}/bundles", key=key)
+    assert listed["pagination"]["total"] == 2
+    # ...and the next one starts from it again.
+    restored = tokportal_sandbox.restore(world)
+    assert len(restored["restored"]) == 1
+    status, listed = call(f"{tokportal_sandbox}/bundles", key=key)
+    assert listed["pagination"]["total"] == 1
+    assert listed["data"][0]["id"] == made["data"]["id"]

@@ -122,6 +122,16 @@ class SandboxUrl(str):
         body = {"bundle_id": bundle_id, "position": position, "flag": "download_issue"}
         return _control(self, "POST", "manager", key, body)
 
+    def snapshot(self, *, key: Optional[str] = None) -> Dict[str, Any]:
+        """The sandbox's state (or ``key``'s part) as one JSON document: build
+        a world once, then ``restore`` it before each test."""
+        return _control(self, "GET", "snapshot", key)
+
+    def restore(self, doc: Dict[str, Any], *, key: Optional[str] = None) -> Dict[str, Any]:
+        """Replaces each key ``doc`` (a ``snapshot()``) names with what it
+        holds (only ``key``'s part when given)."""
+        return _control(self, "POST", "snapshot", key, doc)
+
     def verify(self, *, key: Optional[str] = None, **asked: Any) -> Dict[str, Any]:
         """Checks what happened since start or reset: ``operation``,
         ``status``, ``event``, ``dry_run``, ``replayed``, and one of

@@ -90,9 +90,12 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
         ("POST", ["deliveries", id, "resend"]) => resend(shared, id).await,
         ("GET", ["events"]) => return events(shared, query),
         ("GET", ["clock"]) => query_of(query, &["key"]).and_then(|q| timeline::get(shared, &parts.headers, &q)),
-        ("DELETE", ["clock"]) => query_of(query, &["key"]).and_then(|q| timeline::real(shared, &parts.headers, &q)),
+        ("DELETE", ["clock"]) => match query_of(query, &["key"]) {
+            Ok(q) => timeline::real(shared, &parts.headers, &q).await,
+            Err(f) => Err(f),
+        },
         ("POST", ["clock"]) => match (query_of(query, &["key"]), json_body(body).await) {
-            (Ok(q), Ok(asked)) => timeline::set(shared, &parts.headers, &q, &asked),
+            (Ok(q), Ok(asked)) => timeline::set(shared, &parts.headers, &q, &asked).await,
             (Err(f), _) | (_, Err(f)) => Err(f),
         },
         ("POST", ["clock", "advance"]) => match (query_of(query, &["key"]), json_body(body).await) {
@@ -100,7 +103,7 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
             (Err(f), _) | (_, Err(f)) => Err(f),
         },
         ("POST", ["manager"]) => match (query_of(query, &["key"]), json_body(body).await) {
-            (Ok(q), Ok(asked)) => timeline::flag(shared, &parts.headers, &q, &asked),
+            (Ok(q), Ok(asked)) => timeline::flag(shared, &parts.headers, &q, &asked).await,
             (Err(f), _) | (_, Err(f)) => Err(f),
         },
         ("POST", ["verify"]) => verify(shared, &parts, body).await,
@@ -543,7 +546,7 @@ async fn credits(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fa
         let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
         tenant_of(&mut tenants, &key, shared.options.initial_credits)?.set_balance(balance, Utc::now());
     }
-    persist(shared, &key, true, None)?;
+    persist(shared, &key, true, None).await?;
     Ok(json!({"balance": balance}))
 }
 
@@ -555,7 +558,7 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
     match key_of(&parts.headers) {
         Ok(key) => {
             shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            forget_file(shared, Some(&key))?;
+            forget_file(shared, Some(&key)).await?;
             shared.replays.forget(&key);
             shared.tally.forget(Some(fingerprint(&key)));
             Ok(json!({"reset": true}))
@@ -565,7 +568,7 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
                 let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
                 std::mem::take(&mut *tenants).len()
             };
-            forget_file(shared, None)?;
+            forget_file(shared, None).await?;
             shared.replays.clear();
             shared.queued_faults.clear();
             shared.courier.clear_holds();
@@ -676,8 +679,8 @@ async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Valu
         }
     }
     for key in &names {
-        forget_file(shared, Some(key))?;
-        persist(shared, key, true, None)?;
+        forget_file(shared, Some(key)).await?;
+        persist(shared, key, true, None).await?;
         shared.tally.forget(Some(fingerprint(key)));
     }
     crate::sandbox::face::flow::resume_deliveries_of(shared, &names);
@@ -685,10 +688,11 @@ async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Valu
 }
 
 /// Forgets one key, or all, in the state file too.
-fn forget_file(shared: &Shared, key: Option<&str>) -> Result<(), Failure> {
+async fn forget_file(shared: &Shared, key: Option<&str>) -> Result<(), Failure> {
     match &shared.store {
         Some(store) => store
             .forget(key)
+            .await
             .map_err(|why| Failure::new(500, "INTERNAL_ERROR", format!("The reset could not be written: {why}"))),
         None => Ok(()),
     }

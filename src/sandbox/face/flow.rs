@@ -39,7 +39,7 @@ use crate::sandbox::world::behaviour::{self, Call, Effects, FileSummary, Payload
 use crate::sandbox::world::deliveries::{self, Courier};
 use crate::sandbox::world::replays::{self, Idempotency, Replays, Stored};
 use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint, str_of};
-use crate::sandbox::world::store::Store;
+use crate::sandbox::world::store::{Loaded, Store};
 
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
@@ -89,12 +89,11 @@ impl Shared {
         options: SandboxOptions,
         url: String,
         stop: CancellationToken,
-        store: Option<Store>,
+        store: Option<(Store, Loaded)>,
     ) -> Result<Self, String> {
-        let store = store.map(Arc::new);
-        let (loaded, kept) = match &store {
-            Some(store) => store.load()?,
-            None => (HashMap::new(), Vec::new()),
+        let (store, (loaded, kept)) = match store {
+            Some((store, loaded)) => (Some(Arc::new(store)), loaded),
+            None => (None, (HashMap::new(), Vec::new())),
         };
         let tenants: Tenants = Arc::new(Mutex::new(loaded));
         let replays = Replays::default();
@@ -177,7 +176,7 @@ pub(in crate::sandbox) fn resume_deliveries_of(shared: &Arc<Shared>, keys: &[Str
 /// `replay`, the answer kept under an idempotency key, in the same
 /// transaction). A read leaves a key's file rows alone unless the key is
 /// new (its profile and starting account must keep their ids).
-pub(in crate::sandbox) fn persist(
+pub(in crate::sandbox) async fn persist(
     shared: &Shared,
     key: &str,
     changed: bool,
@@ -186,16 +185,27 @@ pub(in crate::sandbox) fn persist(
     let Some(store) = &shared.store else {
         return Ok(());
     };
-    let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(tenant) = tenants.get_mut(key) else {
-        return Ok(());
+    // The rows are made under the state's lock, in the order the changes
+    // happened; the commit is awaited outside it.
+    let ops = {
+        let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tenant) = tenants.get_mut(key) else {
+            return Ok(());
+        };
+        if !changed && replay.is_none() && tenant.saved.written() {
+            return Ok(());
+        }
+        store.changes(key, tenant, replay)
     };
-    if !changed && replay.is_none() && tenant.saved.written() {
+    if ops.is_empty() {
         return Ok(());
     }
-    store.save(key, tenant, replay).map_err(|why| {
+    store.commit(ops).await.map_err(|why| {
         tracing::error!(target: "tokportal::sandbox", "{why}");
-        Failure::new(500, "INTERNAL_ERROR", "The sandbox could not save its state file; the change is kept in memory and will be written with the next one.")
+        if let Some(tenant) = shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            tenant.saved.resync();
+        }
+        Failure::new(500, "INTERNAL_ERROR", "The sandbox could not save its state file; the change is kept in memory and will be written whole with the next one.")
     })
 }
 
@@ -377,12 +387,15 @@ async fn stages(
     let kept = claimed.as_ref().and_then(|_| kept(&answer));
     // Committed before the answer is sent: the change and the answer kept
     // under its idempotency key, in one transaction.
-    if let Some(key) = tenant.as_deref().filter(|_| !dry_run) {
+    // A read or a dry run writes a key only when it is new (its profile and
+    // starting account keep their ids across a restart).
+    if let Some(key) = tenant.as_deref() {
         let replay = claimed
             .as_ref()
             .zip(kept.as_ref())
             .map(|(c, stored)| (c.kept_as().0, c.kept_as().1, stored));
-        if let Err(failure) = persist(shared, key, !op.method.is_read_only(), replay) {
+        let changed = !op.method.is_read_only() && !dry_run;
+        if let Err(failure) = persist(shared, key, changed, replay).await {
             answer = Answer::Failure(failure);
         }
     }

@@ -128,12 +128,24 @@ fn time_field(map: &Map<String, Value>, name: &str) -> Result<Option<DateTime<Ut
 /// default), with the delays given (the rest the defaults). A key already
 /// on a simulated clock may change its delays; its time only moves forward,
 /// by `clock/advance`.
-pub(in crate::sandbox) fn set(
+pub(in crate::sandbox) async fn set(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Result<Value, Failure> {
+    let (answer, key) = set_locked(shared, headers, query, body)?;
+    persist(shared, &key, true, None).await?;
+    Ok(answer)
+}
+
+/// The locked part of [`set`]: the change, and the key it is of.
+fn set_locked(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Value,
+) -> Result<(Value, String), Failure> {
     let asked = fields(body, &["frozen_at", "delays"])?;
     let frozen_at = time_field(&asked, "frozen_at")?;
     let given = match asked.get("delays") {
@@ -168,28 +180,35 @@ pub(in crate::sandbox) fn set(
         }
     }
     let answer = shown(tenant);
-    drop(tenants);
-    persist(shared, &key, true, None)?;
-    Ok(answer)
+    Ok((answer, key))
 }
 
 /// `DELETE clock`: back on real time. What waited on the clock is dropped:
 /// on real time the manager does its work at once, and a resource stays
 /// where the simulated time left it.
-pub(in crate::sandbox) fn real(
+pub(in crate::sandbox) async fn real(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<Value, Failure> {
+    let (answer, key) = real_locked(shared, headers, query)?;
+    persist(shared, &key, true, None).await?;
+    Ok(answer)
+}
+
+/// The locked part of [`real`]: the change, and the key it is of.
+fn real_locked(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(Value, String), Failure> {
     let key = caller(shared, headers, query)?;
     let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
     let tenant = tenant_of(&mut tenants, &key, shared.options.initial_credits)?;
     let dropped = tenant.desk.clock.take().map_or(0, |c| c.waiting());
     let mut answer = shown(tenant);
     answer["dropped"] = json!(dropped);
-    drop(tenants);
-    persist(shared, &key, true, None)?;
-    Ok(answer)
+    Ok((answer, key))
 }
 
 /// `POST clock/advance`: to `to`, or by `by`; every step that falls due on
@@ -241,7 +260,7 @@ pub(in crate::sandbox) async fn advance(
         (done, until, pending)
     };
     // The steps done are committed before their webhooks go out.
-    persist(shared, &key, true, None)?;
+    persist(shared, &key, true, None).await?;
     let mut ids = Vec::new();
     for event in done.queued {
         shared.journal.publish(Event::Webhook {
@@ -263,12 +282,24 @@ pub(in crate::sandbox) async fn advance(
 /// manager flag video `position` of `bundle_id` at its next step: it then
 /// shows `download_issue: true` and goes no further until
 /// `fixBundleVideoDownload`.
-pub(in crate::sandbox) fn flag(
+pub(in crate::sandbox) async fn flag(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Result<Value, Failure> {
+    let (answer, key) = flag_locked(shared, headers, query, body)?;
+    persist(shared, &key, true, None).await?;
+    Ok(answer)
+}
+
+/// The locked part of [`flag`]: the change, and the key it is of.
+fn flag_locked(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Value,
+) -> Result<(Value, String), Failure> {
     let asked = fields(body, &["bundle_id", "position", "flag"])?;
     let bundle_id = asked
         .get("bundle_id")
@@ -313,9 +344,8 @@ pub(in crate::sandbox) fn flag(
     if !desk.flags.contains(&flag) {
         desk.flags.push(flag);
     }
-    drop(tenants);
-    persist(shared, &key, true, None)?;
-    Ok(
+    Ok((
         json!({"bundle_id": bundle_id, "position": position, "flag": "download_issue", "status": status, "flagged_at": "next_step"}),
-    )
+        key,
+    ))
 }

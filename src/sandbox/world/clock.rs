@@ -135,7 +135,7 @@ pub(in crate::sandbox) fn span(d: Duration) -> String {
 }
 
 /// The manager's work on one resource of a key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "work", rename_all = "snake_case")]
 pub(in crate::sandbox) enum Work {
     /// A published bundle's account goes to customer review.
@@ -263,7 +263,7 @@ pub(in crate::sandbox) fn start_of(date: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A video the manager is asked to flag at its next step.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Hash, serde::Serialize, serde::Deserialize)]
 pub(in crate::sandbox) struct Flag {
     pub(in crate::sandbox) bundle: String,
     pub(in crate::sandbox) position: usize,
@@ -343,6 +343,32 @@ impl Desk {
             flags: serde_json::from_value(list("flags")).map_err(|e| format!("flags: {e}"))?,
             held: serde_json::from_value(list("held")).map_err(|e| format!("held: {e}"))?,
         })
+    }
+
+    /// A number that changes whenever the desk does (its clock's now,
+    /// delays, steps handed over and waiting, its flags and held steps),
+    /// without walking its steps: what the state file compares.
+    pub(in crate::sandbox) fn version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        if let Some(c) = &self.clock {
+            c.now.timestamp().hash(&mut h);
+            c.next.hash(&mut h);
+            c.pending.len().hash(&mut h);
+            for d in [
+                c.delays.account,
+                c.delays.corrections,
+                c.delays.video,
+                c.delays.auto_finalize,
+            ] {
+                d.num_seconds().hash(&mut h);
+            }
+        } else {
+            u64::MAX.hash(&mut h);
+        }
+        self.flags.hash(&mut h);
+        self.held.hash(&mut h);
+        h.finish()
     }
 
     /// The key's now: its simulated clock's, or the wall clock's.
