@@ -104,6 +104,8 @@ pub(in crate::sandbox) struct Saved {
     logs: HashMap<&'static str, HashSet<String>>,
     /// The desk as last written.
     desk: u64,
+    /// The profile as last written.
+    profile: u64,
     /// Rows are numbered per key in the order they were written.
     seq: i64,
     /// A write failed after this record had moved on: the next one deletes
@@ -129,6 +131,8 @@ pub(in crate::sandbox) struct KeptAnswer {
 /// a commit is shared by the requests that arrived meanwhile.
 pub(in crate::sandbox) struct Store {
     writer: std::sync::mpsc::Sender<Batch>,
+    /// Dropped with the store, which ends the checkpointer.
+    _checkpoints: std::sync::mpsc::Sender<()>,
     path: PathBuf,
     /// The keys the file held when it was opened (fixtures skip them).
     held: HashSet<String>,
@@ -204,13 +208,49 @@ struct Batch {
     done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The checkpointer: a PASSIVE checkpoint every [`CHECKPOINT_EVERY`], on
+/// its own connection, so the writer never waits for one; once a
+/// checkpoint has copied every frame, the writer starts the WAL over, so
+/// the WAL stays the size of what is written between two checkpoints. It
+/// ends when the store is dropped.
+///
+/// Under writes that never pause, a passive checkpoint never sees the WAL
+/// whole, and the WAL would grow without end: past [`MAX_WAL_FRAMES`] the
+/// checkpointer asks the writer to truncate it between two commits.
+fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, truncate: &std::sync::atomic::AtomicBool) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames > MAX_WAL_FRAMES => truncate.store(true, std::sync::atomic::Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(target: "tokportal::sandbox", "state file checkpoint: {e}"),
+        }
+    }
+}
+
+/// The most frames (pages) the WAL holds before the writer truncates it:
+/// 64 MiB of 4 KiB pages.
+const MAX_WAL_FRAMES: i64 = 16_384;
+
 /// Batches one commit takes at most.
 const GROUP: usize = 512;
 
 /// The writer: commits what is queued, group by group, until the store is
 /// dropped (the queue closes).
-fn write_loop(mut conn: Connection, path: PathBuf, queue: std::sync::mpsc::Receiver<Batch>) {
+fn write_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    queue: std::sync::mpsc::Receiver<Batch>,
+    truncate: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     while let Ok(first) = queue.recv() {
+        if truncate.swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(target: "tokportal::sandbox", "state file checkpoint: {e}");
+        }
         let mut group = vec![first];
         while group.len() < GROUP {
             match queue.try_recv() {
@@ -323,12 +363,12 @@ impl Store {
             }
         }
         // WAL with NORMAL: a commit is durable across a killed process (not
-        // a power cut) without an fsync each. A 64 MiB page cache, and a
-        // checkpoint every 4000 pages (the WAL stays near 16 MiB), keep page
-        // reads and checkpoints off most requests.
+        // a power cut) without an fsync each. A 64 MiB page cache keeps page
+        // reads off most commits; checkpoints are the checkpointer's (below),
+        // not the writer's.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;",
+             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(|e| refused(path, format!("cannot be set up: {e}")))?;
         if tables > 0 && version < SCHEMA_VERSION {
@@ -354,13 +394,26 @@ impl Store {
         let loaded = opened.load()?;
         let (writer, queue) = std::sync::mpsc::channel();
         let conn = opened.conn.into_inner().unwrap_or_else(|p| p.into_inner());
+        let checkpoints = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| refused(path, format!("cannot be opened twice: {e}")))?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let truncate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = truncate.clone();
+        std::thread::Builder::new()
+            .name("tokportal-checkpoints".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &stopped, &asked))
+            .map_err(|e| refused(path, format!("its checkpointer could not start: {e}")))?;
         let thread_path = path.to_owned();
         std::thread::Builder::new()
             .name("tokportal-state".into())
-            .spawn(move || write_loop(conn, thread_path, queue))
+            .spawn(move || write_loop(conn, thread_path, queue, truncate))
             .map_err(|e| refused(path, format!("its writer could not start: {e}")))?;
         let store = Store {
             writer,
+            _checkpoints: stop_checkpoints,
             path: path.to_owned(),
             held: loaded.0.keys().cloned().collect(),
             _lock: lock,
@@ -731,18 +784,20 @@ fn hash_of(value: &Object) -> u64 {
     h.finish()
 }
 
-/// A bundle as its row holds it.
+/// A bundle as its row holds it: its fields, `account` and `videos`
+/// (written out without copying them into one object).
 fn bundle_row(bundle: &Bundle) -> String {
-    let mut out = bundle.fields.clone();
-    out.insert(
-        "account".into(),
-        bundle.account.clone().map_or(Value::Null, Value::Object),
-    );
-    out.insert(
-        "videos".into(),
-        Value::Array(bundle.videos.iter().cloned().map(Value::Object).collect()),
-    );
-    Value::Object(out).to_string()
+    let mut out = serde_json::to_string(&bundle.fields).unwrap_or_else(|_| "{}".into());
+    out.pop();
+    if !bundle.fields.is_empty() {
+        out.push(',');
+    }
+    out.push_str("\"account\":");
+    out.push_str(&serde_json::to_string(&bundle.account).unwrap_or_else(|_| "null".into()));
+    out.push_str(",\"videos\":");
+    out.push_str(&serde_json::to_string(&bundle.videos).unwrap_or_else(|_| "[]".into()));
+    out.push('}');
+    out
 }
 
 /// A log's rows: `(id, body)`, borrowed (the `refreshed` pairs are made),
@@ -789,6 +844,7 @@ fn saved_as_loaded(tenant: &Tenant, seq: i64) -> Saved {
         written: true,
         bundles: tenant.bundles.len(),
         desk: tenant.desk.version(),
+        profile: hash_of(&tenant.user),
         seq,
         ..Saved::default()
     };
@@ -835,14 +891,21 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
             ],
         )?;
     } else {
-        tx.prepare_cached("UPDATE keys SET balance = ?2, profile = ?3 WHERE key = ?1")?
-            .execute(params![
-                key,
-                tenant.balance,
-                serde_json::to_string(&tenant.user).unwrap_or_default()
-            ])?;
+        let profile = hash_of(&tenant.user);
+        if profile == saved.profile {
+            tx.prepare_cached("UPDATE keys SET balance = ?2 WHERE key = ?1")?
+                .execute(params![key, tenant.balance])?;
+        } else {
+            tx.prepare_cached("UPDATE keys SET balance = ?2, profile = ?3 WHERE key = ?1")?
+                .execute(params![
+                    key,
+                    tenant.balance,
+                    serde_json::to_string(&tenant.user).unwrap_or_default()
+                ])?;
+        }
     }
     saved.desk = desk;
+    saved.profile = hash_of(&tenant.user);
     fn next(saved: &mut Saved) -> i64 {
         saved.seq += 1;
         saved.seq
