@@ -15,6 +15,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// What a webhook receiver got: each delivery's headers and body.
+type Received = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
 /// A `tokportal sandbox` on a state file; killed (SIGKILL) when dropped.
 struct Running {
     child: Child,
@@ -214,7 +217,7 @@ async fn kill_9_in_the_middle_of_paid_creates_loses_nothing_answered() {
 async fn a_pending_transition_fires_after_a_restart_with_the_old_secret() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state.db");
-    let got: Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>> = Arc::default();
+    let got: Received = Arc::default();
     let seen = got.clone();
     let app = axum::Router::new().route(
         "/hook",

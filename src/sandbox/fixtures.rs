@@ -54,16 +54,20 @@ const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// One step of a set.
 #[derive(Debug)]
 enum Step {
-    Call {
-        name: Option<String>,
-        op: &'static Operation,
-        path: Map<String, Value>,
-        query: Map<String, Value>,
-        body: Option<Value>,
-        expect: Option<(Option<u16>, Option<String>)>,
-    },
+    Call(Box<Call>),
     Clock(Value),
     Advance(Value),
+}
+
+/// A step that calls an operation.
+#[derive(Debug)]
+struct Call {
+    name: Option<String>,
+    op: &'static Operation,
+    path: Map<String, Value>,
+    query: Map<String, Value>,
+    body: Option<Value>,
+    expect: Option<(Option<u16>, Option<String>)>,
 }
 
 /// The steps for one key.
@@ -222,14 +226,14 @@ fn read_step(s: &Value, earlier: &[String]) -> Result<Step, String> {
         )),
         Some(_) => return Err("`expect` is a mapping: {status, code}".into()),
     };
-    Ok(Step::Call {
+    Ok(Step::Call(Box::new(Call {
         name: object.get("name").and_then(Value::as_str).map(str::to_owned),
         op,
         path,
         query,
         body,
         expect,
-    })
+    })))
 }
 
 /// The `${...}` references in a value's strings.
@@ -318,7 +322,9 @@ pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
         let mut answers: HashMap<String, Value> = HashMap::new();
         for (n, step) in set.steps.iter().enumerate() {
             let label = match step {
-                Step::Call { name: Some(name), .. } => format!("step `{name}`"),
+                Step::Call(call) if call.name.is_some() => {
+                    format!("step `{}`", call.name.as_deref().unwrap_or_default())
+                }
                 _ => format!("step {}", n + 1),
             };
             let failed = |why: String| format!("fixtures {}: {label}: {why}", set.file.display());
@@ -335,14 +341,15 @@ pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
                     Some(asked.clone()),
                     None,
                 ),
-                Step::Call {
-                    op,
-                    path,
-                    query,
-                    body,
-                    expect,
-                    ..
-                } => {
+                Step::Call(call) => {
+                    let Call {
+                        op,
+                        path,
+                        query,
+                        body,
+                        expect,
+                        ..
+                    } = call.as_ref();
                     let mut url = op.path.to_owned();
                     for (name, value) in path {
                         let value = match resolve(value, &answers).map_err(&failed)? {
@@ -433,7 +440,9 @@ pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
                 }
                 None => {}
             }
-            if let Step::Call { name: Some(name), .. } = step {
+            if let Step::Call(call) = step
+                && let Some(name) = &call.name
+            {
                 answers.insert(name.clone(), body);
             }
         }

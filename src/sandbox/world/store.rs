@@ -933,7 +933,9 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
     }
     saved.bundles = tenant.bundles.len();
     // Accounts, comment tasks and endpoints: by id and content hash.
-    let tables: [(&'static str, Vec<(&str, &Object, Option<&str>)>); 3] = [
+    /// A row of a small table: its id, body and (for an endpoint) secret.
+    type Row<'a> = (&'a str, &'a Object, Option<&'a str>);
+    let tables: [(&'static str, Vec<Row<'_>>); 3] = [
         (
             "accounts",
             tenant
