@@ -19,8 +19,6 @@
 //! its first delivery attempt. Resident memory (VmRSS, from `/proc`) is
 //! read after the setup and after the advance.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -28,50 +26,14 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-/// A `tokportal sandbox` process, killed when dropped.
-struct Sandbox(std::process::Child, String);
+#[path = "bench/process.rs"]
+mod process;
+use process::{Sandbox, rss_mib};
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A sandbox for the run: no journal, credits for 1,000 bundles and more.
 fn start(binary: &str) -> Result<Sandbox, Box<dyn std::error::Error>> {
-    let mut child = Command::new(binary)
-        .args([
-            "sandbox",
-            "--port",
-            "0",
-            "--rate-limit",
-            "4000000000",
-            "--journal",
-            "0",
-            "--credits",
-            "1000000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected first line {line:?}"))?
-        .to_owned();
-    Ok(Sandbox(child, url))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    let args = ["--rate-limit", "4000000000", "--journal", "0", "--credits", "1000000"];
+    process::start(binary, &args.map(std::ffi::OsStr::new))
 }
 
 /// A receiver that answers 200 and counts.

@@ -18,55 +18,24 @@
 //! (with the WAL) and the sandbox's RSS are printed, the sandbox is killed,
 //! and the time until a new one on the same file prints `listening on`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use futures::StreamExt;
 
-/// A `tokportal sandbox` process, killed when dropped.
-struct Sandbox(std::process::Child, String);
+#[path = "bench/process.rs"]
+mod process;
+use process::{Sandbox, rss_mib};
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A sandbox without rate limit and with credits enough, on `state` if given.
 fn start(binary: &str, state: Option<&std::path::Path>) -> Result<Sandbox, Box<dyn std::error::Error>> {
-    let mut command = Command::new(binary);
-    command.args([
-        "sandbox",
-        "--port",
-        "0",
-        "--rate-limit",
-        "4000000000",
-        "--credits",
-        "1000000000",
-    ]);
+    let mut args: Vec<&std::ffi::OsStr> = ["--rate-limit", "4000000000", "--credits", "1000000000"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
     if let Some(file) = state {
-        command.arg("--state").arg(file);
+        args.extend([std::ffi::OsStr::new("--state"), file.as_os_str()]);
     }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected first line {line:?}"))?
-        .to_owned();
-    Ok(Sandbox(child, url))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    process::start(binary, &args)
 }
 
 /// Requests a second, as wrk reports them.

@@ -85,6 +85,17 @@ fn digest(file: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(file).unwrap()))
 }
 
+/// `file` is refused with a message naming it and saying `why`, and is
+/// left byte for byte as it was.
+fn refused_untouched(file: &Path, why: &[&str]) {
+    let before = digest(file);
+    let said = refused(file);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(said.contains(&name), "{said}");
+    assert!(why.iter().any(|w| said.contains(w)), "{said}");
+    assert_eq!(digest(file), before, "{name} was changed");
+}
+
 async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -314,13 +325,7 @@ fn bad_files_are_refused_and_left_as_they_were() {
     // Not SQLite at all.
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "these are my notes, not a database\n").unwrap();
-    let before = digest(&text);
-    let said = refused(&text);
-    assert!(
-        said.contains("notes.txt") && said.contains("not an SQLite database"),
-        "{said}"
-    );
-    assert_eq!(digest(&text), before);
+    refused_untouched(&text, &["not an SQLite database"]);
 
     // Another program's SQLite database.
     let other = dir.path().join("other.db");
@@ -329,13 +334,7 @@ fn bad_files_are_refused_and_left_as_they_were() {
         conn.execute_batch("CREATE TABLE todo (item TEXT); INSERT INTO todo VALUES ('milk');")
             .unwrap();
     }
-    let before = digest(&other);
-    let said = refused(&other);
-    assert!(
-        said.contains("other.db") && said.contains("not a TokPortal sandbox's state"),
-        "{said}"
-    );
-    assert_eq!(digest(&other), before);
+    refused_untouched(&other, &["not a TokPortal sandbox's state"]);
 
     // A state file of a newer build.
     let newer = dir.path().join("newer.db");
@@ -345,13 +344,7 @@ fn bad_files_are_refused_and_left_as_they_were() {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA user_version = 99; PRAGMA journal_mode = DELETE;")
             .unwrap();
     }
-    let before = digest(&newer);
-    let said = refused(&newer);
-    assert!(
-        said.contains("newer.db") && said.contains("schema version 99, newer than this build's"),
-        "{said}"
-    );
-    assert_eq!(digest(&newer), before);
+    refused_untouched(&newer, &["schema version 99, newer than this build's"]);
 
     // A corrupt one: a real state file with its pages overwritten.
     let corrupt = dir.path().join("corrupt.db");
@@ -378,13 +371,7 @@ fn bad_files_are_refused_and_left_as_they_were() {
         *b = 0xA5;
     }
     std::fs::write(&corrupt, &bytes).unwrap();
-    let before = digest(&corrupt);
-    let said = refused(&corrupt);
-    assert!(
-        said.contains("corrupt.db") && (said.contains("corrupt") || said.contains("malformed")),
-        "{said}"
-    );
-    assert_eq!(digest(&corrupt), before);
+    refused_untouched(&corrupt, &["is corrupt", "malformed"]);
 }
 
 /// Two sandboxes on one file: the second is refused, saying why.

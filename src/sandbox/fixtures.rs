@@ -116,12 +116,7 @@ fn read_set(file: &Path, item: &Value) -> Result<Set, String> {
         .get("key")
         .and_then(Value::as_str)
         .ok_or("`key` is required: the API key the steps are made with")?;
-    let well_formed = key.starts_with("sk_")
-        && (4..=256).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if !well_formed {
+    if !crate::sandbox::face::flow::well_formed_key(key.as_bytes()) {
         return Err("`key` must be an `sk_` key of letters, digits, `_` or `-`".into());
     }
     let raw = item

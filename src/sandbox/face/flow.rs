@@ -712,6 +712,16 @@ pub(in crate::sandbox) fn tenant_of<'a>(
         .or_insert_with(|| Tenant::new(credits, fingerprint(key), Utc::now())))
 }
 
+/// An API key the sandbox takes: `sk_` then letters, digits, `_` or `-`,
+/// at most 256 bytes in all.
+pub(in crate::sandbox) fn well_formed_key(key: &[u8]) -> bool {
+    key.starts_with(b"sk_")
+        && (4..=256).contains(&key.len())
+        && key
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
 /// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
 /// (keys are never kept as given).
 pub(in crate::sandbox) fn key_of(headers: &HeaderMap) -> Result<String, String> {
@@ -719,12 +729,7 @@ pub(in crate::sandbox) fn key_of(headers: &HeaderMap) -> Result<String, String> 
         return Err("Missing API key: send it in the X-API-Key header.".into());
     };
     let key = key.as_bytes();
-    let well_formed = key.starts_with(b"sk_")
-        && (4..=256).contains(&key.len())
-        && key
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if !well_formed {
+    if !well_formed_key(key) {
         return Err("Malformed API key: expected `sk_` followed by letters, digits, `_` or `-`.".into());
     }
     Ok(hex::encode(Sha256::digest(key)))

@@ -187,15 +187,7 @@ impl Tenant {
 
     /// The bundle with this id (marked as touched: its row may change).
     pub(in crate::sandbox) fn bundle(&mut self, id: &str) -> Result<&mut Bundle, Failure> {
-        let bundle = self
-            .bundles
-            .iter_mut()
-            .find(|b| str_of(&b.fields, "id") == Some(id))
-            .ok_or_else(|| Failure::not_found("Bundle"))?;
-        if !self.touched.contains(id) {
-            self.touched.insert(id.to_owned());
-        }
-        Ok(bundle)
+        self.bundle_and_desk(id).map(|(bundle, _)| bundle)
     }
 
     /// The bundle with this id and the manager's desk, borrowed together

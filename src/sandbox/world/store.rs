@@ -85,6 +85,17 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
 ];
 
+/// The tables that hold a key's rows (all but `replays`, its kept answers).
+const KEY_TABLES: &[&str] = &[
+    "keys",
+    "bundles",
+    "accounts",
+    "comment_tasks",
+    "webhook_endpoints",
+    "deliveries",
+    "records",
+];
+
 /// The kinds of `records`: a key's bounded logs.
 const LOGS: &[&str] = &["transactions", "uploads", "reports", "edit_requests", "refreshed"];
 
@@ -706,16 +717,7 @@ impl Store {
     /// Forgets one key (its reset), or every key.
     pub(in crate::sandbox) async fn forget(&self, key: Option<&str>) -> Result<(), String> {
         let mut ops = Ops::default();
-        for table in [
-            "keys",
-            "bundles",
-            "accounts",
-            "comment_tasks",
-            "webhook_endpoints",
-            "deliveries",
-            "records",
-            "replays",
-        ] {
+        for table in KEY_TABLES.iter().chain(&["replays"]) {
             let _ = match key {
                 Some(key) => ops.execute(&format!("DELETE FROM {table} WHERE key = ?1"), params![key]),
                 None => ops.execute(&format!("DELETE FROM {table}"), params![]),
