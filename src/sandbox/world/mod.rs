@@ -10,6 +10,7 @@
 //! - `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
 //! - `replays`: the answers kept under idempotency keys;
+//! - `saved`: what of a key the state file holds already;
 //! - `snapshot`: a key's state, or all of them, as one JSON document;
 //! - `store`: all of it in a SQLite file (`--state`), written before an
 //!   answer is sent.
@@ -23,6 +24,7 @@ pub(in crate::sandbox) mod deliveries;
 pub(in crate::sandbox) mod lifecycle;
 pub(in crate::sandbox) mod manager;
 pub(in crate::sandbox) mod replays;
+pub(in crate::sandbox) mod saved;
 pub(in crate::sandbox) mod snapshot;
 pub(in crate::sandbox) mod state;
 pub(in crate::sandbox) mod store;

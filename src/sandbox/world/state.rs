@@ -110,7 +110,7 @@ pub(in crate::sandbox) struct Tenant {
     /// (`store`): the ones whose rows may have to change.
     pub(in crate::sandbox) touched: std::collections::HashSet<String>,
     /// What of this key the state file holds (`store`).
-    pub(in crate::sandbox) saved: super::store::Saved,
+    pub(in crate::sandbox) saved: super::saved::Saved,
 }
 
 impl Tenant {
@@ -158,7 +158,7 @@ impl Tenant {
             reports: Vec::new(),
             desk: Desk::default(),
             touched: std::collections::HashSet::new(),
-            saved: super::store::Saved::default(),
+            saved: super::saved::Saved::default(),
         };
         tenant.book("grant", credits, "Sandbox starting credits", None, now);
         tenant
@@ -181,7 +181,7 @@ impl Tenant {
             reports: Vec::new(),
             desk,
             touched: std::collections::HashSet::new(),
-            saved: super::store::Saved::default(),
+            saved: super::saved::Saved::default(),
         }
     }
 

@@ -99,30 +99,7 @@ const KEY_TABLES: &[&str] = &[
 /// The kinds of `records`: a key's bounded logs.
 const LOGS: &[&str] = &["transactions", "uploads", "reports", "edit_requests", "refreshed"];
 
-/// What of a key is in the file already: how it finds what changed.
-#[derive(Clone, Debug, Default)]
-pub(in crate::sandbox) struct Saved {
-    /// Written at least once.
-    written: bool,
-    /// `bundles[..n]` have rows (bundles are only ever added).
-    bundles: usize,
-    /// The content hash of each account, endpoint and comment task row, by
-    /// table and id.
-    hashes: HashMap<(&'static str, String), u64>,
-    /// The delivery rows, by id.
-    deliveries: HashSet<Uuid>,
-    /// The log rows, by kind and id.
-    logs: HashMap<&'static str, HashSet<String>>,
-    /// The desk as last written.
-    desk: u64,
-    /// The profile as last written.
-    profile: u64,
-    /// Rows are numbered per key in the order they were written.
-    seq: i64,
-    /// A write failed after this record had moved on: the next one deletes
-    /// the key's rows and writes it whole.
-    resync: bool,
-}
+pub(in crate::sandbox) use super::saved::Saved;
 
 /// A kept idempotent answer as the file holds it.
 pub(in crate::sandbox) struct KeptAnswer {
@@ -302,19 +279,6 @@ impl std::fmt::Debug for Store {
 /// Why a file was refused, naming it.
 fn refused(path: &Path, why: impl std::fmt::Display) -> String {
     format!("{}: {why}; the file was left as it was", path.display())
-}
-
-impl Saved {
-    /// Whether the key has been written to the file at least once.
-    pub(in crate::sandbox) fn written(&self) -> bool {
-        self.written
-    }
-
-    /// A commit of this key's rows failed: the next write deletes its rows
-    /// and writes it whole.
-    pub(in crate::sandbox) fn resync(&mut self) {
-        self.resync = true;
-    }
 }
 
 impl Store {
