@@ -133,7 +133,7 @@ pub fn cli() -> Command {
             listing.push_str(&format!("    {:<42} {}\n", op.cli_command, op.summary));
         }
     }
-    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox                                    Serve an offline TokPortal (free, in memory)\n    completions <shell>                        Shell completions\n");
+    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox [--state FILE]                     Serve an offline TokPortal (free; in memory or in a file)\n    sandbox clock | snapshot                   A running sandbox's clock per key, its state to a file and back\n    completions <shell>                        Shell completions\n");
     listing.push_str("\n  Sandbox workbench (against `tokportal sandbox` only):\n    listen --forward-to URL                    Forward its webhook events to a local app\n    trigger EVENT                              Make the calls that produce an event\n    logs tail                                  Follow its request log\n");
     let mut cmd = Command::new("tokportal")
         .version(env!("CARGO_PKG_VERSION"))

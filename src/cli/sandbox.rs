@@ -14,7 +14,8 @@ pub(crate) fn command() -> Command {
         .about("Serve an offline TokPortal that enforces the API contract (free; in memory, or in a file with --state)")
         .long_about(
             "Serve an offline TokPortal on this machine: every request is checked against the \
-             vendored contract, state lives in memory per API key (any `sk_...` key works), \
+             vendored contract, state lives per API key (any `sk_...` key works) in memory, or in a \
+             SQLite file with --state (kept across restarts and kill -9), \
              webhooks are delivered signed, and faults can be asked for with the \
              `X-Sandbox-Fault` header (503, 500, 502, 429, reset, lost, slow, slow=SECONDS).\n\n\
              Prints `listening on http://HOST:PORT`; point TOKPORTAL_BASE_URL at it. The next \
