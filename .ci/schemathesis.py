@@ -79,14 +79,17 @@ def main():
         if not first.startswith("listening on "):
             sys.exit(f"the sandbox did not start: {first!r}")
         url = first[len("listening on "):].strip()
-        report = os.path.join(tempfile.mkdtemp(), "schemathesis.ndjson")
+        # Schemathesis keeps its cache (.schemathesis/) in the folder it runs
+        # in: a throwaway one, so that no run writes into the repository.
+        workdir = tempfile.mkdtemp()
+        report = os.path.join(workdir, "schemathesis.ndjson")
         run = subprocess.run(
             [st, "run", os.path.join(ROOT, "spec", "openapi.yaml"), "--url", url,
              "--header", "X-API-Key: sk_test_schemathesis",
              "--checks", CHECKS, "--phases", "examples,coverage,fuzzing,stateful",
              "--max-examples", "5", "--seed", "1", "--request-timeout", "10",
              "--report", "ndjson", "--report-ndjson-path", report, "--no-color"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, cwd=workdir,
         )
         summary = run.stdout[run.stdout.rfind("SUMMARY"):] if "SUMMARY" in run.stdout else run.stdout[-3000:]
         print(summary)
