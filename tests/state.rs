@@ -38,23 +38,11 @@ fn tokportal() -> Command {
 }
 
 fn start(file: &Path) -> Running {
-    let mut child = tokportal()
+    let mut command = tokportal();
+    command
         .args(["sandbox", "--port", "0", "--rate-limit", "100000", "--state"])
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the sandbox did not start: {line:?}"))
-        .to_owned();
-    Running { child, url }
+        .arg(file);
+    Running::spawn(&mut command)
 }
 
 /// `tokportal sandbox --state FILE` that must refuse to start: its stderr.
@@ -542,17 +530,21 @@ fn snapshots_round_trip_and_a_newer_one_is_refused() {
 impl Running {
     /// A sandbox in memory (no state file).
     fn spawn_memory() -> Running {
-        let mut child = tokportal()
-            .args(["sandbox", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        Running::spawn(tokportal().args(["sandbox", "--port", "0"]))
+    }
+
+    /// Spawns `command` (a `tokportal sandbox`) and waits for its `listening on` line.
+    fn spawn(command: &mut Command) -> Running {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the sandbox did not start: {line:?}"))
+            .to_owned();
         Running { child, url }
     }
 }
