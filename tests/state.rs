@@ -441,11 +441,20 @@ fn an_older_schema_is_migrated_after_a_copy() {
     drop(sandbox);
     let conn = rusqlite::Connection::open(&file).unwrap();
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let replays: i64 = conn
         .query_row("SELECT count(*) FROM replays", [], |r| r.get(0))
         .unwrap();
     assert_eq!(replays, 0, "the new table is there");
+    // Version 3 numbers keys: the bundle is found through its key's number.
+    let status: String = conn
+        .query_row(
+            "SELECT json_extract(body, '$.status') FROM bundles WHERE key_n = (SELECT n FROM keys WHERE fingerprint = ?1)",
+            [&hash[..8]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "draft");
 }
 
 /// A snapshot round-trips: saved with the CLI from one sandbox, loaded into
@@ -644,9 +653,11 @@ steps:
     let conn = rusqlite::Connection::open(&file).unwrap();
     let broken_key = hex::encode(Sha256::digest(b"sk_test_broken"));
     let rows: i64 = conn
-        .query_row("SELECT count(*) FROM bundles WHERE key = ?1", [&broken_key], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM bundles WHERE key_n = (SELECT n FROM keys WHERE key = ?1)",
+            [&broken_key],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(rows, 0, "the first step's bundle was taken back");
     drop(conn);

@@ -12,21 +12,23 @@ use uuid::Uuid;
 pub(in crate::sandbox) struct Saved {
     /// Written at least once.
     pub(in crate::sandbox) written: bool,
-    /// `bundles[..n]` have rows (bundles are only ever added).
-    pub(in crate::sandbox) bundles: usize,
+    /// The key's number in the file (`keys.n`, the `key_n` of its rows),
+    /// given at its first write and kept for its life; 0 before.
+    pub(in crate::sandbox) key_n: i64,
+    /// The row (`bundles.n`) of each of `bundles[..len]`, by position
+    /// (bundles are only ever added).
+    pub(in crate::sandbox) bundles: Vec<i64>,
     /// The content hash of each account, endpoint and comment task row, by
     /// table and id.
     pub(in crate::sandbox) hashes: HashMap<(&'static str, String), u64>,
     /// The delivery rows, by id.
     pub(in crate::sandbox) deliveries: HashSet<Uuid>,
-    /// The log rows, by kind and id.
-    pub(in crate::sandbox) logs: HashMap<&'static str, HashSet<String>>,
+    /// The log rows (`records.n`), by kind and id.
+    pub(in crate::sandbox) logs: HashMap<&'static str, HashMap<String, i64>>,
     /// The desk as last written.
     pub(in crate::sandbox) desk: u64,
     /// The profile as last written.
     pub(in crate::sandbox) profile: u64,
-    /// Rows are numbered per key in the order they were written.
-    pub(in crate::sandbox) seq: i64,
     /// A write failed after this record had moved on: the next one deletes
     /// the key's rows and writes it whole.
     pub(in crate::sandbox) resync: bool,

@@ -17,24 +17,29 @@
 //! released by the kernel even on kill -9; SQLite's own locks are apart, so
 //! `sqlite3` can read the file while the sandbox runs). An
 //! older schema is migrated in one transaction after a copy of the file is
-//! kept beside it (`FILE.v1.bak`).
+//! kept beside it (`FILE.v2.bak` for a file of schema 2).
 //!
-//! The schema (version 2), every row a key's (`key` is the SHA-256 of the
-//! API key, never the key; `fingerprint` its first 8 hex digits):
+//! The schema (version 3). Every row is a key's: `keys.n` numbers a key,
+//! and its rows name it by `key_n`; `key` is the SHA-256 of the API key,
+//! never the key, `fingerprint` its first 8 hex digits. Every table's `n`
+//! is its rows' write order. `bundles` and `records`, the tables that grow,
+//! have no other index: a create appends to them.
 //!
 //! | table | columns |
 //! |---|---|
-//! | `keys` | `key`, `fingerprint`, `balance`, `profile` (JSON), `desk` (JSON: the clock, its pending steps, flags, held steps), `created_at` |
-//! | `bundles` | `key`, `id`, `seq`, `body` (JSON: the bundle with its `account` and `videos`) |
-//! | `accounts`, `comment_tasks` | `key`, `id`, `seq`, `body` |
-//! | `webhook_endpoints` | `key`, `id`, `seq`, `body`, `secret` |
-//! | `deliveries` | `key`, `id`, `seq`, `body`, `endpoint_id`, `payload` (the envelope as sent), `tries` (JSON) |
-//! | `records` | `key`, `kind` (`transactions`, `uploads`, `reports`, `edit_requests`, `refreshed`), `id`, `seq`, `body` |
-//! | `replays` | `key`, `idempotency_key`, `fingerprint`, `status`, `content_type`, `body`, `kept_at` (version 2) |
+//! | `keys` | `n`, `key` (unique), `fingerprint`, `balance`, `profile` (JSON), `desk` (JSON: the clock, its pending steps, flags, held steps), `created_at` |
+//! | `bundles` | `n`, `key_n`, `id`, `body` (JSON: the bundle with its `account` and `videos`) |
+//! | `accounts`, `comment_tasks` | `n`, `key_n`, `id`, `body`; unique (`key_n`, `id`) |
+//! | `webhook_endpoints` | `n`, `key_n`, `id`, `body`, `secret`; unique (`key_n`, `id`) |
+//! | `deliveries` | `n`, `key_n`, `id`, `body`, `endpoint_id`, `payload` (the envelope as sent), `tries` (JSON); unique (`key_n`, `id`) |
+//! | `records` | `n`, `key_n`, `kind` (`transactions`, `uploads`, `reports`, `edit_requests`, `refreshed`), `id`, `body` |
+//! | `replays` | `n`, `key_n`, `idempotency_key`, `fingerprint`, `status`, `content_type`, `body`, `kept_at`; unique (`key_n`, `idempotency_key`) |
 //! | `meta` | `name`, `value`: `created_by`, `contract_version` |
 //!
+//! Version 1 had no `replays`; version 2 keyed every row by (`key`, `id`).
+//!
 //! ```sql
-//! SELECT id, json_extract(body, '$.status') FROM bundles WHERE key = (SELECT key FROM keys WHERE fingerprint = '849ee8f1');
+//! SELECT id, json_extract(body, '$.status') FROM bundles WHERE key_n = (SELECT n FROM keys WHERE fingerprint = '849ee8f1');
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -54,7 +59,7 @@ use super::state::{Bundle, Delivery, Endpoint, Object, Tenant, fingerprint, obje
 /// `PRAGMA application_id` of this sandbox's files ("TOKP").
 pub(in crate::sandbox) const APPLICATION_ID: i32 = 0x544f_4b50;
 /// The schema version this build writes.
-pub(in crate::sandbox) const SCHEMA_VERSION: i32 = 2;
+pub(in crate::sandbox) const SCHEMA_VERSION: i32 = 3;
 
 /// Each schema version's statements, from an empty file up.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -83,11 +88,59 @@ const MIGRATIONS: &[(i32, &str)] = &[
              status INTEGER NOT NULL, content_type TEXT, body BLOB NOT NULL, kept_at TEXT NOT NULL,
              PRIMARY KEY (key, idempotency_key)) WITHOUT ROWID;",
     ),
+    (
+        // Keys numbered, rows in write order: version 2's rows were keyed
+        // by (64-hex key, random id) in WITHOUT ROWID trees, so each create
+        // dirtied a page anywhere in three trees; here a create appends to
+        // the end of `bundles` and `records`, and updates one `keys` row.
+        3,
+        "CREATE TABLE keys3 (n INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, fingerprint TEXT NOT NULL,
+             balance REAL NOT NULL, profile TEXT NOT NULL, desk TEXT NOT NULL, created_at TEXT NOT NULL);
+         INSERT INTO keys3 (key, fingerprint, balance, profile, desk, created_at)
+             SELECT key, fingerprint, balance, profile, desk, created_at FROM keys ORDER BY created_at, key;
+         CREATE TABLE bundles3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL);
+         INSERT INTO bundles3 (key_n, id, body)
+             SELECT k.n, t.id, t.body FROM bundles t JOIN keys3 k ON k.key = t.key ORDER BY k.n, t.seq;
+         CREATE TABLE records3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+             body TEXT NOT NULL);
+         INSERT INTO records3 (key_n, kind, id, body)
+             SELECT k.n, t.kind, t.id, t.body FROM records t JOIN keys3 k ON k.key = t.key ORDER BY k.n, t.seq;
+         CREATE TABLE accounts3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+             UNIQUE (key_n, id));
+         INSERT INTO accounts3 (key_n, id, body)
+             SELECT k.n, t.id, t.body FROM accounts t JOIN keys3 k ON k.key = t.key ORDER BY k.n, t.seq;
+         CREATE TABLE comment_tasks3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+             UNIQUE (key_n, id));
+         INSERT INTO comment_tasks3 (key_n, id, body)
+             SELECT k.n, t.id, t.body FROM comment_tasks t JOIN keys3 k ON k.key = t.key ORDER BY k.n, t.seq;
+         CREATE TABLE webhook_endpoints3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, id TEXT NOT NULL,
+             body TEXT NOT NULL, secret TEXT NOT NULL, UNIQUE (key_n, id));
+         INSERT INTO webhook_endpoints3 (key_n, id, body, secret)
+             SELECT k.n, t.id, t.body, t.secret FROM webhook_endpoints t JOIN keys3 k ON k.key = t.key ORDER BY k.n, t.seq;
+         CREATE TABLE deliveries3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+             endpoint_id TEXT NOT NULL, payload BLOB NOT NULL, tries TEXT NOT NULL, UNIQUE (key_n, id));
+         INSERT INTO deliveries3 (key_n, id, body, endpoint_id, payload, tries)
+             SELECT k.n, t.id, t.body, t.endpoint_id, t.payload, t.tries FROM deliveries t JOIN keys3 k ON k.key = t.key
+             ORDER BY k.n, t.seq;
+         CREATE TABLE replays3 (n INTEGER PRIMARY KEY, key_n INTEGER NOT NULL, idempotency_key TEXT NOT NULL,
+             fingerprint BLOB NOT NULL, status INTEGER NOT NULL, content_type TEXT, body BLOB NOT NULL,
+             kept_at TEXT NOT NULL, UNIQUE (key_n, idempotency_key));
+         INSERT INTO replays3 (key_n, idempotency_key, fingerprint, status, content_type, body, kept_at)
+             SELECT k.n, t.idempotency_key, t.fingerprint, t.status, t.content_type, t.body, t.kept_at
+             FROM replays t JOIN keys3 k ON k.key = t.key ORDER BY t.kept_at;
+         DROP TABLE keys; DROP TABLE bundles; DROP TABLE records; DROP TABLE accounts; DROP TABLE comment_tasks;
+         DROP TABLE webhook_endpoints; DROP TABLE deliveries; DROP TABLE replays;
+         ALTER TABLE keys3 RENAME TO keys; ALTER TABLE bundles3 RENAME TO bundles; ALTER TABLE records3 RENAME TO records;
+         ALTER TABLE accounts3 RENAME TO accounts; ALTER TABLE comment_tasks3 RENAME TO comment_tasks;
+         ALTER TABLE webhook_endpoints3 RENAME TO webhook_endpoints; ALTER TABLE deliveries3 RENAME TO deliveries;
+         ALTER TABLE replays3 RENAME TO replays;
+         CREATE INDEX keys_by_fingerprint ON keys (fingerprint);",
+    ),
 ];
 
-/// The tables that hold a key's rows (all but `replays`, its kept answers).
-const KEY_TABLES: &[&str] = &[
-    "keys",
+/// The tables that hold a key's rows, by its number (`key_n`); `keys`
+/// and `replays` (its kept answers) apart.
+const ROW_TABLES: &[&str] = &[
     "bundles",
     "accounts",
     "comment_tasks",
@@ -124,6 +177,8 @@ pub(in crate::sandbox) struct Store {
     path: PathBuf,
     /// The keys the file held when it was opened (fixtures skip them).
     held: HashSet<String>,
+    /// The next free key and row numbers.
+    numbers: Numbers,
     /// The file, held open with its advisory lock for the store's life.
     _lock: std::fs::File,
 }
@@ -132,6 +187,22 @@ pub(in crate::sandbox) struct Store {
 struct Opened {
     conn: Mutex<Connection>,
     path: PathBuf,
+}
+
+/// The next free numbers of keys (`keys.n`), bundles and records: given
+/// when a request's rows are recorded, before the writer commits them, so
+/// that a bundle's or a record's row is found again by its number, without
+/// an index (rows are appended in write order; a gap is harmless).
+struct Numbers {
+    key: std::sync::atomic::AtomicI64,
+    bundle: std::sync::atomic::AtomicI64,
+    record: std::sync::atomic::AtomicI64,
+}
+
+impl Numbers {
+    fn next(counter: &std::sync::atomic::AtomicI64) -> i64 {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// What the file held: every key's state, and the kept idempotent answers.
@@ -367,7 +438,7 @@ impl Store {
             path: path.to_owned(),
         };
         opened.migrate(version)?;
-        let loaded = opened.load()?;
+        let (loaded, numbers) = opened.load()?;
         let (writer, queue) = std::sync::mpsc::channel();
         let conn = opened.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         let checkpoints = Connection::open_with_flags(
@@ -392,6 +463,7 @@ impl Store {
             _checkpoints: stop_checkpoints,
             path: path.to_owned(),
             held: loaded.0.keys().cloned().collect(),
+            numbers,
             _lock: lock,
         };
         Ok((store, loaded))
@@ -442,154 +514,196 @@ impl Opened {
         tx.commit().map_err(|e| refused(&self.path, e))
     }
 
-    /// Every key the file holds, and the answers kept under idempotency keys.
-    fn load(&self) -> Result<Loaded, String> {
+    /// Every key the file holds, and the answers kept under idempotency
+    /// keys; and the next free numbers of keys, bundles and records. Each
+    /// table is read once, in write order.
+    fn load(&self) -> Result<(Loaded, Numbers), String> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let bad = |e: rusqlite::Error| refused(&self.path, format!("could not be read: {e}"));
-        let mut tenants = HashMap::new();
-        let mut keys = conn
-            .prepare("SELECT key, balance, profile, desk FROM keys")
+        let json = |text: &str, key: &str, what: &str| -> Result<Value, String> {
+            serde_json::from_str(text)
+                .map_err(|e| refused(&self.path, format!("key {}: {what} is not JSON: {e}", fingerprint(key))))
+        };
+        /// A key as it is read: its name, state and the rows it has.
+        struct Reading {
+            key: String,
+            tenant: Tenant,
+            bundles: Vec<i64>,
+            logs: HashMap<&'static str, HashMap<String, i64>>,
+        }
+        let mut keys: HashMap<i64, Reading> = HashMap::new();
+        let mut statement = conn
+            .prepare("SELECT n, key, balance, profile, desk FROM keys ORDER BY n")
             .map_err(bad)?;
-        let rows = keys
+        let rows = statement
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, f64>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, f64>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .map_err(bad)?;
         for row in rows {
-            let (key, balance, profile, desk) = row.map_err(bad)?;
-            let json = |text: &str, what: &str| -> Result<Value, String> {
-                serde_json::from_str(text).map_err(|e| {
-                    refused(
-                        &self.path,
-                        format!("key {}: {what} is not JSON: {e}", fingerprint(&key)),
-                    )
-                })
-            };
-            let desk = Desk::from_json(&json(&desk, "desk")?)
+            let (n, key, balance, profile, desk) = row.map_err(bad)?;
+            let desk = Desk::from_json(&json(&desk, &key, "desk")?)
                 .map_err(|e| refused(&self.path, format!("key {}: desk: {e}", fingerprint(&key))))?;
-            let mut tenant = Tenant::empty(object(json(&profile, "profile")?), balance, desk);
-            let bodies = |table: &str| -> Result<Vec<(String, Value)>, String> {
-                let mut statement = conn
-                    .prepare(&format!("SELECT id, body FROM {table} WHERE key = ?1 ORDER BY seq"))
-                    .map_err(bad)?;
-                let rows = statement
-                    .query_map([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .map_err(bad)?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (id, body) = row.map_err(bad)?;
-                    out.push((id, json(&body, table)?));
+            let tenant = Tenant::empty(object(json(&profile, &key, "profile")?), balance, desk);
+            keys.insert(
+                n,
+                Reading {
+                    key,
+                    tenant,
+                    bundles: Vec::new(),
+                    logs: HashMap::new(),
+                },
+            );
+        }
+        drop(statement);
+        /// What a table's row does to its key: given the key, the row's
+        /// number, its body and the row (for the other columns).
+        type Take<'t> = dyn FnMut(&mut Reading, i64, String, &rusqlite::Row<'_>) -> Result<(), String> + 't;
+        // Every table's rows, in write order: `n`, `key_n`, `body`, the rest.
+        let mut rows_of = |sql: &str, take: &mut Take<'_>| -> Result<(), String> {
+            let mut statement = conn.prepare(sql).map_err(bad)?;
+            let mut rows = statement.query([]).map_err(bad)?;
+            while let Some(row) = rows.next().map_err(bad)? {
+                let n: i64 = row.get(0).map_err(bad)?;
+                let key_n: i64 = row.get(1).map_err(bad)?;
+                let body: String = row.get(2).map_err(bad)?;
+                // A row whose key is gone is no one's: skipped.
+                if let Some(reading) = keys.get_mut(&key_n) {
+                    take(reading, n, body, row)?;
                 }
-                Ok(out)
-            };
-            for (_, body) in bodies("bundles")? {
-                let mut fields = object(body);
+            }
+            Ok(())
+        };
+        rows_of(
+            "SELECT n, key_n, body FROM bundles ORDER BY n",
+            &mut |reading, n, body, _| {
+                let mut fields = object(json(&body, &reading.key, "bundles")?);
                 let account = fields.remove("account").and_then(|a| a.as_object().cloned());
                 let videos = match fields.remove("videos") {
                     Some(Value::Array(v)) => v.into_iter().map(object).collect(),
                     _ => Vec::new(),
                 };
-                tenant.bundles.push(Bundle {
+                reading.tenant.bundles.push(Bundle {
                     fields,
                     account,
                     videos,
                 });
-            }
-            tenant.accounts = bodies("accounts")?.into_iter().map(|(_, b)| object(b)).collect();
-            tenant.comments = bodies("comment_tasks")?.into_iter().map(|(_, b)| object(b)).collect();
-            {
-                let mut statement = conn
-                    .prepare("SELECT body, secret FROM webhook_endpoints WHERE key = ?1 ORDER BY seq")
-                    .map_err(bad)?;
-                let rows = statement
-                    .query_map([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .map_err(bad)?;
-                for row in rows {
-                    let (body, secret) = row.map_err(bad)?;
-                    tenant.endpoints.push(Endpoint {
-                        fields: object(json(&body, "webhook_endpoints")?),
-                        secret,
-                    });
-                }
-                let mut statement = conn
-                    .prepare("SELECT body, endpoint_id, payload, tries FROM deliveries WHERE key = ?1 ORDER BY seq")
-                    .map_err(bad)?;
-                let rows = statement
-                    .query_map([&key], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, String>(3)?,
-                        ))
-                    })
-                    .map_err(bad)?;
-                for row in rows {
-                    let (body, endpoint, payload, tries) = row.map_err(bad)?;
-                    let tries = match json(&tries, "deliveries.tries")? {
-                        Value::Array(t) => t.into_iter().map(object).collect(),
-                        _ => Vec::new(),
-                    };
-                    tenant.deliveries.push(Delivery {
-                        fields: object(json(&body, "deliveries")?),
-                        endpoint: Uuid::parse_str(&endpoint).unwrap_or_default(),
-                        payload: bytes::Bytes::from(payload),
-                        tries,
-                    });
-                }
-            }
-            for kind in LOGS {
-                let mut statement = conn
-                    .prepare("SELECT body FROM records WHERE key = ?1 AND kind = ?2 ORDER BY seq")
-                    .map_err(bad)?;
-                let rows = statement
-                    .query_map(params![&key, kind], |r| r.get::<_, String>(0))
-                    .map_err(bad)?;
-                for row in rows {
-                    let body = object(json(&row.map_err(bad)?, kind)?);
-                    match *kind {
-                        "transactions" => tenant.transactions.push(body),
-                        "uploads" => tenant.uploads.push(body),
-                        "reports" => tenant.reports.push(body),
-                        "edit_requests" => tenant.edit_requests.push(body),
-                        _ => {
-                            let account = str_of(&body, "id").and_then(|a| Uuid::parse_str(a).ok());
-                            let at = str_of(&body, "at")
-                                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                                .map(|t| t.with_timezone(&Utc));
-                            if let (Some(account), Some(at)) = (account, at) {
-                                tenant.refreshed.push((account, at));
-                            }
+                reading.bundles.push(n);
+                Ok(())
+            },
+        )?;
+        rows_of(
+            "SELECT n, key_n, body FROM accounts ORDER BY n",
+            &mut |reading, _, body, _| {
+                reading
+                    .tenant
+                    .accounts
+                    .push(object(json(&body, &reading.key, "accounts")?));
+                Ok(())
+            },
+        )?;
+        rows_of(
+            "SELECT n, key_n, body FROM comment_tasks ORDER BY n",
+            &mut |reading, _, body, _| {
+                reading
+                    .tenant
+                    .comments
+                    .push(object(json(&body, &reading.key, "comment_tasks")?));
+                Ok(())
+            },
+        )?;
+        rows_of(
+            "SELECT n, key_n, body, secret FROM webhook_endpoints ORDER BY n",
+            &mut |reading, _, body, row| {
+                let secret: String = row.get(3).map_err(bad)?;
+                reading.tenant.endpoints.push(Endpoint {
+                    fields: object(json(&body, &reading.key, "webhook_endpoints")?),
+                    secret,
+                });
+                Ok(())
+            },
+        )?;
+        rows_of(
+            "SELECT n, key_n, body, endpoint_id, payload, tries FROM deliveries ORDER BY n",
+            &mut |reading, _, body, row| {
+                let endpoint: String = row.get(3).map_err(bad)?;
+                let payload: Vec<u8> = row.get(4).map_err(bad)?;
+                let tries: String = row.get(5).map_err(bad)?;
+                let tries = match json(&tries, &reading.key, "deliveries.tries")? {
+                    Value::Array(t) => t.into_iter().map(object).collect(),
+                    _ => Vec::new(),
+                };
+                reading.tenant.deliveries.push(Delivery {
+                    fields: object(json(&body, &reading.key, "deliveries")?),
+                    endpoint: Uuid::parse_str(&endpoint).unwrap_or_default(),
+                    payload: bytes::Bytes::from(payload),
+                    tries,
+                });
+                Ok(())
+            },
+        )?;
+        rows_of(
+            "SELECT n, key_n, body, kind, id FROM records ORDER BY n",
+            &mut |reading, n, body, row| {
+                let kind: String = row.get(3).map_err(bad)?;
+                let id: String = row.get(4).map_err(bad)?;
+                let Some(kind) = LOGS.iter().copied().find(|k| *k == kind) else {
+                    return Ok(());
+                };
+                let body = object(json(&body, &reading.key, kind)?);
+                let tenant = &mut reading.tenant;
+                match kind {
+                    "transactions" => tenant.transactions.push(body),
+                    "uploads" => tenant.uploads.push(body),
+                    "reports" => tenant.reports.push(body),
+                    "edit_requests" => tenant.edit_requests.push(body),
+                    _ => {
+                        let account = str_of(&body, "id").and_then(|a| Uuid::parse_str(a).ok());
+                        let at = str_of(&body, "at")
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&Utc));
+                        match (account, at) {
+                            (Some(account), Some(at)) => tenant.refreshed.push((account, at)),
+                            _ => return Ok(()),
                         }
                     }
                 }
-            }
-            let seq: i64 = conn
-                .query_row(
-                    "SELECT max(m) FROM (SELECT max(seq) m FROM bundles WHERE key = ?1 UNION ALL SELECT max(seq) FROM records WHERE key = ?1 \
-                     UNION ALL SELECT max(seq) FROM accounts WHERE key = ?1 UNION ALL SELECT max(seq) FROM deliveries WHERE key = ?1 \
-                     UNION ALL SELECT max(seq) FROM webhook_endpoints WHERE key = ?1 UNION ALL SELECT max(seq) FROM comment_tasks WHERE key = ?1)",
-                    [&key],
-                    |r| r.get::<_, Option<i64>>(0),
-                )
-                .map_err(bad)?
-                .unwrap_or(0);
-            tenant.saved = saved_as_loaded(&tenant, seq);
-            tenants.insert(key, tenant);
+                reading.logs.entry(kind).or_default().insert(id, n);
+                Ok(())
+            },
+        )?;
+        let most = |sql: &str| -> Result<i64, String> {
+            conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .map_err(bad)
+                .map(|n| n.unwrap_or(0))
+        };
+        let numbers = Numbers {
+            key: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM keys")? + 1),
+            bundle: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM bundles")? + 1),
+            record: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM records")? + 1),
+        };
+        let mut tenants = HashMap::with_capacity(keys.len());
+        let mut names = HashMap::with_capacity(keys.len());
+        for (n, reading) in keys {
+            let mut tenant = reading.tenant;
+            tenant.saved = saved_as_loaded(&tenant, n, reading.bundles, reading.logs);
+            names.insert(n, reading.key.clone());
+            tenants.insert(reading.key, tenant);
         }
         let mut kept = Vec::new();
         let mut statement = conn
-            .prepare("SELECT key, idempotency_key, fingerprint, status, content_type, body, kept_at FROM replays")
+            .prepare("SELECT key_n, idempotency_key, fingerprint, status, content_type, body, kept_at FROM replays ORDER BY n")
             .map_err(bad)?;
         let rows = statement
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
                     r.get::<_, u16>(3)?,
@@ -600,15 +714,16 @@ impl Opened {
             })
             .map_err(bad)?;
         for row in rows {
-            let (tenant, key, fp, status, content_type, body, kept_at) = row.map_err(bad)?;
-            let (Ok(fingerprint), Ok(kept_at)) = (
+            let (key_n, key, fp, status, content_type, body, kept_at) = row.map_err(bad)?;
+            let (Some(tenant), Ok(fingerprint), Ok(kept_at)) = (
+                names.get(&key_n),
                 <[u8; 32]>::try_from(fp.as_slice()),
                 DateTime::parse_from_rfc3339(&kept_at),
             ) else {
                 continue;
             };
             kept.push(KeptAnswer {
-                tenant,
+                tenant: tenant.clone(),
                 key,
                 fingerprint,
                 stored: Stored {
@@ -619,7 +734,7 @@ impl Opened {
                 kept_at: kept_at.with_timezone(&Utc),
             });
         }
-        Ok((tenants, kept))
+        Ok(((tenants, kept), numbers))
     }
 }
 
@@ -637,27 +752,39 @@ impl Store {
         let mut ops = Ops::default();
         let mut saved = std::mem::take(&mut tenant.saved);
         if saved.resync {
-            for table in [
-                "keys",
-                "bundles",
-                "accounts",
-                "comment_tasks",
-                "webhook_endpoints",
-                "deliveries",
-                "records",
-            ] {
-                let _ = ops.execute(&format!("DELETE FROM {table} WHERE key = ?1"), params![key]);
+            // The key keeps its number (its kept answers name it); its
+            // other rows are written again, whole.
+            let key_n = saved.key_n;
+            for table in ROW_TABLES {
+                let _ = ops.execute(&format!("DELETE FROM {table} WHERE key_n = ?1"), params![key_n]);
             }
-            saved = Saved::default();
+            saved = Saved {
+                key_n,
+                ..Saved::default()
+            };
         }
-        let _ = write_changes(&mut ops, key, tenant, &mut saved);
+        if saved.key_n == 0 {
+            saved.key_n = Numbers::next(&self.numbers.key);
+        }
+        let _ = write_changes(&mut ops, &self.numbers, key, tenant, &mut saved);
+        let key_n = saved.key_n;
         tenant.saved = saved;
         tenant.touched.clear();
         if let Some((idempotency_key, fp, stored)) = replay {
             let _ = ops.execute(
-                "INSERT OR REPLACE INTO replays (key, idempotency_key, fingerprint, status, content_type, body, kept_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![key, idempotency_key, &fp[..], stored.status, stored.content_type, &stored.body[..], stamp(Utc::now())],
+                "INSERT INTO replays (key_n, idempotency_key, fingerprint, status, content_type, body, kept_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key_n, idempotency_key) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, status = excluded.status, content_type = excluded.content_type, \
+                 body = excluded.body, kept_at = excluded.kept_at",
+                params![
+                    key_n,
+                    idempotency_key,
+                    &fp[..],
+                    stored.status,
+                    stored.content_type,
+                    &stored.body[..],
+                    stamp(Utc::now())
+                ],
             );
         }
         ops
@@ -668,7 +795,7 @@ impl Store {
         let mut ops = Ops::default();
         let id = str_of(&delivery.fields, "id").unwrap_or_default();
         let _ = ops.execute(
-            "UPDATE deliveries SET body = ?3, tries = ?4 WHERE key = ?1 AND id = ?2",
+            "UPDATE deliveries SET body = ?3, tries = ?4 WHERE key_n = (SELECT n FROM keys WHERE key = ?1) AND id = ?2",
             params![
                 key,
                 id,
@@ -682,10 +809,15 @@ impl Store {
     /// Forgets one key (its reset), or every key.
     pub(in crate::sandbox) async fn forget(&self, key: Option<&str>) -> Result<(), String> {
         let mut ops = Ops::default();
-        for table in KEY_TABLES.iter().chain(&["replays"]) {
-            let _ = match key {
-                Some(key) => ops.execute(&format!("DELETE FROM {table} WHERE key = ?1"), params![key]),
-                None => ops.execute(&format!("DELETE FROM {table}"), params![]),
+        // The key's rows first: they find it by its number in `keys`.
+        for table in ROW_TABLES.iter().chain(&["replays", "keys"]) {
+            let _ = match (key, *table) {
+                (Some(key), "keys") => ops.execute("DELETE FROM keys WHERE key = ?1", params![key]),
+                (Some(key), _) => ops.execute(
+                    &format!("DELETE FROM {table} WHERE key_n = (SELECT n FROM keys WHERE key = ?1)"),
+                    params![key],
+                ),
+                (None, _) => ops.execute(&format!("DELETE FROM {table}"), params![]),
             };
         }
         self.commit(ops).await
@@ -805,14 +937,21 @@ fn log_len(tenant: &Tenant, kind: &str) -> usize {
     }
 }
 
-/// What a tenant read back from the file has saved: all of it.
-fn saved_as_loaded(tenant: &Tenant, seq: i64) -> Saved {
+/// What a tenant read back from the file has saved: all of it, with the
+/// rows of its bundles and logs.
+fn saved_as_loaded(
+    tenant: &Tenant,
+    key_n: i64,
+    bundles: Vec<i64>,
+    logs: HashMap<&'static str, HashMap<String, i64>>,
+) -> Saved {
     let mut saved = Saved {
         written: true,
-        bundles: tenant.bundles.len(),
+        key_n,
+        bundles,
         desk: tenant.desk.version(),
         profile: hash_of(&tenant.user),
-        seq,
+        logs,
         ..Saved::default()
     };
     for (table, list) in [("accounts", &tenant.accounts), ("comment_tasks", &tenant.comments)] {
@@ -831,22 +970,24 @@ fn saved_as_loaded(tenant: &Tenant, seq: i64) -> Saved {
         .iter()
         .filter_map(|d| str_of(&d.fields, "id").and_then(|id| Uuid::parse_str(id).ok()))
         .collect();
-    for kind in LOGS {
-        saved
-            .logs
-            .insert(kind, log_rows(tenant, kind).map(|(id, _)| id.into_owned()).collect());
-    }
     saved
 }
 
 /// The statements that bring key `key`'s rows to `tenant`, given `saved`
-/// (moved on as they are written).
-fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) -> rusqlite::Result<()> {
+/// (moved on as they are written; its `key_n` is given).
+fn write_changes(
+    tx: &mut Ops,
+    numbers: &Numbers,
+    key: &str,
+    tenant: &Tenant,
+    saved: &mut Saved,
+) -> rusqlite::Result<()> {
+    let key_n = saved.key_n;
     // The desk (which may hold thousands of steps) only when it changed.
     let desk = tenant.desk.version();
     if !saved.written || desk != saved.desk {
         tx.execute(
-            "INSERT INTO keys (key, fingerprint, balance, profile, desk, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO keys (n, key, fingerprint, balance, profile, desk, created_at) VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT (key) DO UPDATE SET balance = excluded.balance, profile = excluded.profile, desk = excluded.desk",
             params![
                 key,
@@ -855,17 +996,18 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
                 serde_json::to_string(&tenant.user).unwrap_or_default(),
                 tenant.desk.to_json().to_string(),
                 str_of(&tenant.user, "created_at").unwrap_or_default(),
+                key_n,
             ],
         )?;
     } else {
         let profile = hash_of(&tenant.user);
         if profile == saved.profile {
-            tx.prepare_cached("UPDATE keys SET balance = ?2 WHERE key = ?1")?
-                .execute(params![key, tenant.balance])?;
+            tx.prepare_cached("UPDATE keys SET balance = ?2 WHERE n = ?1")?
+                .execute(params![key_n, tenant.balance])?;
         } else {
-            tx.prepare_cached("UPDATE keys SET balance = ?2, profile = ?3 WHERE key = ?1")?
+            tx.prepare_cached("UPDATE keys SET balance = ?2, profile = ?3 WHERE n = ?1")?
                 .execute(params![
-                    key,
+                    key_n,
                     tenant.balance,
                     serde_json::to_string(&tenant.user).unwrap_or_default()
                 ])?;
@@ -873,32 +1015,34 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
     }
     saved.desk = desk;
     saved.profile = hash_of(&tenant.user);
-    fn next(saved: &mut Saved) -> i64 {
-        saved.seq += 1;
-        saved.seq
-    }
-    // Bundles: the new ones and the ones touched.
-    let mut bundle = tx.prepare_cached(
-        "INSERT INTO bundles (key, id, seq, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key, id) DO UPDATE SET body = excluded.body",
-    )?;
+    // Bundles: the new ones appended, the ones touched by their row.
     let known = if saved.written {
-        saved.bundles.min(tenant.bundles.len())
+        saved.bundles.len().min(tenant.bundles.len())
     } else {
         0
     };
+    saved.bundles.truncate(known);
     for b in &tenant.bundles[known..] {
-        let id = str_of(&b.fields, "id").unwrap_or_default();
-        bundle.execute(params![key, id, next(saved), bundle_row(b)])?;
+        let n = Numbers::next(&numbers.bundle);
+        tx.prepare_cached("INSERT INTO bundles (n, key_n, id, body) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![
+                n,
+                key_n,
+                str_of(&b.fields, "id").unwrap_or_default(),
+                bundle_row(b)
+            ])?;
+        saved.bundles.push(n);
     }
     for id in &tenant.touched {
-        if let Some(b) = tenant.bundles[..known]
+        if let Some((at, b)) = tenant.bundles[..known]
             .iter()
-            .find(|b| str_of(&b.fields, "id") == Some(id.as_str()))
+            .enumerate()
+            .find(|(_, b)| str_of(&b.fields, "id") == Some(id.as_str()))
         {
-            bundle.execute(params![key, id, next(saved), bundle_row(b)])?;
+            tx.prepare_cached("UPDATE bundles SET body = ?2 WHERE n = ?1")?
+                .execute(params![saved.bundles[at], bundle_row(b)])?;
         }
     }
-    saved.bundles = tenant.bundles.len();
     // Accounts, comment tasks and endpoints: by id and content hash.
     /// A row of a small table: its id, body and (for an endpoint) secret.
     type Row<'a> = (&'a str, &'a Object, Option<&'a str>);
@@ -944,15 +1088,15 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
             match secret {
                 Some(secret) => tx
                     .prepare_cached(
-                        "INSERT INTO webhook_endpoints (key, id, seq, body, secret) VALUES (?1, ?2, ?3, ?4, ?5) \
-                         ON CONFLICT (key, id) DO UPDATE SET body = excluded.body, secret = excluded.secret",
+                        "INSERT INTO webhook_endpoints (key_n, id, body, secret) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (key_n, id) DO UPDATE SET body = excluded.body, secret = excluded.secret",
                     )?
-                    .execute(params![key, id, next(saved), text, secret])?,
+                    .execute(params![key_n, id, text, secret])?,
                 None => tx
                     .prepare_cached(&format!(
-                        "INSERT INTO {table} (key, id, seq, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key, id) DO UPDATE SET body = excluded.body"
+                        "INSERT INTO {table} (key_n, id, body) VALUES (?1, ?2, ?3) ON CONFLICT (key_n, id) DO UPDATE SET body = excluded.body"
                     ))?
-                    .execute(params![key, id, next(saved), text])?,
+                    .execute(params![key_n, id, text])?,
             };
             saved.hashes.insert((table, (*id).to_owned()), hash);
         }
@@ -967,8 +1111,8 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
                 .collect();
             for id in gone {
                 tx.execute(
-                    &format!("DELETE FROM {table} WHERE key = ?1 AND id = ?2"),
-                    params![key, id],
+                    &format!("DELETE FROM {table} WHERE key_n = ?1 AND id = ?2"),
+                    params![key_n, id],
                 )?;
                 saved.hashes.remove(&(table, id));
             }
@@ -985,11 +1129,10 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
             continue;
         }
         tx.execute(
-            "INSERT OR REPLACE INTO deliveries (key, id, seq, body, endpoint_id, payload, tries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO deliveries (key_n, id, body, endpoint_id, payload, tries) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
-                key,
+                key_n,
                 id.to_string(),
-                next(saved),
                 Value::Object(d.fields.clone()).to_string(),
                 d.endpoint.to_string(),
                 &d.payload[..],
@@ -1007,8 +1150,8 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
             .collect();
         for id in gone {
             tx.execute(
-                "DELETE FROM deliveries WHERE key = ?1 AND id = ?2",
-                params![key, id.to_string()],
+                "DELETE FROM deliveries WHERE key_n = ?1 AND id = ?2",
+                params![key_n, id.to_string()],
             )?;
             saved.deliveries.remove(&id);
         }
@@ -1018,30 +1161,31 @@ fn write_changes(tx: &mut Ops, key: &str, tenant: &Tenant, saved: &mut Saved) ->
         let rows = log_rows(tenant, kind);
         let mut added = Vec::new();
         for (id, body) in rows.rev() {
-            if saved.logs.get(kind).is_some_and(|k| k.contains(id.as_ref())) {
+            if saved.logs.get(kind).is_some_and(|k| k.contains_key(id.as_ref())) {
                 break;
             }
-            let seq = next(saved);
-            tx.prepare_cached("INSERT OR REPLACE INTO records (key, kind, id, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            let n = Numbers::next(&numbers.record);
+            tx.prepare_cached("INSERT INTO records (n, key_n, kind, id, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![
-                    key,
+                    n,
+                    key_n,
                     kind,
                     id.as_ref(),
-                    seq,
                     serde_json::to_string(body.as_ref()).unwrap_or_default()
                 ])?;
-            added.push(id.into_owned());
+            added.push((id.into_owned(), n));
         }
         let known = saved.logs.entry(kind).or_default();
         known.extend(added);
         let len = log_len(tenant, kind);
         if known.len() != len {
             let present: HashSet<String> = log_rows(tenant, kind).map(|(id, _)| id.into_owned()).collect();
-            let gone: Vec<String> = known.iter().filter(|id| !present.contains(*id)).cloned().collect();
+            let gone: Vec<String> = known.keys().filter(|id| !present.contains(*id)).cloned().collect();
             for id in gone {
-                tx.prepare_cached("DELETE FROM records WHERE key = ?1 AND kind = ?2 AND id = ?3")?
-                    .execute(params![key, kind, id])?;
-                known.remove(&id);
+                if let Some(n) = known.remove(&id) {
+                    tx.prepare_cached("DELETE FROM records WHERE n = ?1")?
+                        .execute(params![n])?;
+                }
             }
         }
     }
