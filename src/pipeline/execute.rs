@@ -253,6 +253,12 @@ pub(crate) fn replay_for(settings: &Settings, request: &reqwest::Request) -> Rep
 /// Returns the last answer when it is a success; an error answer as
 /// [`Error::Api`], or the failure of the last attempt as an [`Error`].
 ///
+/// The loop is its phases, as smithy's orchestrator names them: the call is
+/// [`Plan`]ned once; then each attempt is prepared ([`Plan::prepare`]), run
+/// ([`run`]), classified ([`classify`]), and the next step decided
+/// ([`Plan::decide`]) and waited for ([`wait`]), or the last outcome
+/// stands ([`finish`]).
+///
 /// Traced by `trace`: a call span, and an attempt span per try created as
 /// its child, both `None` until a subscriber is set. Neither wraps a future
 /// (a wrapper would move the attempt loop once more per call): the call
@@ -266,89 +272,146 @@ pub(crate) async fn send(
     body: Body,
 ) -> Result<Answer, Error> {
     let call = trace::call_span(op, &request);
-    let operation = op.id;
-    let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
-        settings.upload_timeout
-    } else {
-        settings.timeout
-    });
-    let policy = &settings.retry;
-    // An upload's own timeout (30 min by default) outlasts the ordinary
-    // deadline: its deadline is never shorter than one attempt may take.
-    let deadline = Instant::now()
-        + if op.is_multipart() {
-            timeout.max(policy.overall_deadline())
-        } else {
-            policy.overall_deadline()
-        };
-    let mut waits = policy.backoff();
+    let mut plan = Plan::new(settings, op, &request);
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
+        let prepared = plan.prepare(op, &request, call.as_ref(), attempt);
+        let outcome = run(http, settings, op, request, body, &prepared).await?;
+        let seen = classify(&outcome, prepared.span.as_ref(), prepared.safe);
+        let next = match plan.decide(op, &outcome, &seen, prepared, attempt) {
+            Some(wait) => self::wait(wait, &mut replay, call.as_ref(), &seen, attempt).await,
+            None => None,
+        };
+        match next {
+            Some(next) => request = next,
+            // No further attempt (or the body cannot be produced again): the last outcome stands.
+            None => return finish(outcome, seen.class, seen.safe),
+        }
+    }
+}
+
+/// What holds for every attempt of a call: its time limits and the
+/// backoff schedule.
+struct Plan<'s, W> {
+    policy: &'s retry::RetryPolicy,
+    /// One attempt's time limit.
+    timeout: Duration,
+    /// No attempt starts, no wait ends and no attempt runs past it.
+    deadline: Instant,
+    /// The backoff schedule's waits still to come.
+    waits: W,
+}
+
+/// One attempt, ready to run.
+struct Prepared {
+    /// Whether the request may be sent again once it may have reached the
+    /// server.
+    safe: bool,
+    /// This attempt's time limit (the call's, cut at the deadline).
+    limit: Duration,
+    method: http::Method,
+    span: Option<tracing::Span>,
+}
+
+/// What an attempt came to, as the rest of the call reads it.
+struct Seen {
+    class: Class,
+    safe: bool,
+    server_hint: Option<(Duration, WaitReason)>,
+    status: Option<u16>,
+    request_id: Option<String>,
+}
+
+impl<'s> Plan<'s, ()> {
+    /// The call's limits: an upload's own timeout (30 min by default)
+    /// outlasts the ordinary deadline, so its deadline is never shorter
+    /// than one attempt may take.
+    #[inline]
+    fn new(
+        settings: &'s Settings,
+        op: &'static Operation,
+        request: &reqwest::Request,
+    ) -> Plan<'s, impl Iterator<Item = Duration> + Send + use<'s>> {
+        let timeout = request.timeout().copied().unwrap_or(if op.is_multipart() {
+            settings.upload_timeout
+        } else {
+            settings.timeout
+        });
+        let policy = &settings.retry;
+        let deadline = Instant::now()
+            + if op.is_multipart() {
+                timeout.max(policy.overall_deadline())
+            } else {
+                policy.overall_deadline()
+            };
+        Plan {
+            policy,
+            timeout,
+            deadline,
+            waits: policy.backoff(),
+        }
+    }
+}
+
+impl<W: Iterator<Item = Duration>> Plan<'_, W> {
+    /// Prepares attempt number `attempt`: whether it is safe to repeat,
+    /// its time limit and its span.
+    #[inline]
+    fn prepare(
+        &self,
+        op: &'static Operation,
+        request: &reqwest::Request,
+        call: Option<&tracing::Span>,
+        attempt: u32,
+    ) -> Prepared {
         let safe = retry::replay_safe(
             request.method(),
             request.headers().contains_key(crate::headers::names::IDEMPOTENCY_KEY),
             request.headers().contains_key(crate::headers::names::DRY_RUN),
         );
-        let limit = if policy.enabled() {
-            timeout.min(deadline.saturating_duration_since(Instant::now()))
+        let limit = if self.policy.enabled() {
+            self.timeout
+                .min(self.deadline.saturating_duration_since(Instant::now()))
         } else {
-            timeout
+            self.timeout
         };
-        let method = request.method().clone();
-        let span = trace::attempt_span(call.as_ref(), op, &request, attempt);
-        // The span is handed down rather than entered: a wrapper around the
-        // exchange would move its future once more per attempt.
-        let outcome = match body {
-            // The body is read after the call returns: reqwest's own timer
-            // goes on running while the caller streams it.
-            Body::Stream => {
-                *request.timeout_mut() = Some(limit);
-                send_once(http, settings, op, request, body, span.as_ref()).await?
-            }
-            // Read within the attempt: one timer, ours, covers the whole
-            // exchange. reqwest's would cost a boxed timer, a map in the
-            // request's extensions and a wrapper polled on every body frame.
-            Body::Buffer(_) => {
-                if request.timeout().is_some() {
-                    *request.timeout_mut() = None;
-                }
-                match tokio::time::timeout(limit, send_once(http, settings, op, request, body, span.as_ref())).await {
-                    Ok(outcome) => outcome?,
-                    Err(_) => Attempt::TimedOut { after: limit },
-                }
-            }
-        };
-        let class = Class::of(&outcome);
-        let want_id = span.is_some() || tracing::enabled!(tracing::Level::DEBUG);
-        let (server_hint, status, request_id) = outcome.seen(want_id);
-        let server_wait = server_hint.map(|(wait, _)| wait);
-        if let Some(span) = &span {
-            trace::attempt_ended(
-                span,
-                status,
-                request_id.as_deref(),
-                outcome.body_size(),
-                class.error_type(safe).as_ref().map(|e| e as &dyn std::fmt::Display),
-            );
-        }
-        drop(span);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let wait = retry::decide(
-            class.retry_outcome(),
+        Prepared {
             safe,
-            waits.next(),
-            server_wait,
-            policy,
+            limit,
+            method: request.method().clone(),
+            span: trace::attempt_span(call, op, request, attempt),
+        }
+    }
+
+    /// The wait before the next attempt, or `None`: [`retry::decide`]'s
+    /// call, with the time left; logged at DEBUG. Ends the attempt's span.
+    #[inline]
+    fn decide(
+        &mut self,
+        op: &'static Operation,
+        outcome: &Attempt,
+        seen: &Seen,
+        prepared: Prepared,
+        attempt: u32,
+    ) -> Option<Duration> {
+        drop(prepared.span);
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let wait = retry::decide(
+            seen.class.retry_outcome(),
+            seen.safe,
+            self.waits.next(),
+            seen.server_hint.map(|(wait, _)| wait),
+            self.policy,
             remaining,
         );
         tracing::debug!(
-            operation,
-            %method,
+            operation = op.id,
+            method = %prepared.method,
             attempt,
-            status,
-            request_id = request_id.as_deref(),
-            error = match &outcome {
+            status = seen.status,
+            request_id = seen.request_id.as_deref(),
+            error = match outcome {
                 Attempt::Failure { error, .. } => Some(error.to_string()),
                 Attempt::TimedOut { after } => Some(format!("timed out after {after:?}")),
                 Attempt::Answer(_) | Attempt::Refused { .. } => None,
@@ -356,24 +419,90 @@ pub(crate) async fn send(
             wait_ms = wait.map(|w| w.as_millis() as u64),
             "tokportal attempt"
         );
-        let next = match wait {
-            Some(_) => replay.next().await,
-            None => None,
-        };
-        let (Some(wait), Some(next)) = (wait, next) else {
-            // No further attempt (or the body cannot be produced again): the last outcome stands.
-            return finish(outcome, class, safe);
-        };
-        trace::waiting(
-            call.as_ref(),
-            wait,
-            WaitReason::of(server_hint, wait).as_str(),
-            attempt + 1,
-            status,
-        );
-        tokio::time::sleep(wait).await;
-        request = next;
+        wait
     }
+}
+
+/// Runs one attempt within its limit. The span is handed down rather than
+/// entered: a wrapper around the exchange would move its future once more
+/// per attempt.
+#[inline]
+async fn run(
+    http: &reqwest::Client,
+    settings: &Settings,
+    op: &'static Operation,
+    mut request: reqwest::Request,
+    body: Body,
+    prepared: &Prepared,
+) -> Result<Attempt, Error> {
+    let span = prepared.span.as_ref();
+    Ok(match body {
+        // The body is read after the call returns: reqwest's own timer
+        // goes on running while the caller streams it.
+        Body::Stream => {
+            *request.timeout_mut() = Some(prepared.limit);
+            send_once(http, settings, op, request, body, span).await?
+        }
+        // Read within the attempt: one timer, ours, covers the whole
+        // exchange. reqwest's would cost a boxed timer, a map in the
+        // request's extensions and a wrapper polled on every body frame.
+        Body::Buffer(_) => {
+            if request.timeout().is_some() {
+                *request.timeout_mut() = None;
+            }
+            match tokio::time::timeout(prepared.limit, send_once(http, settings, op, request, body, span)).await {
+                Ok(outcome) => outcome?,
+                Err(_) => Attempt::TimedOut { after: prepared.limit },
+            }
+        }
+    })
+}
+
+/// Classifies an attempt once, for the decision and for the error a last
+/// attempt ends with; closes its span with what it saw.
+#[inline]
+fn classify(outcome: &Attempt, span: Option<&tracing::Span>, safe: bool) -> Seen {
+    let class = Class::of(outcome);
+    let want_id = span.is_some() || tracing::enabled!(tracing::Level::DEBUG);
+    let (server_hint, status, request_id) = outcome.seen(want_id);
+    if let Some(span) = span {
+        trace::attempt_ended(
+            span,
+            status,
+            request_id.as_deref(),
+            outcome.body_size(),
+            class.error_type(safe).as_ref().map(|e| e as &dyn std::fmt::Display),
+        );
+    }
+    Seen {
+        class,
+        safe,
+        server_hint,
+        status,
+        request_id,
+    }
+}
+
+/// Waits `wait` for the next attempt: its request produced again, the wait
+/// traced and slept. `None` when the request cannot be produced again.
+#[inline]
+async fn wait(
+    wait: Duration,
+    replay: &mut Replay<'_>,
+    call: Option<&tracing::Span>,
+    seen: &Seen,
+    attempt: u32,
+) -> Option<reqwest::Request> {
+    let next = replay.next().await?;
+    trace::waiting(
+        call,
+        wait,
+        WaitReason::of(seen.server_hint, wait).as_str(),
+        attempt + 1,
+        seen.status,
+    );
+    tokio::time::sleep(wait).await;
+    Some(next)
 }
 
 /// One attempt: sends `request` and reads what the attempt must read.
