@@ -74,3 +74,39 @@ impl std::fmt::Display for DryRunPreview {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_preview_at_the_top_or_under_data() {
+        let top = json!({"dry_run": true, "credits_would_charge": 14, "dry_run_notice": "nothing\ncharged"});
+        let preview = DryRunPreview::from_body(&top).unwrap();
+        assert_eq!(preview.credits_would_charge, Some(14.0));
+        assert_eq!(preview.credits_charged, None);
+        assert_eq!(preview.cost_breakdown, None);
+        assert_eq!(preview.notice.as_deref(), Some("nothing\ncharged"));
+        assert_eq!(preview.to_string(), "dry run: would charge 14 credits; nothing charged");
+        let under = json!({"data": {"dry_run": true, "credits_charged": 0, "cost_breakdown": null}});
+        let preview = DryRunPreview::from_body(&under).unwrap();
+        assert_eq!(preview.cost_breakdown, None, "a null breakdown is none");
+        assert_eq!(preview.to_string(), "dry run: no cost given, charged 0");
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_preview() {
+        for body in [
+            json!({"data": {"id": "b1", "credits_charged": 10}}),
+            json!({"dry_run": false, "credits_would_charge": 10}),
+            json!({"data": {"dry_run": "true"}}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(DryRunPreview::from_body(&body), None, "{body}");
+        }
+        assert_eq!(DryRunPreview::from_typed(&json!({"data": {"id": "b1"}})), None);
+        let typed = DryRunPreview::from_typed(&json!({"dry_run": true, "credits_would_charge": 2.5})).unwrap();
+        assert_eq!(typed.credits_would_charge, Some(2.5));
+    }
+}

@@ -57,4 +57,33 @@ mod tests {
         assert!(validate_key(b"tab\t").is_err());
         assert!(validate_key(generate_key().as_bytes()).is_ok());
     }
+
+    /// A request id is refused as a key is, and the message says which.
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(validate_request_id(b"req_7dcd0fbc").is_ok());
+        assert_eq!(validate_request_id(b"").unwrap_err(), "a request id must not be empty");
+        assert_eq!(
+            validate_request_id(b"req 1").unwrap_err(),
+            "a request id holds visible ASCII characters only; byte 3 is not one"
+        );
+        assert_eq!(
+            validate_request_id(&[b'r'; 256]).unwrap_err(),
+            "a request id is at most 255 characters, this one has 256"
+        );
+        assert!(validate_key(b"").unwrap_err().starts_with("an idempotency key"));
+    }
+
+    /// Generated keys are UUID v4 and never repeat: a retried create reuses
+    /// its own key, and two creates never share one.
+    #[test]
+    fn generated_keys_are_fresh_uuids() {
+        let keys: std::collections::HashSet<String> = (0..64).map(|_| generate_key()).collect();
+        assert_eq!(keys.len(), 64);
+        for key in &keys {
+            let uuid = uuid::Uuid::parse_str(key).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{key}");
+            assert_eq!(key.len(), 36, "{key}");
+        }
+    }
 }

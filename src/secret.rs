@@ -117,4 +117,55 @@ mod tests {
         assert!(shown.contains("accept: application/json"), "{shown}");
         assert!(!shown.contains("sk_live"), "{shown}");
     }
+
+    #[test]
+    fn a_secret_shows_only_its_length() {
+        for secret in [
+            Secret::new("sk_live_123"),
+            Secret::from("sk_live_123"),
+            Secret::from(String::from("sk_live_123")),
+        ] {
+            assert_eq!(secret.expose(), "sk_live_123");
+            assert_eq!(format!("{secret:?}"), "Secret(** redacted (length=11) **)");
+            assert_eq!(format!("{secret}"), "** redacted (length=11) **");
+            assert_eq!(
+                format!("{:?}", Some(&secret)),
+                "Some(Secret(** redacted (length=11) **))"
+            );
+        }
+        assert_ne!(Secret::new("a"), Secret::new("b"));
+    }
+
+    #[test]
+    fn credential_headers_in_any_case() {
+        for name in [
+            "X-API-Key",
+            "authorization",
+            "Proxy-Authorization",
+            "COOKIE",
+            "set-cookie",
+        ] {
+            assert!(is_credential_header(name), "{name}");
+        }
+        for name in ["accept", "x-api-key-hint", "content-type", "x-request-id"] {
+            assert!(!is_credential_header(name), "{name}");
+        }
+    }
+
+    /// Each header its own line; a value marked sensitive is redacted
+    /// whatever its name; one that is not text is shown by its length.
+    #[test]
+    fn header_lines_one_a_line() {
+        let mut h = http::HeaderMap::new();
+        h.insert("accept", "application/json".parse().unwrap());
+        let mut marked: http::HeaderValue = "tok_123".parse().unwrap();
+        marked.set_sensitive(true);
+        h.insert("x-custom", marked);
+        h.insert("x-bytes", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        assert_eq!(
+            HeaderLines(&h).to_string(),
+            "accept: application/json\nx-custom: ** redacted (length=7) **\nx-bytes: (4 bytes, not text)"
+        );
+        assert_eq!(HeaderLines(&http::HeaderMap::new()).to_string(), "");
+    }
 }

@@ -468,6 +468,47 @@ mod tests {
         assert!(v.clone().without_age_check().verify_at(body, &good, 100_000).is_ok());
     }
 
+    /// `verify` checks the age against the real clock: a delivery signed
+    /// now is accepted, one signed ten minutes ago is refused as too old.
+    #[test]
+    fn verify_uses_the_real_clock() {
+        let body = br#"{"id":"evt_1"}"#;
+        let verifier = Verifier::new("whsec_test");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let fresh = verifier.verify(body, &sign("whsec_test", now, body)).unwrap();
+        assert_eq!(fresh.timestamp, now);
+        let old = verifier.verify(body, &sign("whsec_test", now - 600, body)).unwrap_err();
+        match old {
+            WebhookError::TimestampOutOfTolerance { now: seen, .. } => assert!(seen >= now && seen < now + 60),
+            other => panic!("{other:?}"),
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(SIGNATURE_HEADER, sign("whsec_test", now, body).parse().unwrap());
+        assert!(verifier.verify_headers(&headers, body).is_ok());
+    }
+
+    /// A malformed header's message names the value at fault, cut at 32
+    /// characters; an empty timestamp is not a Unix time.
+    #[test]
+    fn malformed_headers_name_the_value() {
+        let verifier = Verifier::new("whsec_test");
+        let message = |header: &str| match verifier.verify_at(b"{}", header, 0) {
+            Err(WebhookError::MalformedHeader(m)) => m,
+            other => panic!("{header}: {other:?}"),
+        };
+        assert_eq!(message("t=12a,v1=ab"), "timestamp `12a` is not a Unix time");
+        assert_eq!(message("t=,v1=ab"), "timestamp `` is not a Unix time");
+        let long = "x".repeat(40);
+        assert_eq!(
+            message(&format!("t=1,{long}")),
+            format!("`{}` is not key=value", &long[..32])
+        );
+        assert_eq!(
+            message(&format!("t={long}")),
+            format!("timestamp `{}` is not a Unix time", &long[..32])
+        );
+    }
+
     #[test]
     fn rotation_accepts_either_secret() {
         let body = b"x";

@@ -330,6 +330,46 @@ mod tests {
         );
     }
 
+    /// The boundaries users configure: a `Retry-After` of exactly the
+    /// longest wait is honoured, one second more ends the retries; a wait
+    /// that ends exactly at the deadline starts no attempt.
+    #[test]
+    fn the_decision_at_its_boundaries() {
+        let p = RetryPolicy::default().max_backoff(Duration::from_secs(30));
+        let long = Duration::from_secs(60);
+        let s = |n| Some(Duration::from_secs(n));
+        use Outcome::*;
+        assert_eq!(
+            decide(Status(429), true, ms(500), s(30), &p, long),
+            s(30),
+            "exactly the longest wait"
+        );
+        assert_eq!(
+            decide(Status(429), true, ms(500), s(31), &p, long),
+            None,
+            "one second over it"
+        );
+        assert_eq!(
+            decide(Status(503), true, ms(500), None, &p, Duration::from_millis(500)),
+            None,
+            "the wait would end at the deadline"
+        );
+        assert_eq!(
+            decide(Status(503), true, ms(500), None, &p, Duration::from_millis(501)),
+            ms(500),
+            "the wait ends just before it"
+        );
+    }
+
+    #[test]
+    fn attempts_are_what_was_configured() {
+        assert_eq!(RetryPolicy::default().attempts(), 3);
+        assert_eq!(RetryPolicy::default().max_attempts(5).attempts(), 5);
+        assert_eq!(RetryPolicy::disabled().attempts(), 1);
+        assert!(RetryPolicy::default().enabled());
+        assert!(!RetryPolicy::default().max_attempts(1).enabled());
+    }
+
     #[test]
     fn replay_safety_by_method_and_key() {
         assert!(replay_safe(&Method::GET, false, false));

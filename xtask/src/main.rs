@@ -1,4 +1,5 @@
-//! `cargo xtask regen [--spec PATH] [--check]`
+//! `cargo xtask regen [--spec PATH] [--check]` and `cargo xtask mutants
+//! [--in-diff DIFF]` (in `mutants.rs`).
 //!
 //! `regen` rewrites what the repository commits that is derived from the spec:
 //! - `spec/operations.md`: the inventory of every operation (method, path,
@@ -18,6 +19,7 @@ mod codegen;
 #[path = "../../src/codegen/generate.rs"]
 #[allow(dead_code)] // `httpmock` is the build's only.
 mod generate;
+mod mutants;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,13 +48,27 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask regen [--spec PATH] [--check]".into()
+    "usage: cargo xtask regen [--spec PATH] [--check]\n       cargo xtask mutants [--in-diff DIFF] [-- CARGO-MUTANTS-ARGS]".into()
 }
 
 fn run(root: &Path, args: &[String]) -> Result<String, String> {
     let mut it = args.iter();
-    if it.next().map(String::as_str) != Some("regen") {
-        return Err(usage());
+    match it.next().map(String::as_str) {
+        Some("regen") => {}
+        Some("mutants") => {
+            let rest: Vec<&String> = it.collect();
+            let (ours, extra) = match rest.iter().position(|a| *a == "--") {
+                Some(at) => (&rest[..at], &rest[at + 1..]),
+                None => (&rest[..], &rest[rest.len()..]),
+            };
+            let extra: Vec<&str> = extra.iter().map(|a| a.as_str()).collect();
+            return match ours {
+                [] => mutants::run(root, None, &extra),
+                [flag, diff] if *flag == "--in-diff" => mutants::run(root, Some(diff), &extra),
+                _ => Err(usage()),
+            };
+        }
+        _ => return Err(usage()),
     }
     let (mut check, mut new_spec) = (false, None);
     while let Some(arg) = it.next() {
