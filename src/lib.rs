@@ -79,6 +79,8 @@ pub mod mock;
 pub mod cli;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(feature = "profiles")]
+pub mod profiles;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 

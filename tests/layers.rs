@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mock", 5),
     ("cli", 6),
     ("mcp", 6),
+    ("profiles", 6),
     ("sandbox", 6),
 ];
 

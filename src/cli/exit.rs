@@ -44,7 +44,7 @@ impl From<Error> for Failure {
             },
             Error::MissingApiKey => Failure {
                 code: EXIT_NO_KEY,
-                message: "error: no API key: pass --api-key or set TOKPORTAL_API_KEY".into(),
+                message: "error: no API key: run `tokportal login`, pass --api-key or set TOKPORTAL_API_KEY".into(),
             },
             // A failed connection says where and why already (its root cause).
             Error::Connect(_) => Failure {

@@ -14,11 +14,15 @@ pub(crate) fn call_flags() -> Vec<Arg> {
         Arg::new("api_key")
             .long("api-key")
             .value_name("KEY")
-            .help("API key (X-API-Key); default $TOKPORTAL_API_KEY"),
+            .help("API key (X-API-Key); default $TOKPORTAL_API_KEY, then the profile's (tokportal login)"),
         Arg::new("base_url")
             .long("base-url")
             .value_name("URL")
-            .help("API base URL; default $TOKPORTAL_BASE_URL or https://app.tokportal.com/api/ext"),
+            .help("API base URL; default $TOKPORTAL_BASE_URL, the profile's, or https://app.tokportal.com/api/ext"),
+        Arg::new("profile")
+            .long("profile")
+            .value_name("NAME")
+            .help("Profile whose key and base URL to use (tokportal login); default $TOKPORTAL_PROFILE or `default`"),
         Arg::new("idempotency_key")
             .long("idempotency-key")
             .value_name("KEY")
@@ -67,6 +71,10 @@ pub(crate) fn call_flags() -> Vec<Arg> {
 pub(crate) struct CallFlags {
     pub(crate) api_key: Option<String>,
     pub(crate) base_url: Option<String>,
+    /// The profile named (`--profile`, `$TOKPORTAL_PROFILE`, `default`).
+    pub(crate) profile: String,
+    /// Where the key came from, as `auth status` says it.
+    pub(crate) key_from: KeyFrom,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) request_id: Option<String>,
     pub(crate) timeout: Option<u64>,
@@ -89,9 +97,35 @@ impl CallFlags {
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let text = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let profile = crate::profiles::selected(value::<String>(top, sub, "profile").as_deref());
+        // The flag, then the environment, then the profile (read only when
+        // one of the two is still missing), then the defaults.
+        let (mut api_key, mut key_from) = match (text(value(top, sub, "api_key")), text(env(crate::API_KEY_ENV))) {
+            (Some(key), _) => (Some(key), KeyFrom::Flag),
+            (None, Some(key)) => (Some(key), KeyFrom::Environment),
+            (None, None) => (None, KeyFrom::Nowhere),
+        };
+        let mut base_url = text(value(top, sub, "base_url")).or_else(|| text(env(crate::BASE_URL_ENV)));
+        if api_key.is_none() || base_url.is_none() {
+            match crate::profiles::Profiles::open().and_then(|store| store.get(&profile)) {
+                Ok(Some(found)) => {
+                    base_url = base_url.or(found.base_url);
+                    if api_key.is_none()
+                        && let Some(key) = found.key
+                    {
+                        api_key = Some(key.expose().to_owned());
+                        key_from = KeyFrom::Profile(found.kept_in);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("warning: profile `{profile}` not read: {e}"),
+            }
+        }
         Self {
-            api_key: text(value(top, sub, "api_key")).or_else(|| text(env(crate::API_KEY_ENV))),
-            base_url: text(value(top, sub, "base_url")).or_else(|| text(env(crate::BASE_URL_ENV))),
+            api_key,
+            base_url,
+            profile,
+            key_from,
             idempotency_key: value(top, sub, "idempotency_key"),
             request_id: value(top, sub, "request_id"),
             timeout: value(top, sub, "timeout"),
@@ -100,6 +134,31 @@ impl CallFlags {
             dry_run: flag("dry_run"),
             compact: flag("compact"),
             output: value(top, sub, "output"),
+        }
+    }
+}
+
+/// Where a call's key came from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum KeyFrom {
+    /// `--api-key`.
+    Flag,
+    /// `$TOKPORTAL_API_KEY`.
+    Environment,
+    /// The profile, kept there.
+    Profile(crate::profiles::KeptIn),
+    /// No key.
+    #[default]
+    Nowhere,
+}
+
+impl std::fmt::Display for KeyFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyFrom::Flag => f.write_str("--api-key"),
+            KeyFrom::Environment => write!(f, "${}", crate::API_KEY_ENV),
+            KeyFrom::Profile(kept) => write!(f, "the profile, kept in {kept}"),
+            KeyFrom::Nowhere => f.write_str("nowhere"),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `call`: running one operation from its parsed flags;
 //! - `output`: where and how the answer is written;
 //! - [`exit`]: exit codes and error messages;
+//! - `auth`: `login`, `logout`, `auth status|token`: keys kept in profiles;
 //! - `webhooks`: the local `webhooks verify|sign` tools;
 //! - `sandbox`: `tokportal sandbox`, the offline TokPortal;
 //! - the sandbox's workbench: `listen` (its webhook events forwarded to a
@@ -21,6 +22,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod args;
+mod auth;
 mod call;
 mod clock;
 mod commands;
@@ -67,6 +69,9 @@ where
             Some(("snapshot", snapshot)) => snapshot::run(&matches, snapshot).await,
             _ => sandbox::run(sub).await,
         },
+        Some(("login", sub)) => auth::login(&matches, sub).await,
+        Some(("logout", sub)) => auth::logout(&matches, sub),
+        Some(("auth", sub)) => auth::auth(&matches, sub).await,
         Some(("listen", sub)) => listen::run(&matches, sub).await,
         Some(("trigger", sub)) => trigger::run(&matches, sub).await,
         Some(("logs", sub)) => logs::run(&matches, sub).await,

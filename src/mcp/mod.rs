@@ -62,6 +62,38 @@ impl From<crate::Error> for ServeError {
     }
 }
 
+/// Over stdio, where the environment gives no key (or no base URL), the
+/// profile's (`$TOKPORTAL_PROFILE`, else `default`; `tokportal login`), so
+/// that an MCP client's config needs no key in plain text.
+fn with_profile(mut builder: ClientBuilder) -> ClientBuilder {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let (has_key, has_url) = (set(crate::API_KEY_ENV), set(crate::BASE_URL_ENV));
+    if has_key && has_url {
+        return builder;
+    }
+    let name = crate::profiles::selected(None);
+    let mut keyed = has_key;
+    match crate::profiles::Profiles::open().and_then(|store| store.get(&name)) {
+        Ok(Some(profile)) => {
+            if let (false, Some(key)) = (has_key, &profile.key) {
+                builder = builder.api_key(key.expose());
+                keyed = true;
+            }
+            if let (false, Some(url)) = (has_url, &profile.base_url) {
+                builder = builder.base_url(url.as_str());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("profile `{name}` not read: {e}"),
+    }
+    if !keyed {
+        tracing::warn!(
+            "TOKPORTAL_API_KEY is not set and profile `{name}` holds no key (tokportal login): only the public operations will work"
+        );
+    }
+    builder
+}
+
 /// Builds the server for `options` and serves it over stdio or HTTP until
 /// the client disconnects (stdio) or the process gets SIGTERM or SIGINT
 /// (HTTP: then it drains, see [`lifecycle`]).
@@ -84,9 +116,7 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         calls: options.calls,
     };
     let Some(addr) = options.http else {
-        if std::env::var(crate::API_KEY_ENV).is_err() {
-            tracing::warn!("TOKPORTAL_API_KEY is not set: only the public operations will work");
-        }
+        let from_env = with_profile(from_env);
         let server = TokPortalMcp::with_settings(Keys::Fixed(from_env.build()?), settings);
         let running = server
             .serve(rmcp::transport::stdio())

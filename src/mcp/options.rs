@@ -185,6 +185,7 @@ pub fn command() -> Command {
         )
         .after_help(
             "Environment:\n  TOKPORTAL_API_KEY          the API key (stdio; over HTTP each caller sends its own)\n  \
+             TOKPORTAL_PROFILE          stdio without TOKPORTAL_API_KEY: the profile whose key to use (tokportal login)\n  \
              TOKPORTAL_BASE_URL         the API's address (default https://app.tokportal.com/api/ext)\n  \
              TOKPORTAL_STRICT_CONTRACT  1: refuse what the vendored contract does not know\n  \
              RUST_LOG                   log filter for stderr (default warn)",
