@@ -84,7 +84,7 @@ pub mod profiles;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
-pub use calls::{pagination, uploads};
+pub use calls::{pagination, raw, uploads};
 pub use check::{IntoValues, OperationArgs};
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, CLIENT_IDENTIFIER, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BODY,

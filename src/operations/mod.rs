@@ -69,7 +69,7 @@ impl HttpMethod {
     }
 
     /// GET, HEAD, OPTIONS and TRACE change nothing on the server.
-    pub fn is_read_only(self) -> bool {
+    pub const fn is_read_only(self) -> bool {
         matches!(
             self,
             HttpMethod::Get | HttpMethod::Head | HttpMethod::Options | HttpMethod::Trace
@@ -278,4 +278,76 @@ pub fn find_by_rust_method(rust_method: &str) -> Option<&'static Operation> {
 /// The operation with this id, or a typed error naming it.
 pub(crate) fn lookup(operation_id: &str) -> Result<&'static Operation, Error> {
     find(operation_id).ok_or_else(|| Error::invalid(None, Some(operation_id), "unknown operationId"))
+}
+
+/// The values of an operation's path parameters, by name, in path order.
+pub type PathValues = Vec<(&'static str, String)>;
+
+/// The operation that `method` and `path` (below the base URL, without a
+/// query) call, with the values of its path parameters: what `tokportal
+/// api` checks a raw call against. Where two templates match
+/// (`/bundles/bulk` and `/bundles/{id}`), the one with more fixed segments
+/// wins, as a router would choose.
+///
+/// ```
+/// use tokportal::operations::{HttpMethod, match_path};
+/// let (op, params) = match_path(HttpMethod::Get, "/bundles/b-1").unwrap();
+/// assert_eq!(op.id, "getBundle");
+/// assert_eq!(params, [("id", "b-1".to_owned())]);
+/// assert!(match_path(HttpMethod::Get, "/not/in/the/contract").is_none());
+/// ```
+pub fn match_path(method: HttpMethod, path: &str) -> Option<(&'static Operation, PathValues)> {
+    let given: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut best: Option<(usize, &'static Operation, PathValues)> = None;
+    for op in OPERATIONS.iter().filter(|op| op.method == method) {
+        let template: Vec<&'static str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
+        if template.len() != given.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let mut fixed = 0;
+        let matched =
+            template
+                .iter()
+                .zip(&given)
+                .all(|(t, g)| match t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => {
+                        let value = percent_encoding::percent_decode_str(g).decode_utf8_lossy().into_owned();
+                        params.push((name, value));
+                        true
+                    }
+                    None => {
+                        fixed += 1;
+                        t == g
+                    }
+                });
+        if matched && best.as_ref().is_none_or(|(f, _, _)| fixed > *f) {
+            best = Some((fixed, op, params));
+        }
+    }
+    best.map(|(_, op, params)| (op, params))
+}
+
+impl HttpMethod {
+    /// The method named `name`, in any case.
+    ///
+    /// ```
+    /// use tokportal::operations::HttpMethod;
+    /// assert_eq!(HttpMethod::parse("patch"), Some(HttpMethod::Patch));
+    /// assert_eq!(HttpMethod::parse("FETCH"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Get,
+            Self::Post,
+            Self::Put,
+            Self::Patch,
+            Self::Delete,
+            Self::Options,
+            Self::Head,
+            Self::Trace,
+        ]
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
 }
