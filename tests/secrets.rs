@@ -206,6 +206,67 @@ async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
         outputs.push(("the CLI's stderr", stderr));
     }
 
+    // A stored key: `login` (the 0600 file here, as no keyring is set up in
+    // this test), `auth status` and a call with the profile, all at -vvv.
+    // Neither their stdout nor their stderr shows the key (only `auth token`
+    // prints it, by design, and is not run here).
+    let config = tempfile::tempdir().unwrap();
+    let stored = |cli_args: Vec<&str>, stdin: String| {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(cli_args)
+            .env_remove("TOKPORTAL_API_KEY")
+            .env_remove("TOKPORTAL_BASE_URL")
+            .env("TOKPORTAL_CONFIG_DIR", config.path())
+            .env("TOKPORTAL_NO_KEYRING", "1")
+            .env("TOKPORTAL_DEBUG", "api")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        async move {
+            tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
+                .await
+                .unwrap();
+            drop(input);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    for (cli_args, stdin) in [
+        (
+            vec![
+                "-vvv",
+                "login",
+                "--profile",
+                "kept",
+                "--base-url",
+                url.as_str(),
+                "--with-key",
+            ],
+            format!("{KEY}\n"),
+        ),
+        (vec!["-vvv", "auth", "status", "--profile", "kept"], String::new()),
+        (vec!["get-current-user", "-vvv", "--profile", "kept"], String::new()),
+    ] {
+        let shown = format!("{cli_args:?}");
+        let out = stored(cli_args, stdin).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{shown}: {stderr}");
+        outputs.push(("a stored key's CLI stderr", stderr));
+        outputs.push((
+            "a stored key's CLI stdout",
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ));
+    }
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, text)| text.contains("tokportal: > x-api-key: ** redacted")),
+        "the stored key was sent, and shown redacted at -vvv"
+    );
+
     // The MCP server with everything on.
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"));
     command
