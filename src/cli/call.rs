@@ -3,47 +3,20 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::ArgMatches;
 use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
-use super::IDENTIFIER;
 use super::commands::flag;
 use super::exit::Failure;
 use super::flags::CallFlags;
 use super::input::read_input;
 use super::output::{self, OutputFile, Sink, write_body};
+use super::render::Shape;
 use crate::operations::{IdempotencyKeySupport, Operation, ParamLocation};
 use crate::uploads::{UploadOptions, UploadSource};
-use crate::{Client, ClientBuilder, Error, OperationArgs, RetryPolicy};
-
-fn client(flags: &CallFlags, op: &Operation) -> Result<Client, Failure> {
-    let mut builder = ClientBuilder::new().client_identifier(IDENTIFIER);
-    match &flags.api_key {
-        Some(key) => builder = builder.api_key(key.as_str()),
-        None if op.requires_auth => return Err(Error::MissingApiKey.into()),
-        None => {}
-    }
-    if let Some(url) = &flags.base_url {
-        builder = builder.base_url(url.as_str());
-    }
-    let mut policy = if flags.no_retry {
-        RetryPolicy::disabled()
-    } else {
-        RetryPolicy::default()
-    };
-    if let Some(t) = flags.timeout {
-        let t = Duration::from_secs(t);
-        builder = builder.timeout(t).upload_timeout(t);
-        // A longer --timeout also lengthens the overall deadline, so one attempt may use all of it.
-        let deadline = policy.overall_deadline().max(t);
-        policy = policy.deadline(deadline);
-    }
-    builder = builder.retry(policy).strict_contract(flags.strict);
-    builder.build().map_err(Failure::from)
-}
+use crate::{Client, OperationArgs};
 
 /// What a command will do, resolved from its flags and checked, before
 /// anything is sent (ripgrep's low-level to high-level arguments).
@@ -71,12 +44,28 @@ pub(crate) async fn run_operation(
     sub: &ArgMatches,
 ) -> Result<(), Failure> {
     let flags = CallFlags::read(global, sub);
-    let client = client(&flags, op)?;
+    let client = flags.client(op.requires_auth)?;
     let args = arguments(op, &flags, sub)?;
-    // Checked before anything is sent: a paid answer must have somewhere to go.
+    // Checked before anything is sent: a paid answer must have somewhere to
+    // go, and a filter that does not compile must not cost a call.
     let sink = Sink::new(flags.output.as_deref().map(OutputFile::open).transpose()?);
-    let plan = plan(op, args, sub, sink.has_file())?;
-    carry_out(&client, op, plan, sink, flags.compact).await
+    let shape = flags.shape(sink.has_file())?;
+    let plan = plan(op, args, sub, sink.has_file() && shape.is_plain())?;
+    let plan = match plan {
+        Plan::Call(args) => {
+            let mut preview = args.clone();
+            preview.dry_run = true;
+            // The key belongs to the real call; a preview must not take its place.
+            preview.idempotency_key = None;
+            super::confirm::before_spending(op, args.dry_run, flags.yes, || async {
+                Ok(client.request_operation(op.id, preview).await?.dry_run_preview())
+            })
+            .await?;
+            Plan::Call(args)
+        }
+        other => other,
+    };
+    carry_out(&client, op, plan, sink, &shape).await
 }
 
 /// The path and query arguments, the idempotency key (refused where the
@@ -211,7 +200,13 @@ fn body(op: &Operation, sub: &ArgMatches) -> Result<Option<Value>, Failure> {
 }
 
 /// Carries `plan` out: the only place a request is sent.
-async fn carry_out(client: &Client, op: &Operation, plan: Plan, mut sink: Sink, compact: bool) -> Result<(), Failure> {
+async fn carry_out(
+    client: &Client,
+    op: &'static Operation,
+    plan: Plan,
+    mut sink: Sink,
+    shape: &Shape,
+) -> Result<(), Failure> {
     match plan {
         Plan::Upload {
             fields,
@@ -238,22 +233,34 @@ async fn carry_out(client: &Client, op: &Operation, plan: Plan, mut sink: Sink, 
             }
             let response = response?;
             print_preview(&response);
-            write_body(response.body, sink, compact)
+            write_body(op.id, response.body, sink, shape)
         }
         Plan::AllPages(args) => {
-            let mut items = client.paginate(op.id, args)?.items();
-            while let Some(item) = items.try_next().await? {
-                sink.write(format!("{item}\n").as_bytes())?;
+            let mut pages = client.paginate(op.id, args)?.pages();
+            let mut shown = shape.pages(op.id);
+            while let Some(page) = pages.try_next().await? {
+                let body = page_body(&page);
+                sink.write(shown.page(page.items, &body)?.as_bytes())?;
             }
+            sink.write(shown.finish().as_bytes())?;
             sink.finish()
         }
         Plan::Download(args) => output::download(client, op.id, args, sink).await,
         Plan::Call(args) => {
             let response = client.request_operation(op.id, args).await?;
             print_preview(&response);
-            write_body(response.body, sink, compact)
+            write_body(op.id, response.body, sink, shape)
         }
     }
+}
+
+/// A page as its answer read (`{"data", "pagination"}`), for `--jq`, which
+/// filters each page as it would the answer of one call.
+fn page_body(page: &crate::pagination::Page) -> Value {
+    serde_json::json!({
+        "data": page.items,
+        "pagination": {"page": page.page, "total": page.total, "total_pages": page.total_pages},
+    })
 }
 
 /// A dry run's preview, on stderr in one line (the answer itself goes to stdout).

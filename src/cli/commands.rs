@@ -134,6 +134,7 @@ pub fn cli() -> Command {
         }
     }
     listing.push_str("\n  Your keys:\n    login [--profile NAME] [--base-url URL]    Check a key and keep it (the OS keyring, or a 0600 file)\n    auth status | auth token                   Which profile and account would pay; the key, for scripts\n    logout [--profile NAME]                    Forget a profile and its key\n");
+    listing.push_str("\n  Any path:\n    api METHOD PATH [-q N=V] [--body JSON|@FILE] [-H N:V] [-i]   A raw call through the same pipeline\n");
     listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox [--state FILE]                     Serve an offline TokPortal (free; in memory or in a file)\n    sandbox clock | snapshot                   A running sandbox's clock per key, its state to a file and back\n    completions <shell>                        Shell completions\n");
     listing.push_str("\n  Sandbox workbench (against `tokportal sandbox` only):\n    listen --forward-to URL                    Forward its webhook events to a local app\n    trigger EVENT                              Make the calls that produce an event\n    logs tail                                  Follow its request log\n");
     let mut cmd = Command::new("tokportal")
@@ -147,6 +148,7 @@ pub fn cli() -> Command {
     for op in OPERATIONS {
         cmd = cmd.subcommand(operation_command(op));
     }
+    cmd = cmd.subcommand(super::api::command());
     for auth in super::auth::commands() {
         cmd = cmd.subcommand(auth);
     }

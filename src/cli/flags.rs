@@ -5,7 +5,13 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Arg, ArgAction, ArgMatches};
+
+use super::exit::Failure;
+use super::render::{Format, Shape};
+use crate::{Client, ClientBuilder, Error, RetryPolicy};
 
 /// The call options: on the top-level command (before the command) and on
 /// every operation (after it), but not on the local tools.
@@ -52,6 +58,20 @@ pub(crate) fn call_flags() -> Vec<Arg> {
             .long("compact")
             .action(ArgAction::SetTrue)
             .help("Compact JSON output"),
+        Arg::new("format")
+            .long("format")
+            .value_name("FORMAT")
+            .value_parser(super::render::Format::NAMES)
+            .help("Output format; default: a table for a list and indented JSON at a terminal, compact JSON in a pipe"),
+        Arg::new("jq")
+            .long("jq")
+            .value_name("EXPR")
+            .help("Filter the answer with a jq expression (built in); strings print raw, the rest as JSON"),
+        Arg::new("yes")
+            .long("yes")
+            .short('y')
+            .action(ArgAction::SetTrue)
+            .help("Charge credits without asking at a terminal (or TOKPORTAL_YES=1); a pipe is never asked"),
         Arg::new("verbose")
             .long("verbose")
             .short('v')
@@ -82,6 +102,12 @@ pub(crate) struct CallFlags {
     pub(crate) strict: bool,
     pub(crate) dry_run: bool,
     pub(crate) compact: bool,
+    /// `--format`, by name (one of `render::Format::NAMES`).
+    pub(crate) format: Option<String>,
+    /// `--jq`.
+    pub(crate) jq: Option<String>,
+    /// `--yes` or `TOKPORTAL_YES`: never ask before spending.
+    pub(crate) yes: bool,
     pub(crate) output: Option<PathBuf>,
 }
 
@@ -133,8 +159,47 @@ impl CallFlags {
             strict: flag("strict"),
             dry_run: flag("dry_run"),
             compact: flag("compact"),
+            format: value(top, sub, "format"),
+            jq: value(top, sub, "jq"),
+            yes: flag("yes") || env("TOKPORTAL_YES").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no")),
             output: value(top, sub, "output"),
         }
+    }
+}
+
+impl CallFlags {
+    /// The client of a call from these flags; `needs_key`: refused without a key.
+    pub(crate) fn client(&self, needs_key: bool) -> Result<Client, Failure> {
+        let mut builder = ClientBuilder::new().client_identifier(super::IDENTIFIER);
+        match &self.api_key {
+            Some(key) => builder = builder.api_key(key.as_str()),
+            None if needs_key => return Err(Error::MissingApiKey.into()),
+            None => {}
+        }
+        if let Some(url) = &self.base_url {
+            builder = builder.base_url(url.as_str());
+        }
+        let mut policy = if self.no_retry {
+            RetryPolicy::disabled()
+        } else {
+            RetryPolicy::default()
+        };
+        if let Some(t) = self.timeout {
+            let t = Duration::from_secs(t);
+            builder = builder.timeout(t).upload_timeout(t);
+            // A longer --timeout also lengthens the overall deadline, so one attempt may use all of it.
+            let deadline = policy.overall_deadline().max(t);
+            policy = policy.deadline(deadline);
+        }
+        builder = builder.retry(policy).strict_contract(self.strict);
+        builder.build().map_err(Failure::from)
+    }
+
+    /// How the answer is shown, from `--format`, `--jq` and `--compact`,
+    /// checked (the filter compiled) before anything is sent.
+    pub(crate) fn shape(&self, to_file: bool) -> Result<Shape, Failure> {
+        let format = self.format.as_deref().and_then(Format::named);
+        Shape::new(format, self.jq.as_deref(), self.compact, to_file)
     }
 }
 

@@ -6,7 +6,11 @@
 //! - `args`: flags derived from the parameters' JSON Schemas;
 //! - `flags`: the call options every operation takes, read before any work;
 //! - `call`: running one operation from its parsed flags;
-//! - `output`: where and how the answer is written;
+//! - `output`: where the answer is written (stdout, or an `--output` file);
+//! - `render`: how it is shown (a table or coloured JSON at a terminal, as
+//!   always in a pipe, `--format`), with `jq` for `--jq`;
+//! - `confirm`: the question before a paid call at a terminal;
+//! - `api`: `tokportal api METHOD PATH`, a raw call through the pipeline;
 //! - [`exit`]: exit codes and error messages;
 //! - `auth`: `login`, `logout`, `auth status|token`: keys kept in profiles;
 //! - `webhooks`: the local `webhooks verify|sign` tools;
@@ -21,17 +25,21 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+mod api;
 mod args;
 mod auth;
 mod call;
 mod clock;
 mod commands;
+mod confirm;
 pub mod exit;
 mod flags;
 mod input;
+mod jq;
 mod listen;
 mod logs;
 mod output;
+mod render;
 mod sandbox;
 mod snapshot;
 mod transcript;
@@ -69,6 +77,7 @@ where
             Some(("snapshot", snapshot)) => snapshot::run(&matches, snapshot).await,
             _ => sandbox::run(sub).await,
         },
+        Some(("api", sub)) => api::run(&matches, sub).await,
         Some(("login", sub)) => auth::login(&matches, sub).await,
         Some(("logout", sub)) => auth::logout(&matches, sub),
         Some(("auth", sub)) => auth::auth(&matches, sub).await,

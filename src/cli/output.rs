@@ -4,20 +4,15 @@
 //! cannot be written where asked, it goes to stdout, and stderr says so.
 
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
-use serde_json::Value;
 
 use super::exit::{EXIT_API, EXIT_TRANSPORT, Failure};
+use super::render::Shape;
 use crate::pipeline::retry;
 use crate::{Error, ResponseBody};
-
-/// Whether JSON on stdout is pretty-printed (a terminal, without `--compact`).
-pub(crate) fn pretty_stdout(compact: bool) -> bool {
-    !compact && std::io::stdout().is_terminal()
-}
 
 /// An `--output` target, checked before the request: not a folder, in a
 /// folder that exists and takes a new file. The answer is written to a
@@ -213,32 +208,27 @@ pub(crate) async fn download(
     }
 }
 
-/// Writes a decoded answer: JSON pretty on a terminal, text as it came.
-pub(crate) fn write_body(body: ResponseBody, mut sink: Sink, compact: bool) -> Result<(), Failure> {
-    let bytes = match (&body, sink.has_file()) {
-        (ResponseBody::Json(v), false) => return print_json(v, compact),
-        (ResponseBody::Empty, false) => return Ok(()),
-        (ResponseBody::Json(v), true) => serde_json::to_vec_pretty(v).unwrap_or_default(),
-        (ResponseBody::Text(t), _) => t.clone().into_bytes(),
-        (ResponseBody::Empty, true) => Vec::new(),
+/// Writes a decoded answer: JSON as [`Shape`] shows it, text as it came.
+pub(crate) fn write_body(op: &str, body: ResponseBody, mut sink: Sink, shape: &Shape) -> Result<(), Failure> {
+    let bytes = match &body {
+        ResponseBody::Json(v) if sink.has_file() && shape.is_plain() => {
+            serde_json::to_vec_pretty(v).unwrap_or_default()
+        }
+        ResponseBody::Json(v) => match shape.answer(op, v) {
+            Ok(text) => text.into_bytes(),
+            // A filter that fails on the answer does not lose it: the
+            // answer is written whole, and the failure said after it.
+            Err(failure) => {
+                let mut whole = serde_json::to_vec(v).unwrap_or_default();
+                whole.push(b'\n');
+                sink.write(&whole)?;
+                sink.finish()?;
+                return Err(failure);
+            }
+        },
+        ResponseBody::Text(t) => t.clone().into_bytes(),
+        ResponseBody::Empty => Vec::new(),
     };
     sink.write(&bytes)?;
     sink.finish()
-}
-
-pub(crate) fn print_json(value: &Value, compact: bool) -> Result<(), Failure> {
-    let text = if pretty_stdout(compact) {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    }
-    .map_err(|e| Failure {
-        code: EXIT_API,
-        message: format!("error: {e}"),
-    })?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(|e| Failure {
-        code: EXIT_API,
-        message: format!("error: stdout: {e}"),
-    })
 }

@@ -1,0 +1,141 @@
+//! Confirm before spending, at a terminal only.
+//!
+//! When stdin and stderr are both a terminal, outside CI, a call that
+//! spends credits (the operation table's [`Hints::spends_credits`], the
+//! same place the MCP server's paid hint comes from) is first sent as a dry
+//! run; its price is shown and the person is asked. "n" or an empty answer
+//! sends nothing more. `--yes` or `TOKPORTAL_YES=1` skips the question; a
+//! pipe or CI is never asked and the call is made as always.
+//!
+//! [`Hints::spends_credits`]: crate::operations::Hints::spends_credits
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde_json::Value;
+
+use super::exit::{EXIT_DECLINED, Failure};
+use crate::operations::Operation;
+use crate::{DryRunPreview, Error};
+
+/// Whether this process may ask: stdin and stderr are a terminal, and no
+/// `CI` variable says it runs unattended.
+fn may_ask() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks, where a person must be asked, before `op` is sent for real:
+/// `preview` sends its dry run. `Err` with [`EXIT_DECLINED`] when they said
+/// no; the dry run's own failure (a 402 for too few credits) is returned as
+/// it is. Nothing was charged in either case.
+pub(crate) async fn before_spending<F, Fut>(op: &Operation, dry_run: bool, yes: bool, preview: F) -> Result<(), Failure>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<DryRunPreview>, Error>>,
+{
+    let Some(what) = op.hints().spends_credits else {
+        return Ok(());
+    };
+    if yes || dry_run || !may_ask() {
+        return Ok(());
+    }
+    let preview = preview().await?;
+    let question = describe(op, what, preview.as_ref());
+    let mut stderr = std::io::stderr().lock();
+    // A terminal that cannot be written to cannot be asked: nothing is sent.
+    let _ = write!(stderr, "{question}");
+    let _ = stderr.flush();
+    drop(stderr);
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        answer.clear();
+    }
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: EXIT_DECLINED,
+            message: "Nothing was charged.".into(),
+        })
+    }
+}
+
+/// The price and the question, from the dry run's preview.
+fn describe(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> String {
+    let mut text = String::new();
+    match preview.and_then(|p| p.credits_would_charge) {
+        Some(total) => {
+            text.push_str(&format!(
+                "{} would charge {} credits ({what})",
+                op.cli_command,
+                number(total)
+            ));
+            match preview.and_then(|p| p.cost_breakdown.as_ref()) {
+                Some(Value::Object(parts)) if !parts.is_empty() => {
+                    text.push_str(":\n");
+                    let wide = parts.keys().map(String::len).max().unwrap_or(0);
+                    for (name, credits) in parts {
+                        let credits = credits.as_f64().map_or_else(|| credits.to_string(), number);
+                        text.push_str(&format!("  {name:<wide$}  {credits:>6}\n"));
+                    }
+                }
+                Some(other) if !other.is_null() => text.push_str(&format!(" ({other})\n")),
+                _ => text.push('\n'),
+            }
+            text.push_str(&format!("Charge {} credits? [y/N] ", number(total)));
+        }
+        None => {
+            text.push_str(&format!(
+                "{} spends credits ({what}); its dry run gave no price.\nSend it? [y/N] ",
+                op.cli_command
+            ));
+        }
+    }
+    text
+}
+
+/// `14` for 14.0, `2.5` for 2.5.
+fn number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_question_names_the_total_and_the_breakdown() {
+        let op = crate::operations::find("createBundle").unwrap();
+        let body = json!({"data": {"dry_run": true, "credits_would_charge": 14, "credits_charged": 0,
+                                    "cost_breakdown": {"account": 10, "videos": 4}}});
+        let preview = DryRunPreview::from_body(&body);
+        let text = describe(op, "the bundle", preview.as_ref());
+        assert!(text.contains("create-bundle would charge 14 credits"), "{text}");
+        assert!(
+            text.contains("account      10\n") && text.contains("videos        4\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("Charge 14 credits? [y/N] "), "{text}");
+    }
+
+    #[test]
+    fn no_price_is_said_and_still_asked() {
+        let op = crate::operations::find("revealAccountCredentials").unwrap();
+        let text = describe(op, "revealing the credentials", None);
+        assert!(
+            text.contains("gave no price") && text.ends_with("Send it? [y/N] "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numbers_read_as_credits() {
+        assert_eq!(number(14.0), "14");
+        assert_eq!(number(2.5), "2.5");
+    }
+}
