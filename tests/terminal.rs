@@ -473,6 +473,12 @@ fn login_at_a_terminal_hides_the_key_and_status_never_shows_it() {
     let (code, screen) = Terminal::run(&["list-bundles", "--profile", "sandbox"], &env).finish();
     assert_eq!(code, 0, "the stored key pays: {screen}");
     assert!(screen.contains("no items"), "{screen}");
+
+    let (code, screen) = Terminal::run(&["logout", "--profile", "sandbox"], &env).finish();
+    assert_eq!(code, 0, "{screen}");
+    let (code, screen) = Terminal::run(&["list-bundles", "--profile", "sandbox"], &env).finish();
+    assert_eq!(code, 3, "no key once logged out: {screen}");
+    assert!(screen.contains("tokportal login"), "exit 3 names login: {screen}");
 }
 
 /// The screen as an SVG: monospace text in its colours, bold where bold.
