@@ -548,11 +548,21 @@ mod tests {
         assert!(table.contains("ACCOUNT STATUS"), "{table}");
         let events = json!({"data": ["bundle.created", "bundle.published"]});
         let shown = shape.answer("listWebhookEvents", &events).unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&shown).unwrap(), events, "strings stay JSON");
+        assert_eq!(
+            serde_json::from_str::<Value>(&shown).unwrap(),
+            events,
+            "strings stay JSON"
+        );
         let made = json!({"data": [{"id": "b1"}], "credits_charged": 20});
         let shown = shape.answer("createBundlesBulk", &made).unwrap();
-        assert!(shown.contains("\"credits_charged\": 20"), "an answer that does not page stays JSON: {shown}");
-        let pipe = Shape { terminal: false, ..shape };
+        assert!(
+            shown.contains("\"credits_charged\": 20"),
+            "an answer that does not page stays JSON: {shown}"
+        );
+        let pipe = Shape {
+            terminal: false,
+            ..shape
+        };
         assert_eq!(
             pipe.answer("listBundles", &bundles()).unwrap(),
             format!("{}\n", serde_json::to_string(&bundles()).unwrap()),

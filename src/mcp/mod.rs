@@ -7,6 +7,12 @@
 //! - [`dynamic`]: the three meta-tools of `--dynamic`;
 //! - [`files`]: the folders uploads may read from;
 //! - [`server`]: the rmcp `ServerHandler`;
+//! - [`confirm`]: a paid call sent as a dry run first and confirmed with the
+//!   user through elicitation;
+//! - `prompts`: the workflows a user runs (launch accounts, schedule
+//!   videos, monitor), with a dry run before each paid step;
+//! - `resources`: the contract, the operation table and the webhook event
+//!   catalog, and bundles and accounts read through the API;
 //! - [`http`]: streamable HTTP at `/mcp`, with its Origin and key guard,
 //!   stateless or with [`sessions`] (bounded);
 //! - [`caller`]: the key an HTTP caller sends, and its fingerprint;
@@ -21,6 +27,7 @@
 use rmcp::ServiceExt;
 
 pub mod caller;
+pub mod confirm;
 pub mod dynamic;
 pub mod files;
 pub mod http;
@@ -28,7 +35,9 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod options;
+mod prompts;
 pub mod refusal;
+mod resources;
 pub mod server;
 pub mod sessions;
 pub mod tools;
@@ -114,6 +123,7 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         dynamic: options.dynamic,
         files,
         calls: options.calls,
+        confirm_spending: options.confirm_spending,
     };
     let Some(addr) = options.http else {
         let from_env = with_profile(from_env);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+pub use super::confirm::ConfirmSpending;
 use super::http::Mode;
 use super::limits::CallLimits;
 use super::sessions::SessionLimits;
@@ -67,6 +68,14 @@ pub fn command() -> Command {
                 .value_parser(["operation-id", "official"])
                 .default_value("operation-id")
                 .help("operation-id (getCreditBalance) or official (tokportal_get_credit_balance, as TokPortal's hosted server)"),
+        )
+        .arg(
+            Arg::new("confirm_spending")
+                .long("confirm-spending")
+                .value_name("WHEN")
+                .value_parser(["elicit", "never"])
+                .default_value("elicit")
+                .help("elicit: a paid call is first sent as a dry run and the user asked (elicitation/create) when the client can be asked; never: call at once"),
         )
         .arg(
             Arg::new("http")
@@ -227,6 +236,8 @@ pub struct Options {
     pub drain_delay: Duration,
     /// Over HTTP: how long requests in flight may take after that.
     pub shutdown_grace: Duration,
+    /// Whether a paid call is confirmed with the user first.
+    pub confirm_spending: ConfirmSpending,
 }
 
 impl Options {
@@ -280,6 +291,10 @@ impl Options {
                 _ => Naming::OperationId,
             },
             dynamic: m.get_flag("dynamic"),
+            confirm_spending: match m.get_one::<String>("confirm_spending").map(String::as_str) {
+                Some("never") => ConfirmSpending::Never,
+                _ => ConfirmSpending::Elicit,
+            },
             http,
             allow_remote,
             allowed_origins: list("allow_origin"),

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, Implementation,
-    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult, JsonObject, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities, Tool,
 };
 // MCP logging is deprecated by SEP-2577 (rmcp marks its types so); it still
 // serves the clients of the protocol versions before it.
@@ -22,8 +24,9 @@ use super::dynamic;
 use super::files::FileSandbox;
 use super::limits::{CallGate, CallLimits};
 use super::logging::{CALL_LOG, Levels, Sink};
-use super::tools::{Naming, error_result, tool};
+use super::tools::{self, Naming, error_result, tool};
 use super::toolsets::{Selection, toolset_names};
+use super::{confirm, prompts, resources};
 use crate::operations::{Operation, flat_keys};
 use crate::{Client, ClientBuilder, Error, ResponseBody};
 
@@ -57,6 +60,8 @@ pub struct Settings {
     pub files: FileSandbox,
     /// Each caller's concurrent calls and time limit.
     pub calls: CallLimits,
+    /// Whether a paid call is confirmed with the user first.
+    pub confirm_spending: super::confirm::ConfirmSpending,
 }
 
 /// The TokPortal MCP server.
@@ -168,6 +173,11 @@ impl TokPortalMcp {
             Err(e) => return Ok(error_result(&e)),
         };
         let _running = self.gate.enter(caller)?;
+        let arguments =
+            match confirm::before_spending(op, arguments, &client, context, self.settings.confirm_spending).await {
+                confirm::Verdict::Send(arguments) => arguments,
+                confirm::Verdict::Answer(result) => return Ok(result),
+            };
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
         let limit = self.gate.limits().timeout;
         // What the SDK logs during the call reaches this client as
@@ -200,7 +210,11 @@ impl TokPortalMcp {
                 let (text, structured) = match response.body {
                     ResponseBody::Json(v) => (v.to_string(), Some(v)),
                     ResponseBody::Text(t) => (t, None),
-                    ResponseBody::Empty => (json!({"status": response.meta.status}).to_string(), None),
+                    // An empty answer's status is its structured result too.
+                    ResponseBody::Empty => {
+                        let status = json!({"status": response.meta.status});
+                        (status.to_string(), Some(status))
+                    }
                 };
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.structured_content = structured.filter(Value::is_object);
@@ -260,9 +274,16 @@ fn instructions(settings: &Settings) -> String {
 impl ServerHandler for TokPortalMcp {
     #[allow(deprecated)] // the logging capability (SEP-2577)
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
-            .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(instructions(&self.settings))
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(instructions(&self.settings))
     }
 
     /// `logging/setLevel`: from now on this caller's tool calls send their
@@ -275,6 +296,81 @@ impl ServerHandler for TokPortalMcp {
     ) -> Result<(), McpError> {
         self.levels.set(self.caller(&context), request.level);
         Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        prompts::get(&request.name, request.arguments.as_ref(), self.settings.naming)
+            .map(GetPromptResponse::Complete)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let uri = request.uri;
+        let read = resources::resolve(&uri).map_err(|why| McpError::resource_not_found(why, None))?;
+        let (text, mime) = match read {
+            resources::Read::Static(text, mime) => (text, mime),
+            resources::Read::Call { operation, id } => {
+                let (client, caller) = self
+                    .client(&context)
+                    .map_err(|e| McpError::invalid_request(e.to_string(), None))?;
+                let _running = self.gate.enter(caller)?;
+                let mut arguments = JsonObject::new();
+                arguments.insert("id".into(), Value::String(id));
+                let limit = self.gate.limits().timeout;
+                let answer = tokio::time::timeout(limit, client.call_operation(operation, arguments))
+                    .await
+                    .map_err(|_| McpError::internal_error(format!("{operation} took over {limit:?}"), None))?;
+                match answer {
+                    Ok(response) => match response.body {
+                        ResponseBody::Json(v) => (v.to_string(), "application/json"),
+                        ResponseBody::Text(t) => (t, "text/plain"),
+                        ResponseBody::Empty => (String::new(), "text/plain"),
+                    },
+                    Err(Error::Api(api)) if api.status == 404 => {
+                        return Err(McpError::resource_not_found(format!("{uri}: {}", api.message), None));
+                    }
+                    Err(e) => {
+                        let detail = tools::error_result(&e).structured_content;
+                        return Err(McpError::internal_error(format!("{operation}: {e}"), detail));
+                    }
+                }
+            }
+        };
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![
+            resources::contents(&uri, text, mime),
+        ])))
     }
 
     async fn list_tools(

@@ -1,0 +1,262 @@
+//! `tokportal-mcp` beyond tools, driven over stdio by rmcp's own client
+//! against an in-process sandbox: its prompts, its resources (the contract,
+//! the operation table, the event catalog, bundles read through the API),
+//! and a paid call confirmed through elicitation, accepted and declined,
+//! with the sandbox's balance and request counts checked.
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
+    ElicitationAction, GetPromptRequestParams, Implementation, JsonObject, ReadResourceRequestParams, ResourceContents,
+};
+use rmcp::service::{RequestContext, RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use tokportal::sandbox::{Sandbox, Verify};
+
+/// A client that answers every `elicitation/create` with `action`, and
+/// keeps the questions it was asked.
+#[derive(Clone)]
+struct Asked {
+    action: Option<ElicitationAction>,
+    questions: Arc<Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Asked {
+    fn get_info(&self) -> ClientConfig {
+        let capabilities = match self.action {
+            Some(_) => ClientCapabilities::builder().enable_elicitation().build(),
+            None => ClientCapabilities::default(),
+        };
+        ClientConfig::new(capabilities, Implementation::new("workflows-test", "1"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.questions.lock().unwrap().push(message);
+        }
+        let action = self.action.clone().unwrap_or(ElicitationAction::Decline);
+        let mut result = ElicitResult::new(action.clone());
+        if action == ElicitationAction::Accept {
+            result.content = Some(json!({"charge": true}));
+        }
+        Ok(result)
+    }
+}
+
+struct World {
+    sandbox: Sandbox,
+    key: String,
+}
+
+impl World {
+    async fn new(key: &str) -> Self {
+        Self {
+            sandbox: Sandbox::start().await.unwrap(),
+            key: key.to_owned(),
+        }
+    }
+
+    async fn agent(&self, asked: Asked, extra: &[&str]) -> RunningService<RoleClient, Asked> {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"));
+        command
+            .args(extra)
+            .env("TOKPORTAL_API_KEY", &self.key)
+            .env("TOKPORTAL_BASE_URL", self.sandbox.url())
+            .env_remove("TOKPORTAL_PROFILE")
+            .env("RUST_LOG", "warn");
+        let transport = TokioChildProcess::new(command).unwrap();
+        asked.serve(transport).await.unwrap()
+    }
+
+    async fn balance(&self) -> f64 {
+        let client = self.sandbox.client(self.key.as_str()).unwrap();
+        let me = client
+            .request_operation("getCurrentUser", tokportal::OperationArgs::new())
+            .await
+            .unwrap();
+        match me.body {
+            tokportal::ResponseBody::Json(v) => v["data"]["credits"]["balance"].as_f64().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn count(&self, operation: &str, dry_run: bool) -> u64 {
+        self.sandbox
+            .verify(
+                Verify::operation(operation)
+                    .key(self.key.as_str())
+                    .dry_run(dry_run)
+                    .at_least(0),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+fn asked(action: Option<ElicitationAction>) -> Asked {
+    Asked {
+        action,
+        questions: Arc::default(),
+    }
+}
+
+async fn call(agent: &RunningService<RoleClient, Asked>, tool: &str, arguments: Value) -> CallToolResult {
+    let Value::Object(arguments) = arguments else { panic!() };
+    agent
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments as JsonObject))
+        .await
+        .unwrap()
+}
+
+fn bundle() -> Value {
+    json!({"body": {"bundle_type": "account_and_videos", "platform": "tiktok", "country": "USA", "videos_quantity": 2}})
+}
+
+fn text(contents: &ResourceContents) -> &str {
+    match contents {
+        ResourceContents::TextResourceContents { text, .. } => text,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn prompts_and_resources_are_listed_and_read() {
+    let world = World::new("sk_test_workflows_read").await;
+    let agent = world.agent(asked(None), &[]).await;
+
+    let prompts = agent.list_all_prompts().await.unwrap();
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["launch_accounts", "schedule_videos", "monitor_accounts"]);
+    let mut args = JsonObject::new();
+    args.insert("countries".into(), json!("USA,FRA"));
+    let prompt = agent
+        .get_prompt(GetPromptRequestParams::new("launch_accounts").with_arguments(args))
+        .await
+        .unwrap();
+    let said = serde_json::to_value(&prompt.messages).unwrap().to_string();
+    assert!(
+        said.contains("createBundle") && said.contains("dry_run: true"),
+        "{said}"
+    );
+    let missing = agent.get_prompt(GetPromptRequestParams::new("schedule_videos")).await;
+    assert!(format!("{missing:?}").contains("bundle_id"), "{missing:?}");
+
+    let resources = agent.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 3);
+    let templates = agent.list_all_resource_templates().await.unwrap();
+    let uris: Vec<&str> = templates.iter().map(|t| t.uri_template.as_str()).collect();
+    assert_eq!(uris, ["tokportal://bundles/{id}", "tokportal://accounts/{id}"]);
+
+    let contract = agent
+        .read_resource(ReadResourceRequestParams::new("tokportal://contract/openapi.yaml"))
+        .await
+        .unwrap();
+    let vendored = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.yaml")).unwrap();
+    assert_eq!(text(&contract.contents[0]), vendored, "the contract, whole");
+    let table = agent
+        .read_resource(ReadResourceRequestParams::new("tokportal://operations"))
+        .await
+        .unwrap();
+    let table: Value = serde_json::from_str(text(&table.contents[0])).unwrap();
+    assert_eq!(table["operations"].as_array().unwrap().len(), 78);
+
+    // A bundle, read through the API with the server's key.
+    let client = world.sandbox.client(world.key.as_str()).unwrap();
+    let made = client
+        .request_operation(
+            "createBundle",
+            tokportal::OperationArgs::new().body(bundle()["body"].clone()),
+        )
+        .await
+        .unwrap();
+    let tokportal::ResponseBody::Json(made) = made.body else {
+        panic!()
+    };
+    let id = made["data"]["id"].as_str().unwrap();
+    let read = agent
+        .read_resource(ReadResourceRequestParams::new(format!("tokportal://bundles/{id}")))
+        .await
+        .unwrap();
+    let read: Value = serde_json::from_str(text(&read.contents[0])).unwrap();
+    assert_eq!(read["data"]["id"], id);
+    let before = world.count("getBundle", false).await;
+    let bad = agent
+        .read_resource(ReadResourceRequestParams::new("tokportal://bundles/../../me"))
+        .await;
+    assert!(bad.is_err());
+    assert_eq!(world.count("getBundle", false).await, before, "a bad id costs no call");
+    agent.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paid_call_is_confirmed_through_elicitation_both_ways() {
+    let world = World::new("sk_test_workflows_confirm").await;
+    let start = world.balance().await;
+
+    // Declined: only the dry run was sent; nothing charged.
+    let declining = asked(Some(ElicitationAction::Decline));
+    let agent = world.agent(declining.clone(), &[]).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_eq!(result.is_error, Some(true));
+    let structured = result.structured_content.clone().unwrap();
+    assert_eq!(structured["charged"], false, "{structured}");
+    assert_eq!(structured["error"]["code"], "NOT_CONFIRMED");
+    let questions = declining.questions.lock().unwrap().clone();
+    assert_eq!(questions.len(), 1);
+    assert!(
+        questions[0].contains("would charge 14 credits") && questions[0].contains("account 10"),
+        "{questions:?}"
+    );
+    assert_eq!(world.count("createBundle", false).await, 0);
+    assert_eq!(world.count("createBundle", true).await, 1);
+    assert_eq!(world.balance().await, start);
+    // Cancelled: the same.
+    agent.cancel().await.unwrap();
+    let agent = world.agent(asked(Some(ElicitationAction::Cancel)), &[]).await;
+    assert_eq!(call(&agent, "createBundle", bundle()).await.is_error, Some(true));
+    assert_eq!(world.count("createBundle", false).await, 0);
+    agent.cancel().await.unwrap();
+
+    // Accepted: charged once, with an idempotency key.
+    let accepting = asked(Some(ElicitationAction::Accept));
+    let agent = world.agent(accepting.clone(), &[]).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(world.count("createBundle", false).await, 1);
+    assert_eq!(world.balance().await, start - 14.0);
+    assert_eq!(accepting.questions.lock().unwrap().len(), 1);
+    // The agent's own dry run is not asked about.
+    let mut preview = bundle();
+    preview["dry_run"] = json!(true);
+    call(&agent, "createBundle", preview).await;
+    assert_eq!(accepting.questions.lock().unwrap().len(), 1);
+    // Nor is a call that spends nothing.
+    call(&agent, "getCurrentUser", json!({})).await;
+    assert_eq!(accepting.questions.lock().unwrap().len(), 1);
+    agent.cancel().await.unwrap();
+
+    // A client without elicitation is served as always; so is --confirm-spending never.
+    let dry_runs = world.count("createBundle", true).await;
+    let agent = world.agent(asked(None), &[]).await;
+    assert_ne!(call(&agent, "createBundle", bundle()).await.is_error, Some(true));
+    agent.cancel().await.unwrap();
+    let never = asked(Some(ElicitationAction::Decline));
+    let agent = world.agent(never.clone(), &["--confirm-spending", "never"]).await;
+    assert_ne!(call(&agent, "createBundle", bundle()).await.is_error, Some(true));
+    assert!(never.questions.lock().unwrap().is_empty());
+    agent.cancel().await.unwrap();
+    assert_eq!(world.count("createBundle", false).await, 3);
+    assert_eq!(
+        world.count("createBundle", true).await,
+        dry_runs,
+        "no dry run sent for them"
+    );
+    assert_eq!(world.balance().await, start - 42.0);
+}
