@@ -16,6 +16,12 @@
 //! stateless (the default). A baseline binary (one built from another commit)
 //! runs with no flag and whole handshakes, side by side, and the ratios are
 //! printed. N defaults to 10,000.
+//!
+//! Then `--oauth`: N dynamic registrations (`/register`) and N consent pages
+//! (`/authorize` for those clients), 32 at a time: what a crawler or an
+//! attacker can send without a key. Nothing of it is stored (client ids,
+//! and the consent form's CSRF token, are sealed), so memory should stay
+//! where the stateless run left it; the ratio to that run is printed.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -46,6 +52,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print("--sessions, whole handshakes", &whole);
     let stateless = runtime.block_on(flood(&binary, &[], n, true))?;
     print("stateless", &stateless);
+    let oauth = runtime.block_on(oauth_flood(&binary, n))?;
+    print("--oauth: register+authorize", &oauth);
+    println!(
+        "ratio --oauth / stateless: RSS {:.3}, peak {:.3}",
+        oauth.rss_kib as f64 / stateless.rss_kib as f64,
+        oauth.peak_kib as f64 / stateless.peak_kib as f64
+    );
     if let Some(baseline) = baseline {
         let base = runtime.block_on(flood(&baseline, &[], n, true))?;
         print("baseline, whole handshakes", &base);
@@ -93,6 +106,98 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Starts `binary` with `flags` on a free port: the process and its `/mcp` URL.
+fn start(binary: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<(Running, String), Box<dyn std::error::Error>> {
+    let mut command = Command::new(binary);
+    command
+        .args(["--http", "127.0.0.1:0"])
+        .args(flags)
+        .env("TOKPORTAL_BASE_URL", "http://127.0.0.1:9")
+        .env_remove("TOKPORTAL_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(u) = line.split("listening on ").nth(1) {
+                let _ = tx.send(u.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "the server did not say where it listens")?;
+    Ok((running, url))
+}
+
+async fn oauth_flood(binary: &str, n: usize) -> Result<Measured, Box<dyn std::error::Error>> {
+    let (running, url) = start(
+        binary,
+        &["--oauth", "--public-url", "http://127.0.0.1"],
+        &[(
+            "TOKPORTAL_MCP_OAUTH_SECRET",
+            "a flood's sealing secret, at least 32 bytes",
+        )],
+    )?;
+    let origin = url.trim_end_matches("/mcp").to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let started = Instant::now();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let statuses: Vec<u16> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (http, origin) = (http.clone(), origin.clone());
+            async move {
+                let redirect = format!("https://client{i}.example/callback");
+                let registered = http
+                    .post(format!("{origin}/register"))
+                    .json(&serde_json::json!({"client_name": format!("flood {i}"), "redirect_uris": [redirect]}))
+                    .send()
+                    .await;
+                let Ok(registered) = registered else { return 0 };
+                let Ok(body) = registered.json::<serde_json::Value>().await else {
+                    return 1;
+                };
+                let Some(id) = body["client_id"].as_str() else { return 2 };
+                let page = http
+                    .get(format!("{origin}/authorize"))
+                    .query(&[
+                        ("response_type", "code"),
+                        ("client_id", id),
+                        ("redirect_uri", redirect.as_str()),
+                        ("code_challenge", challenge),
+                        ("code_challenge_method", "S256"),
+                        ("state", "s"),
+                    ])
+                    .send()
+                    .await;
+                page.map(|p| p.status().as_u16()).unwrap_or(0)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = running.0.id();
+    let mut counts = BTreeMap::new();
+    for s in statuses {
+        *counts.entry(s).or_insert(0) += 1;
+    }
+    Ok(Measured {
+        statuses: counts,
+        rss_kib: proc_kib(pid, "VmRSS:"),
+        peak_kib: proc_kib(pid, "VmHWM:"),
+        seconds,
+    })
 }
 
 async fn flood(

@@ -331,3 +331,55 @@ async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
         }
     }
 }
+
+/// The OAuth flow (`tokportal-mcp --oauth`, logging at TRACE): registration,
+/// the consent page with the user's key, the code, the tokens, a refresh and
+/// a call. Neither the key, the code, the access token nor the refresh
+/// token appears in the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oauth_key_code_or_token_reaches_a_log() {
+    use common::oauth::{KEY as OAUTH_KEY, REDIRECT, Replica, client, discover, register, send, sign_in};
+    use oauth2::TokenResponse;
+
+    let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
+    let replica = Replica::start(&sandbox, common::oauth::PUBLIC, &[]);
+    let server = discover(&replica).await;
+    let client_id = register(&replica, &server, REDIRECT).await;
+    let (tokens, code) = sign_in(&replica, &server, &client_id, "full").await;
+    let access = tokens.access_token().secret().clone();
+    let refresh = tokens.refresh_token().unwrap().clone();
+    let origin = replica.origin.clone();
+    let http = move |r| send(r, origin.clone());
+    let renewed = client(&server, &client_id, REDIRECT)
+        .exchange_refresh_token(&refresh)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(format!(
+            "{}/mcp",
+            replica.origin
+        ))
+        .auth_header(renewed.access_token().secret().clone()),
+    );
+    let agent = ().serve(transport).await.unwrap();
+    let me = agent
+        .call_tool(CallToolRequestParams::new("getCurrentUser".to_owned()))
+        .await
+        .unwrap();
+    assert_ne!(me.is_error, Some(true));
+    agent.cancel().await.unwrap();
+
+    let log = replica.log.lock().unwrap().join("\n");
+    assert!(log.contains("a code was issued"), "the server logged at trace");
+    let secrets = [
+        ("the key", OAUTH_KEY.to_owned()),
+        ("the code", code),
+        ("the access token", access),
+        ("the refresh token", refresh.secret().clone()),
+        ("the renewed access token", renewed.access_token().secret().clone()),
+    ];
+    for (name, secret) in secrets {
+        assert!(!log.contains(&secret), "{name} appears in tokportal-mcp's log");
+    }
+}

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::caller::caller_key;
 use super::lifecycle::{self, Lifecycle};
+use super::oauth::OAuth;
 use super::refusal::refuse;
 use super::server::TokPortalMcp;
 use super::sessions::{self, SessionLimits, Sessions};
@@ -50,6 +51,8 @@ pub struct HttpSettings {
     pub drain_delay: Duration,
     /// How long requests already in may take to be answered after that.
     pub shutdown_grace: Duration,
+    /// `--oauth`: the authorization server beside `/mcp`.
+    pub oauth: Option<Arc<OAuth>>,
 }
 
 impl Default for HttpSettings {
@@ -60,6 +63,7 @@ impl Default for HttpSettings {
             mode: Mode::Stateless,
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),
+            oauth: None,
         }
     }
 }
@@ -97,9 +101,15 @@ impl Origins {
     }
 }
 
-async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next) -> Response {
+/// What the guard knows: the allowed origins, and the authorization server.
+struct Guard {
+    origins: Origins,
+    oauth: Option<Arc<OAuth>>,
+}
+
+async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if !origins.allows(origin) {
+    if !guard.origins.allows(origin) {
         tracing::warn!(origin, "refused a request from a foreign origin");
         return refuse(
             StatusCode::FORBIDDEN,
@@ -107,12 +117,57 @@ async fn guard(State(origins): State<Arc<Origins>>, request: Request, next: Next
             "this origin may not call this server",
         );
     }
-    if caller_key(request.headers()).is_none() {
-        return refuse(
+    let Some(bearer) = caller_key(request.headers()) else {
+        let mut refused = refuse(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
-            "send your TokPortal API key as `Authorization: Bearer <key>` or `X-API-Key`",
+            match guard.oauth {
+                Some(_) => {
+                    "sign in with OAuth (see WWW-Authenticate), or send your TokPortal API key as `Authorization: Bearer <key>`"
+                }
+                None => "send your TokPortal API key as `Authorization: Bearer <key>` or `X-API-Key`",
+            },
         );
+        if let Some(oauth) = &guard.oauth {
+            refused
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, oauth.challenge(None));
+        }
+        return refused;
+    };
+    if let Some(oauth) = &guard.oauth
+        && OAuth::is_sealed(&bearer)
+    {
+        // A token of this server: the key it wraps replaces it, so that
+        // everything below sees a caller's key, and only the key ever goes
+        // upstream; the token's scope goes along as `Access`.
+        match oauth.check_bearer(&bearer) {
+            Ok((key, access)) => {
+                let Ok(value) = header::HeaderValue::from_str(&format!("Bearer {}", key.expose())) else {
+                    return refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "INVALID_TOKEN",
+                        "the token holds no usable key",
+                    );
+                };
+                let headers = request.headers_mut();
+                headers.remove(crate::headers::API_KEY);
+                headers.insert(header::AUTHORIZATION, value);
+                request.extensions_mut().insert(access);
+            }
+            Err(why) => {
+                tracing::info!(why, "refused a bearer token");
+                let mut refused = refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "INVALID_TOKEN",
+                    &format!("the token is {why}"),
+                );
+                refused
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, oauth.challenge(Some(why)));
+                return refused;
+            }
+        }
     }
     next.run(request).await
 }
@@ -155,8 +210,15 @@ pub async fn serve(
         }
     };
     let state = Arc::new(Lifecycle::default());
-    let router = mcp
-        .layer(middleware::from_fn_with_state(Arc::new(settings.origins), guard))
+    let guard_state = Arc::new(Guard {
+        origins: settings.origins,
+        oauth: settings.oauth.clone(),
+    });
+    let mut router = mcp.layer(middleware::from_fn_with_state(guard_state, guard));
+    if let Some(oauth) = settings.oauth {
+        router = router.merge(oauth.routes());
+    }
+    let router = router
         .merge(lifecycle::routes(Arc::clone(&state)))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), lifecycle::track));
 

@@ -19,6 +19,8 @@
 //! - [`limits`]: each caller's concurrent tool calls and their time limit;
 //! - [`logging`]: `logging/setLevel`, and what the SDK logs during a call
 //!   sent to its client as `notifications/message`;
+//! - [`oauth`]: `--oauth`, the server as its own OAuth 2.1 authorization
+//!   server for Claude's and ChatGPT's connectors;
 //! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop;
 //! - [`refusal`]: the HTTP refusals' JSON body.
 //!
@@ -34,6 +36,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod oauth;
 pub mod options;
 mod prompts;
 pub mod refusal;
@@ -147,7 +150,14 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     let base_url = std::env::var(crate::BASE_URL_ENV).ok().filter(|u| !u.trim().is_empty());
     let strict = std::env::var(crate::STRICT_CONTRACT_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true"));
     from_env.http_client(http.clone()).build()?;
-    let server = TokPortalMcp::with_settings(Keys::PerRequest { http, base_url, strict }, settings);
+    let server = TokPortalMcp::with_settings(
+        Keys::PerRequest {
+            http: http.clone(),
+            base_url: base_url.clone(),
+            strict,
+        },
+        settings,
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| ServeError::Transport(format!("cannot listen on {addr}: {e}")))?;
@@ -172,7 +182,21 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     say(format_args!(
         "tokportal-mcp: {mode}; probes at http://{local}/healthz and /readyz"
     ));
+    let oauth = match options.oauth.clone() {
+        Some(o) => {
+            let public = o.public_url.to_string();
+            let built = oauth::OAuth::new(o, http.clone(), base_url.clone()).map_err(ServeError::Config)?;
+            say(format_args!(
+                "tokportal-mcp: OAuth on: issuer {}, metadata at {}",
+                public.trim_end_matches('/'),
+                built.resource_metadata()
+            ));
+            Some(std::sync::Arc::new(built))
+        }
+        None => None,
+    };
     let settings = http::HttpSettings {
+        oauth,
         origins: http::Origins::new(&options.allowed_origins),
         remote: options.allow_remote,
         mode: options.mode,

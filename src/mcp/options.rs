@@ -183,6 +183,43 @@ pub fn command() -> Command {
                 .help("On SIGTERM or SIGINT: how long requests in flight may take to finish before the server exits"),
         )
         .arg(
+            Arg::new("oauth")
+                .requires("http")
+                .requires("public_url")
+                .long("oauth")
+                .action(ArgAction::SetTrue)
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("Be an OAuth 2.1 authorization server too: tokens that wrap the user's key; API keys as Bearer keep working"),
+        )
+        .arg(
+            Arg::new("public_url")
+                .requires("oauth")
+                .long("public-url")
+                .value_name("URL")
+                .value_parser(clap::value_parser!(url::Url))
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("The address clients use (the same for every replica behind a load balancer): the issuer, and the tokens' audience URL/mcp"),
+        )
+        .arg(
+            Arg::new("oauth_secret_file")
+                .requires("oauth")
+                .long("oauth-secret-file")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("A file holding the sealing secret (else $TOKPORTAL_MCP_OAUTH_SECRET); at least 32 bytes, the same on every replica"),
+        )
+        .arg(
+            Arg::new("oauth_access_ttl")
+                .requires("oauth")
+                .long("oauth-access-ttl")
+                .value_name("SECONDS")
+                .default_value("3600")
+                .value_parser(clap::value_parser!(u64).range(1..=86_400))
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("How long an access token lasts (refresh tokens: 30 days; codes: 60 s)"),
+        )
+        .arg(
             Arg::new("drain_delay")
                 .requires("http")
                 .long("drain-delay")
@@ -197,6 +234,7 @@ pub fn command() -> Command {
              TOKPORTAL_PROFILE          stdio without TOKPORTAL_API_KEY: the profile whose key to use (tokportal login)\n  \
              TOKPORTAL_BASE_URL         the API's address (default https://app.tokportal.com/api/ext)\n  \
              TOKPORTAL_STRICT_CONTRACT  1: refuse what the vendored contract does not know\n  \
+             TOKPORTAL_MCP_OAUTH_SECRET --oauth: the sealing secret shared by the replicas (or --oauth-secret-file)\n  \
              RUST_LOG                   log filter for stderr (default warn)",
         )
 }
@@ -210,6 +248,9 @@ where
 {
     command().try_get_matches_from(args)
 }
+
+/// The environment variable holding `--oauth`'s sealing secret.
+pub const OAUTH_SECRET_ENV: &str = "TOKPORTAL_MCP_OAUTH_SECRET";
 
 /// The server's configuration, checked.
 #[derive(Debug, Clone)]
@@ -238,6 +279,8 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// Whether a paid call is confirmed with the user first.
     pub confirm_spending: ConfirmSpending,
+    /// `--oauth`: the authorization server's settings.
+    pub oauth: Option<super::oauth::OAuthSettings>,
 }
 
 impl Options {
@@ -277,7 +320,39 @@ impl Options {
         } else {
             Mode::Stateless
         };
+        let oauth = if m.get_flag("oauth") {
+            let public_url = m
+                .get_one::<url::Url>("public_url")
+                .cloned()
+                .ok_or("--oauth needs --public-url URL")?;
+            let secret = match m.get_one::<PathBuf>("oauth_secret_file") {
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|e| format!("--oauth-secret-file {}: {e}", path.display()))?
+                }
+                None => std::env::var(OAUTH_SECRET_ENV).map_err(|_| {
+                    format!("--oauth needs a secret: set {OAUTH_SECRET_ENV} or --oauth-secret-file FILE")
+                })?,
+            };
+            let secret = secret.trim().to_owned();
+            if secret.len() < super::oauth::seal::MIN_SECRET {
+                return Err(format!(
+                    "the OAuth secret has {} bytes; it needs at least {} (openssl rand -hex 32)",
+                    secret.len(),
+                    super::oauth::seal::MIN_SECRET
+                ));
+            }
+            Some(super::oauth::OAuthSettings {
+                public_url,
+                secret: crate::Secret::new(secret),
+                access_ttl: Duration::from_secs(number("oauth_access_ttl").max(1)),
+                refresh_ttl: super::oauth::REFRESH_TTL,
+                code_ttl: super::oauth::CODE_TTL,
+            })
+        } else {
+            None
+        };
         Ok(Self {
+            oauth,
             mode,
             calls: CallLimits {
                 per_key: count("max_calls_per_key"),

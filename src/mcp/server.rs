@@ -24,6 +24,7 @@ use super::dynamic;
 use super::files::FileSandbox;
 use super::limits::{CallGate, CallLimits};
 use super::logging::{CALL_LOG, Levels, Sink};
+use super::oauth::Access;
 use super::tools::{self, Naming, error_result, tool};
 use super::toolsets::{Selection, toolset_names};
 use super::{confirm, prompts, resources};
@@ -104,6 +105,15 @@ impl TokPortalMcp {
         }
     }
 
+    /// What the caller may do: an OAuth token's scope; an API key, all.
+    fn access(&self, context: &RequestContext<RoleServer>) -> Access {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Access>().copied())
+            .unwrap_or_default()
+    }
+
     /// Who is calling: the HTTP caller's key, by its fingerprint; over stdio,
     /// the one caller.
     fn caller(&self, context: &RequestContext<RoleServer>) -> KeyId {
@@ -147,6 +157,14 @@ impl TokPortalMcp {
         mut arguments: JsonObject,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        if self.access(context) == Access::ReadOnly && !op.method.is_read_only() {
+            // Refused before anything is sent.
+            let value = json!({"error": {"code": "insufficient_scope",
+                "message": format!("{} changes something; this token is read-only ({})", op.id, super::oauth::SCOPE_READ_ONLY)}});
+            let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
+            result.structured_content = Some(value);
+            return Ok(result);
+        }
         if op.is_multipart()
             && let Some(Value::String(path)) = arguments.get(flat_keys::FILE_PATH)
         {
@@ -378,7 +396,21 @@ impl ServerHandler for TokPortalMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        let tools = match self.access(&_context) {
+            Access::Full => self.tools.as_ref().clone(),
+            // A read-only token lists only what changes nothing.
+            Access::ReadOnly => self
+                .tools
+                .iter()
+                .filter(|t| {
+                    self.by_name
+                        .get(t.name.as_ref())
+                        .is_none_or(|op| op.method.is_read_only())
+                })
+                .cloned()
+                .collect(),
+        };
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(

@@ -3,6 +3,9 @@
 //! 200, a dropped connection).
 #![allow(dead_code)]
 
+#[cfg(all(feature = "mcp", feature = "sandbox"))]
+pub mod oauth;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,0 +1,312 @@
+//! `tokportal-mcp --http ADDR --oauth --public-url URL`: the server as its own
+//! OAuth 2.1 authorization server, as Sentry's MCP server is: the token it
+//! issues wraps the caller's TokPortal key, so Claude's and ChatGPT's
+//! connectors (which take OAuth, not a pasted key) can reach it.
+//!
+//! - Discovery: `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728),
+//!   `/.well-known/oauth-authorization-server` (RFC 8414), and a 401 on
+//!   `/mcp` naming the first in `WWW-Authenticate`.
+//! - Clients ([`clients`]): `/register` (RFC 7591) and Client ID Metadata
+//!   Documents.
+//! - `/authorize` ([`consent`]): one page, the user's key checked with
+//!   `getCurrentUser` before anything is issued, `full` or `read_only`.
+//! - `/token` ([`token`]): PKCE S256 codes used once, short access tokens,
+//!   rotating refresh tokens.
+//! - Everything is sealed ([`seal`]): replicas with the same
+//!   `TOKPORTAL_MCP_OAUTH_SECRET` accept each other's clients, codes and
+//!   tokens with no shared store ([`used`] says what stays per replica).
+//!
+//! Why not oxide-auth (looked at first, with oxide-auth-axum 0.6): its
+//! primitives fit a server with state: a `Registrar` over a client map, an
+//! `Authorizer` that stores codes (its docs: "there is no stateless
+//! implementation of an authorizer"), an `Issuer` that stores or signs its
+//! own tokens; and it has no dynamic registration, no metadata documents,
+//! no RFC 8414/9728 metadata, no `iss` (RFC 9207) nor `resource` (RFC 8707).
+//! Every one of those would have been ours anyway, leaving it only the
+//! parsing of four form fields. The sealing is pasetors' (PASETO v4.local),
+//! not ours.
+
+pub(crate) mod clients;
+pub(crate) mod consent;
+pub(crate) mod seal;
+pub(crate) mod token;
+pub(crate) mod used;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::secret::Secret;
+
+/// The scope of full access.
+pub const SCOPE_FULL: &str = "tokportal:full";
+/// The scope of read-only access: only the operations that change nothing.
+pub const SCOPE_READ_ONLY: &str = "tokportal:read_only";
+
+/// What a caller may do, from its token's scope (an API key: everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Every exposed operation.
+    #[default]
+    Full,
+    /// Only the operations that change nothing.
+    ReadOnly,
+}
+
+impl Access {
+    /// The access a scope string grants.
+    pub(crate) fn of_scope(scope: &str) -> Self {
+        if scope.split(' ').any(|s| s == SCOPE_FULL) {
+            Access::Full
+        } else {
+            Access::ReadOnly
+        }
+    }
+
+    /// As a scope string.
+    pub(crate) fn scope(self) -> &'static str {
+        match self {
+            Access::Full => SCOPE_FULL,
+            Access::ReadOnly => SCOPE_READ_ONLY,
+        }
+    }
+}
+
+/// The authorization server's settings.
+#[derive(Clone)]
+pub struct OAuthSettings {
+    /// The address clients use (`https://mcp.example.com`), the same for
+    /// every replica behind a load balancer.
+    pub public_url: Url,
+    /// The sealing secret, shared by the replicas.
+    pub secret: Secret,
+    /// How long an access token lasts.
+    pub access_ttl: Duration,
+    /// How long a refresh token lasts.
+    pub refresh_ttl: Duration,
+    /// How long a code lasts.
+    pub code_ttl: Duration,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthSettings")
+            .field("public_url", &self.public_url.as_str())
+            .field("secret", &self.secret)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("code_ttl", &self.code_ttl)
+            .finish()
+    }
+}
+
+/// The defaults: access tokens for an hour, refresh tokens for 30 days,
+/// codes for 60 seconds.
+pub const ACCESS_TTL: Duration = Duration::from_secs(3600);
+/// See [`ACCESS_TTL`].
+pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// See [`ACCESS_TTL`].
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+
+/// A running authorization server.
+pub struct OAuth {
+    settings: OAuthSettings,
+    sealer: seal::Sealer,
+    used: used::Used,
+    /// For client metadata documents (no redirects).
+    fetch: reqwest::Client,
+    /// For `getCurrentUser` on the consent page.
+    upstream: reqwest::Client,
+    base_url: Option<String>,
+}
+
+impl std::fmt::Debug for OAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth error answer (RFC 6749 §5.2): `{"error", "error_description"}`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct OAuthError {
+    pub(crate) code: &'static str,
+    pub(crate) description: String,
+    pub(crate) status: StatusCode,
+}
+
+impl OAuthError {
+    pub(crate) fn new(code: &'static str, description: impl Into<String>) -> Self {
+        let status = if code == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self {
+            code,
+            description: description.into(),
+            status,
+        }
+    }
+
+    pub(crate) fn server(description: impl Into<String>) -> Self {
+        Self {
+            code: "server_error",
+            description: description.into(),
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": self.code, "error_description": self.description})),
+        )
+            .into_response();
+        no_store(&mut response);
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, on everything that
+/// holds a code or a token.
+pub(crate) fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl OAuth {
+    /// The authorization server of `settings`; `base_url` is the API's.
+    pub fn new(settings: OAuthSettings, upstream: reqwest::Client, base_url: Option<String>) -> Result<Self, String> {
+        if !matches!(settings.public_url.scheme(), "https" | "http") || settings.public_url.host().is_none() {
+            return Err(format!("--public-url {}: an http(s) address", settings.public_url));
+        }
+        let sealer = seal::Sealer::new(settings.secret.expose())?;
+        let fetch = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            settings,
+            sealer,
+            used: used::Used::default(),
+            fetch,
+            upstream,
+            base_url,
+        })
+    }
+
+    /// The issuer: the public URL, without a trailing slash.
+    pub(crate) fn issuer(&self) -> String {
+        self.settings.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// The protected resource: the MCP endpoint.
+    pub(crate) fn resource(&self) -> String {
+        format!("{}/mcp", self.issuer())
+    }
+
+    /// Where the protected resource's metadata is.
+    pub(crate) fn resource_metadata(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.issuer())
+    }
+
+    /// `WWW-Authenticate` for a 401 at `/mcp`: where to discover how to
+    /// get a token, and (for a bad token) why.
+    pub(crate) fn challenge(&self, error: Option<&str>) -> HeaderValue {
+        let mut value = format!(
+            "Bearer resource_metadata=\"{}\", scope=\"{SCOPE_FULL} {SCOPE_READ_ONLY}\"",
+            self.resource_metadata()
+        );
+        if let Some(error) = error {
+            value.push_str(&format!(", error=\"invalid_token\", error_description=\"{error}\""));
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
+    /// Opens a bearer access token: the key it wraps and its access, or why
+    /// not (expired, another audience, not ours).
+    pub(crate) fn check_bearer(&self, token: &str) -> Result<(Secret, Access), &'static str> {
+        let claims = self.sealer.open(seal::Purpose::Access, token, Some(&self.resource()))?;
+        let key = seal::text(&claims, "k").ok_or("no key")?;
+        let access = Access::of_scope(seal::text(&claims, "sc").unwrap_or(SCOPE_READ_ONLY));
+        Ok((Secret::new(key), access))
+    }
+
+    /// Whether `token` is shaped as one of this server's (PASETO v4.local)
+    /// rather than an API key.
+    pub(crate) fn is_sealed(token: &str) -> bool {
+        token.starts_with("v4.local.")
+    }
+
+    /// The routes: discovery, registration, consent and tokens.
+    pub fn routes(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/.well-known/oauth-protected-resource", get(protected_resource))
+            .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource))
+            .route("/.well-known/oauth-authorization-server", get(authorization_server))
+            .route("/register", post(register))
+            .route("/authorize", get(consent::page).post(consent::decide))
+            .route("/token", post(token::exchange))
+            // Bodies here are small forms and JSON; anything bigger is refused unread.
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+            .with_state(self)
+    }
+}
+
+async fn protected_resource(State(oauth): State<Arc<OAuth>>) -> Json<Value> {
+    Json(json!({
+        "resource": oauth.resource(),
+        "authorization_servers": [oauth.issuer()],
+        "scopes_supported": [SCOPE_FULL, SCOPE_READ_ONLY],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "TokPortal (tokportal-mcp)",
+    }))
+}
+
+async fn authorization_server(State(oauth): State<Arc<OAuth>>) -> Json<Value> {
+    let issuer = oauth.issuer();
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "scopes_supported": [SCOPE_FULL, SCOPE_READ_ONLY],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "code_challenge_methods_supported": ["S256"],
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+async fn register(State(oauth): State<Arc<OAuth>>, body: axum::body::Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return OAuthError::new("invalid_client_metadata", "the body is not JSON").into_response();
+    };
+    match clients::register(&oauth.sealer, &body) {
+        Ok(answer) => {
+            let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,285 @@
+//! OAuth helpers shared by the connector's tests: a replica of
+//! `tokportal-mcp --oauth`, the `oauth2` crate's HTTP client over reqwest,
+//! discovery, registration and the consent page answered over HTTP.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope, TokenUrl};
+use serde_json::{Value, json};
+use tokportal::sandbox::Sandbox;
+
+pub const PUBLIC: &str = "http://mcp.tokportal.test";
+pub const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
+pub const KEY: &str = "sk_test_oauth_user";
+pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+
+/// One replica of the server.
+pub struct Replica {
+    child: Child,
+    pub origin: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Replica {
+    pub fn start(sandbox: &Sandbox, public: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+            .args(["--http", "127.0.0.1:0", "--oauth", "--public-url", public])
+            .args(extra)
+            .env_remove("TOKPORTAL_API_KEY")
+            .env("TOKPORTAL_BASE_URL", sandbox.url())
+            .env("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tokportal-mcp starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let origin = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the replica says where it listens");
+        Replica { child, origin, log }
+    }
+
+    /// `url` on the public address, sent to this replica instead.
+    pub fn here(&self, url: &str) -> String {
+        url.replacen(PUBLIC, &self.origin, 1)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// oauth2's HTTP client: reqwest, with the public address sent to `origin`.
+pub async fn send(request: oauth2::HttpRequest, origin: String) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let io = |e: reqwest::Error| std::io::Error::other(e.to_string());
+    let (parts, body) = request.into_parts();
+    let url = parts.uri.to_string().replacen(PUBLIC, &origin, 1);
+    let response = reqwest::Client::new()
+        .request(parts.method, url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(io)?;
+    let mut answer = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    let bytes = response.bytes().await.map_err(io)?;
+    answer.body(bytes.to_vec()).map_err(std::io::Error::other)
+}
+
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Discovery as a client does it: the 401's `resource_metadata`, then the
+/// authorization server's metadata.
+pub async fn discover(replica: &Replica) -> Value {
+    let http = no_redirects();
+    let unauthorized = http.post(format!("{}/mcp", replica.origin)).send().await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let challenge = unauthorized.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let metadata_url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("resource_metadata in WWW-Authenticate");
+    assert_eq!(
+        metadata_url,
+        format!("{PUBLIC}/.well-known/oauth-protected-resource/mcp")
+    );
+    assert!(
+        challenge.contains("scope=\"tokportal:full tokportal:read_only\""),
+        "{challenge}"
+    );
+    let resource: Value = http
+        .get(replica.here(metadata_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resource["resource"], format!("{PUBLIC}/mcp"));
+    let bare: Value = http
+        .get(format!("{}/.well-known/oauth-protected-resource", replica.origin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bare, resource, "the path-suffixed and the bare form agree");
+    let issuer = resource["authorization_servers"][0].as_str().unwrap();
+    let server: Value = http
+        .get(replica.here(&format!("{issuer}/.well-known/oauth-authorization-server")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(server["issuer"], PUBLIC);
+    assert_eq!(server["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        server["grant_types_supported"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    server
+}
+
+pub async fn register(replica: &Replica, server: &Value, redirect: &str) -> String {
+    let registered: Value = no_redirects()
+        .post(replica.here(server["registration_endpoint"].as_str().unwrap()))
+        .json(&json!({"client_name": "A connector <test>", "redirect_uris": [redirect]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    registered["client_id"].as_str().expect("a client_id").to_owned()
+}
+
+pub fn client(
+    server: &Value,
+    client_id: &str,
+    redirect: &str,
+) -> oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    BasicClient::new(ClientId::new(client_id.to_owned()))
+        .set_auth_uri(AuthUrl::new(server["authorization_endpoint"].as_str().unwrap().to_owned()).unwrap())
+        .set_token_uri(TokenUrl::new(server["token_endpoint"].as_str().unwrap().to_owned()).unwrap())
+        .set_redirect_uri(RedirectUrl::new(redirect.to_owned()).unwrap())
+}
+
+/// The consent page, answered as a person would with `key` and `access`:
+/// the redirect's query (`code`, `state`, `iss`), or the page when refused.
+pub async fn consent(
+    replica: &Replica,
+    authorize_url: &str,
+    key: &str,
+    access: &str,
+) -> Result<HashMap<String, String>, (u16, String)> {
+    let http = no_redirects();
+    let page = http.get(replica.here(authorize_url)).send().await.unwrap();
+    let status = page.status().as_u16();
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let headers = page.headers().clone();
+    let html = page.text().await.unwrap();
+    if status != 200 {
+        return Err((status, html));
+    }
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        html.contains("type=\"password\" id=\"api_key\" name=\"api_key\""),
+        "{html}"
+    );
+    assert!(html.contains("name=\"access\" value=\"read_only\""));
+    assert!(html.contains("A connector &lt;test&gt;"), "the client named, escaped");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let answered = http
+        .post(format!("{}/authorize", replica.origin))
+        .header("cookie", cookie.expect("the consent cookie"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("csrf", &csrf)
+                .append_pair("api_key", key)
+                .append_pair("access", access)
+                .append_pair("decision", "allow")
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    if answered.status() != 303 {
+        return Err((answered.status().as_u16(), answered.text().await.unwrap()));
+    }
+    let location = answered.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    Ok(url::Url::parse(location).unwrap().query_pairs().into_owned().collect())
+}
+
+/// The whole flow for `access`: the token response.
+pub async fn sign_in(
+    a: &Replica,
+    server: &Value,
+    client_id: &str,
+    access: &str,
+) -> (oauth2::basic::BasicTokenResponse, String) {
+    let oauth = client(server, client_id, REDIRECT);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let scope = if access == "full" {
+        "tokportal:full"
+    } else {
+        "tokportal:read_only"
+    };
+    let (url, state) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new(scope.into()))
+        .add_extra_param("resource", format!("{PUBLIC}/mcp"))
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = consent(a, url.as_str(), KEY, access).await.expect("consent given");
+    assert_eq!(back["state"], *state.secret());
+    assert_eq!(back["iss"], PUBLIC, "RFC 9207");
+    let origin = a.origin.clone();
+    let http = move |r| send(r, origin.clone());
+    let tokens = oauth
+        .exchange_code(AuthorizationCode::new(back["code"].clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code is exchanged");
+    (tokens, back["code"].clone())
+}

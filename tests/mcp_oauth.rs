@@ -1,0 +1,282 @@
+//! `tokportal-mcp --oauth`, driven as Claude's or ChatGPT's connector would:
+//! discovery from the 401, registration, the consent page, the code, the
+//! token (with the `oauth2` crate as the client), calls, refresh; over two
+//! replicas that share the secret and the public URL and nothing else, in
+//! front of an in-process sandbox. The public URL is a name no resolver
+//! knows (`http://mcp.tokportal.test`): the test plays the load balancer
+//! and sends each request to a replica of its choosing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::oauth::{KEY, PUBLIC, REDIRECT, Replica, client, consent, discover, no_redirects, register, send, sign_in};
+use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RefreshToken, TokenResponse};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, JsonObject};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use tokportal::sandbox::{Sandbox, Verify};
+
+/// An MCP client with a bearer token, on one replica.
+async fn agent(replica: &Replica, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", replica.origin)).auth_header(token.to_owned()),
+    );
+    ().serve(transport).await.expect("initialize with the token")
+}
+
+async fn call(
+    agent: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    let Value::Object(arguments) = arguments else { panic!() };
+    agent
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments as JsonObject))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_over_two_replicas() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Replica::start(&sandbox, PUBLIC, &[]);
+    let b = Replica::start(&sandbox, PUBLIC, &[]);
+    let server = discover(&a).await;
+    let client_id = register(&a, &server, REDIRECT).await;
+
+    let (tokens, code) = sign_in(&a, &server, &client_id, "full").await;
+    let access = tokens.access_token().secret().clone();
+    assert!(!access.contains(KEY), "the token never shows the key");
+    assert_eq!(tokens.expires_in(), Some(Duration::from_secs(3600)));
+
+    // Replica B serves A's token: the calls go upstream with the wrapped key.
+    let on_b = agent(&b, &access).await;
+    let tools = on_b.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 78);
+    let me = call(&on_b, "getCurrentUser", json!({})).await;
+    assert_ne!(me.is_error, Some(true), "{me:?}");
+    let made = call(
+        &on_b,
+        "createBundle",
+        json!({"body": {"bundle_type": "account_and_videos", "platform": "tiktok", "country": "USA", "videos_quantity": 1}}),
+    )
+    .await;
+    assert_ne!(made.is_error, Some(true), "{made:?}");
+    let counted = sandbox
+        .verify(Verify::operation("createBundle").key(KEY).times(1))
+        .await;
+    assert!(counted.is_ok(), "the user's own key paid: {counted:?}");
+    on_b.cancel().await.unwrap();
+
+    // The code works once, on either replica.
+    let oauth = client(&server, &client_id, REDIRECT);
+    let origin = b.origin.clone();
+    let http_b = move |r| send(r, origin.clone());
+    let again = oauth
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new("x".repeat(50)))
+        .request_async(&http_b)
+        .await;
+    assert!(format!("{again:?}").contains("invalid_grant"), "{again:?}");
+    let origin = a.origin.clone();
+    let http_a = move |r| send(r, origin.clone());
+
+    // Refresh on B: a new pair; the old refresh token is used up there.
+    let refresh = tokens.refresh_token().expect("a refresh token").clone();
+    let renewed = oauth
+        .exchange_refresh_token(&refresh)
+        .request_async(&http_b)
+        .await
+        .expect("refreshed");
+    assert_ne!(renewed.access_token().secret(), &access);
+    assert_ne!(
+        renewed.refresh_token().unwrap().secret(),
+        refresh.secret(),
+        "refresh tokens rotate"
+    );
+    let reused = oauth.exchange_refresh_token(&refresh).request_async(&http_b).await;
+    assert!(format!("{reused:?}").contains("invalid_grant"), "{reused:?}");
+    let on_a = agent(&a, renewed.access_token().secret()).await;
+    assert_ne!(call(&on_a, "getCurrentUser", json!({})).await.is_error, Some(true));
+    on_a.cancel().await.unwrap();
+    let bogus = oauth
+        .exchange_refresh_token(&RefreshToken::new("v4.local.not-a-token".into()))
+        .request_async(&http_a)
+        .await;
+    assert!(format!("{bogus:?}").contains("invalid_grant"));
+
+    // Secrets: no key, code or token in either replica's log, at trace.
+    for replica in [&a, &b] {
+        let log = replica.log.lock().unwrap().join("\n");
+        assert!(
+            log.contains("a code was issued") || replica.origin == b.origin,
+            "the log is read"
+        );
+        for secret in [KEY, code.as_str(), access.as_str(), refresh.secret().as_str()] {
+            assert!(!log.contains(secret), "a secret in the log of {}", replica.origin);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_read_only_and_audience() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Replica::start(&sandbox, PUBLIC, &["--oauth-access-ttl", "2"]);
+    let other = Replica::start(&sandbox, "http://other.tokportal.test", &[]);
+    let server = discover(&a).await;
+    let client_id = register(&a, &server, REDIRECT).await;
+    let oauth = client(&server, &client_id, REDIRECT);
+    let origin = a.origin.clone();
+    let http = move |r| send(r, origin.clone());
+
+    // An unregistered redirect is refused on the page, never redirected to.
+    let stranger = client(&server, &client_id, "http://127.0.0.1:33418/elsewhere");
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = stranger
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let (status, page) = consent(&a, url.as_str(), KEY, "full").await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("is not a redirect URI registered"), "{page}");
+
+    // A bad key is refused on the page, with TokPortal's message; nothing issued.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let (status, page) = consent(&a, url.as_str(), "not-a-key", "full").await.unwrap_err();
+    assert_eq!(status, 401, "{page}");
+    assert!(page.contains("TokPortal refused this key"), "{page}");
+
+    // A wrong verifier.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = consent(&a, url.as_str(), KEY, "full").await.unwrap();
+    let wrong = oauth
+        .exchange_code(AuthorizationCode::new(back["code"].clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new("w".repeat(64)))
+        .request_async(&http)
+        .await;
+    assert!(format!("{wrong:?}").contains("invalid_grant"), "{wrong:?}");
+
+    // Read-only: only what changes nothing is listed, and a change is refused unsent.
+    let (tokens, _) = sign_in(&a, &server, &client_id, "read_only").await;
+    assert_eq!(
+        tokens.scopes().map(|s| s[0].to_string()),
+        Some("tokportal:read_only".into())
+    );
+    let reader = agent(&a, tokens.access_token().secret()).await;
+    let tools = reader.list_all_tools().await.unwrap();
+    assert!(
+        tools.len() < 78
+            && tools
+                .iter()
+                .all(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true))
+    );
+    let refused = call(
+        &reader,
+        "createBundle",
+        json!({"body": {"bundle_type": "account_and_videos", "platform": "tiktok", "country": "USA", "videos_quantity": 1}}),
+    )
+    .await;
+    assert_eq!(
+        refused.structured_content.unwrap()["error"]["code"],
+        "insufficient_scope"
+    );
+    assert!(
+        sandbox.verify(Verify::operation("createBundle").times(0)).await.is_ok(),
+        "nothing was sent"
+    );
+    reader.cancel().await.unwrap();
+
+    // Another audience: a replica with the same secret but another public URL refuses it.
+    let refused = no_redirects()
+        .post(format!("{}/mcp", other.origin))
+        .bearer_auth(tokens.access_token().secret())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("another resource"),
+        "{challenge}"
+    );
+
+    // An expired token (this replica's last 2 s).
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let expired = no_redirects()
+        .post(format!("{}/mcp", a.origin))
+        .bearer_auth(tokens.access_token().secret())
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 401);
+    assert!(
+        expired.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    // API keys as Bearer keep working beside OAuth.
+    let with_key = agent(&a, KEY).await;
+    assert_eq!(with_key.list_all_tools().await.unwrap().len(), 78);
+    with_key.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_metadata_documents_are_fetched_and_checked() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Replica::start(&sandbox, PUBLIC, &[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let good = format!("http://127.0.0.1:{port}/client.json");
+    let document = json!({"client_id": good, "client_name": "A documented client", "redirect_uris": [REDIRECT]});
+    let liar = json!({"client_id": "https://someone.else/client.json", "redirect_uris": [REDIRECT]});
+    let app = axum::Router::new()
+        .route(
+            "/client.json",
+            axum::routing::get(move || async move { axum::Json(document) }),
+        )
+        .route(
+            "/liar.json",
+            axum::routing::get(move || async move { axum::Json(liar) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = discover(&a).await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client(&server, &good, REDIRECT)
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = no_redirects().get(a.here(url.as_str())).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Connect A documented client to TokPortal") && html.contains("describes itself at"),
+        "{html}"
+    );
+
+    let lying = format!("http://127.0.0.1:{port}/liar.json");
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client(&server, &lying, REDIRECT)
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = no_redirects().get(a.here(url.as_str())).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("its client_id is not its own URL"));
+}

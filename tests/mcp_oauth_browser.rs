@@ -1,0 +1,230 @@
+//! The consent page of `tokportal-mcp --oauth` in the real Chromium the
+//! inspector's test uses (Debian's chromium and chromium-driver, which
+//! `.ci/run` installs): opened from a client's authorization URL, answered
+//! from the keyboard only (the key typed, Enter), and the browser sent back
+//! to the client's loopback redirect, on a port other than the registered
+//! one (RFC 8252), with `code`, `state` and `iss`. The code then buys a
+//! token that calls the sandbox. Saves the page's screenshot to
+//! `target/consent.png` (and `docs/consent.png` with
+//! `TOKPORTAL_SCREENSHOTS=docs`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokportal::sandbox::Sandbox;
+
+const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
+const KEY: &str = "sk_test_oauth_browser";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn replica(sandbox: &Sandbox) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+        .args(["--http", "127.0.0.1:0", "--oauth", "--public-url", "http://127.0.0.1"])
+        .env_remove("TOKPORTAL_API_KEY")
+        .env("TOKPORTAL_BASE_URL", sandbox.url())
+        .env("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tokportal-mcp starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
+            }
+        }
+    });
+    let origin = rx.recv_timeout(Duration::from_secs(20)).expect("the server listens");
+    (Running(child), origin)
+}
+
+/// The client's redirect: a loopback server that keeps the query it gets.
+async fn redirect_receiver() -> (u16, Arc<Mutex<Option<HashMap<String, String>>>>) {
+    let got = Arc::new(Mutex::new(None));
+    let kept = got.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(move |axum::extract::RawQuery(query): axum::extract::RawQuery| {
+            let kept = kept.clone();
+            async move {
+                let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+                *kept.lock().unwrap() = Some(pairs);
+                "You may close this page."
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_in_chromium_from_the_keyboard() {
+    let Some(chromium) =
+        common::required_program("chromium|chromium-browser|google-chrome", "apt-get install -y chromium")
+    else {
+        return;
+    };
+    let Some(driver_path) = common::required_program("chromedriver", "apt-get install -y chromium-driver") else {
+        return;
+    };
+    let sandbox = Sandbox::start().await.unwrap();
+    let (_server, origin) = replica(&sandbox);
+    let (port, got) = redirect_receiver().await;
+    let http = reqwest::Client::new();
+    // Registered with one loopback port; the browser goes back on another.
+    let registered: Value = http
+        .post(format!("{origin}/register"))
+        .json(&json!({"client_name": "Claude", "redirect_uris": ["http://127.0.0.1:1/callback"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let verifier = "v".repeat(64);
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let mut authorize = url::Url::parse(&format!("{origin}/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "browser-state")
+        .append_pair("scope", "tokportal:full tokportal:read_only");
+
+    let port_driver = common::free_port();
+    let _driver = Running(
+        Command::new(&driver_path)
+            .arg(format!("--port={port_driver}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port_driver))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,760", "--no-first-run"]}),
+    );
+    let page = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port_driver}"))
+        .await
+        .expect("a WebDriver session in chromium");
+    page.goto(authorize.as_str()).await.unwrap();
+    let heading = page.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Connect Claude to TokPortal");
+    // The key field has the focus: type the key, Enter submits (Allow).
+    let focused = page.active_element().await.unwrap().attr("id").await.unwrap();
+    assert_eq!(focused.as_deref(), Some("api_key"), "the key field is focused");
+
+    // First a wrong key: refused on the page with TokPortal's message.
+    page.active_element()
+        .await
+        .unwrap()
+        .send_keys(&format!("not-a-tokportal-key{}", Key::Enter))
+        .await
+        .unwrap();
+    let problem = wait_for(&page, "#problem").await;
+    assert!(problem.contains("TokPortal refused this key"), "{problem}");
+    let png = page.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+
+    // Then the right one, from the keyboard again.
+    let field = page.find(Locator::Id("api_key")).await.unwrap();
+    field.send_keys(&format!("{KEY}{}", Key::Enter)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let back = loop {
+        if let Some(back) = got.lock().unwrap().clone() {
+            break back;
+        }
+        assert!(Instant::now() < deadline, "the browser never came back to the client");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(back["state"], "browser-state");
+    assert_eq!(back["iss"], "http://127.0.0.1");
+    // The page as the README shows it (a fresh one, no error on it).
+    page.goto(authorize.as_str()).await.unwrap();
+    let png = page.screenshot().await.unwrap();
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("consent.png");
+    std::fs::write(&target, &png).unwrap();
+    if std::env::var("TOKPORTAL_SCREENSHOTS").as_deref() == Ok("docs") {
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/consent.png"), &png).unwrap();
+    }
+    page.close().await.unwrap();
+
+    // The code buys a token that calls the sandbox with the typed key.
+    let tokens: Value = http
+        .post(format!("{origin}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "authorization_code")
+                .append_pair("code", &back["code"])
+                .append_pair("client_id", client_id)
+                .append_pair("redirect_uri", &redirect)
+                .append_pair("code_verifier", &verifier)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+    assert_eq!(tokens["scope"], "tokportal:full");
+}
+
+async fn wait_for(page: &fantoccini::Client, css: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(found) = page.find(Locator::Css(css)).await
+            && let Ok(text) = found.text().await
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{css} never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
