@@ -46,6 +46,23 @@ async fn the_whole_flow_over_two_replicas() {
     let b = Replica::start(&sandbox, PUBLIC, &[]);
     let server = discover(&a).await;
     let client_id = register(&a, &server, REDIRECT).await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client(&server, &client_id, REDIRECT)
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = no_redirects()
+        .get(a.here(url.as_str()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Connect A connector &lt;test&gt; to TokPortal"),
+        "the client named, escaped: {page}"
+    );
 
     let (tokens, code) = sign_in(&a, &server, &client_id, "full").await;
     let access = tokens.access_token().secret().clone();
@@ -279,4 +296,50 @@ async fn client_metadata_documents_are_fetched_and_checked() {
     let page = no_redirects().get(a.here(url.as_str())).send().await.unwrap();
     assert_eq!(page.status(), 400);
     assert!(page.text().await.unwrap().contains("its client_id is not its own URL"));
+}
+
+/// rmcp's own OAuth client completes the flow: discovery from the MCP URL,
+/// dynamic registration, the authorization URL (the consent answered as a
+/// person would), the callback with its `iss` checked, the token, a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_s_own_oauth_client_completes_the_flow() {
+    use rmcp::transport::auth::{AuthorizationManager, AuthorizationRequest, OAuthState};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    // Its public URL is its own address: rmcp's client resolves what it discovers.
+    let port = common::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let replica = Replica::start(&sandbox, &origin, &["--http", &listen]);
+    let manager = AuthorizationManager::new_allowing_private_addresses(format!("{}/mcp", replica.origin))
+        .await
+        .unwrap();
+    let mut state = OAuthState::Unauthorized(manager);
+    state
+        .start_authorization(
+            AuthorizationRequest::new(REDIRECT)
+                .with_scopes(["tokportal:full"])
+                .with_client_name("rmcp's client"),
+        )
+        .await
+        .expect("discovery and registration");
+    let url = state.get_authorization_url().await.unwrap();
+    let back = consent(&replica, &url, KEY, "full").await.expect("consent");
+    let mut callback = url::Url::parse(REDIRECT).unwrap();
+    callback.query_pairs_mut().extend_pairs(back.iter());
+    state
+        .handle_callback_url(callback.as_str())
+        .await
+        .expect("the code exchanged, iss checked");
+    let OAuthState::Authorized(manager) = state else {
+        panic!("authorized after the callback")
+    };
+    let first = manager.get_access_token().await.unwrap();
+    // Its refresh (the refresh token rotates) gives a token that works too.
+    manager.refresh_token().await.expect("refreshed by rmcp's client");
+    let token = manager.get_access_token().await.unwrap();
+    assert_ne!(token, first);
+    let agent = agent(&replica, &token).await;
+    assert_ne!(call(&agent, "getCurrentUser", json!({})).await.is_error, Some(true));
+    agent.cancel().await.unwrap();
 }

@@ -28,7 +28,12 @@ pub struct Replica {
 impl Replica {
     pub fn start(sandbox: &Sandbox, public: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
-            .args(["--http", "127.0.0.1:0", "--oauth", "--public-url", public])
+            .args(if extra.contains(&"--http") {
+                &[][..]
+            } else {
+                &["--http", "127.0.0.1:0"][..]
+            })
+            .args(["--oauth", "--public-url", public])
             .args(extra)
             .env_remove("TOKPORTAL_API_KEY")
             .env("TOKPORTAL_BASE_URL", sandbox.url())
@@ -220,7 +225,7 @@ pub async fn consent(
         "{html}"
     );
     assert!(html.contains("name=\"access\" value=\"read_only\""));
-    assert!(html.contains("A connector &lt;test&gt;"), "the client named, escaped");
+    assert!(!html.contains("<test>"), "the client's name is escaped");
     let csrf = html
         .split("name=\"csrf\" value=\"")
         .nth(1)
