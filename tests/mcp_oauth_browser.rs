@@ -91,7 +91,10 @@ async fn consent_in_chromium_from_the_keyboard() {
         return;
     };
     let sandbox = Sandbox::start().await.unwrap();
+    // Two replicas with the same secret and public URL: the browser talks
+    // to one, the client's token requests and calls go to the other.
     let (_server, origin) = replica(&sandbox);
+    let (_other, other) = replica(&sandbox);
     let (port, got) = redirect_receiver().await;
     let http = reqwest::Client::new();
     // Registered with one loopback port; the browser goes back on another.
@@ -193,9 +196,9 @@ async fn consent_in_chromium_from_the_keyboard() {
     }
     page.close().await.unwrap();
 
-    // The code buys a token that calls the sandbox with the typed key.
+    // The code buys a token on the other replica, which calls the sandbox with the typed key.
     let tokens: Value = http
-        .post(format!("{origin}/token"))
+        .post(format!("{other}/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
@@ -214,6 +217,53 @@ async fn consent_in_chromium_from_the_keyboard() {
         .unwrap();
     assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
     assert_eq!(tokens["scope"], "tokportal:full");
+    let me: Value = http
+        .post(format!("{other}/mcp"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "getCurrentUser", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["result"]["isError"], false, "{me}");
+    assert!(
+        sandbox
+            .verify(
+                tokportal::sandbox::Verify::operation("getCurrentUser")
+                    .key(KEY)
+                    .at_least(2)
+            )
+            .await
+            .is_ok(),
+        "the consent page's check and the call both used the typed key"
+    );
+    // And a refresh, on the first replica again.
+    let refreshed: Value = http
+        .post(format!("{origin}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", tokens["refresh_token"].as_str().unwrap())
+                .append_pair("client_id", client_id)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        refreshed["access_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("v4.local.")),
+        "{refreshed}"
+    );
 }
 
 async fn wait_for(page: &fantoccini::Client, css: &str) -> String {
