@@ -22,6 +22,8 @@ use tokportal::sandbox::{Sandbox, Verify};
 struct Asked {
     action: Option<ElicitationAction>,
     questions: Arc<Mutex<Vec<String>>>,
+    /// The protocol version it speaks (none: rmcp's default).
+    version: Option<rmcp::model::ProtocolVersion>,
 }
 
 impl rmcp::ClientHandler for Asked {
@@ -30,7 +32,11 @@ impl rmcp::ClientHandler for Asked {
             Some(_) => ClientCapabilities::builder().enable_elicitation().build(),
             None => ClientCapabilities::default(),
         };
-        ClientConfig::new(capabilities, Implementation::new("workflows-test", "1"))
+        let config = ClientConfig::new(capabilities, Implementation::new("workflows-test", "1"));
+        match &self.version {
+            Some(version) => config.with_protocol_version(version.clone()),
+            None => config,
+        }
     }
 
     async fn create_elicitation(
@@ -104,6 +110,7 @@ fn asked(action: Option<ElicitationAction>) -> Asked {
     Asked {
         action,
         questions: Arc::default(),
+        version: None,
     }
 }
 
@@ -259,4 +266,101 @@ async fn a_paid_call_is_confirmed_through_elicitation_both_ways() {
         "no dry run sent for them"
     );
     assert_eq!(world.balance().await, start - 42.0);
+}
+
+/// `tokportal-mcp --http` (stateless) on a free port: the process and its URL.
+fn http_server(world: &World) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+        .args(["--http", "127.0.0.1:0"])
+        .env_remove("TOKPORTAL_API_KEY")
+        .env("TOKPORTAL_BASE_URL", world.sandbox.url())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    (child, url)
+}
+
+/// Over stateless HTTP a 2026-07-28 client is asked with an input-required
+/// result (MRTR): declined, nothing is charged; accepted, once. A client of
+/// an older version there cannot be asked, and is served as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_http_asks_a_2026_07_28_client_with_an_input_required_result() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let world = World::new("sk_test_workflows_mrtr").await;
+    let (mut server, url) = http_server(&world);
+    let start = world.balance().await;
+    let connect = |handler: Asked| {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(world.key.clone()),
+        );
+        async move {
+            use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+            // A 2026-07-28 client discovers (server/discover) instead of initializing.
+            match handler.version.clone() {
+                Some(v) if v == rmcp::model::ProtocolVersion::V_2026_07_28 => handler
+                    .serve_with_lifecycle(
+                        transport,
+                        ClientLifecycleMode::Discover {
+                            preferred_versions: vec![v],
+                        },
+                    )
+                    .await
+                    .unwrap(),
+                _ => handler.serve(transport).await.unwrap(),
+            }
+        }
+    };
+    let modern = |action| Asked {
+        version: Some(rmcp::model::ProtocolVersion::V_2026_07_28),
+        ..asked(Some(action))
+    };
+
+    let declining = modern(ElicitationAction::Decline);
+    let agent = connect(declining.clone()).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(result.structured_content.unwrap()["error"]["code"], "NOT_CONFIRMED");
+    let questions = declining.questions.lock().unwrap().clone();
+    assert!(
+        questions.len() == 1 && questions[0].contains("would charge 14 credits"),
+        "{questions:?}"
+    );
+    assert_eq!(world.count("createBundle", false).await, 0);
+    assert_eq!(world.balance().await, start);
+
+    let accepting = modern(ElicitationAction::Accept);
+    let agent = connect(accepting.clone()).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(accepting.questions.lock().unwrap().len(), 1);
+    assert_eq!(world.count("createBundle", false).await, 1);
+    assert_eq!(world.balance().await, start - 14.0);
+
+    let older = Asked {
+        version: Some(rmcp::model::ProtocolVersion::V_2025_06_18),
+        ..asked(Some(ElicitationAction::Decline))
+    };
+    let agent = connect(older.clone()).await;
+    assert_ne!(call(&agent, "createBundle", bundle()).await.is_error, Some(true));
+    assert!(
+        older.questions.lock().unwrap().is_empty(),
+        "stateless HTTP cannot ask a 2025 client"
+    );
+    assert_eq!(world.count("createBundle", false).await, 2);
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -5,12 +5,20 @@
 //! paid request is sent. Accept: the call is made once, with an idempotency
 //! key (the agent's, or one made here) so that a retry never charges twice.
 //!
-//! Who gets asked: over stdio and in HTTP sessions (`--sessions`), a client
-//! of protocol 2025-06-18 and later that declares elicitation. Over
-//! stateless HTTP the server cannot send a request back, so the call is
-//! served as always: its description says it is paid and `dry_run` is
-//! there. (Protocol 2026-07-28's input-required results, rmcp's `mrtr`,
-//! would reach stateless clients too; this server does not use them yet.)
+//! Who gets asked, and how, by the protocol version in use:
+//! - 2026-07-28 and later, on every transport (stateless HTTP included): an
+//!   input-required result (SEP-2322, rmcp's `mrtr`) holding the
+//!   `elicitation/create` request; the client answers it and calls the tool
+//!   again with the answer and the `requestState` this server gave it (the
+//!   idempotency key to charge under, and a digest of the arguments: an
+//!   answer is good for the call it was asked about only);
+//! - 2025-06-18 to 2025-11-25, over stdio and HTTP sessions (`--sessions`):
+//!   a server-initiated `elicitation/create` request, within the call;
+//! - those versions over stateless HTTP cannot be asked (no way back to the
+//!   client): served as always, the description saying the call is paid
+//!   and `dry_run` there.
+//!
+//! In each case the client must declare form elicitation.
 //! The paid operations are the table's [`Hints::spends_credits`], as
 //! everywhere else.
 //!
@@ -18,7 +26,8 @@
 
 use rmcp::RoleServer;
 use rmcp::model::{
-    CallToolResult, ContentBlock, ElicitRequestParams, ElicitationAction, ElicitationSchema, JsonObject,
+    CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
+    ElicitationSchema, InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject, ProtocolVersion,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use serde_json::{Value, json};
@@ -46,6 +55,52 @@ pub(crate) enum Verdict {
     Send(JsonObject),
     /// Answer this instead: nothing paid was sent.
     Answer(CallToolResult),
+    /// Ask the client first (2026-07-28): nothing paid was sent.
+    Ask(InputRequiredResult),
+}
+
+/// A call's MRTR round: the client's answers and the state this server gave.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Round<'a> {
+    /// `inputResponses`.
+    pub(crate) responses: Option<&'a InputResponses>,
+    /// `requestState`.
+    pub(crate) state: Option<&'a str>,
+}
+
+/// The key of the question in `inputRequests`.
+const ASKED: &str = "confirm_spending";
+/// How this server's `requestState` starts.
+const STATE: &str = "tokportal-confirm-v1";
+
+/// The digest of a call's arguments (without the idempotency key), so that
+/// an answer is used for the call it was asked about only.
+fn digest(op: &Operation, arguments: &JsonObject) -> String {
+    use sha2::{Digest, Sha256};
+    let mut rest = arguments.clone();
+    rest.remove(flat_keys::IDEMPOTENCY_KEY);
+    let text = serde_json::to_string(&rest).unwrap_or_default();
+    let hash = Sha256::new()
+        .chain_update(op.id)
+        .chain_update([0])
+        .chain_update(text)
+        .finalize();
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The idempotency key a `requestState` carries, when it is this server's
+/// and was made for these arguments.
+fn state_key(state: Option<&str>, op: &Operation, arguments: &JsonObject) -> Option<String> {
+    let mut parts = state?.splitn(3, ':');
+    (parts.next() == Some(STATE)).then_some(())?;
+    (parts.next() == Some(digest(op, arguments).as_str())).then_some(())?;
+    parts.next().map(str::to_owned)
+}
+
+fn declares_form(capabilities: Option<rmcp::model::ClientCapabilities>) -> bool {
+    capabilities
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
 }
 
 /// Asks the user before `op` is charged, where it is paid, the setting asks,
@@ -56,17 +111,36 @@ pub(crate) async fn before_spending(
     client: &Client,
     context: &RequestContext<RoleServer>,
     setting: ConfirmSpending,
+    round: Round<'_>,
 ) -> Verdict {
     let Some(what) = op.hints().spends_credits else {
         return Verdict::Send(arguments);
     };
     let dry_run = arguments.get(flat_keys::DRY_RUN) == Some(&Value::Bool(true));
-    if setting == ConfirmSpending::Never
-        || dry_run
-        || !context
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
+    if setting == ConfirmSpending::Never || dry_run {
+        return Verdict::Send(arguments);
+    }
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    if modern {
+        if !declares_form(context.client_capabilities()) {
+            return Verdict::Send(arguments);
+        }
+        // The second round: the answer to the question this server asked.
+        if let Some(key) = state_key(round.state, op, &arguments)
+            && let Some(answer) = round.responses.and_then(|r| r.get(ASKED))
+        {
+            let answer: Option<ElicitResult> = serde_json::from_value(answer.clone()).ok();
+            return match answer {
+                Some(answer) => decided(op, arguments, answer, None, Some(key)),
+                None => Verdict::Answer(stopped(op, "the answer could not be read", None)),
+            };
+        }
+    } else if !context
+        .peer
+        .supported_elicitation_modes()
+        .contains(&ElicitationMode::Form)
     {
         return Verdict::Send(arguments);
     }
@@ -89,21 +163,42 @@ pub(crate) async fn before_spending(
     let Ok(requested_schema) = schema else {
         return Verdict::Answer(stopped(op, "the question could not be made", preview.as_ref()));
     };
-    let asked = context
-        .peer
-        .create_elicitation(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message,
-            requested_schema,
-        })
-        .await;
-    let answer = match asked {
-        Ok(answer) => answer,
+    let params = ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message,
+        requested_schema,
+    };
+    if modern {
+        // The key the call will be charged under, chosen now, so that the
+        // client's retries of the second round never charge twice.
+        let key = match arguments.get(flat_keys::IDEMPOTENCY_KEY).and_then(Value::as_str) {
+            Some(k) => k.to_owned(),
+            None => crate::idempotency::generate_key(),
+        };
+        let mut requests = InputRequests::new();
+        requests.insert(ASKED.into(), InputRequest::Elicitation(ElicitRequest::new(params)));
+        let state = format!("{STATE}:{}:{key}", digest(op, &arguments));
+        return Verdict::Ask(InputRequiredResult::new(Some(requests), Some(state)));
+    }
+    let asked = context.peer.create_elicitation(params).await;
+    match asked {
+        Ok(answer) => decided(op, std::mem::take(&mut arguments), answer, preview.as_ref(), None),
         Err(e) => {
             tracing::warn!(tool = op.id, error = %e, "the confirmation could not be asked; nothing was charged");
-            return Verdict::Answer(stopped(op, "the user could not be asked", preview.as_ref()));
+            Verdict::Answer(stopped(op, "the user could not be asked", preview.as_ref()))
         }
-    };
+    }
+}
+
+/// What the user's answer decides: the call sent once (under `key`, or one
+/// made here, where the operation takes one), or nothing paid sent.
+fn decided(
+    op: &Operation,
+    mut arguments: JsonObject,
+    answer: ElicitResult,
+    preview: Option<&DryRunPreview>,
+    key: Option<String>,
+) -> Verdict {
     let ticked = answer
         .content
         .as_ref()
@@ -115,16 +210,14 @@ pub(crate) async fn before_spending(
             if op.idempotency_key == IdempotencyKeySupport::Accepted
                 && !arguments.contains_key(flat_keys::IDEMPOTENCY_KEY)
             {
-                arguments.insert(
-                    flat_keys::IDEMPOTENCY_KEY.into(),
-                    Value::String(crate::idempotency::generate_key()),
-                );
+                let key = key.unwrap_or_else(crate::idempotency::generate_key);
+                arguments.insert(flat_keys::IDEMPOTENCY_KEY.into(), Value::String(key));
             }
             Verdict::Send(arguments)
         }
-        ElicitationAction::Accept => Verdict::Answer(stopped(op, "the user unticked the charge", preview.as_ref())),
-        ElicitationAction::Decline => Verdict::Answer(stopped(op, "the user declined", preview.as_ref())),
-        _ => Verdict::Answer(stopped(op, "the user cancelled", preview.as_ref())),
+        ElicitationAction::Accept => Verdict::Answer(stopped(op, "the user unticked the charge", preview)),
+        ElicitationAction::Decline => Verdict::Answer(stopped(op, "the user declined", preview)),
+        _ => Verdict::Answer(stopped(op, "the user cancelled", preview)),
     }
 }
 

@@ -156,14 +156,15 @@ impl TokPortalMcp {
         op: &'static Operation,
         mut arguments: JsonObject,
         context: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
+        round: confirm::Round<'_>,
+    ) -> Result<CallToolResponse, McpError> {
         if self.access(context) == Access::ReadOnly && !op.method.is_read_only() {
             // Refused before anything is sent.
             let value = json!({"error": {"code": "insufficient_scope",
                 "message": format!("{} changes something; this token is read-only ({})", op.id, super::oauth::SCOPE_READ_ONLY)}});
             let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
             result.structured_content = Some(value);
-            return Ok(result);
+            return Ok(result.into());
         }
         if op.is_multipart()
             && let Some(Value::String(path)) = arguments.get(flat_keys::FILE_PATH)
@@ -182,20 +183,30 @@ impl TokPortalMcp {
                         field: Some(flat_keys::FILE_PATH.to_owned()),
                         message: why,
                         others: Vec::new(),
-                    }));
+                    })
+                    .into());
                 }
             }
         }
         let (client, caller) = match self.client(context) {
             Ok(found) => found,
-            Err(e) => return Ok(error_result(&e)),
+            Err(e) => return Ok(error_result(&e).into()),
         };
         let _running = self.gate.enter(caller)?;
-        let arguments =
-            match confirm::before_spending(op, arguments, &client, context, self.settings.confirm_spending).await {
-                confirm::Verdict::Send(arguments) => arguments,
-                confirm::Verdict::Answer(result) => return Ok(result),
-            };
+        let arguments = match confirm::before_spending(
+            op,
+            arguments,
+            &client,
+            context,
+            self.settings.confirm_spending,
+            round,
+        )
+        .await
+        {
+            confirm::Verdict::Send(arguments) => arguments,
+            confirm::Verdict::Answer(result) => return Ok(result.into()),
+            confirm::Verdict::Ask(input) => return Ok(CallToolResponse::InputRequired(input)),
+        };
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
         let limit = self.gate.limits().timeout;
         // What the SDK logs during the call reaches this client as
@@ -242,7 +253,8 @@ impl TokPortalMcp {
                 tracing::warn!(tool = op.id, error = %e, "tool call failed");
                 error_result(&e)
             }
-        })
+        }
+        .into())
     }
 
     /// The exposed operation named `name` (either naming).
@@ -418,7 +430,11 @@ impl ServerHandler for TokPortalMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let arguments = request.arguments.unwrap_or_default();
+        let round = confirm::Round {
+            responses: request.input_responses.as_ref(),
+            state: request.request_state.as_deref(),
+        };
+        let arguments = request.arguments.clone().unwrap_or_default();
         if self.settings.dynamic {
             let step = dynamic::step(
                 &self.settings.selection,
@@ -429,7 +445,7 @@ impl ServerHandler for TokPortalMcp {
             )?;
             return Ok(match step {
                 dynamic::Step::Answer(result) => result,
-                dynamic::Step::Call(op, arguments) => self.call(op, arguments, &context).await?,
+                dynamic::Step::Call(op, arguments) => return self.call(op, arguments, &context, round).await,
             }
             .into());
         }
@@ -443,7 +459,7 @@ impl ServerHandler for TokPortalMcp {
                 None,
             ));
         };
-        Ok(self.call(op, arguments, &context).await?.into())
+        self.call(op, arguments, &context, round).await
     }
 
     /// rmcp hands over a request of a known method whose params do not parse

@@ -6,15 +6,15 @@
 //! - Discovery: `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728),
 //!   `/.well-known/oauth-authorization-server` (RFC 8414), and a 401 on
 //!   `/mcp` naming the first in `WWW-Authenticate`.
-//! - Clients ([`clients`]): `/register` (RFC 7591) and Client ID Metadata
+//! - Clients (`clients`): `/register` (RFC 7591) and Client ID Metadata
 //!   Documents.
-//! - `/authorize` ([`consent`]): one page, the user's key checked with
+//! - `/authorize` (`consent`): one page, the user's key checked with
 //!   `getCurrentUser` before anything is issued, `full` or `read_only`.
-//! - `/token` ([`token`]): PKCE S256 codes used once, short access tokens,
+//! - `/token` (`token`): PKCE S256 codes used once, short access tokens,
 //!   rotating refresh tokens.
-//! - Everything is sealed ([`seal`]): replicas with the same
+//! - Everything is sealed (`seal`): replicas with the same
 //!   `TOKPORTAL_MCP_OAUTH_SECRET` accept each other's clients, codes and
-//!   tokens with no shared store ([`used`] says what stays per replica).
+//!   tokens with no shared store (`used` says what stays per replica).
 //!
 //! Why not oxide-auth (looked at first, with oxide-auth-axum 0.6): its
 //! primitives fit a server with state: a `Registrar` over a client map, an
