@@ -108,6 +108,24 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The answers by status, and the server's memory once they have settled.
+async fn measure(running: &Running, statuses: Vec<u16>, started: Instant) -> Measured {
+    let seconds = started.elapsed().as_secs_f64();
+    // Let answers finish and the allocator settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = running.0.id();
+    let mut counts = BTreeMap::new();
+    for s in statuses {
+        *counts.entry(s).or_insert(0) += 1;
+    }
+    Measured {
+        statuses: counts,
+        rss_kib: proc_kib(pid, "VmRSS:"),
+        peak_kib: proc_kib(pid, "VmHWM:"),
+        seconds,
+    }
+}
+
 /// Starts `binary` with `flags` on a free port: the process and its `/mcp` URL.
 fn start(binary: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<(Running, String), Box<dyn std::error::Error>> {
     let mut command = Command::new(binary);
@@ -185,19 +203,7 @@ async fn oauth_flood(binary: &str, n: usize) -> Result<Measured, Box<dyn std::er
         .buffer_unordered(32)
         .collect()
         .await;
-    let seconds = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = running.0.id();
-    let mut counts = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(s).or_insert(0) += 1;
-    }
-    Ok(Measured {
-        statuses: counts,
-        rss_kib: proc_kib(pid, "VmRSS:"),
-        peak_kib: proc_kib(pid, "VmHWM:"),
-        seconds,
-    })
+    Ok(measure(&running, statuses, started).await)
 }
 
 async fn flood(
@@ -206,30 +212,7 @@ async fn flood(
     n: usize,
     handshake: bool,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
-    let mut child = Command::new(binary)
-        .args(["--http", "127.0.0.1:0"])
-        .args(flags)
-        .env("TOKPORTAL_BASE_URL", "http://127.0.0.1:9")
-        .env_remove("TOKPORTAL_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let running = Running(child);
-    // Read stderr to its end on a thread: a server must never block, or
-    // worse, on a full or closed stderr.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(u) = line.split("listening on ").nth(1) {
-                let _ = tx.send(u.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "the server did not say where it listens")?;
+    let (running, url) = start(binary, flags, &[])?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let started = Instant::now();
     let statuses: Vec<u16> = futures::stream::iter(0..n)
@@ -280,18 +263,5 @@ async fn flood(
         .buffer_unordered(32)
         .collect()
         .await;
-    let seconds = started.elapsed().as_secs_f64();
-    // Let answers finish and the allocator settle.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = running.0.id();
-    let mut counts = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(s).or_insert(0) += 1;
-    }
-    Ok(Measured {
-        statuses: counts,
-        rss_kib: proc_kib(pid, "VmRSS:"),
-        peak_kib: proc_kib(pid, "VmHWM:"),
-        seconds,
-    })
+    Ok(measure(&running, statuses, started).await)
 }

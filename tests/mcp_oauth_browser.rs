@@ -11,11 +11,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::oauth::JsonAnswer;
 use fantoccini::key::Key;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ use tokportal::sandbox::Sandbox;
 const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
 const KEY: &str = "sk_test_oauth_browser";
 
-struct Running(Child);
+struct Running(std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -33,28 +33,12 @@ impl Drop for Running {
     }
 }
 
-fn replica(sandbox: &Sandbox) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
-        .args(["--http", "127.0.0.1:0", "--oauth", "--public-url", "http://127.0.0.1"])
-        .env_remove("TOKPORTAL_API_KEY")
-        .env("TOKPORTAL_BASE_URL", sandbox.url())
-        .env("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tokportal-mcp starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
-            }
-        }
-    });
-    let origin = rx.recv_timeout(Duration::from_secs(20)).expect("the server listens");
-    (Running(child), origin)
+fn replica(sandbox: &Sandbox) -> common::mcp_http::McpHttp {
+    common::mcp_http::McpHttp::start(
+        sandbox.url(),
+        &["--oauth", "--public-url", "http://127.0.0.1"],
+        &[("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)],
+    )
 }
 
 /// The client's redirect: a loopback server that keeps the query it gets.
@@ -93,20 +77,16 @@ async fn consent_in_chromium_from_the_keyboard() {
     let sandbox = Sandbox::start().await.unwrap();
     // Two replicas with the same secret and public URL: the browser talks
     // to one, the client's token requests and calls go to the other.
-    let (_server, origin) = replica(&sandbox);
-    let (_other, other) = replica(&sandbox);
+    let (server, second) = (replica(&sandbox), replica(&sandbox));
+    let (origin, other) = (server.origin.clone(), second.origin.clone());
     let (port, got) = redirect_receiver().await;
     let http = reqwest::Client::new();
     // Registered with one loopback port; the browser goes back on another.
     let registered: Value = http
         .post(format!("{origin}/register"))
         .json(&json!({"client_name": "Claude", "redirect_uris": ["http://127.0.0.1:1/callback"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     let client_id = registered["client_id"].as_str().unwrap();
     let verifier = "v".repeat(64);
     use base64::Engine as _;
@@ -197,24 +177,18 @@ async fn consent_in_chromium_from_the_keyboard() {
     page.close().await.unwrap();
 
     // The code buys a token on the other replica, which calls the sandbox with the typed key.
-    let tokens: Value = http
-        .post(format!("{other}/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "authorization_code")
-                .append_pair("code", &back["code"])
-                .append_pair("client_id", client_id)
-                .append_pair("redirect_uri", &redirect)
-                .append_pair("code_verifier", &verifier)
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = post_form(
+        &http,
+        &format!("{other}/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &back["code"]),
+            ("client_id", client_id),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
     assert_eq!(tokens["scope"], "tokportal:full");
     let me: Value = http
@@ -223,12 +197,8 @@ async fn consent_in_chromium_from_the_keyboard() {
         .header("accept", "application/json, text/event-stream")
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": "getCurrentUser", "arguments": {}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     assert_eq!(me["result"]["isError"], false, "{me}");
     assert!(
         sandbox
@@ -242,28 +212,35 @@ async fn consent_in_chromium_from_the_keyboard() {
         "the consent page's check and the call both used the typed key"
     );
     // And a refresh, on the first replica again.
-    let refreshed: Value = http
-        .post(format!("{origin}/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "refresh_token")
-                .append_pair("refresh_token", tokens["refresh_token"].as_str().unwrap())
-                .append_pair("client_id", client_id)
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refreshed = post_form(
+        &http,
+        &format!("{origin}/token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client_id),
+        ],
+    )
+    .await;
     assert!(
         refreshed["access_token"]
             .as_str()
             .is_some_and(|t| t.starts_with("v4.local.")),
         "{refreshed}"
     );
+}
+
+/// POSTs a form to `url`: its JSON answer.
+async fn post_form(http: &reqwest::Client, url: &str, pairs: &[(&str, &str)]) -> Value {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        form.append_pair(k, v);
+    }
+    http.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.finish())
+        .json_answer()
+        .await
 }
 
 async fn wait_for(page: &fantoccini::Client, css: &str) -> String {

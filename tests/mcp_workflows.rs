@@ -4,6 +4,8 @@
 //! and a paid call confirmed through elicitation, accepted and declined,
 //! with the sandbox's balance and request counts checked.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use rmcp::ServiceExt;
@@ -268,31 +270,6 @@ async fn a_paid_call_is_confirmed_through_elicitation_both_ways() {
     assert_eq!(world.balance().await, start - 42.0);
 }
 
-/// `tokportal-mcp --http` (stateless) on a free port: the process and its URL.
-fn http_server(world: &World) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
-        .args(["--http", "127.0.0.1:0"])
-        .env_remove("TOKPORTAL_API_KEY")
-        .env("TOKPORTAL_BASE_URL", world.sandbox.url())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
-    (child, url)
-}
-
 /// Over stateless HTTP a 2026-07-28 client is asked with an input-required
 /// result (MRTR): declined, nothing is charged; accepted, once. A client of
 /// an older version there cannot be asked, and is served as always.
@@ -301,7 +278,8 @@ async fn stateless_http_asks_a_2026_07_28_client_with_an_input_required_result()
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     let world = World::new("sk_test_workflows_mrtr").await;
-    let (mut server, url) = http_server(&world);
+    let server = common::mcp_http::McpHttp::start(world.sandbox.url(), &[], &[]);
+    let url = server.mcp();
     let start = world.balance().await;
     let connect = |handler: Asked| {
         let transport = StreamableHttpClientTransport::from_config(
@@ -361,6 +339,4 @@ async fn stateless_http_asks_a_2026_07_28_client_with_an_input_required_result()
         "stateless HTTP cannot ask a 2025 client"
     );
     assert_eq!(world.count("createBundle", false).await, 2);
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -50,10 +50,7 @@ pub(crate) fn command() -> Command {
                 .long("query")
                 .value_name("NAME=VALUE")
                 .action(ArgAction::Append)
-                .value_parser(|s: &str| match s.split_once('=') {
-                    Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-                    _ => Err(format!("`{s}` is not NAME=VALUE")),
-                })
+                .value_parser(super::args::name_value)
                 .help("A query parameter (repeatable)"),
         )
         .arg(

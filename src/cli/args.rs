@@ -147,3 +147,11 @@ impl TypedValueParser for OpenEnumParser {
         Some(Box::new(self.0.iter().map(|v| PossibleValue::new(v.clone()))))
     }
 }
+
+/// `NAME=VALUE` (`--query`, `tokportal api -q`): the name and the value.
+pub(crate) fn name_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}

@@ -79,10 +79,7 @@ fn operation_command(op: &'static Operation) -> Command {
             .long("query")
             .value_name("NAME=VALUE")
             .action(ArgAction::Append)
-            .value_parser(|s: &str| match s.split_once('=') {
-                Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-                _ => Err(format!("`{s}` is not NAME=VALUE")),
-            })
+            .value_parser(super::args::name_value)
             .help("A query parameter the vendored contract does not know, sent as given (repeatable)"),
     );
     if op.paginated {

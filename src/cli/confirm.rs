@@ -65,24 +65,20 @@ fn describe(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> Stri
     let mut text = String::new();
     match preview.and_then(|p| p.credits_would_charge) {
         Some(total) => {
-            text.push_str(&format!(
-                "{} would charge {} credits ({what})",
-                op.cli_command,
-                number(total)
-            ));
+            text.push_str(&format!("{} would charge {} credits ({what})", op.cli_command, total));
             match preview.and_then(|p| p.cost_breakdown.as_ref()) {
                 Some(Value::Object(parts)) if !parts.is_empty() => {
                     text.push_str(":\n");
                     let wide = parts.keys().map(String::len).max().unwrap_or(0);
                     for (name, credits) in parts {
-                        let credits = credits.as_f64().map_or_else(|| credits.to_string(), number);
+                        let credits = credits.as_f64().map_or_else(|| credits.to_string(), |n| n.to_string());
                         text.push_str(&format!("  {name:<wide$}  {credits:>6}\n"));
                     }
                 }
                 Some(other) if !other.is_null() => text.push_str(&format!(" ({other})\n")),
                 _ => text.push('\n'),
             }
-            text.push_str(&format!("Charge {} credits? [y/N] ", number(total)));
+            text.push_str(&format!("Charge {} credits? [y/N] ", total));
         }
         None => {
             text.push_str(&format!(
@@ -92,15 +88,6 @@ fn describe(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> Stri
         }
     }
     text
-}
-
-/// `14` for 14.0, `2.5` for 2.5.
-fn number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
 }
 
 #[cfg(test)]
@@ -131,11 +118,5 @@ mod tests {
             text.contains("gave no price") && text.ends_with("Send it? [y/N] "),
             "{text}"
         );
-    }
-
-    #[test]
-    fn numbers_read_as_credits() {
-        assert_eq!(number(14.0), "14");
-        assert_eq!(number(2.5), "2.5");
     }
 }

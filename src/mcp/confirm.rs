@@ -225,17 +225,17 @@ fn decided(
 fn question(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> String {
     match preview.and_then(|p| p.credits_would_charge) {
         Some(total) => {
-            let mut text = format!("{} would charge {} credits ({what})", op.id, number(total));
+            let mut text = format!("{} would charge {} credits ({what})", op.id, total);
             if let Some(Value::Object(parts)) = preview.and_then(|p| p.cost_breakdown.as_ref()) {
                 let parts: Vec<String> = parts
                     .iter()
-                    .map(|(k, v)| format!("{k} {}", v.as_f64().map_or_else(|| v.to_string(), number)))
+                    .map(|(k, v)| format!("{k} {}", v.as_f64().map_or_else(|| v.to_string(), |n| n.to_string())))
                     .collect();
                 if !parts.is_empty() {
                     text.push_str(&format!(": {}", parts.join(", ")));
                 }
             }
-            text.push_str(&format!(". Charge {} credits?", number(total)));
+            text.push_str(&format!(". Charge {} credits?", total));
             text
         }
         None => format!("{} spends credits ({what}); its dry run gave no price. Send it?", op.id),
@@ -252,15 +252,6 @@ fn stopped(op: &Operation, why: &str, preview: Option<&DryRunPreview>) -> CallTo
     let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
     result.structured_content = Some(value);
     result
-}
-
-/// `14` for 14.0, `2.5` for 2.5.
-fn number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! 200, a dropped connection).
 #![allow(dead_code)]
 
+#[cfg(feature = "mcp")]
+pub mod mcp_http;
 #[cfg(all(feature = "mcp", feature = "sandbox"))]
 pub mod oauth;
 

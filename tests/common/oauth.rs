@@ -3,10 +3,7 @@
 //! discovery, registration and the consent page answered over HTTP.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope, TokenUrl};
@@ -18,60 +15,49 @@ pub const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
 pub const KEY: &str = "sk_test_oauth_user";
 pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 
-/// One replica of the server.
+/// One replica of the server, with `--oauth` and the shared secret,
+/// logging at trace.
 pub struct Replica {
-    child: Child,
+    server: super::mcp_http::McpHttp,
     pub origin: String,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Replica {
     pub fn start(sandbox: &Sandbox, public: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
-            .args(if extra.contains(&"--http") {
-                &[][..]
-            } else {
-                &["--http", "127.0.0.1:0"][..]
-            })
-            .args(["--oauth", "--public-url", public])
-            .args(extra)
-            .env_remove("TOKPORTAL_API_KEY")
-            .env("TOKPORTAL_BASE_URL", sandbox.url())
-            .env("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tokportal-mcp starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let origin = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the replica says where it listens");
-        Replica { child, origin, log }
+        let mut args = vec!["--oauth", "--public-url", public];
+        args.extend_from_slice(extra);
+        let server = super::mcp_http::McpHttp::start(
+            sandbox.url(),
+            &args,
+            &[("TOKPORTAL_MCP_OAUTH_SECRET", SECRET), ("RUST_LOG", "trace")],
+        );
+        Replica {
+            origin: server.origin.clone(),
+            log: Arc::clone(&server.log),
+            server,
+        }
     }
 
     /// `url` on the public address, sent to this replica instead.
     pub fn here(&self, url: &str) -> String {
         url.replacen(PUBLIC, &self.origin, 1)
     }
+
+    /// Its `/mcp` URL.
+    pub fn mcp(&self) -> String {
+        self.server.mcp()
+    }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A request's answer as JSON, unwrapped (a test's request always answers).
+pub trait JsonAnswer {
+    fn json_answer(self) -> impl std::future::Future<Output = Value>;
+}
+
+impl JsonAnswer for reqwest::RequestBuilder {
+    async fn json_answer(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
     }
 }
 
@@ -122,33 +108,18 @@ pub async fn discover(replica: &Replica) -> Value {
         challenge.contains("scope=\"tokportal:full tokportal:read_only\""),
         "{challenge}"
     );
-    let resource: Value = http
-        .get(replica.here(metadata_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resource: Value = http.get(replica.here(metadata_url)).json_answer().await;
     assert_eq!(resource["resource"], format!("{PUBLIC}/mcp"));
     let bare: Value = http
         .get(format!("{}/.well-known/oauth-protected-resource", replica.origin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     assert_eq!(bare, resource, "the path-suffixed and the bare form agree");
     let issuer = resource["authorization_servers"][0].as_str().unwrap();
     let server: Value = http
         .get(replica.here(&format!("{issuer}/.well-known/oauth-authorization-server")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     assert_eq!(server["issuer"], PUBLIC);
     assert_eq!(server["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
@@ -162,12 +133,8 @@ pub async fn register(replica: &Replica, server: &Value, redirect: &str) -> Stri
     let registered: Value = no_redirects()
         .post(replica.here(server["registration_endpoint"].as_str().unwrap()))
         .json(&json!({"client_name": "A connector <test>", "redirect_uris": [redirect]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     registered["client_id"].as_str().expect("a client_id").to_owned()
 }
 
