@@ -256,7 +256,10 @@ async fn refusals_read_only_and_audience() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_metadata_documents_are_fetched_and_checked() {
     let sandbox = Sandbox::start().await.unwrap();
-    let a = Replica::start(&sandbox, PUBLIC, &[]);
+    // A server on loopback itself (local testing) may read a document on
+    // loopback; one with a public address refuses to, unfetched.
+    let a = Replica::start(&sandbox, "http://127.0.0.1", &[]);
+    let public = Replica::start(&sandbox, PUBLIC, &[]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let good = format!("http://127.0.0.1:{port}/client.json");
@@ -273,13 +276,23 @@ async fn client_metadata_documents_are_fetched_and_checked() {
         );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let server = discover(&a).await;
+    let server = json!({
+        "authorization_endpoint": format!("{}/authorize", a.origin),
+        "token_endpoint": format!("{}/token", a.origin),
+    });
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
     let (url, _) = client(&server, &good, REDIRECT)
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge)
         .url();
-    let page = no_redirects().get(a.here(url.as_str())).send().await.unwrap();
+    let on_public = no_redirects()
+        .get(url.as_str().replacen(&a.origin, &public.origin, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_public.status(), 400);
+    assert!(on_public.text().await.unwrap().contains("must be https"));
+    let page = no_redirects().get(url.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(
@@ -293,7 +306,7 @@ async fn client_metadata_documents_are_fetched_and_checked() {
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge)
         .url();
-    let page = no_redirects().get(a.here(url.as_str())).send().await.unwrap();
+    let page = no_redirects().get(url.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 400);
     assert!(page.text().await.unwrap().contains("its client_id is not its own URL"));
 }

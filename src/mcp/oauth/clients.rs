@@ -154,10 +154,14 @@ pub(crate) fn register(sealer: &Sealer, body: &Value) -> Result<Value, OAuthErro
 }
 
 /// The client `id` names: a sealed registration, or a metadata document.
-pub(crate) async fn resolve(sealer: &Sealer, http: &reqwest::Client, id: &str) -> Result<Client, OAuthError> {
+///
+/// `local`: the server itself is on loopback (local testing), so a
+/// document may be too; otherwise documents on loopback, private, link-local
+/// and other non-public addresses are refused before any connection.
+pub(crate) async fn resolve(sealer: &Sealer, local: bool, id: &str) -> Result<Client, OAuthError> {
     let unknown = |why: &str| OAuthError::new("invalid_client", format!("unknown client: {why}"));
     if id.starts_with("https://") || id.starts_with("http://") {
-        return document(http, id).await;
+        return document(local, id).await;
     }
     let claims = sealer.open(Purpose::Client, id, None).map_err(unknown)?;
     let redirect_uris = claims
@@ -175,15 +179,43 @@ pub(crate) async fn resolve(sealer: &Sealer, http: &reqwest::Client, id: &str) -
 
 /// A Client ID Metadata Document: fetched from `id` (https; http only on
 /// loopback, for local testing), its `client_id` equal to `id`.
-async fn document(http: &reqwest::Client, id: &str) -> Result<Client, OAuthError> {
+async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
     let bad = |why: String| OAuthError::new("invalid_client", format!("client metadata document {id}: {why}"));
     let url = Url::parse(id).map_err(|e| bad(e.to_string()))?;
-    if url.scheme() != "https" && !is_loopback(&url) {
+    if url.scheme() != "https" && !(local && is_loopback(&url)) {
         return Err(bad("must be https".into()));
     }
     if url.path() == "/" || url.fragment().is_some() {
         return Err(bad("must name a document (a path, no fragment)".into()));
     }
+    // A stranger names this URL: the server resolves it once, refuses
+    // addresses that are not public (unless it is itself on loopback), and
+    // connects to exactly the address it checked (no second lookup to
+    // rebind), with no redirects.
+    let host = url.host_str().ok_or_else(|| bad("has no host".into()))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((lookup.as_str(), port)))
+            .await
+            .map_err(|_| bad("its name did not resolve in 5 s".into()))?
+            .map_err(|e| bad(format!("its name does not resolve: {e}")))?
+            .collect();
+    let Some(address) = addresses.iter().copied().find(|a| {
+        if local {
+            a.ip().is_loopback() || is_public(a.ip())
+        } else {
+            is_public(a.ip())
+        }
+    }) else {
+        return Err(bad("resolves to no public address".into()));
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .resolve(&lookup, address)
+        .build()
+        .map_err(|e| OAuthError::server(e.to_string()))?;
     let mut response = http
         .get(url)
         .timeout(Duration::from_secs(5))
@@ -240,6 +272,38 @@ async fn document(http: &reqwest::Client, id: &str) -> Result<Client, OAuthError
     })
 }
 
+/// An address on the public internet: not loopback, private, link-local,
+/// shared (CGNAT), unspecified, broadcast, multicast or documentation space.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+                || a >= 240)
+        }
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(std::net::IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
 fn url_host(id: &str) -> String {
     Url::parse(id)
         .ok()
@@ -268,7 +332,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let client = runtime.block_on(resolve(&s, &reqwest::Client::new(), id)).unwrap();
+        let client = runtime.block_on(resolve(&s, false, id)).unwrap();
         assert_eq!(client.name, "Claude");
         assert!(client.redirects_to("https://claude.ai/api/mcp/auth_callback"));
         assert!(
@@ -280,6 +344,31 @@ mod tests {
             "a loopback redirect on any port"
         );
         assert!(!client.redirects_to("http://127.0.0.1:50123/other"));
+    }
+
+    #[test]
+    fn documents_on_addresses_that_are_not_public_are_refused_unfetched() {
+        let s = sealer();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for id in [
+            "https://127.0.0.1:9/client.json",
+            "https://10.0.0.7/client.json",
+            "https://[::1]/client.json",
+            "https://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:9/client.json",
+        ] {
+            let e = runtime.block_on(resolve(&s, false, id)).unwrap_err();
+            assert!(
+                e.description.contains("no public address") || e.description.contains("must be https"),
+                "{id}: {e:?}"
+            );
+        }
+        assert!(is_public("93.184.215.14".parse().unwrap()));
+        assert!(!is_public("100.64.0.1".parse().unwrap()) && !is_public("::ffff:192.168.1.1".parse().unwrap()));
+        assert!(!is_public("fd00::1".parse().unwrap()) && is_public("2606:4700::1".parse().unwrap()));
     }
 
     #[test]

@@ -65,7 +65,7 @@ enum Refusal {
 async fn ask(oauth: &OAuth, q: &HashMap<String, String>) -> Result<Asked, Refusal> {
     let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let client_id = get("client_id").ok_or_else(|| Refusal::Page("The request names no client (client_id).".into()))?;
-    let client = clients::resolve(&oauth.sealer, &oauth.fetch, client_id)
+    let client = clients::resolve(&oauth.sealer, oauth.is_local(), client_id)
         .await
         .map_err(|e| Refusal::Page(format!("This client is not known: {}", e.description)))?;
     let redirect_uri = get("redirect_uri").ok_or_else(|| Refusal::Page("The request names no redirect_uri.".into()))?;

@@ -120,8 +120,6 @@ pub struct OAuth {
     settings: OAuthSettings,
     sealer: seal::Sealer,
     used: used::Used,
-    /// For client metadata documents (no redirects).
-    fetch: reqwest::Client,
     /// For `getCurrentUser` on the consent page.
     upstream: reqwest::Client,
     base_url: Option<String>,
@@ -196,16 +194,10 @@ impl OAuth {
             return Err(format!("--public-url {}: an http(s) address", settings.public_url));
         }
         let sealer = seal::Sealer::new(settings.secret.expose())?;
-        let fetch = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             settings,
             sealer,
             used: used::Used::default(),
-            fetch,
             upstream,
             base_url,
         })
@@ -246,6 +238,17 @@ impl OAuth {
         let key = seal::text(&claims, "k").ok_or("no key")?;
         let access = Access::of_scope(seal::text(&claims, "sc").unwrap_or(SCOPE_READ_ONLY));
         Ok((Secret::new(key), access))
+    }
+
+    /// Whether the server's own public address is on loopback (local
+    /// testing): then client metadata documents may be too.
+    pub(crate) fn is_local(&self) -> bool {
+        match self.settings.public_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
     }
 
     /// Whether `token` is shaped as one of this server's (PASETO v4.local)
