@@ -181,20 +181,33 @@ impl Profiles {
 
     /// The profile `name`, or `None` when there is none of that name.
     pub fn get(&self, name: &str) -> Result<Option<Profile>, ProfileError> {
+        self.read(name, true)
+    }
+
+    /// The profile `name`; its key is read (from the keyring or the file)
+    /// only `with_key`: a caller whose key came from elsewhere and wants
+    /// only the base URL pays no keyring lookup.
+    pub fn read(&self, name: &str, with_key: bool) -> Result<Option<Profile>, ProfileError> {
         let config = self.read_config()?;
         let Some(entry) = config.profiles.get(name) else {
             return Ok(None);
         };
         let (key, kept_in) = if entry.key_in == "file" {
-            let credentials: BTreeMap<String, FileKey> = read_toml(&self.credentials_path())?;
-            (
-                credentials.get(name).map(|k| Secret::new(k.api_key.clone())),
-                KeptIn::File(self.credentials_path()),
-            )
+            let key = if with_key {
+                let credentials: BTreeMap<String, FileKey> = read_toml(&self.credentials_path())?;
+                credentials.get(name).map(|k| Secret::new(k.api_key.clone()))
+            } else {
+                None
+            };
+            (key, KeptIn::File(self.credentials_path()))
         } else {
-            let key = keyring::Entry::new(&self.service, name)
-                .and_then(|e| e.get_password())
-                .ok()
+            let key = with_key
+                .then(|| {
+                    keyring::Entry::new(&self.service, name)
+                        .and_then(|e| e.get_password())
+                        .ok()
+                })
+                .flatten()
                 .map(Secret::new);
             (key, KeptIn::Keyring)
         };

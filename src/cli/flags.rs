@@ -4,7 +4,6 @@
 //! key and the base URL (read here, so usage lines never show them as given).
 
 use std::path::PathBuf;
-
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches};
@@ -133,7 +132,7 @@ impl CallFlags {
         };
         let mut base_url = text(value(top, sub, "base_url")).or_else(|| text(env(crate::BASE_URL_ENV)));
         if api_key.is_none() || base_url.is_none() {
-            match crate::profiles::Profiles::open().and_then(|store| store.get(&profile)) {
+            match crate::profiles::Profiles::open().and_then(|store| store.read(&profile, api_key.is_none())) {
                 Ok(Some(found)) => {
                     base_url = base_url.or(found.base_url);
                     if api_key.is_none()

@@ -85,7 +85,7 @@ fn with_profile(mut builder: ClientBuilder) -> ClientBuilder {
     }
     let name = crate::profiles::selected(None);
     let mut keyed = has_key;
-    match crate::profiles::Profiles::open().and_then(|store| store.get(&name)) {
+    match crate::profiles::Profiles::open().and_then(|store| store.read(&name, !has_key)) {
         Ok(Some(profile)) => {
             if let (false, Some(key)) = (has_key, &profile.key) {
                 builder = builder.api_key(key.expose());
