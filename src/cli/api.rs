@@ -123,11 +123,13 @@ pub(crate) async fn run(global: &ArgMatches, sub: &ArgMatches) -> Result<(), Fai
     let shape = flags.shape(sink.has_file())?;
     let client = flags.client(op.is_none_or(|op| op.requires_auth))?;
     if let Some(op) = op {
-        let mut preview = raw.clone();
-        preview.dry_run = true;
-        preview.idempotency_key = None;
-        let client = &client;
+        let (client, raw) = (&client, &raw);
+        // The preview is made only when a person is to be asked.
         super::confirm::before_spending(op, raw.dry_run, flags.yes, || async move {
+            let mut preview = raw.clone();
+            preview.dry_run = true;
+            // The key belongs to the real call; a preview must not take its place.
+            preview.idempotency_key = None;
             let answer = client.request_raw(preview).await?;
             Ok(match &answer.body {
                 crate::ResponseBody::Json(v) => crate::DryRunPreview::from_body(v),

@@ -53,11 +53,12 @@ pub(crate) async fn run_operation(
     let plan = plan(op, args, sub, sink.has_file() && shape.is_plain())?;
     let plan = match plan {
         Plan::Call(args) => {
-            let mut preview = args.clone();
-            preview.dry_run = true;
-            // The key belongs to the real call; a preview must not take its place.
-            preview.idempotency_key = None;
+            // The preview is made only when a person is to be asked.
             super::confirm::before_spending(op, args.dry_run, flags.yes, || async {
+                let mut preview = args.clone();
+                preview.dry_run = true;
+                // The key belongs to the real call; a preview must not take its place.
+                preview.idempotency_key = None;
                 Ok(client.request_operation(op.id, preview).await?.dry_run_preview())
             })
             .await?;
@@ -239,8 +240,7 @@ async fn carry_out(
             let mut pages = client.paginate(op.id, args)?.pages();
             let mut shown = shape.pages(op.id);
             while let Some(page) = pages.try_next().await? {
-                let body = page_body(&page);
-                sink.write(shown.page(page.items, &body)?.as_bytes())?;
+                sink.write(shown.page(page)?.as_bytes())?;
             }
             sink.write(shown.finish().as_bytes())?;
             sink.finish()
@@ -252,15 +252,6 @@ async fn carry_out(
             write_body(op.id, response.body, sink, shape)
         }
     }
-}
-
-/// A page as its answer read (`{"data", "pagination"}`), for `--jq`, which
-/// filters each page as it would the answer of one call.
-fn page_body(page: &crate::pagination::Page) -> Value {
-    serde_json::json!({
-        "data": page.items,
-        "pagination": {"page": page.page, "total": page.total, "total_pages": page.total_pages},
-    })
 }
 
 /// A dry run's preview, on stderr in one line (the answer itself goes to stdout).

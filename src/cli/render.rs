@@ -192,12 +192,18 @@ pub(crate) struct Pages<'a> {
 }
 
 impl Pages<'_> {
-    /// The text for one page's items (`body` is the page's whole answer, for `--jq`).
-    pub(crate) fn page(&mut self, items: Vec<Value>, body: &Value) -> Result<String, Failure> {
+    /// The text for one page. `--jq` filters the page as it reads as one
+    /// call's answer (`{"data", "pagination"}`), built for it only.
+    pub(crate) fn page(&mut self, page: crate::pagination::Page) -> Result<String, Failure> {
         let shape = self.shape;
         if let Some(jq) = &shape.jq {
-            return shape.jq_lines(jq, body);
+            let body = serde_json::json!({
+                "data": page.items,
+                "pagination": {"page": page.page, "total": page.total, "total_pages": page.total_pages},
+            });
+            return shape.jq_lines(jq, &body);
         }
+        let items = page.items;
         if shape.tables_pages() {
             for item in items {
                 if self.held.len() < TABLE_ROWS {
@@ -235,7 +241,7 @@ impl Pages<'_> {
     /// What is written after the last page.
     pub(crate) fn finish(self) -> String {
         let shape = self.shape;
-        if shape.jq.is_none() && shape.tables_pages() {
+        if shape.tables_pages() {
             let count = self.held.len() as u64 + self.left_out;
             let mut foot = format!("{count} item{}", if count == 1 { "" } else { "s" });
             if self.left_out > 0 {
@@ -501,6 +507,16 @@ mod tests {
         crate::operations::find(id).unwrap().id
     }
 
+    fn one_page(items: Vec<Value>) -> crate::pagination::Page {
+        crate::pagination::Page {
+            page: 1,
+            items,
+            total: None,
+            total_pages: None,
+            meta: crate::meta::ResponseMeta::from_parts(200, &http::HeaderMap::new()),
+        }
+    }
+
     fn bundles() -> Value {
         json!({"data": [
             {"id": "b1", "status": "in_review", "country": "USA", "platform": "tiktok",
@@ -609,8 +625,8 @@ mod tests {
             colour: false,
         };
         let mut pages = shape.pages(op("listBundles"));
-        let mut text = pages.page(vec![json!({"id": 1})], &json!({})).unwrap();
-        text += &pages.page(vec![json!({"id": 2})], &json!({})).unwrap();
+        let mut text = pages.page(one_page(vec![json!({"id": 1})])).unwrap();
+        text += &pages.page(one_page(vec![json!({"id": 2})])).unwrap();
         text += &pages.finish();
         assert_eq!(
             serde_json::from_str::<Value>(&text).unwrap(),
@@ -623,9 +639,9 @@ mod tests {
         };
         let mut pages = shape.pages(op("listAccounts"));
         let mut text = pages
-            .page(vec![json!({"id": "a1", "status": "active"})], &json!({}))
+            .page(one_page(vec![json!({"id": "a1", "status": "active"})]))
             .unwrap();
-        text += &pages.page(vec![json!({"id": "a2"})], &json!({})).unwrap();
+        text += &pages.page(one_page(vec![json!({"id": "a2"})])).unwrap();
         text += &pages.finish();
         assert_eq!(text.lines().filter(|l| l.starts_with("id,")).count(), 1, "{text}");
         assert_eq!(text.lines().count(), 3, "{text}");
