@@ -286,26 +286,15 @@ fn unlisted_request(base_url: &str, op: &'static Operation, raw: &RawRequest) ->
     if !raw.query.is_empty() {
         url.query_pairs_mut().extend_pairs(&raw.query);
     }
-    let mut request = reqwest::Request::new(op.method.to_reqwest(), url);
-    let h = request.headers_mut();
-    h.insert(
-        http::header::ACCEPT,
-        HeaderValue::from_static("application/json, text/csv, text/html;q=0.9, */*;q=0.5"),
-    );
-    let value = |field: &str, v: &str| {
-        HeaderValue::from_str(v).map_err(|_| Error::invalid(Some(op.id), Some(field), "not a valid header value"))
-    };
-    if raw.dry_run {
-        h.insert(headers::names::DRY_RUN, HeaderValue::from_static("true"));
-    } else if let Some(key) = &raw.idempotency_key {
-        h.insert(headers::names::IDEMPOTENCY_KEY, value("idempotency_key", key)?);
-    }
     if let Some(id) = &raw.request_id {
         crate::idempotency::validate_request_id(id.as_bytes())
             .map_err(|m| Error::invalid(Some(op.id), Some("request_id"), m))?;
-        h.insert(headers::names::REQUEST_ID, value("request_id", id)?);
     }
-    Ok(request)
+    let mut args = OperationArgs::new();
+    args.idempotency_key = raw.idempotency_key.clone();
+    args.request_id = raw.request_id.clone();
+    args.dry_run = raw.dry_run;
+    prepare::new_request(op, url, &args)
 }
 
 #[cfg(test)]

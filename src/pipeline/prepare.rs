@@ -48,6 +48,14 @@ pub(crate) fn build_request(
             q.append_pair(k, v);
         }
     }
+    new_request(op, url, args)
+}
+
+/// A request to `url` with what a call's arguments put in headers: the
+/// accepted types, the dry run (or the idempotency key), the request id and
+/// the time limit. Built here for checked calls, and by `calls/raw.rs` for
+/// a path the contract does not know.
+pub(crate) fn new_request(op: &'static Operation, url: Url, args: &OperationArgs) -> Result<reqwest::Request, Error> {
     let mut request = reqwest::Request::new(op.method.to_reqwest(), url);
     let request_headers = request.headers_mut();
     request_headers.insert(
