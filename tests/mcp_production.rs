@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -21,46 +19,22 @@ use serde_json::{Value, json};
 type Session = RunningService<RoleClient, ()>;
 
 /// A `tokportal-mcp --http` process; its stderr lines are kept.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT`
-    origin: String,
-    log: Arc<Mutex<Vec<String>>>,
+struct Server(common::mcp_http::McpHttp);
+
+impl std::ops::Deref for Server {
+    type Target = common::mcp_http::McpHttp;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Server {
     fn start(base_url: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
-            .args(["--http", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("TOKPORTAL_API_KEY")
-            .env("TOKPORTAL_BASE_URL", base_url)
-            .env("RUST_LOG", "tokportal=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tokportal-mcp starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().trim_end_matches("/mcp").to_owned());
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let origin = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server says where it listens");
-        Server { child, origin, log }
-    }
-
-    fn mcp(&self) -> String {
-        format!("{}/mcp", self.origin)
+        Server(common::mcp_http::McpHttp::start(
+            base_url,
+            extra,
+            &[("RUST_LOG", "tokportal=info")],
+        ))
     }
 
     fn lines_with(&self, needle: &str) -> usize {
@@ -69,7 +43,7 @@ impl Server {
 
     fn terminate(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.0.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -79,19 +53,12 @@ impl Server {
     fn exit_code(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.0.try_wait() {
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("tokportal-mcp did not exit within {limit:?}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -57,6 +57,16 @@ impl McpHttp {
     pub fn mcp(&self) -> String {
         format!("{}/mcp", self.origin)
     }
+
+    /// Its process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How it exited, once it has.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for McpHttp {
