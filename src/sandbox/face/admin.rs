@@ -557,18 +557,22 @@ async fn reset(shared: &Shared, parts: &Parts, body: Body) -> Result<Value, Fail
     let asked = json_body(body).await?;
     match key_of(&parts.headers) {
         Ok(key) => {
-            shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            forget_file(shared, Some(&key)).await?;
+            let pending = {
+                let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
+                tenants.remove(&key);
+                forget_in_file(shared, Some(&key))
+            };
+            forgotten(pending).await?;
             shared.replays.forget(&key);
             shared.tally.forget(Some(fingerprint(&key)));
             Ok(json!({"reset": true}))
         }
         Err(_) if asked.get("all").and_then(Value::as_bool) == Some(true) => {
-            let keys = {
+            let (keys, pending) = {
                 let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-                std::mem::take(&mut *tenants).len()
+                (std::mem::take(&mut *tenants).len(), forget_in_file(shared, None))
             };
-            forget_file(shared, None).await?;
+            forgotten(pending).await?;
             shared.replays.clear();
             shared.queued_faults.clear();
             shared.courier.clear_holds();
@@ -689,13 +693,25 @@ async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Valu
 
 /// Forgets one key, or all, in the state file too.
 async fn forget_file(shared: &Shared, key: Option<&str>) -> Result<(), Failure> {
-    match &shared.store {
-        Some(store) => store
-            .forget(key)
-            .await
-            .map_err(|why| Failure::new(500, "INTERNAL_ERROR", format!("The reset could not be written: {why}"))),
-        None => Ok(()),
-    }
+    let pending = forget_in_file(shared, key);
+    forgotten(pending).await
+}
+
+/// Hands the forgetting to the state file's writer (called under the
+/// tenants lock by a reset, so that no later request's rows of the key
+/// reach the file before the DELETE that would wipe them).
+fn forget_in_file(shared: &Shared, key: Option<&str>) -> Option<Result<crate::sandbox::world::store::Pending, String>> {
+    shared.store.as_ref().map(|store| store.forget(key))
+}
+
+/// Waits for a forgetting handed over by [`forget_in_file`].
+async fn forgotten(pending: Option<Result<crate::sandbox::world::store::Pending, String>>) -> Result<(), Failure> {
+    let committed = match pending {
+        None => return Ok(()),
+        Some(Ok(pending)) => pending.committed().await,
+        Some(Err(why)) => Err(why),
+    };
+    committed.map_err(|why| Failure::new(500, "INTERNAL_ERROR", format!("The reset could not be written: {why}")))
 }
 
 /// A JSON body (an empty one is `null`).

@@ -185,9 +185,12 @@ pub(in crate::sandbox) async fn persist(
     let Some(store) = &shared.store else {
         return Ok(());
     };
-    // The rows are made under the state's lock, in the order the changes
-    // happened; the commit is awaited outside it.
-    let ops = {
+    // The rows are made, and handed to the writer, under the state's lock:
+    // in the order the changes happened. Handed over after the lock, two
+    // requests of one key could reach the file in the other order, and the
+    // older balance overwrite the newer (kill -9 then found a bundle whose
+    // debit was gone). The commit is awaited outside the lock.
+    let pending = {
         let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tenant) = tenants.get_mut(key) else {
             return Ok(());
@@ -195,12 +198,17 @@ pub(in crate::sandbox) async fn persist(
         if !changed && replay.is_none() && tenant.saved.written() {
             return Ok(());
         }
-        store.changes(key, tenant, replay)
+        let ops = store.changes(key, tenant, replay);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        store.enqueue(ops)
     };
-    if ops.is_empty() {
-        return Ok(());
-    }
-    store.commit(ops).await.map_err(|why| {
+    let committed = match pending {
+        Ok(pending) => pending.committed().await,
+        Err(why) => Err(why),
+    };
+    committed.map_err(|why| {
         tracing::error!(target: "tokportal::sandbox", "{why}");
         if let Some(tenant) = shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
             tenant.saved.resync();

@@ -469,15 +469,18 @@ impl Store {
         Ok((store, loaded))
     }
 
-    /// Hands `ops` to the writer and waits for their commit.
-    pub(in crate::sandbox) async fn commit(&self, ops: Ops) -> Result<(), String> {
+    /// Hands `ops` to the writer, which commits batches in the order they
+    /// were handed over: a caller that makes its rows under the state's lock
+    /// hands them over under it too, so that a key's later rows (its
+    /// balance after two debits) never reach the file before its earlier
+    /// ones. Never blocks (the queue is unbounded; the writer drains it).
+    pub(in crate::sandbox) fn enqueue(&self, ops: Ops) -> Result<Pending, String> {
         let (done, committed) = tokio::sync::oneshot::channel();
+        let stopped = format!("the state file {}'s writer has stopped", self.path.display());
         self.writer
             .send(Batch { ops, done: Some(done) })
-            .map_err(|_| format!("the state file {}'s writer has stopped", self.path.display()))?;
-        committed
-            .await
-            .unwrap_or_else(|_| Err(format!("the state file {}'s writer has stopped", self.path.display())))
+            .map_err(|_| stopped.clone())?;
+        Ok(Pending { committed, stopped })
     }
 
     /// Hands `ops` to the writer without waiting (a delivery's attempt).
@@ -485,6 +488,19 @@ impl Store {
         if self.writer.send(Batch { ops, done: None }).is_err() {
             tracing::error!(target: "tokportal::sandbox", "the state file {}'s writer has stopped", self.path.display());
         }
+    }
+}
+
+/// A batch handed to the writer, whose commit is still to come.
+pub(in crate::sandbox) struct Pending {
+    committed: tokio::sync::oneshot::Receiver<Result<(), String>>,
+    stopped: String,
+}
+
+impl Pending {
+    /// Waits for the batch's commit.
+    pub(in crate::sandbox) async fn committed(self) -> Result<(), String> {
+        self.committed.await.unwrap_or(Err(self.stopped))
     }
 }
 
@@ -806,8 +822,10 @@ impl Store {
         self.send(ops);
     }
 
-    /// Forgets one key (its reset), or every key.
-    pub(in crate::sandbox) async fn forget(&self, key: Option<&str>) -> Result<(), String> {
+    /// Forgets one key (its reset), or every key: handed to the writer now
+    /// (under the state's lock, where the caller holds it), committed when
+    /// the returned batch is awaited.
+    pub(in crate::sandbox) fn forget(&self, key: Option<&str>) -> Result<Pending, String> {
         let mut ops = Ops::default();
         // The key's rows first: they find it by its number in `keys`.
         for table in ROW_TABLES.iter().chain(&["replays", "keys"]) {
@@ -820,7 +838,7 @@ impl Store {
                 (None, _) => ops.execute(&format!("DELETE FROM {table}"), params![]),
             };
         }
-        self.commit(ops).await
+        self.enqueue(ops)
     }
 
     /// Whether the file held `key` when it was opened (fixtures are
