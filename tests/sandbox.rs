@@ -908,6 +908,27 @@ async fn faults_on_demand() {
     for _ in 0..3 {
         client.get_current_user().send().await.unwrap();
     }
+    // The sandbox's journal shows what the retries got through: at least
+    // one 503 among the attempts, and the three calls answered 200.
+    let journal: Value = http
+        .get(format!("{}/_sandbox/requests?limit=1000", flaky.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = journal["data"].as_array().expect("the journal's entries");
+    let with = |status: u64| entries.iter().filter(|e| e["status"] == status).count();
+    assert_eq!(with(200), 3, "{journal}");
+    assert!(with(503) >= 1, "no 503 was met: {journal}");
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["status"] == 503)
+            .all(|e| e["fault"] == "503"),
+        "{journal}"
+    );
 }
 
 /// A dry run answers what it would charge and changes nothing; an
