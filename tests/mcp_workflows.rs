@@ -241,13 +241,21 @@ async fn a_paid_call_is_confirmed_through_elicitation_both_ways() {
     assert_eq!(world.count("createBundle", false).await, 1);
     assert_eq!(world.balance().await, start - 14.0);
     assert_eq!(accepting.questions.lock().unwrap().len(), 1);
-    // The agent's own dry run is not asked about.
+    // The agent's own dry run is not asked about: it is answered as a
+    // preview, sent as one, and charges nothing.
+    let dry_runs = world.count("createBundle", true).await;
     let mut preview = bundle();
     preview["dry_run"] = json!(true);
-    call(&agent, "createBundle", preview).await;
+    let previewed = call(&agent, "createBundle", preview).await;
+    assert_ne!(previewed.is_error, Some(true), "{previewed:?}");
+    assert_eq!(world.count("createBundle", true).await, dry_runs + 1);
+    assert_eq!(world.count("createBundle", false).await, 1);
+    assert_eq!(world.balance().await, start - 14.0);
     assert_eq!(accepting.questions.lock().unwrap().len(), 1);
-    // Nor is a call that spends nothing.
-    call(&agent, "getCurrentUser", json!({})).await;
+    // Nor is a call that spends nothing: it is answered.
+    let me = call(&agent, "getCurrentUser", json!({})).await;
+    assert_ne!(me.is_error, Some(true), "{me:?}");
+    assert!(me.structured_content.is_some(), "{me:?}");
     assert_eq!(accepting.questions.lock().unwrap().len(), 1);
     agent.cancel().await.unwrap();
 
