@@ -68,17 +68,38 @@ mod tests {
 
     #[test]
     fn every_operation_documenting_a_402_spends_credits() {
-        let spec = include_str!("../../spec/openapi.yaml");
-        for op in OPERATIONS {
-            // The operation's block of the spec, up to the next operationId.
-            let Some(start) = spec.find(&format!("\"operationId\": \"{}\"", op.id)) else {
-                continue;
-            };
-            let rest = &spec[start + 1..];
-            let block = &rest[..rest.find("\"operationId\"").unwrap_or(rest.len())];
-            if block.contains("\"402\"") {
-                assert!(op.hints().spends_credits.is_some(), "{} documents a 402", op.id);
+        // The spec read as YAML, whatever its quoting: every operation of
+        // the table must be found in it, so that none is skipped unchecked.
+        use serde_norway::Value;
+        let spec: Value = serde_norway::from_str(include_str!("../../spec/openapi.yaml")).expect("the spec is YAML");
+        let paths = spec["paths"].as_mapping().expect("the spec's paths");
+        // `402` or `"402"`: a status code, quoted or not.
+        let is_402 = |k: &Value| k.as_str() == Some("402") || k.as_u64() == Some(402);
+        let mut documented = std::collections::BTreeMap::new();
+        for item in paths.values() {
+            for operation in item.as_mapping().into_iter().flat_map(|o| o.values()) {
+                if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
+                    let a_402 = operation
+                        .get("responses")
+                        .and_then(Value::as_mapping)
+                        .is_some_and(|r| r.keys().any(is_402));
+                    assert!(documented.insert(id.to_owned(), a_402).is_none(), "{id} twice");
+                }
             }
         }
+        let mut checked = 0;
+        let mut with_402 = 0;
+        for op in OPERATIONS {
+            let a_402 = *documented
+                .get(op.id)
+                .unwrap_or_else(|| panic!("{} is not found in the spec", op.id));
+            if a_402 {
+                assert!(op.hints().spends_credits.is_some(), "{} documents a 402", op.id);
+                with_402 += 1;
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, documented.len(), "every operation of the spec was checked");
+        assert!(with_402 > 0, "no operation documents a 402: the spec was not read");
     }
 }
