@@ -3,13 +3,13 @@
 //! fantoccini. Without them the test says it was skipped and how to install
 //! them; in CI (`.ci/run` installs them) it must run.
 //!
-//! It prints the page's load time and how long a request took to appear,
-//! and saves a screenshot to `target/inspector.png`.
+//! It prints the page's load time and how long a request took to appear
+//! (printed, never asserted: a test asserts what the page shows), and
+//! saves a screenshot to `target/inspector.png`.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,35 +18,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokportal::sandbox::{Sandbox, SandboxOptions};
 
-/// How long anything in the page may take to show.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// chromedriver on a free port, once it accepts connections.
-async fn chromedriver(path: &std::path::Path) -> (Driver, String) {
-    let port = common::free_port();
-    let child = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let deadline = Instant::now() + PATIENCE;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (driver, format!("http://127.0.0.1:{port}"))
-}
+/// How long the test waits for something to show before it fails rather
+/// than hang: a guard, not a measure (it asserts no speed).
+const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn browser(driver: &str, chromium: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
@@ -85,18 +59,21 @@ async fn receiver() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
-/// Waits until `check` holds, or fails saying what was awaited.
-async fn until<F, Fut>(what: &str, mut check: F) -> Duration
+/// Waits until `check` holds; fails saying what was awaited should it
+/// never hold (after [`PATIENCE`], a hang guard).
+async fn until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "waited {PATIENCE:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    let poll = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    if tokio::time::timeout(PATIENCE, poll).await.is_err() {
+        panic!("{what} never showed (waited {PATIENCE:?})");
     }
-    started.elapsed()
 }
 
 async fn rows(page: &Client, table: &str) -> Vec<String> {
@@ -131,8 +108,8 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
     let mut options = SandboxOptions::default();
     options.webhook_retry_delays = Vec::new();
     let sandbox = Sandbox::start_with(options).await.unwrap();
-    let (driver, driver_url) = chromedriver(&driver_path).await;
-    let page = browser(&driver_url, &chromium).await;
+    let driver = common::Chromedriver::start(&driver_path);
+    let page = browser(&driver.url, &chromium).await;
     let inspector = format!("{}/_sandbox/", sandbox.url());
     page.goto(&inspector).await.unwrap();
     until("the live feed", || async { text(&page, "#live").await == "live" }).await;
@@ -181,10 +158,6 @@ async fn the_inspector_shows_requests_details_deliveries_and_resets_in_chromium(
         .await
         .unwrap();
     assert_eq!(same, json!(true), "the page was reloaded to show the requests");
-    assert!(
-        appeared < Duration::from_secs(2),
-        "the requests took {appeared:?} to appear"
-    );
 
     // The 4xx filter shows the failed one only.
     page.find(Locator::Css("#filter-status"))

@@ -317,11 +317,14 @@ async fn rmcp_s_own_oauth_client_completes_the_flow() {
     use rmcp::transport::auth::{AuthorizationManager, AuthorizationRequest, OAuthState};
 
     let sandbox = Sandbox::start().await.unwrap();
-    // Its public URL is its own address: rmcp's client resolves what it discovers.
-    let port = common::free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let replica = Replica::start(&sandbox, &origin, &["--http", &listen]);
+    // Its public URL is an address it answers on: rmcp's client resolves
+    // what it discovers. The replica takes a port of the system's choosing;
+    // a forwarder, whose port is bound (and held) first, is that address.
+    let forward = common::Forward::bind().await;
+    let origin = forward.origin();
+    let mut replica = Replica::start(&sandbox, &origin, &[]);
+    forward.to(replica.origin.trim_start_matches("http://").to_owned());
+    replica.origin = origin;
     let manager = AuthorizationManager::new_allowing_private_addresses(format!("{}/mcp", replica.origin))
         .await
         .unwrap();

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,15 +22,6 @@ use tokportal::sandbox::Sandbox;
 
 const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
 const KEY: &str = "sk_test_oauth_browser";
-
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn replica(sandbox: &Sandbox) -> common::mcp_http::McpHttp {
     common::mcp_http::McpHttp::start(
@@ -104,23 +94,7 @@ async fn consent_in_chromium_from_the_keyboard() {
         .append_pair("state", "browser-state")
         .append_pair("scope", "tokportal:full tokportal:read_only");
 
-    let port_driver = common::free_port();
-    let _driver = Running(
-        Command::new(&driver_path)
-            .arg(format!("--port={port_driver}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port_driver))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let driver = common::Chromedriver::start(&driver_path);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -128,7 +102,7 @@ async fn consent_in_chromium_from_the_keyboard() {
     );
     let page = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port_driver}"))
+        .connect(&driver.url)
         .await
         .expect("a WebDriver session in chromium");
     page.goto(authorize.as_str()).await.unwrap();

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use httpmock::prelude::*;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
 use rmcp::service::{RoleClient, RunningService};
@@ -192,37 +191,97 @@ async fn sessions_are_bounded_in_all_per_key_and_in_idle_time() {
     assert_eq!(list_on(&http, &url, "sk_test_a", &a1).await, 404);
 }
 
-/// A mock TokPortal whose `/me` answers after `delay`.
-async fn slow_api(delay: Duration) -> MockServer {
-    let api = MockServer::start_async().await;
-    api.mock_async(move |when, then| {
-        when.path("/me");
-        then.status(200)
-            .header("content-type", "application/json")
-            .delay(delay)
-            .json_body(json!({"data": {"email": "a@example.com"}}));
-    })
-    .await;
-    api
+/// A mock TokPortal that holds every request until it is released: `GET
+/// /me` then answers 200, `POST /bundles` 201. It counts what it holds, so
+/// that a test waits for a call to be in flight instead of sleeping.
+struct HeldApi {
+    url: String,
+    /// `METHOD PATH` of each request, as it arrived.
+    arrived: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    count: tokio::sync::watch::Receiver<usize>,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldApi {
+    async fn start() -> Self {
+        let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counter, count) = tokio::sync::watch::channel(0usize);
+        let (release, released) = tokio::sync::watch::channel(false);
+        let (kept, counter) = (arrived.clone(), std::sync::Arc::new(counter));
+        let app = axum::Router::new().fallback(move |method: http::Method, uri: http::Uri| {
+            let (kept, counter, mut released) = (kept.clone(), counter.clone(), released.clone());
+            async move {
+                kept.lock().unwrap().push(format!("{method} {}", uri.path()));
+                counter.send_modify(|n| *n += 1);
+                let _ = released.wait_for(|open| *open).await;
+                let (status, body) = if method == http::Method::POST {
+                    (201, json!({"data": {"id": common::UUID_A, "status": "pending_setup"}}))
+                } else {
+                    (200, json!({"data": {"email": "a@example.com"}}))
+                };
+                (
+                    http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    body.to_string(),
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        HeldApi {
+            url,
+            arrived,
+            count,
+            release,
+        }
+    }
+
+    /// Waits until `n` requests have arrived (a hang guard fails the test
+    /// after a minute).
+    async fn arrived(&self, n: usize) {
+        let mut count = self.count.clone();
+        tokio::time::timeout(Duration::from_secs(60), count.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} requests never reached the API: {:?}", self.requests()))
+            .unwrap();
+    }
+
+    /// Answers what it holds, and from now on everything at once.
+    fn release(&self) {
+        self.release.send_replace(true);
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.arrived.lock().unwrap().clone()
+    }
 }
 
 #[tokio::test]
 async fn a_key_runs_a_bounded_number_of_calls_and_each_is_time_limited() {
-    let api = slow_api(Duration::from_millis(1500)).await;
-    let server = Server::start(&api.base_url(), &["--max-calls-per-key", "2", "--call-timeout", "5"]);
+    let api = HeldApi::start().await;
+    let server = Server::start(&api.url, &["--max-calls-per-key", "2", "--call-timeout", "60"]);
     let alice = connect(&server.mcp(), "sk_test_alice").await;
     let bob = connect(&server.mcp(), "sk_test_bob").await;
-    let (a1, a2, a3, b1) = tokio::join!(
+    // Alice's first two calls are held by the API; then her third is
+    // refused at once, and Bob's, another key, goes through to the API.
+    let (a1, a2, (a3, b1)) = tokio::join!(
         call(&alice, "getCurrentUser", json!({})),
         call(&alice, "getCurrentUser", json!({})),
         async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            call(&alice, "getCurrentUser", json!({})).await
+            api.arrived(2).await;
+            let a3 = call(&alice, "getCurrentUser", json!({})).await;
+            let (b1, ()) = tokio::join!(call(&bob, "getCurrentUser", json!({})), async {
+                api.arrived(3).await;
+                api.release();
+            });
+            (a3, b1)
         },
-        async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            call(&bob, "getCurrentUser", json!({})).await
-        },
+    );
+    assert_eq!(
+        api.requests(),
+        vec!["GET /me"; 3],
+        "the refused call never reached the API"
     );
     for ok in [a1, a2, b1] {
         let ok = ok.expect("within the limit");
@@ -238,31 +297,25 @@ async fn a_key_runs_a_bounded_number_of_calls_and_each_is_time_limited() {
     // Once a place is free, the same key is served again.
     let again = call(&alice, "getCurrentUser", json!({})).await.unwrap();
     assert_ne!(again.is_error, Some(true));
+    assert_eq!(api.requests().len(), 4);
 
-    let api = slow_api(Duration::from_secs(4)).await;
-    let server = Server::start(&api.base_url(), &["--call-timeout", "1"]);
+    // An API that never answers: the call ends at its limit, and says
+    // that the limit was `--call-timeout`'s (not the SDK's 30 s).
+    let api = HeldApi::start().await;
+    let server = Server::start(&api.url, &["--call-timeout", "1"]);
     let carol = connect(&server.mcp(), "sk_test_carol").await;
-    let started = Instant::now();
     let late = call(&carol, "getCurrentUser", json!({})).await.unwrap();
     assert_eq!(late.is_error, Some(true));
     let text = serde_json::to_string(&late.structured_content).unwrap();
-    assert!(text.contains("timed out"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(text.contains("timed out after 1s"), "{text}");
+    assert_eq!(api.requests(), ["GET /me"], "the call reached the API");
 }
 
 #[tokio::test]
 async fn sigterm_drains_a_paid_call_in_flight_then_exits_zero() {
-    let api = MockServer::start_async().await;
-    let create = api
-        .mock_async(|when, then| {
-            when.method(POST).path("/bundles");
-            then.status(201)
-                .header("content-type", "application/json")
-                .delay(Duration::from_millis(2000))
-                .json_body(json!({"data": {"id": common::UUID_A, "status": "pending_setup"}}));
-        })
-        .await;
-    let mut server = Server::start(&api.base_url(), &["--drain-delay", "1", "--shutdown-grace", "10"]);
+    // The API holds the create until the test has seen the drain begin.
+    let api = HeldApi::start().await;
+    let mut server = Server::start(&api.url, &["--drain-delay", "2", "--shutdown-grace", "30"]);
     let http = reqwest::Client::new();
     let origin = server.origin.clone();
     let probe = |path: &'static str| {
@@ -282,38 +335,58 @@ async fn sigterm_drains_a_paid_call_in_flight_then_exits_zero() {
         .await;
         (result, agent)
     });
-    // The create has reached the API before the signal.
-    let start = Instant::now();
-    while create.calls_async().await == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the create never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The create has reached the API (and is held there) before the signal.
+    api.arrived(1).await;
     server.terminate();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Draining: not ready, still alive, and (within the drain delay) still
-    // taking connections.
-    assert_eq!(probe("/readyz").await.unwrap(), 503);
+    // Draining: not ready (once the signal is handled: polled for, not
+    // slept on), still alive, and (within the drain delay) still taking
+    // connections.
+    let drained = async {
+        loop {
+            match probe("/readyz").await {
+                Ok(200) => tokio::time::sleep(Duration::from_millis(10)).await,
+                other => break other,
+            }
+        }
+    };
+    let readyz = tokio::time::timeout(Duration::from_secs(30), drained)
+        .await
+        .expect("/readyz never said 503 after SIGTERM (hang guard)");
+    assert_eq!(readyz.unwrap(), 503);
     assert_eq!(probe("/healthz").await.unwrap(), 200);
+    assert!(!in_flight.is_finished(), "the paid call is still held by the API");
+    api.release();
     let (result, agent) = in_flight.await.unwrap();
     let result = result.expect("the paid call's answer reaches its caller");
     assert_ne!(result.is_error, Some(true), "{result:?}");
     assert_eq!(result.structured_content.unwrap()["data"]["id"], common::UUID_A);
     drop(agent);
-    assert_eq!(server.exit_code(Duration::from_secs(15)), Some(0));
-    assert_eq!(create.calls_async().await, 1, "sent once");
+    assert_eq!(server.exit_code(Duration::from_secs(30)), Some(0));
+    assert_eq!(api.requests(), ["POST /bundles"], "sent once");
     // After the stop, the port is closed.
     assert!(probe("/healthz").await.is_err());
 }
 
-/// nginx with `deploy/nginx/tokportal-mcp.conf`, its three addresses
-/// replaced with these.
+/// nginx with `deploy/nginx/tokportal-mcp.conf`, its upstreams replaced
+/// with these, listening on a socket handed to it.
 struct Nginx {
     child: Child,
     dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`, where it listens.
+    address: std::net::SocketAddr,
 }
 
 impl Nginx {
-    fn start(binary: &std::path::Path, listen: u16, upstreams: [&str; 2]) -> Self {
+    /// The listening socket is bound here, on a port of the system's
+    /// choosing, and handed to nginx as it hands its own to a new binary on
+    /// an upgrade: as an open descriptor named in `NGINX` (here its stdin,
+    /// descriptor 0). nginx takes an inherited socket whose address a
+    /// `listen` names instead of binding one, so no port is raced for, and
+    /// a connection made before it is ready waits in the socket's backlog.
+    fn start(binary: &std::path::Path, upstreams: [&str; 2]) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let listen = address.port();
         let dir = tempfile::tempdir().unwrap();
         let conf =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/tokportal-mcp.conf")).unwrap();
@@ -348,24 +421,32 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["-e", &format!("{d}/error.log"), "-p"])
             .arg(dir.path())
             .arg("-c")
             .arg(dir.path().join("nginx.conf"))
-            .stdin(Stdio::null())
+            .env("NGINX", "0;")
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
             .spawn()
             .expect("nginx starts");
+        // It has read its configuration and taken the socket once it has
+        // written its pid file; should it exit first, its log says why.
+        let pid = dir.path().join("nginx.pid");
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nginx did not listen: {}",
-                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        while !pid.exists() {
+            let log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nginx exited ({status}): {}", log());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("nginx did not start (hang guard): {}", log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx { child, dir }
+        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        assert!(log.contains("using inherited sockets"), "{log}");
+        Nginx { child, dir, address }
     }
 }
 
@@ -397,10 +478,9 @@ async fn two_stateless_replicas_behind_nginx_survive_a_sigterm() {
     let mut first = Server::start(sandbox.url(), &flags);
     let second = Server::start(sandbox.url(), &flags);
     let address = |s: &Server| s.origin.trim_start_matches("http://").to_owned();
-    let port = common::free_port();
-    let _lb = Nginx::start(&nginx, port, [&address(&first), &address(&second)]);
+    let lb = Nginx::start(&nginx, [&address(&first), &address(&second)]);
     let key = "sk_test_team_scale_out";
-    let agent = connect(&format!("http://127.0.0.1:{port}/mcp"), key).await;
+    let agent = connect(&format!("http://{}/mcp", lb.address), key).await;
     let tools = agent.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 78);
 

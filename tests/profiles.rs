@@ -144,7 +144,7 @@ fn login_keeps_a_key_in_a_0600_file_where_no_keyring_is_usable() {
 /// then the profile, then the defaults.
 #[test]
 fn flags_then_the_environment_then_the_profile() {
-    let (_rt, sandbox) = sandbox();
+    let (rt, sandbox) = sandbox();
     let url = sandbox.url().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = tokportal(
@@ -188,27 +188,31 @@ fn flags_then_the_environment_then_the_profile() {
         "{}",
         text(&status).0
     );
-    // The environment's base URL over the profile's, a flag's over both.
-    let nowhere = format!("http://127.0.0.1:{}", common::free_port());
+    // The environment's base URL over the profile's, a flag's over both:
+    // a server there that hangs up on its one request, and then is gone.
+    let elsewhere = rt.block_on(common::Scripted::start(vec![common::Reply::Drop]));
     let out = tokportal(
         dir.path(),
         &["get-current-user", "--no-retry"],
-        &[("TOKPORTAL_BASE_URL", &nowhere)],
+        &[("TOKPORTAL_BASE_URL", &elsewhere.base_url)],
         None,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "sent to the environment's base URL: {}",
-        text(&out).1
-    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out).1);
+    let sent = elsewhere.requests();
+    assert_eq!(sent.len(), 1, "sent to the environment's base URL");
+    assert_eq!(sent[0].target, "/api/ext/me");
     let out = tokportal(
         dir.path(),
         &["get-current-user", "--base-url", &url],
-        &[("TOKPORTAL_BASE_URL", &nowhere)],
+        &[("TOKPORTAL_BASE_URL", &elsewhere.base_url)],
         None,
     );
     assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        elsewhere.requests().len(),
+        1,
+        "the flag's base URL, not the environment's"
+    );
 }
 
 #[test]

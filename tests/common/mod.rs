@@ -120,6 +120,9 @@ pub struct Received {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it had been read whole, by the wall clock (a `Retry-After` date
+    /// or an `X-RateLimit-Reset` is a wall-clock time).
+    pub at: std::time::SystemTime,
 }
 
 impl Received {
@@ -167,6 +170,8 @@ pub struct Scripted {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Body bytes the `Flood` replies managed to write.
     pub flooded: Arc<std::sync::atomic::AtomicU64>,
+    /// Replies carried out to their end (the connection closed or dropped).
+    served: tokio::sync::watch::Receiver<usize>,
 }
 
 impl Scripted {
@@ -177,6 +182,7 @@ impl Scripted {
         let log = received.clone();
         let flooded = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let written = flooded.clone();
+        let (done, served) = tokio::sync::watch::channel(0usize);
         tokio::spawn(async move {
             let serve = async {
                 for reply in script {
@@ -215,6 +221,7 @@ impl Scripted {
                                 sent += n as u64;
                                 written.store(sent, std::sync::atomic::Ordering::SeqCst);
                             }
+                            drop(socket);
                         }
                         Reply::Http(status, headers, body) => {
                             let mut out = format!(
@@ -230,6 +237,7 @@ impl Scripted {
                             let _ = socket.shutdown().await;
                         }
                     }
+                    done.send_modify(|n| *n += 1);
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
@@ -238,11 +246,23 @@ impl Scripted {
             base_url: format!("http://{addr}/api/ext"),
             received,
             flooded,
+            served,
         }
     }
 
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` replies have been carried out to their end (a
+    /// `Flood` stops when the client hangs up), so that what the server
+    /// counted is final. Fails if the server stops first.
+    pub async fn served(&self, n: usize) {
+        let mut served = self.served.clone();
+        served
+            .wait_for(|done| *done >= n)
+            .await
+            .unwrap_or_else(|_| panic!("the scripted server stopped before {n} replies were carried out"));
     }
 }
 
@@ -294,6 +314,7 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
         target,
         headers,
         body,
+        at: std::time::SystemTime::now(),
     })
 }
 
@@ -375,11 +396,106 @@ pub fn required_program(name: &str, install: &str) -> Option<std::path::PathBuf>
     found
 }
 
-/// A port free on 127.0.0.1 a moment ago, for a program that takes `--port`.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A running `chromedriver`, killed when dropped.
+pub struct Chromedriver {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, where it listens.
+    pub url: String,
+}
+
+impl Chromedriver {
+    /// Starts `chromedriver --port=0`: it takes a port the system gives it
+    /// and says which on stdout (`ChromeDriver was started successfully on
+    /// port N.`), so no port is chosen here and raced for. The line is
+    /// printed once it listens; the rest of its stdout is read and dropped.
+    pub fn start(path: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(path)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let stdout = child.stdout.take().expect("its stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut said = Vec::new();
+            let mut told = false;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if told {
+                    continue;
+                }
+                let port = line
+                    .split("started successfully on port ")
+                    .nth(1)
+                    .and_then(|rest| rest.trim().trim_end_matches('.').parse::<u16>().ok());
+                said.push(line);
+                if let Some(port) = port {
+                    told = true;
+                    let _ = tx.send(Ok(port));
+                }
+            }
+            if !told {
+                let _ = tx.send(Err(said.join("\n")));
+            }
+        });
+        // Killed on drop, should it not say where it listens.
+        let mut driver = Chromedriver {
+            child,
+            url: String::new(),
+        };
+        // A hang guard only: it says where it listens or exits at once.
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(port)) => port,
+            Ok(Err(said)) => panic!("chromedriver exited without saying its port: {said}"),
+            Err(e) => panic!("chromedriver did not say its port: {e}"),
+        };
+        driver.url = format!("http://127.0.0.1:{port}");
+        driver
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP forwarder on 127.0.0.1: for a server that must know its public
+/// address before it starts (`--public-url`), and that itself listens on
+/// a port the system chose. The forwarder's port is bound first and held,
+/// so it is never raced for.
+pub struct Forward {
+    listener: TcpListener,
+}
+
+impl Forward {
+    /// Binds a port of the system's choosing.
+    pub async fn bind() -> Self {
+        Forward {
+            listener: TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, the forwarder's own address.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.listener.local_addr().expect("local addr"))
+    }
+
+    /// Forwards every connection to `target` (`HOST:PORT`) from now on.
+    pub fn to(self, target: String) {
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = self.listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
 }
