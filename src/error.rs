@@ -36,33 +36,56 @@ pub enum Error {
     /// The API answered with an error status.
     #[error("{0}")]
     Api(Box<ApiError>),
-    /// The connection could not be made (DNS, refused, TLS).
-    #[error("cannot connect to the TokPortal API{}: {}", connect_target(.0), root_cause(.0))]
-    Connect(#[source] reqwest::Error),
+    /// The connection could not be made (DNS, refused, TLS): nothing
+    /// reached the server.
+    #[error(
+        "cannot connect to the TokPortal API{}: {}{}",
+        connect_target(source),
+        root_cause(source),
+        key_note(idempotency_key)
+    )]
+    Connect {
+        /// The transport's error.
+        #[source]
+        source: reqwest::Error,
+        /// The `Idempotency-Key` the call was sent with, if it had one.
+        idempotency_key: Option<String>,
+    },
     /// An attempt ran out of time: the client's
     /// [`timeout`](crate::ClientBuilder::timeout) (or a call's own, or what
     /// was left of the retry policy's overall deadline) elapsed before the
     /// whole answer arrived, or the transport's own timer ran out.
-    #[error("the request timed out{}", timed_out(after, source))]
+    #[error("the request timed out{}{}", timed_out(after, source), key_note(idempotency_key))]
     Timeout {
         /// The limit that ran out, when it was the SDK's.
         after: Option<std::time::Duration>,
         /// The transport's error, when it was the transport's own timer.
         #[source]
         source: Option<reqwest::Error>,
+        /// The `Idempotency-Key` the call was sent with, if it had one:
+        /// send the call again with it to be charged at most once.
+        idempotency_key: Option<String>,
     },
     /// Any other transport failure (connection reset, body stream error).
-    #[error("transport error: {0}")]
-    Transport(#[source] reqwest::Error),
+    #[error("transport error: {source}{}", key_note(idempotency_key))]
+    Transport {
+        /// The transport's error.
+        #[source]
+        source: reqwest::Error,
+        /// The `Idempotency-Key` the call was sent with, if it had one:
+        /// send the call again with it to be charged at most once.
+        idempotency_key: Option<String>,
+    },
     /// The connection broke after the request may have reached the server,
     /// and the request was not sent again because doing so could apply it
     /// twice (a `POST`/`PATCH` without an idempotency key). It may have been
     /// applied: look it up (by its request id when one was seen) before
     /// sending it again, or send it with an idempotency key.
     #[error(
-        "the answer was lost{}: the request may have been applied, so it was not sent again{}: {message}",
+        "the answer was lost{}: the request may have been applied, so it was not sent again{}: {message}{}",
         status.map(|s| format!(" (HTTP {s} started)")).unwrap_or_default(),
-        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default(),
+        key_note(idempotency_key)
     )]
     AnswerLost {
         /// The status, when the answer's head arrived before the body broke.
@@ -71,14 +94,17 @@ pub enum Error {
         request_id: Option<String>,
         /// What broke.
         message: String,
+        /// The `Idempotency-Key` the call was sent with, if it had one.
+        idempotency_key: Option<String>,
     },
     /// A success answer larger than the client's limit
     /// ([`ClientBuilder::max_response_body`](crate::ClientBuilder::max_response_body),
     /// 64 MiB by default). It was not read past the limit; stream large
     /// answers with [`Client::send_operation`](crate::Client::send_operation).
     #[error(
-        "the HTTP {status} answer is larger than the {limit}-byte limit{}; stream it with send_operation or raise ClientBuilder::max_response_body",
-        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+        "the HTTP {status} answer is larger than the {limit}-byte limit{}; stream it with send_operation or raise ClientBuilder::max_response_body{}",
+        request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default(),
+        key_note(idempotency_key)
     )]
     ResponseTooLarge {
         /// HTTP status of the answer.
@@ -87,6 +113,10 @@ pub enum Error {
         limit: u64,
         /// `X-TokPortal-Request-ID`, when given.
         request_id: Option<String>,
+        /// The `Idempotency-Key` the call was sent with, if it had one: the
+        /// call was applied; send it again with this key to read its
+        /// answer without a second charge.
+        idempotency_key: Option<String>,
     },
     /// An argument does not match the spec; nothing was sent. `field` and
     /// `message` describe the first problem, `others` the rest, so that a
@@ -106,14 +136,19 @@ pub enum Error {
     #[error("{MISSING_API_KEY}")]
     MissingApiKey,
     /// A success response whose body could not be decoded.
-    #[error("cannot decode the HTTP {status} response: {message}")]
+    #[error("cannot decode the HTTP {status} response: {message}{}", key_note(idempotency_key))]
     Decode {
         /// HTTP status of the response.
         status: u16,
         /// Why decoding failed.
         message: String,
-        /// The body as received (lossy UTF-8, truncated to 64 KiB).
+        /// The body as received (lossy UTF-8, truncated to 64 KiB); empty
+        /// for the answers of the operations that return a secret.
         body: String,
+        /// The `Idempotency-Key` the call was sent with, if it had one: the
+        /// call was applied; send it again with this key to read its
+        /// answer without a second charge.
+        idempotency_key: Option<String>,
     },
     /// A local file could not be read (an upload source).
     #[error("cannot read {path}: {source}")]
@@ -134,7 +169,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(e) => e.is_retryable(),
-            Error::Connect(_) | Error::Timeout { .. } | Error::Transport(_) => true,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
             _ => false,
         }
     }
@@ -194,16 +229,93 @@ impl Error {
         Some(first)
     }
 
+    /// The TokPortal error code of an API error answer
+    /// (`INSUFFICIENT_CREDITS`), when its body is the JSON error envelope.
+    ///
+    /// ```
+    /// let e = tokportal::Error::Api(Box::new(tokportal::ApiError::from_parts(
+    ///     http::StatusCode::PAYMENT_REQUIRED,
+    ///     &http::HeaderMap::new(),
+    ///     br#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"Not enough credits."}}"#,
+    /// )));
+    /// assert_eq!(e.code(), Some("INSUFFICIENT_CREDITS"));
+    /// ```
+    pub fn code(&self) -> Option<&str> {
+        self.api().and_then(|e| e.code.as_deref())
+    }
+
+    /// The `Idempotency-Key` a call was sent with, when it failed after
+    /// sending (an error answer, a lost or unreadable answer, a timeout, a
+    /// broken connection). Send the same call again with this key (the
+    /// typed builders' `.idempotency_key(..)`, `OperationArgs::idempotency_key`,
+    /// `--idempotency-key` in the CLI) and it is charged at most once,
+    /// whatever became of the first attempt. `None` when nothing was sent,
+    /// or the call had no key (a read, a dry run, retries off).
+    ///
+    /// ```no_run
+    /// # async fn run(client: tokportal::Client, body: tokportal::types::CreateBundleRequest) {
+    /// match client.create_bundle().body(body.clone()).send().await {
+    ///     Ok(bundle) => println!("created {}", bundle.data.get("id").unwrap_or(&serde_json::Value::Null)),
+    ///     Err(e) => match e.idempotency_key() {
+    ///         // Later: the same call, the same key, one charge at most.
+    ///         Some(key) => eprintln!("{e}; resend with idempotency key {key}"),
+    ///         None => eprintln!("{e}"),
+    ///     },
+    /// }
+    /// # }
+    /// ```
+    pub fn idempotency_key(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => e.idempotency_key.as_deref(),
+            Error::Connect { idempotency_key, .. }
+            | Error::Timeout { idempotency_key, .. }
+            | Error::Transport { idempotency_key, .. }
+            | Error::AnswerLost { idempotency_key, .. }
+            | Error::ResponseTooLarge { idempotency_key, .. }
+            | Error::Decode { idempotency_key, .. } => idempotency_key.as_deref(),
+            Error::InvalidArgument { .. } | Error::MissingApiKey | Error::Io { .. } | Error::Config(_) => None,
+        }
+    }
+
+    /// The error of a call that was sent with `key` as its `Idempotency-Key`
+    /// (nothing changes for an error raised before sending).
+    pub(crate) fn with_idempotency_key(mut self, key: Option<&http::HeaderValue>) -> Self {
+        let Some(key) = key.and_then(|k| k.to_str().ok()) else {
+            return self;
+        };
+        let slot = match &mut self {
+            Error::Api(e) => &mut e.idempotency_key,
+            Error::Connect { idempotency_key, .. }
+            | Error::Timeout { idempotency_key, .. }
+            | Error::Transport { idempotency_key, .. }
+            | Error::AnswerLost { idempotency_key, .. }
+            | Error::ResponseTooLarge { idempotency_key, .. }
+            | Error::Decode { idempotency_key, .. } => idempotency_key,
+            Error::InvalidArgument { .. } | Error::MissingApiKey | Error::Io { .. } | Error::Config(_) => {
+                return self;
+            }
+        };
+        *slot = Some(key.to_owned());
+        self
+    }
+
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
         if e.is_timeout() {
             Error::Timeout {
                 after: None,
                 source: Some(e),
+                idempotency_key: None,
             }
         } else if e.is_connect() {
-            Error::Connect(e)
+            Error::Connect {
+                source: e,
+                idempotency_key: None,
+            }
         } else {
-            Error::Transport(e)
+            Error::Transport {
+                source: e,
+                idempotency_key: None,
+            }
         }
     }
 
@@ -212,8 +324,17 @@ impl Error {
             status,
             message: message.to_string(),
             body: lossy_truncated(body),
+            idempotency_key: None,
         }
     }
+}
+
+/// ` (idempotency key K: ...)`, the end of the message of an error whose
+/// call was sent with a key.
+fn key_note(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|k| format!(" (idempotency key {k}: send the call again with it to be charged at most once)"))
+        .unwrap_or_default()
 }
 
 /// An error and its causes on one line (each cause once), for a message on
@@ -307,6 +428,10 @@ pub struct ApiError {
     pub raw_body: Option<String>,
     /// The body parsed as JSON, when it is JSON (envelope or not).
     pub body_json: Option<Value>,
+    /// The `Idempotency-Key` the call was sent with, if it had one. The
+    /// server keeps the answer to a key for 24 hours: the same call with
+    /// the same key is not applied twice.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -345,7 +470,33 @@ impl ApiError {
             rate_limit: meta.rate_limit,
             raw_body,
             body_json,
+            idempotency_key: None,
         }
+    }
+
+    /// `error.details` as your own type (`Option<T>` for details that may be
+    /// absent; absent details decode as JSON `null`).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Credits { required: f64, available: f64 }
+    /// let e = tokportal::ApiError::from_parts(
+    ///     http::StatusCode::PAYMENT_REQUIRED,
+    ///     &http::HeaderMap::new(),
+    ///     br#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"Not enough credits.","details":{"required":14,"available":12}}}"#,
+    /// );
+    /// let credits: Credits = e.details_as()?;
+    /// assert_eq!((credits.required, credits.available), (14.0, 12.0));
+    /// # Ok::<(), tokportal::Error>(())
+    /// ```
+    pub fn details_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        let null = Value::Null;
+        T::deserialize(self.details.as_ref().unwrap_or(&null)).map_err(|e| Error::Decode {
+            status: self.status,
+            message: format!("`error.details` is not a {}: {e}", std::any::type_name::<T>()),
+            body: String::new(),
+            idempotency_key: self.idempotency_key.clone(),
+        })
     }
 
     /// True for 408, 429 and every 5xx.
@@ -371,14 +522,20 @@ impl ApiError {
         }
     }
 
-    /// `{"request_id", "status", "retry_after_seconds", "rate_limit"}`, as the other official clients report it.
+    /// `{"request_id", "status", "retry_after_seconds", "rate_limit"}`, as
+    /// the other official clients report it, and `idempotency_key` when the
+    /// call was sent with one.
     pub fn diagnostics(&self) -> Value {
-        serde_json::json!({
+        let mut d = serde_json::json!({
             "request_id": self.request_id,
             "status": self.status,
             "retry_after_seconds": self.retry_after_seconds,
             "rate_limit": self.rate_limit,
-        })
+        });
+        if let (Some(key), Some(map)) = (&self.idempotency_key, d.as_object_mut()) {
+            map.insert("idempotency_key".into(), Value::String(key.clone()));
+        }
+        d
     }
 }
 
@@ -391,6 +548,9 @@ impl fmt::Display for ApiError {
         write!(f, ": {}", self.message.replace(['\r', '\n'], " "))?;
         if let Some(id) = &self.request_id {
             write!(f, " (request id {id})")?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            write!(f, " (idempotency key {key})")?;
         }
         Ok(())
     }
@@ -477,6 +637,7 @@ impl<E> From<progenitor_client::Error<E>> for Error {
                 status: response.status().as_u16(),
                 message: "a status the spec does not document for this operation".into(),
                 body: String::new(),
+                idempotency_key: None,
             },
         }
     }

@@ -31,6 +31,46 @@ pub const RETRY_AFTER: &str = "retry-after";
 /// `TokPortal-Signature`: `t=<unix>,v1=<hex hmac>` on webhook deliveries.
 pub const SIGNATURE: &str = "tokportal-signature";
 
+/// What a request's `X-TokPortal-Dry-Run` header asks for. The value
+/// decides, not the header's presence: `true` is a preview, `false` (what a
+/// typed builder's `.x_tok_portal_dry_run(false)` sends) a real call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DryRun {
+    /// No header: a real call.
+    Absent,
+    /// `true` (any case, spaces around it ignored): a preview.
+    Preview,
+    /// `false` (likewise): a real call, sent without the header.
+    Real,
+    /// Any other value, or values that disagree: refused before sending,
+    /// since the client and the server could read it differently, and a
+    /// call the client took for a preview would then be charged without an
+    /// idempotency key.
+    Unreadable,
+}
+
+/// Reads `X-TokPortal-Dry-Run` from a request's headers (every value of it).
+pub(crate) fn dry_run(headers: &http::HeaderMap) -> DryRun {
+    let mut seen = DryRun::Absent;
+    for value in headers.get_all(names::DRY_RUN) {
+        let this = match value.as_bytes().trim_ascii() {
+            v if v.eq_ignore_ascii_case(b"true") => DryRun::Preview,
+            v if v.eq_ignore_ascii_case(b"false") => DryRun::Real,
+            _ => return DryRun::Unreadable,
+        };
+        if seen != DryRun::Absent && seen != this {
+            return DryRun::Unreadable;
+        }
+        seen = this;
+    }
+    seen
+}
+
+/// Whether a request's headers ask for a preview (`X-TokPortal-Dry-Run: true`).
+pub(crate) fn is_dry_run(headers: &http::HeaderMap) -> bool {
+    dry_run(headers) == DryRun::Preview
+}
+
 /// The names the request pipeline looks up or sets on every call, made once:
 /// a name given as text is parsed and, when inserted, copied each time.
 pub(crate) mod names {
@@ -42,4 +82,32 @@ pub(crate) mod names {
     pub(crate) const DRY_RUN: HeaderName = HeaderName::from_static(super::DRY_RUN);
     pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static(super::REQUEST_ID);
     pub(crate) const API_VERSION: HeaderName = HeaderName::from_static(super::API_VERSION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(values: &[&str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for v in values {
+            headers.append(names::DRY_RUN, http::HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_value_decides_not_the_presence() {
+        assert_eq!(dry_run(&with(&[])), DryRun::Absent);
+        assert_eq!(dry_run(&with(&["true"])), DryRun::Preview);
+        assert_eq!(dry_run(&with(&[" TRUE "])), DryRun::Preview);
+        assert_eq!(dry_run(&with(&["false"])), DryRun::Real);
+        assert_eq!(dry_run(&with(&["False"])), DryRun::Real);
+        for odd in ["1", "0", "yes", "", "truee"] {
+            assert_eq!(dry_run(&with(&[odd])), DryRun::Unreadable, "{odd:?}");
+        }
+        assert_eq!(dry_run(&with(&["true", "false"])), DryRun::Unreadable);
+        assert_eq!(dry_run(&with(&["true", "true"])), DryRun::Preview);
+        assert!(is_dry_run(&with(&["true"])) && !is_dry_run(&with(&["false"])) && !is_dry_run(&with(&[])));
+    }
 }

@@ -43,6 +43,12 @@ pub struct ResponseMeta {
     pub idempotent_replayed: bool,
     /// `X-TokPortal-API-Version`: the contract version the server speaks.
     pub api_version: Option<String>,
+    /// The `Idempotency-Key` the call was sent with (the caller's, or the
+    /// one the SDK generated for a mutating call): the server's echo when it
+    /// sends one, else the SDK's own record of it (the pipeline adds it to
+    /// the answer's headers). Send the call again with it to get this same
+    /// answer back, uncharged.
+    pub idempotency_key: Option<String>,
 }
 
 impl ResponseMeta {
@@ -56,6 +62,7 @@ impl ResponseMeta {
             idempotent_replayed: header_str(headers, crate::headers::IDEMPOTENT_REPLAYED)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             api_version: header_str(headers, crate::headers::API_VERSION).map(str::to_owned),
+            idempotency_key: header_str(headers, crate::headers::IDEMPOTENCY_KEY).map(str::to_owned),
         }
     }
 }

@@ -147,7 +147,7 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
         .request_operation("listCountries", OperationArgs::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Connect(_)), "{err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
     assert!(err.is_retryable());
 }
 

@@ -143,15 +143,20 @@ impl RawRequest {
     }
 
     /// Adds a header. `Idempotency-Key`, `X-Request-ID` and
-    /// `X-TokPortal-Dry-Run` set their fields; the key and the client's own
-    /// headers are refused when sent ([`Client::request_raw`]).
+    /// `X-TokPortal-Dry-Run` (`true` or `false`) set their fields; the key,
+    /// the client's own headers and a dry-run value other than `true` or
+    /// `false` are refused when sent ([`Client::request_raw`]).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         if name.eq_ignore_ascii_case(headers::names::IDEMPOTENCY_KEY.as_str()) {
             self.idempotency_key = Some(value);
         } else if name.eq_ignore_ascii_case(headers::names::REQUEST_ID.as_str()) {
             self.request_id = Some(value);
-        } else if name.eq_ignore_ascii_case(headers::names::DRY_RUN.as_str()) {
+        } else if name.eq_ignore_ascii_case(headers::names::DRY_RUN.as_str())
+            && (value.trim().eq_ignore_ascii_case("true") || value.trim().eq_ignore_ascii_case("false"))
+        {
+            // The value decides: `false` is a real call. Any other value is
+            // kept as a header, which the pipeline refuses before sending.
             self.dry_run = value.trim().eq_ignore_ascii_case("true");
         } else {
             self.headers.push((name, value));

@@ -290,7 +290,7 @@ impl Client {
         bundle_id: Uuid,
         file: UploadSource,
         options: UploadOptions,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         let mut fields = Map::new();
         fields.insert("bundle_id".into(), Value::String(bundle_id.to_string()));
         self.typed_upload("uploadVideoDirect", fields, file, options).await
@@ -304,7 +304,7 @@ impl Client {
         file: UploadSource,
         purpose: ImagePurpose,
         options: UploadOptions,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         let mut fields = Map::new();
         fields.insert("bundle_id".into(), Value::String(bundle_id.to_string()));
         fields.insert("purpose".into(), Value::String(purpose.as_str().into()));
@@ -319,7 +319,7 @@ impl Client {
         csv: UploadSource,
         auto_publish: Option<bool>,
         options: UploadOptions,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         let mut fields = Map::new();
         fields.insert("id".into(), Value::String(bundle_id.to_string()));
         if let Some(auto_publish) = auto_publish {
@@ -427,11 +427,12 @@ impl Client {
         fields: Map<String, Value>,
         file: UploadSource,
         options: UploadOptions,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         let op = operations::lookup(operation_id)?;
         let answer = self.send_upload(op, fields, file, options).await?;
         let read = answer.read(self.inner.settings().max_body).await?;
-        let map = decode::json(op, read.status.as_u16(), &read.body)?;
+        let map = decode::json(op, read.status.as_u16(), &read.body)
+            .map_err(|e| e.with_idempotency_key(read.headers.get(crate::headers::names::IDEMPOTENCY_KEY)))?;
         Ok(ResponseValue::new(map, read.status, read.headers))
     }
 
@@ -495,7 +496,7 @@ impl Client {
         url: impl Into<String>,
         bundle_id: Uuid,
         purpose: ImagePurpose,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         use crate::generated::types::UploadImageFromUrlRequestPurpose as P;
         let purpose = match purpose {
             ImagePurpose::Carousel => P::Carousel,
@@ -515,7 +516,7 @@ impl Client {
         bundle_id: Uuid,
         position: u64,
         video_url: impl Into<String>,
-    ) -> Result<ResponseValue<Map<String, Value>>, Error> {
+    ) -> Result<ResponseValue<Value>, Error> {
         let position = std::num::NonZeroU64::new(position)
             .ok_or_else(|| Error::invalid(Some("fixBundleVideoDownload"), Some("position"), "positions start at 1"))?;
         let body = crate::generated::types::FixVideoDownloadRequest::Variant0 {

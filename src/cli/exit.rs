@@ -52,7 +52,12 @@ impl From<Error> for Failure {
                 Failure {
                     code: EXIT_API,
                     message: if std::io::stderr().is_terminal() {
-                        format!("{}\n{json}", what_to_do(api))
+                        let resend = if api.is_retryable() {
+                            resend_line(&e)
+                        } else {
+                            String::new()
+                        };
+                        format!("{}{resend}\n{json}", what_to_do(api))
                     } else {
                         json
                     },
@@ -63,21 +68,32 @@ impl From<Error> for Failure {
                 message: "error: no API key: run `tokportal login`, pass --api-key or set TOKPORTAL_API_KEY".into(),
             },
             // A failed connection says where and why already (its root cause).
-            Error::Connect(_) => Failure {
+            Error::Connect { .. } => Failure {
                 code: EXIT_TRANSPORT,
                 message: format!("error: {e}"),
             },
-            Error::Timeout { .. } | Error::Transport(_) | Error::AnswerLost { .. } => Failure {
+            Error::Timeout { .. } | Error::Transport { .. } | Error::AnswerLost { .. } => Failure {
                 code: EXIT_TRANSPORT,
-                message: format!("error: {}", crate::error::one_line(&e)),
+                message: format!("error: {}{}", crate::error::one_line(&e), resend_line(&e)),
             },
             Error::InvalidArgument { .. } | Error::Io { .. } | Error::Config(_) => Failure::usage(e.to_string()),
             _ => Failure {
                 code: EXIT_API,
-                message: format!("error: {e}"),
+                message: format!("error: {e}{}", resend_line(&e)),
             },
         }
     }
+}
+
+/// The line that tells how to send a failed paid call again without a
+/// second charge: its idempotency key, as a flag (nothing when the call had
+/// none).
+fn resend_line(e: &Error) -> String {
+    e.idempotency_key()
+        .map(|key| {
+            format!("\nto send it again, charged at most once, run the same command with --idempotency-key {key}")
+        })
+        .unwrap_or_default()
 }
 
 /// One plain line for a person: the code, what it means here, what to do.

@@ -201,7 +201,7 @@ pub(crate) async fn download(
             _ => {
                 return Err(Failure {
                     code: EXIT_TRANSPORT,
-                    message: format!("error: {}", Error::Transport(e)),
+                    message: format!("error: {}", Error::from_reqwest(e)),
                 });
             }
         }

@@ -91,7 +91,8 @@ pub(crate) async fn json<T: DeserializeOwned, E>(
 ) -> Result<ResponseValue<T>, Error> {
     let (op, client, request) = operation(built, rust_method)?;
     let read = read(client, request, op).await?;
-    let inner = decode::json(op, read.status.as_u16(), &read.body)?;
+    let inner = decode::json(op, read.status.as_u16(), &read.body)
+        .map_err(|e| e.with_idempotency_key(read.headers.get(crate::headers::names::IDEMPOTENCY_KEY)))?;
     Ok(ResponseValue::new(inner, read.status, read.headers))
 }
 
@@ -113,4 +114,22 @@ pub(crate) async fn empty<E>(built: Built<'_, E>, rust_method: &str) -> Result<R
     let (op, client, request) = operation(built, rust_method)?;
     let read = read(client, request, op).await?;
     Ok(ResponseValue::new((), read.status, read.headers))
+}
+
+/// A value the generated types refused (`"USA".parse::<Country>()`, a
+/// builder's `TryFrom`) as an [`Error::InvalidArgument`], so that `?` works
+/// in a function returning `tokportal::Error`. Here rather than in `error`,
+/// which sits below the generated code.
+///
+/// ```
+/// fn country(code: &str) -> Result<tokportal::types::CreateBundleRequestCountry, tokportal::Error> {
+///     Ok(code.parse()?)
+/// }
+/// assert!(country("USA").is_ok());
+/// assert!(matches!(country("Atlantis"), Err(tokportal::Error::InvalidArgument { .. })));
+/// ```
+impl From<crate::generated::types::error::ConversionError> for Error {
+    fn from(e: crate::generated::types::error::ConversionError) -> Self {
+        Error::invalid(None, None, e.to_string())
+    }
 }

@@ -232,6 +232,7 @@ impl TokPortalMcp {
             Err(_) => Err(Error::Timeout {
                 after: Some(limit),
                 source: None,
+                idempotency_key: None,
             }),
         };
         Ok(match outcome {

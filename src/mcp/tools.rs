@@ -127,7 +127,14 @@ pub fn error_result(error: &Error) -> CallToolResult {
                              "errors": error.invalid_fields()}})
         }
         Error::MissingApiKey => json!({"error": {"code": "MISSING_API_KEY", "message": error.to_string()}}),
-        other => json!({"error": {"code": "REQUEST_FAILED", "message": other.to_string()}}),
+        other => match other.idempotency_key() {
+            // The call may have been applied: the key lets the agent send it
+            // again (`idempotency_key` in the arguments) without a second charge.
+            Some(key) => json!({"error": {"code": "REQUEST_FAILED", "message": other.to_string(),
+                                          "idempotency_key": key,
+                                          "resend": "call the tool again with the same arguments and this idempotency_key: it is charged at most once"}}),
+            None => json!({"error": {"code": "REQUEST_FAILED", "message": other.to_string()}}),
+        },
     };
     let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
     result.structured_content = Some(value);

@@ -91,6 +91,19 @@ impl Answer {
         }
     }
 
+    /// The answer, carrying the `Idempotency-Key` its call was sent with
+    /// (when the server did not echo one), for [`ResponseMeta`] to read.
+    pub(crate) fn with_idempotency_key(mut self, key: Option<http::HeaderValue>) -> Self {
+        if let Some(key) = key {
+            let headers = match &mut self {
+                Answer::Read(read) => &mut read.headers,
+                Answer::Unread(response) => response.headers_mut(),
+            };
+            headers.entry(crate::headers::names::IDEMPOTENCY_KEY).or_insert(key);
+        }
+        self
+    }
+
     /// The answer as a response, for a caller that streams it (a body
     /// already read is handed over from memory).
     pub(crate) fn into_response(self) -> reqwest::Response {
@@ -126,6 +139,7 @@ pub(crate) async fn decode_response(op: &Operation, answer: Answer, limit: u64) 
         body: bytes,
     } = answer.read(limit).await?;
     let meta = ResponseMeta::from_parts(status.as_u16(), &headers);
+    let sent_key = || headers.get(crate::headers::names::IDEMPOTENCY_KEY);
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -136,7 +150,7 @@ pub(crate) async fn decode_response(op: &Operation, answer: Answer, limit: u64) 
     } else if content_type.contains("json")
         || (content_type.is_empty() && op.success_content_type == Some("application/json"))
     {
-        ResponseBody::Json(json(op, meta.status, &bytes)?)
+        ResponseBody::Json(json(op, meta.status, &bytes).map_err(|e| e.with_idempotency_key(sent_key()))?)
     } else if op.success_content_type == Some("application/json") {
         // A proxy's HTML page under a 200 is not the answer the spec describes.
         let message = format!(
@@ -147,9 +161,12 @@ pub(crate) async fn decode_response(op: &Operation, answer: Answer, limit: u64) 
                 &content_type
             }
         );
-        return Err(undecodable(op, meta.status, message, &bytes));
+        return Err(undecodable(op, meta.status, message, &bytes).with_idempotency_key(sent_key()));
     } else {
-        ResponseBody::Text(String::from_utf8(bytes.to_vec()).map_err(|e| undecodable(op, meta.status, e, &bytes))?)
+        ResponseBody::Text(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|e| undecodable(op, meta.status, e, &bytes).with_idempotency_key(sent_key()))?,
+        )
     };
     Ok(OperationResponse { meta, body })
 }
@@ -194,6 +211,7 @@ impl BufferError {
                 status,
                 limit,
                 request_id,
+                idempotency_key: None,
             },
             BufferError::Broken { error, .. } => Error::from_reqwest(error),
         }

@@ -273,11 +273,17 @@ pub(crate) async fn send(
 ) -> Result<Answer, Error> {
     let call = trace::call_span(op, &request);
     let mut plan = Plan::new(settings, op, &request);
+    // The key every attempt carries: handed back with the answer or the
+    // error, so a caller can always send the call again under it.
+    let key = request.headers().get(crate::headers::names::IDEMPOTENCY_KEY).cloned();
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         let prepared = plan.prepare(op, &request, call.as_ref(), attempt);
-        let outcome = run(http, settings, op, request, body, &prepared).await?;
+        let outcome = match run(http, settings, op, request, body, &prepared).await {
+            Ok(outcome) => outcome,
+            Err(e) => return Err(e.with_idempotency_key(key.as_ref())),
+        };
         let seen = classify(&outcome, prepared.span.as_ref(), prepared.safe);
         let next = match plan.decide(op, &outcome, &seen, prepared, attempt) {
             Some(wait) => self::wait(wait, &mut replay, call.as_ref(), &seen, attempt).await,
@@ -286,7 +292,12 @@ pub(crate) async fn send(
         match next {
             Some(next) => request = next,
             // No further attempt (or the body cannot be produced again): the last outcome stands.
-            None => return finish(outcome, seen.class, seen.safe),
+            None => {
+                return match finish(outcome, seen.class, seen.safe) {
+                    Ok(answer) => Ok(answer.with_idempotency_key(key)),
+                    Err(e) => Err(e.with_idempotency_key(key.as_ref())),
+                };
+            }
         }
     }
 }
@@ -368,7 +379,7 @@ impl<W: Iterator<Item = Duration>> Plan<'_, W> {
         let safe = retry::replay_safe(
             request.method(),
             request.headers().contains_key(crate::headers::names::IDEMPOTENCY_KEY),
-            request.headers().contains_key(crate::headers::names::DRY_RUN),
+            crate::headers::is_dry_run(request.headers()),
         );
         let limit = if self.policy.enabled() {
             self.timeout
@@ -580,11 +591,16 @@ fn finish(outcome: Attempt, class: Class, safe: bool) -> Result<Answer, Error> {
         (Attempt::TimedOut { after }, _) => Err(Error::Timeout {
             after: Some(after),
             source: None,
+            idempotency_key: None,
         }),
-        (Attempt::Failure { error, .. }, Class::NotConnected) => Err(Error::Connect(error)),
+        (Attempt::Failure { error, .. }, Class::NotConnected) => Err(Error::Connect {
+            source: error,
+            idempotency_key: None,
+        }),
         (Attempt::Failure { error, .. }, Class::TransportTimeout) => Err(Error::Timeout {
             after: None,
             source: Some(error),
+            idempotency_key: None,
         }),
         (
             Attempt::Failure {
@@ -597,7 +613,11 @@ fn finish(outcome: Attempt, class: Class, safe: bool) -> Result<Answer, Error> {
             status,
             request_id,
             message: crate::error::one_line(&error),
+            idempotency_key: None,
         }),
-        (Attempt::Failure { error, .. }, _) => Err(Error::Transport(error)),
+        (Attempt::Failure { error, .. }, _) => Err(Error::Transport {
+            source: error,
+            idempotency_key: None,
+        }),
     }
 }

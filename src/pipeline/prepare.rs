@@ -108,13 +108,27 @@ pub(crate) fn prepare(
         None if op.requires_auth => return Err(Error::MissingApiKey),
         None => {}
     }
-    if request_headers.contains_key(headers::names::DRY_RUN) {
-        // A preview never sends, generates or uses up an idempotency key.
-        request_headers.remove(headers::names::IDEMPOTENCY_KEY);
-    } else {
-        idempotency_key_rules(settings, op, request_headers)?;
+    match headers::dry_run(request_headers) {
+        headers::DryRun::Preview => {
+            // A preview never sends, generates or uses up an idempotency key.
+            request_headers.insert(headers::names::DRY_RUN, HeaderValue::from_static("true"));
+            request_headers.remove(headers::names::IDEMPOTENCY_KEY);
+            Ok(())
+        }
+        headers::DryRun::Real => {
+            // `false` is a real call (a typed builder's
+            // `.x_tok_portal_dry_run(false)`): sent as one, without the
+            // header, and with an idempotency key like any other.
+            request_headers.remove(headers::names::DRY_RUN);
+            idempotency_key_rules(settings, op, request_headers)
+        }
+        headers::DryRun::Absent => idempotency_key_rules(settings, op, request_headers),
+        headers::DryRun::Unreadable => Err(Error::invalid(
+            Some(op.id),
+            Some("dry_run"),
+            "X-TokPortal-Dry-Run must be `true` (a preview) or `false` (a real call)",
+        )),
     }
-    Ok(())
 }
 
 /// Refuses a key where the operation refuses one, generates one (with
@@ -230,6 +244,123 @@ mod tests {
                     prop_assert_eq!(decoded.as_ref(), value.as_str());
                     prop_assert!(request.url().query().is_none() && request.url().fragment().is_none());
                 }
+            }
+        }
+    }
+
+    fn settings(retries: bool) -> Settings {
+        Settings {
+            api_key: Some(HeaderValue::from_static("sk_test_prepare")),
+            identifier: HeaderValue::from_static("tokportal-rust/test"),
+            origin: Url::parse("http://127.0.0.1:9").unwrap().origin(),
+            timeout: std::time::Duration::from_secs(1),
+            upload_timeout: std::time::Duration::from_secs(1),
+            retry: if retries {
+                crate::RetryPolicy::default()
+            } else {
+                crate::RetryPolicy::disabled()
+            },
+            max_body: 1024,
+            strict: false,
+            version_warned: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Every way a request can ask, or not ask, for a preview: the header's
+    /// value (absent, a typed builder's `true`/`false`, another spelling, a
+    /// value neither client nor server should guess at), and
+    /// `OperationArgs::dry_run`.
+    fn dry_run_strategy() -> impl Strategy<Value = (Option<&'static str>, bool)> {
+        (
+            prop_oneof![
+                Just(None),
+                Just(Some("true")),
+                Just(Some("false")),
+                Just(Some(" TRUE ")),
+                Just(Some("False")),
+                Just(Some("1")),
+                Just(Some("0")),
+                Just(Some("yes")),
+                Just(Some("")),
+            ],
+            any::<bool>(),
+        )
+    }
+
+    fn mutating() -> Vec<&'static Operation> {
+        crate::operations::OPERATIONS
+            .iter()
+            .filter(|op| !op.method.is_read_only())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// For every mutating operation, however a preview is asked for:
+        /// the request is a preview exactly when it says `true`, and then
+        /// sends `true` and no key; otherwise it is a real call that sends
+        /// no dry-run header and, where the operation takes a key and
+        /// retries are on, a key, so that a retry (which `replay_safe`
+        /// allows only with a key or a preview) can never charge twice. A
+        /// value that is neither is refused unsent.
+        #[test]
+        fn a_request_is_a_preview_exactly_when_it_says_true(
+            index in 0usize..1000,
+            (header, args_dry_run) in dry_run_strategy(),
+            user_key in proptest::option::of("[a-z0-9-]{1,20}"),
+            retries in any::<bool>(),
+        ) {
+            let ops = mutating();
+            prop_assert!(ops.len() > 40, "the table has its mutating operations");
+            let op = ops[index % ops.len()];
+            let mut args = OperationArgs::new();
+            args.dry_run = args_dry_run;
+            args.idempotency_key = user_key.clone();
+            let url = Url::parse("http://127.0.0.1:9/api/ext/x").unwrap();
+            let mut request = new_request(op, url, &args).unwrap();
+            if let Some(value) = header {
+                // A typed builder's setter, or `api -H`, may add its own.
+                request.headers_mut().append(headers::names::DRY_RUN, HeaderValue::from_static(value));
+            }
+            let result = prepare(&settings(retries), op, &mut request);
+            let said = |v: &str| v.trim().eq_ignore_ascii_case("true");
+            let unreadable = header.is_some_and(|v| !said(v) && !v.trim().eq_ignore_ascii_case("false"));
+            let conflicting = args_dry_run && header.is_some_and(|v| !said(v));
+            let sent = request.headers();
+            if unreadable || conflicting {
+                let refused = matches!(&result, Err(Error::InvalidArgument { field: Some(f), .. }) if f == "dry_run");
+                prop_assert!(refused, "{}: {header:?} {args_dry_run}: {result:?}", op.id);
+                return Ok(());
+            }
+            let preview = args_dry_run || header.is_some_and(said);
+            if preview {
+                prop_assert!(result.is_ok(), "{}: {result:?}", op.id);
+                prop_assert_eq!(sent.get(headers::names::DRY_RUN).map(|v| v.as_bytes()), Some(&b"true"[..]));
+                prop_assert!(!sent.contains_key(headers::names::IDEMPOTENCY_KEY));
+                prop_assert!(crate::headers::is_dry_run(sent));
+                return Ok(());
+            }
+            match (op.idempotency_key, &user_key) {
+                (IdempotencyKeySupport::Refused, Some(_)) => {
+                    prop_assert!(result.is_err(), "{}: a key is refused", op.id);
+                    return Ok(());
+                }
+                _ => prop_assert!(result.is_ok(), "{}: {result:?}", op.id),
+            }
+            prop_assert!(!sent.contains_key(headers::names::DRY_RUN), "{}: `false` is not sent", op.id);
+            prop_assert!(!crate::headers::is_dry_run(sent));
+            let has_key = sent.contains_key(headers::names::IDEMPOTENCY_KEY);
+            if op.idempotency_key == IdempotencyKeySupport::Accepted && (retries || user_key.is_some()) {
+                prop_assert!(has_key, "{}: a real call carries a key", op.id);
+            }
+            // What the attempt loop asks before sending again.
+            let safe = crate::pipeline::retry::replay_safe(
+                &op.method.to_reqwest(),
+                has_key,
+                crate::headers::is_dry_run(sent),
+            );
+            if matches!(op.method, crate::operations::HttpMethod::Post | crate::operations::HttpMethod::Patch) {
+                prop_assert_eq!(safe, has_key, "{}: sent again only under a key", op.id);
             }
         }
     }

@@ -62,10 +62,7 @@ pub(crate) fn call_span(op: &'static Operation, request: &reqwest::Request) -> O
     if !span.is_disabled() {
         let headers = request.headers();
         span.record("otel.name", display(format_args!("tokportal {}", op.id)));
-        span.record(
-            "tokportal.dry_run",
-            headers.contains_key(crate::headers::names::DRY_RUN),
-        );
+        span.record("tokportal.dry_run", crate::headers::is_dry_run(headers));
         if let Some(key) = headers
             .get(crate::headers::names::IDEMPOTENCY_KEY)
             .and_then(|v| v.to_str().ok())

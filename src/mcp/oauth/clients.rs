@@ -225,7 +225,7 @@ async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
         .map_err(|e| {
             bad(format!(
                 "cannot be fetched: {}",
-                crate::error::one_line(&crate::Error::Transport(e))
+                crate::error::one_line(&crate::Error::from_reqwest(e))
             ))
         })?;
     if !response.status().is_success() {

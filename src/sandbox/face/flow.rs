@@ -385,6 +385,11 @@ async fn stages(
         })? {
         Idempotency::Replay(stored) => {
             stamp.noted.replayed = true;
+            // `lost` loses a replayed answer too, so every attempt of a
+            // retried call can be cut off.
+            if fault == Some(Fault::Lost) {
+                return Ok(close(conn).await);
+            }
             return Ok(Answer::Replayed(stored));
         }
         Idempotency::Claimed(claimed) => Some(claimed),
