@@ -12,7 +12,7 @@
 //! use tokportal::mock::{MockServerExt, MockTokPortal};
 //! let mock = MockTokPortal::start().await;
 //! let countries = mock.server.list_countries(|_when, then| {
-//!     then.success(200, &serde_json::Map::new());
+//!     then.success(200, &serde_json::json!({"data": []}));
 //! });
 //! let client = mock.client()?;
 //! client.list_countries().send().await?;

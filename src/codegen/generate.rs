@@ -55,6 +55,7 @@ pub fn httpmock(doc: &Value) -> Result<proc_macro2::TokenStream, String> {
 /// (it names values the reader supplies); it is shown as text, so that rustdoc
 /// does not count 75 ignored doc tests.
 pub fn format(tokens: proc_macro2::TokenStream) -> Result<String, String> {
+    let tokens = postprocess::untyped_as_value(tokens);
     let mut file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
     postprocess::postprocess(&mut file)?;
     Ok(prettyplease::unparse(&file).replace("```ignore", "```text"))

@@ -18,7 +18,13 @@
 //!   document and no other surface sends, is left out;
 //! - a repeatable query filter (a `Vec<String>` parameter) takes one value or
 //!   many (`.account("A")` or `.account(["A", "B"])`), through
-//!   `crate::IntoValues`.
+//!   `crate::IntoValues`;
+//! - an object the contract leaves untyped is a `serde_json::Value`, not a
+//!   `serde_json::Map` ([`untyped_as_value`]): `bundle.data["id"]` is `Null`
+//!   when the answer has no `id`, where a `Map` would panic;
+//! - progenitor's `Client::new` (which unwraps reqwest's build) is left out
+//!   and `Client::new_with_client` is the crate's own: neither sets the
+//!   redirect guard, so the only public way to a client is `ClientBuilder`.
 //!
 //! Shared by `build.rs` and `cargo xtask` (both include this file by path).
 
@@ -30,6 +36,22 @@ use quote::{format_ident, quote};
 /// the pipeline.
 pub fn postprocess(file: &mut syn::File) -> Result<(), String> {
     for item in &mut file.items {
+        if let syn::Item::Impl(imp) = item
+            && imp.trait_.is_none()
+            && builder_name(&imp.self_ty).as_deref() == Some("Client")
+        {
+            // `new` unwraps reqwest's build: gone. `new_with_client` is what
+            // `ClientBuilder` calls, after setting the redirect guard.
+            imp.items
+                .retain(|item| !matches!(item, syn::ImplItem::Fn(f) if f.sig.ident == "new"));
+            for item in &mut imp.items {
+                if let syn::ImplItem::Fn(f) = item
+                    && f.sig.ident == "new_with_client"
+                {
+                    f.vis = syn::parse_quote!(pub(crate));
+                }
+            }
+        }
         if let syn::Item::Mod(module) = item
             && module.ident == "builder"
             && let Some((_, items)) = &mut module.content
@@ -243,4 +265,84 @@ fn one_or_many(f: &mut syn::ImplItemFn) {
         self.#field = Ok(Some(crate::IntoValues::into_values(value)));
         self
     });
+}
+
+/// Every `::serde_json::Map<::std::string::String, ::serde_json::Value>`
+/// in `tokens` becomes `::serde_json::Value`, and the serde attribute that
+/// skips an empty map skips a `null` instead. Done on tokens, before the
+/// file is parsed, since the type stands in fields, builders and bounds
+/// alike.
+pub fn untyped_as_value(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let map: Vec<String> = quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>)
+        .into_iter()
+        .map(|t| t.to_string())
+        .collect();
+    let input: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let matches = input.len() - i >= map.len()
+            && input[i..i + map.len()]
+                .iter()
+                .zip(&map)
+                .all(|(t, m)| !matches!(t, TokenTree::Group(_)) && t.to_string() == *m);
+        if matches {
+            out.extend(quote!(::serde_json::Value));
+            i += map.len();
+            continue;
+        }
+        out.push(match &input[i] {
+            TokenTree::Group(g) => {
+                let mut inner = Group::new(g.delimiter(), untyped_as_value(g.stream()));
+                inner.set_span(g.span());
+                TokenTree::Group(inner)
+            }
+            TokenTree::Literal(l) if l.to_string() == "\"::serde_json::Map::is_empty\"" => {
+                TokenTree::Literal(proc_macro2::Literal::string("::serde_json::Value::is_null"))
+            }
+            other => other.clone(),
+        });
+        i += 1;
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untyped_object_becomes_a_value() {
+        let tokens = quote! {
+            pub struct A {
+                #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+                pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                pub list: Vec<::serde_json::Map<::std::string::String, ::serde_json::Value> >,
+                pub kept: ::serde_json::Map<::std::string::String, u8>,
+            }
+        };
+        let text = untyped_as_value(tokens).to_string().replace(' ', "");
+        assert!(text.contains("pubdata:::serde_json::Value,"), "{text}");
+        assert!(text.contains("Vec<::serde_json::Value>"), "{text}");
+        assert!(text.contains("\"::serde_json::Value::is_null\""), "{text}");
+        assert!(text.contains("::serde_json::Map<::std::string::String,u8>"), "{text}");
+    }
+
+    #[test]
+    fn the_generated_constructors_leave_the_public_api() {
+        let mut file: syn::File = syn::parse_quote! {
+            pub struct Client;
+            impl Client {
+                pub fn new(baseurl: &str) -> Self { Client }
+                pub fn new_with_client(baseurl: &str) -> Self { Client }
+                pub fn baseurl(&self) -> &str { "" }
+            }
+        };
+        postprocess(&mut file).unwrap();
+        let text = quote!(#file).to_string().replace(' ', "");
+        assert!(!text.contains("fnnew("), "{text}");
+        assert!(text.contains("pub(crate)fnnew_with_client("), "{text}");
+        assert!(text.contains("pubfnbaseurl("), "{text}");
+    }
 }
