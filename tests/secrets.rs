@@ -165,12 +165,40 @@ async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
             .unwrap(),
     );
     let password = revealed["password"].as_str().expect("a password").to_owned();
+    // `data_as` into a type the credentials do not fit: its error, by the
+    // dynamic and the typed path, holds none of them (serde's message would
+    // quote the value it could not read).
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct NotTheCredentials {
+        password: u64,
+        username: bool,
+    }
+    let again = sdk
+        .request_operation("revealAccountCredentials", args(json!({"id": account_id}), None))
+        .await
+        .unwrap();
+    let dynamic = again.data_as::<NotTheCredentials>().unwrap_err();
+    let typed = sdk
+        .reveal_account_credentials()
+        .id(account_id.parse::<uuid::Uuid>().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let typed = tokportal::ResponseData::data_as::<NotTheCredentials>(&typed).unwrap_err();
+    for e in [&dynamic, &typed] {
+        assert!(matches!(e, tokportal::Error::Decode { .. }), "{e:?}");
+    }
     // The SDK's error for a refused call holds no secret either.
     let refused = sdk
         .request_operation("getAccount", args(json!({"id": common::UUID_A}), None))
         .await
         .unwrap_err();
-    let mut outputs = vec![("an SDK error", format!("{refused} {refused:?}"))];
+    let mut outputs = vec![
+        ("an SDK error", format!("{refused} {refused:?}")),
+        ("data_as on revealed credentials", format!("{dynamic} {dynamic:?}")),
+        ("typed data_as on revealed credentials", format!("{typed} {typed:?}")),
+    ];
 
     // The CLI at its most verbose.
     let cli = |cli_args: &[&str]| {
