@@ -28,6 +28,8 @@ async fn receive(State(verifier): State<Verifier>, headers: HeaderMap, body: Byt
         WebhookEvent::VideoPublished(v) => println!("video {} of bundle {} is live", v.position, v.bundle_id),
         WebhookEvent::WebhookTest(t) => println!("test event: {}", t.message),
         WebhookEvent::Unknown { event_type, .. } => println!("not yet typed: {event_type}"),
+        // Signed, so genuine: a newer payload shape. Take it (2xx), read `data` by hand.
+        WebhookEvent::Drifted { event_type, reason, .. } => println!("{event_type} in a newer shape: {reason}"),
         other => println!("{}: {other:?}", event.event_type),
     }
     StatusCode::NO_CONTENT

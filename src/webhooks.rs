@@ -59,7 +59,10 @@ pub enum WebhookError {
         /// The tolerance.
         tolerance_seconds: u64,
     },
-    /// The body is signed but is not a TokPortal event.
+    /// The body is signed but is not a TokPortal event envelope (`id`,
+    /// `type`, `api_version`, `created_at`, `data`). A known event whose
+    /// `data` has another shape is not refused: it is
+    /// [`WebhookEvent::Drifted`].
     #[error("the delivery is signed but its body is not a TokPortal event: {0}")]
     InvalidPayload(String),
 }
@@ -280,7 +283,7 @@ impl Event {
     fn parse(body: &[u8]) -> Result<Event, WebhookError> {
         let envelope: Envelope =
             serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
-        let payload = WebhookEvent::from_parts(&envelope.event_type, envelope.data)?;
+        let payload = WebhookEvent::from_parts(&envelope.event_type, envelope.data);
         Ok(Event {
             id: envelope.id,
             event_type: envelope.event_type,
@@ -396,6 +399,19 @@ pub enum WebhookEvent {
         /// The raw payload.
         data: Value,
     },
+    /// A known type whose `data` has a shape this SDK does not read (the
+    /// live API is newer than it, or older): genuine, since its signature
+    /// was verified, and delivered with its raw `data` rather than refused,
+    /// so that a receiver answers 2xx and the sender does not retry it
+    /// until it gives up.
+    Drifted {
+        /// The event type.
+        event_type: String,
+        /// The raw payload.
+        data: Value,
+        /// Why the typed payload could not be read from it.
+        reason: String,
+    },
 }
 
 /// The 13 event types this SDK types, as documented by `listWebhookEvents`.
@@ -416,29 +432,43 @@ pub const EVENT_TYPES: [&str; 13] = [
 ];
 
 impl WebhookEvent {
-    fn from_parts(event_type: &str, data: Value) -> Result<Self, WebhookError> {
-        fn de<T: serde::de::DeserializeOwned>(event_type: &str, data: Value) -> Result<T, WebhookError> {
-            serde_json::from_value(data).map_err(|e| WebhookError::InvalidPayload(format!("{event_type}: {e}")))
+    /// The typed payload of `event_type`: [`WebhookEvent::Unknown`] for a
+    /// type this SDK does not know, [`WebhookEvent::Drifted`] for a known one
+    /// whose `data` does not read as its payload.
+    fn from_parts(event_type: &str, data: Value) -> Self {
+        fn typed<T: serde::de::DeserializeOwned>(
+            event_type: &str,
+            data: Value,
+            variant: fn(T) -> WebhookEvent,
+        ) -> WebhookEvent {
+            match T::deserialize(&data) {
+                Ok(payload) => variant(payload),
+                Err(e) => WebhookEvent::Drifted {
+                    event_type: event_type.to_owned(),
+                    data,
+                    reason: e.to_string(),
+                },
+            }
         }
-        Ok(match event_type {
-            "webhook.test" => Self::WebhookTest(de(event_type, data)?),
-            "bundle.created" => Self::BundleCreated(de(event_type, data)?),
-            "bundle.published" => Self::BundlePublished(de(event_type, data)?),
-            "account.configured" => Self::AccountConfigured(de(event_type, data)?),
-            "account.published" => Self::AccountPublished(de(event_type, data)?),
-            "account.in_review" => Self::AccountInReview(de(event_type, data)?),
-            "account.pending_corrections" => Self::AccountPendingCorrections(de(event_type, data)?),
-            "account.finalized" => Self::AccountFinalized(de(event_type, data)?),
-            "video.configured" => Self::VideoConfigured(de(event_type, data)?),
-            "video.in_review" => Self::VideoInReview(de(event_type, data)?),
-            "video.published" => Self::VideoPublished(de(event_type, data)?),
-            "video.pending_corrections" => Self::VideoPendingCorrections(de(event_type, data)?),
-            "video.finalized" => Self::VideoFinalized(de(event_type, data)?),
+        match event_type {
+            "webhook.test" => typed(event_type, data, Self::WebhookTest),
+            "bundle.created" => typed(event_type, data, Self::BundleCreated),
+            "bundle.published" => typed(event_type, data, Self::BundlePublished),
+            "account.configured" => typed(event_type, data, Self::AccountConfigured),
+            "account.published" => typed(event_type, data, Self::AccountPublished),
+            "account.in_review" => typed(event_type, data, Self::AccountInReview),
+            "account.pending_corrections" => typed(event_type, data, Self::AccountPendingCorrections),
+            "account.finalized" => typed(event_type, data, Self::AccountFinalized),
+            "video.configured" => typed(event_type, data, Self::VideoConfigured),
+            "video.in_review" => typed(event_type, data, Self::VideoInReview),
+            "video.published" => typed(event_type, data, Self::VideoPublished),
+            "video.pending_corrections" => typed(event_type, data, Self::VideoPendingCorrections),
+            "video.finalized" => typed(event_type, data, Self::VideoFinalized),
             other => Self::Unknown {
                 event_type: other.to_owned(),
                 data,
             },
-        })
+        }
     }
 }
 
@@ -541,8 +571,29 @@ mod tests {
     fn every_documented_type_is_typed() {
         for t in EVENT_TYPES {
             let data = serde_json::json!({"webhook_endpoint_id": "w", "message": "m", "bundle_id": "b", "account_id": "a", "video_id": "v", "position": 1, "status": "s"});
-            let e = WebhookEvent::from_parts(t, data).unwrap();
-            assert!(!matches!(e, WebhookEvent::Unknown { .. }), "{t}");
+            let e = WebhookEvent::from_parts(t, data);
+            assert!(
+                !matches!(e, WebhookEvent::Unknown { .. } | WebhookEvent::Drifted { .. }),
+                "{t}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_type_in_another_shape_is_drifted_with_its_data() {
+        for t in EVENT_TYPES {
+            let data = serde_json::json!({"unexpected": [1, 2]});
+            match WebhookEvent::from_parts(t, data.clone()) {
+                WebhookEvent::Drifted {
+                    event_type,
+                    data: kept,
+                    reason,
+                } => {
+                    assert_eq!((event_type.as_str(), &kept), (t, &data));
+                    assert!(reason.contains("missing field"), "{t}: {reason}");
+                }
+                other => panic!("{t}: {other:?}"),
+            }
         }
     }
 

@@ -120,3 +120,65 @@ fn typed_event_types_are_the_specs() {
     documented.sort_unstable();
     assert_eq!(typed, documented);
 }
+
+/// A signed event of a known type whose `data` has a newer shape is
+/// delivered, raw, as `Drifted`: refusing it would make the sender retry a
+/// genuine event until it gives up. The same body unsigned, or signed with
+/// another secret, is still refused.
+#[test]
+fn a_drifted_signed_event_is_delivered_and_a_forged_one_refused() {
+    let now = 1_780_000_000;
+    let verifier = Verifier::new("whsec_a");
+    // `bundle_id` became an object: BundlePayload cannot read it.
+    let body = br#"{"id":"evt_d","type":"bundle.created","api_version":"2027-01-01","created_at":"2027-01-01T00:00:00Z","data":{"bundle_id":{"uuid":"b-1"},"status":"pending_setup"}}"#;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("TokPortal-Signature", sign("whsec_a", now, body).parse().unwrap());
+    let event = verifier
+        .construct_event_at(&headers, body, now)
+        .expect("a genuine event is delivered");
+    assert_eq!(event.event_type, "bundle.created");
+    match event.payload {
+        WebhookEvent::Drifted {
+            event_type,
+            data,
+            reason,
+        } => {
+            assert_eq!(event_type, "bundle.created");
+            assert_eq!(data["bundle_id"]["uuid"], "b-1");
+            assert!(reason.contains("bundle_id") || reason.contains("string"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same drifted body, forged: signed with another secret.
+    headers.insert("TokPortal-Signature", sign("whsec_evil", now, body).parse().unwrap());
+    assert_eq!(
+        verifier.construct_event_at(&headers, body, now),
+        Err(WebhookError::NoMatchingSignature)
+    );
+    // Signed, but too old: still refused.
+    headers.insert(
+        "TokPortal-Signature",
+        sign("whsec_a", now - 3600, body).parse().unwrap(),
+    );
+    assert!(matches!(
+        verifier.construct_event_at(&headers, body, now),
+        Err(WebhookError::TimestampOutOfTolerance { .. })
+    ));
+    // Signed JSON that is not an envelope (no `type`): refused as such.
+    let not_envelope = br#"{"id":"evt_x","data":{}}"#;
+    headers.insert(
+        "TokPortal-Signature",
+        sign("whsec_a", now, not_envelope).parse().unwrap(),
+    );
+    assert!(matches!(
+        verifier.construct_event_at(&headers, not_envelope, now),
+        Err(WebhookError::InvalidPayload(_))
+    ));
+    // A well-formed one of the same type is typed, not drifted.
+    let good = br#"{"id":"evt_g","type":"bundle.created","api_version":"2026-05-25","created_at":"2027-01-01T00:00:00Z","data":{"bundle_id":"b-1"}}"#;
+    headers.insert("TokPortal-Signature", sign("whsec_a", now, good).parse().unwrap());
+    assert!(matches!(
+        verifier.construct_event_at(&headers, good, now).map(|e| e.payload),
+        Ok(WebhookEvent::BundleCreated(p)) if p.bundle_id == "b-1"
+    ));
+}
