@@ -111,3 +111,34 @@ fn only_list_operations_paginate() {
         "{lists:?}"
     );
 }
+
+/// A list answer without `data` is not an empty last page: the stream ends
+/// with an error naming the operation, after the items it did get.
+#[tokio::test]
+async fn a_page_without_data_is_an_error_naming_the_operation() {
+    let server = MockServer::start_async().await;
+    let first = page(&server, 1, 3, &["a", "b"]);
+    let no_data = server.mock(|when, then| {
+        when.path("/bundles").query_param("page", "2");
+        then.status(200)
+            .header("content-type", "application/json")
+            .json_body(json!({"pagination": {"page": 2, "per_page": 2, "total": 5, "total_pages": 3}}));
+    });
+    let client = common::client(&server.base_url());
+    let results: Vec<Result<serde_json::Value, Error>> = client
+        .paginate(
+            "listBundles",
+            OperationArgs::new().query("status", "draft").query("per_page", 2),
+        )
+        .unwrap()
+        .items()
+        .collect()
+        .await;
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert!(results[0].is_ok() && results[1].is_ok());
+    let err = results[2].as_ref().unwrap_err();
+    assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("listBundles") && text.contains("no `data`"), "{text}");
+    assert_eq!((first.calls(), no_data.calls()), (1, 1));
+}

@@ -125,16 +125,26 @@ impl<'a> Paginator<'a> {
         args.query.insert("page".into(), Value::from(page));
         let response = self.client.request_operation(self.op.id, args).await?;
         let status = response.meta.status;
-        let ResponseBody::Json(body) = response.body else {
-            return Err(Error::decode(status, "a list answer must be JSON", b""));
+        let op = self.op.id;
+        let ResponseBody::Json(mut body) = response.body else {
+            return Err(Error::decode(status, format!("{op}: a list answer must be JSON"), b""));
         };
-        let items = match body.get("data") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(Value::Null) | None => Vec::new(),
-            Some(_) => {
+        // Only an empty `data` array ends the list: an answer without one
+        // is not an empty last page, and is said to be what it is.
+        let items = match body.get_mut("data").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => {
                 return Err(Error::decode(
                     status,
-                    "`data` of a list answer must be an array",
+                    format!("{op}: page {page} of the list has no `data` array"),
+                    body.to_string().as_bytes(),
+                ));
+            }
+            Some(other) => {
+                body["data"] = other;
+                return Err(Error::decode(
+                    status,
+                    format!("{op}: `data` of page {page} of the list is not an array"),
                     body.to_string().as_bytes(),
                 ));
             }
