@@ -1,11 +1,28 @@
-//! The layers of ARCHITECTURE.md, checked: every `crate::`, `super::` and
-//! root re-export a module of `src/` names points at its own layer or one
-//! below, and the module graph has no circle; and ARCHITECTURE.md's layer
-//! table names the same modules, in the same layers, as `LAYERS` here and
-//! the files of `src/`.
+//! The layers of ARCHITECTURE.md, checked: every `crate::` and `super::`
+//! path, root re-export and use of a module's own children (`journal::Entry`
+//! where the module declares `mod journal;`) that a module of `src/` names
+//! points at its own layer or one below (and, in the sandbox, its own room
+//! or one below); the graph of those imports has no circle; and
+//! ARCHITECTURE.md's layer table names the same modules, in the same layers,
+//! as `LAYERS` here and the files of `src/`.
 //!
-//! Hand-rolled on purpose: a few dozen lines of path scanning over our own
-//! sources, where a Rust parser crate would only add build time to `cargo test`.
+//! What is an edge: a `mod.rs`'s (or any module's) uses of its children
+//! count like any other import, so `behaviour/mod.rs` reaching into
+//! `bundles` is one. A module's uses of the modules that contain it
+//! (`super::Handler` from a handler module, `crate::sandbox::SandboxOptions`
+//! from inside `sandbox`) are not: a module is part of its parent, and
+//! counting them would make every parent that declares a child a circle.
+//! A circle that leaves the parent's folder (`behaviour` → `bundles` →
+//! `manager` → `behaviour`) is counted and fails.
+//! `a_circle_made_in_a_copy_is_found` and
+//! `a_circle_through_a_mod_rs_and_its_child_is_found` run the check over a
+//! copy of `src/` with a circle added by hand, so the check is known to see
+//! one.
+//!
+//! Hand-rolled on purpose: path scanning over our own sources, where a Rust
+//! parser crate would only add build time to `cargo test`. It reads paths,
+//! not names brought in by a glob (`use super::*`) or a private `use`
+//! re-exported to children: those are seen where they are first named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -184,27 +201,156 @@ fn resolve(path: &str, known: &BTreeSet<String>, roots: &BTreeMap<String, String
     roots.get(parts[0]).cloned()
 }
 
-#[test]
-fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The names a file declares as child modules in their own files
+/// (`mod journal;`), and the spans of its inline modules (`mod tests { .. }`),
+/// in which `super` is the file's own module.
+fn declared_modules(code: &str) -> (Vec<String>, Vec<(usize, usize)>) {
+    let bytes = code.as_bytes();
+    let (mut children, mut inline) = (Vec::new(), Vec::new());
+    for (at, _) in code.match_indices("mod ") {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        let rest = &code[at + 4..];
+        let name: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue;
+        }
+        let after = rest.trim_start()[name.len()..].trim_start();
+        if after.starts_with(';') {
+            children.push(name);
+        } else if after.starts_with('{') {
+            let open = code.len() - after.len();
+            let mut depth = 0usize;
+            let mut close = code.len();
+            for (i, c) in code[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = open + i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            inline.push((open, close));
+        }
+    }
+    (children, inline)
+}
+
+/// Whether the text before `at` ends a path segment or an identifier (so
+/// that `x` at `at` does not start a path of its own).
+fn continues_a_path(code: &str, at: usize) -> bool {
+    let before = &code.as_bytes()[..at];
+    before
+        .last()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b':')
+}
+
+/// What the layer check found in a source tree: its modules, the import
+/// graph between them, and what breaks the rules.
+struct Scan {
+    files: Vec<(String, PathBuf)>,
+    edges: BTreeMap<String, BTreeSet<String>>,
+    /// How many edges are a module's uses of its own children (`mod.rs`
+    /// reaching into the modules it declares): they count like any other.
+    child_uses: usize,
+    problems: Vec<String>,
+}
+
+/// The paths a module's code names, each as the full path it stands for:
+/// `crate::` paths, `super::` paths (from the module, or from an inline
+/// module in it), and relative paths into the children it declares.
+fn targets(module: &str, text: &str) -> Vec<(String, bool)> {
+    let (children, inline) = declared_modules(text);
+    let mut targets = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        if !continues_a_path(text, at) {
+            targets.extend(paths_after(text, at + "crate::".len()).into_iter().map(|p| (p, false)));
+        }
+    }
+    // `super` is the parent of the module (of `pipeline` for `pipeline/mod.rs`),
+    // or, inside an inline module (`mod tests`), the module itself.
+    for (at, _) in text.match_indices("super::") {
+        if continues_a_path(text, at) {
+            continue;
+        }
+        let mut ups = 0usize;
+        let mut after = at;
+        while text[after..].starts_with("super::") {
+            ups += 1;
+            after += "super::".len();
+        }
+        let inside = inline.iter().filter(|(open, close)| *open < at && at < *close).count();
+        let mut base: Vec<&str> = module.split("::").filter(|p| !p.is_empty()).collect();
+        for _ in 0..ups.saturating_sub(inside) {
+            base.pop();
+        }
+        let base = base.join("::");
+        for path in paths_after(text, after) {
+            targets.push((
+                if base.is_empty() {
+                    path
+                } else {
+                    format!("{base}::{path}")
+                },
+                false,
+            ));
+        }
+    }
+    // `journal::Entry` where the module declares `mod journal;`: a use of its child.
+    let prefix = |name: &str| {
+        if module.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{module}::{name}")
+        }
+    };
+    for child in &children {
+        let needle = format!("{child}::");
+        for (at, _) in text.match_indices(&needle) {
+            if continues_a_path(text, at) {
+                continue;
+            }
+            for path in paths_after(text, at) {
+                targets.push((prefix(&path), true));
+            }
+        }
+    }
+    targets
+}
+
+/// Checks the source tree at `src` against `LAYERS` and `SANDBOX_ROOMS`:
+/// no import from a layer or a room above, and no import circle, a
+/// module's uses of its own children included.
+fn check(src: &Path) -> Scan {
     let mut files = Vec::new();
-    modules(&src, "", &mut files);
+    modules(src, "", &mut files);
     let mut known: BTreeSet<String> = files.iter().map(|(m, _)| m.clone()).collect();
     known.insert("generated".into());
 
     // The crate root's re-exports: `crate::Client` is `generated`, and so on.
-    let lib = code(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
+    let lib = code(&std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default());
     let mut roots = BTreeMap::new();
     for (at, _) in lib.match_indices("pub use ") {
         for path in paths_after(&lib, at + "pub use ".len()) {
             let module = resolve(&path, &known, &BTreeMap::new()).unwrap_or_else(|| path.clone());
-            let name = path.rsplit("::").next().unwrap().to_owned();
+            let name = path.rsplit("::").next().unwrap_or_default().to_owned();
             roots.insert(name, module);
         }
     }
 
     let mut problems = Vec::new();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut child_uses = BTreeSet::new();
     for (module, file) in &files {
         // Build-time code: its `quote!` templates name the generated code's paths.
         if module.starts_with("codegen") {
@@ -216,29 +362,15 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
             ));
             continue;
         };
-        let text = code(&std::fs::read_to_string(file).unwrap());
-        let is_mod_rs = file.ends_with("mod.rs");
-        let parent = module.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
-        let mut targets = Vec::new();
-        for (at, _) in text.match_indices("crate::") {
-            targets.extend(paths_after(&text, at + "crate::".len()));
-        }
-        // `super` is the parent of the module (of `pipeline` for `pipeline/mod.rs`).
-        for (at, _) in text.match_indices("super::") {
-            for path in paths_after(&text, at + "super::".len()) {
-                targets.push(if parent.is_empty() {
-                    path
-                } else {
-                    format!("{parent}::{path}")
-                });
-            }
-        }
-        for target in targets {
+        let text = code(&std::fs::read_to_string(file).unwrap_or_default());
+        for (target, into_child) in targets(module, &text) {
             let Some(to) = resolve(&target, &known, &roots) else {
                 continue;
             };
-            // A module owns its children: `mod.rs` declaring and re-exporting them is no dependency.
-            if to == *module || (is_mod_rs && to.starts_with(&format!("{module}::"))) {
+            // A module is part of the modules that contain it: its uses of
+            // their items (`super::Call`, `crate::sandbox::SandboxOptions`
+            // from inside `sandbox`) are no edge; their uses of it are.
+            if to == *module || module.starts_with(&format!("{to}::")) {
                 continue;
             }
             let Some(theirs) = layer(&to) else { continue };
@@ -253,6 +385,9 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
                 problems.push(format!(
                     "{module} (the sandbox's {mine}) imports {to} (its {other}, a room above) through `{target}`"
                 ));
+            }
+            if into_child {
+                child_uses.insert((module.clone(), to.clone()));
             }
             edges.entry(module.clone()).or_default().insert(to);
         }
@@ -283,6 +418,23 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
     for node in edges.keys() {
         visit(node, &edges, &mut Vec::new(), &mut done, &mut problems);
     }
+    Scan {
+        files,
+        edges,
+        child_uses: child_uses.len(),
+        problems,
+    }
+}
+
+#[test]
+fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let Scan {
+        files,
+        edges,
+        child_uses,
+        problems,
+    } = check(&src);
     assert!(problems.is_empty(), "layering broken:\n{}", problems.join("\n"));
     // The scan itself must see the layers it checks.
     assert!(
@@ -302,12 +454,87 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
             .is_some_and(|e| e.contains("sandbox::world::behaviour")),
         "the scan sees the sandbox's rooms"
     );
+    // A module's uses of its own children are edges like any other.
+    assert!(
+        edges
+            .get("sandbox::world::behaviour")
+            .is_some_and(|e| e.contains("sandbox::world::behaviour::bundles")),
+        "the scan sees a mod.rs reach into its children"
+    );
+    assert!(child_uses >= 10, "only {child_uses} uses of a child counted");
     for (name, _) in SANDBOX_ROOMS {
         assert!(
             files.iter().any(|(m, _)| m == &format!("sandbox::{name}")),
             "src/sandbox/ has no room `{name}`"
         );
     }
+}
+
+/// Copies the `.rs` files of `from` to `to`, folders kept.
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        if source.is_dir() {
+            copy_sources(&source, &dest);
+        } else if source.extension().is_some_and(|e| e == "rs") {
+            std::fs::copy(&source, &dest).unwrap();
+        }
+    }
+}
+
+/// What the check finds in a copy of `src/` with `line` added to `file`,
+/// and not in `src/` itself.
+fn problems_of_mutant(name: &str, file: &str, line: &str) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let tmp = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let copy = tmp.join(format!("layers-mutant-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_sources(&src, &copy);
+    let mutated = copy.join(file);
+    let text = std::fs::read_to_string(&mutated).unwrap();
+    assert!(!text.contains(line), "{file} has `{line}` already: the mutant would be no mutant");
+    std::fs::write(&mutated, format!("{line}\n{text}")).unwrap();
+    let before: BTreeSet<String> = check(&src).problems.into_iter().collect();
+    let after = check(&copy).problems;
+    std::fs::remove_dir_all(&copy).unwrap();
+    after.into_iter().filter(|p| !before.contains(p)).collect()
+}
+
+/// A circle made by hand in a copy fails the check: two modules of the
+/// world that import each other.
+#[test]
+fn a_circle_made_in_a_copy_is_found() {
+    let found = problems_of_mutant(
+        "siblings",
+        "sandbox/world/state.rs",
+        "use crate::sandbox::world::manager::hand;",
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("import circle:")
+            && p.contains("sandbox::world::state")
+            && p.contains("sandbox::world::manager")),
+        "{found:#?}"
+    );
+}
+
+/// The circle ARCHITECTURE.md once had unseen, made again in a copy: the
+/// handlers' `mod.rs` reaches into `bundles`, which uses the manager, and
+/// the manager reads the handlers' `mod.rs`. Only counting a `mod.rs`'s
+/// uses of its own children sees it.
+#[test]
+fn a_circle_through_a_mod_rs_and_its_child_is_found() {
+    let found = problems_of_mutant(
+        "through-mod-rs",
+        "sandbox/world/manager.rs",
+        "use super::behaviour::run;",
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("import circle:")
+            && p.contains("sandbox::world::behaviour -> sandbox::world::behaviour::bundles")
+            && p.contains("sandbox::world::manager")),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -323,6 +550,16 @@ fn the_scanner_reads_grouped_and_nested_paths() {
         "{stripped}"
     );
     assert!(stripped.contains("crate::z::W"), "{stripped}");
+    // A module's uses of its declared children, and `super` in an inline module.
+    let text = "mod c;\nfn f() { c::D::new(); x::c::E; }\n#[cfg(test)]\nmod tests { use super::F; }\nuse super::G;";
+    assert_eq!(
+        targets("a::b", text),
+        [
+            ("a::b::F".to_owned(), false),
+            ("a::G".to_owned(), false),
+            ("a::b::c::D::new".to_owned(), true),
+        ]
+    );
 }
 
 /// The modules ARCHITECTURE.md's layer table names: (layer, top-level

@@ -35,11 +35,12 @@ use crate::sandbox::face::limits::{Buckets, Verdict};
 use crate::sandbox::face::routes::{self, Params, Route};
 use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Journal, Message, Noted};
 use crate::sandbox::workbench::verify::Tally;
-use crate::sandbox::world::behaviour::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
+use crate::sandbox::world::behaviour;
 use crate::sandbox::world::deliveries::{self, Courier};
 use crate::sandbox::world::replays::{self, Idempotency, Replays, Stored};
 use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint, str_of};
 use crate::sandbox::world::store::{Loaded, Store};
+use crate::sandbox::world::vocabulary::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
 
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
@@ -625,7 +626,7 @@ async fn run(shared: &Arc<Shared>, tenant: Option<&str>, call: &mut Call, warnin
             let mut queued = Vec::new();
             if result.is_ok() {
                 for event in &fx.events {
-                    queued.push(behaviour::queue(state, event, call.now));
+                    queued.push(vocabulary::queue(state, event, call.now));
                 }
             }
             (result, queued)

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::behaviour::Effects;
 use super::state::{Bundle, Object, stamp, str_of};
+use super::vocabulary::{Effects, seeded};
 
 /// Sets `field` to `value` and stamps `updated_at`.
 pub(in crate::sandbox) fn set(object: &mut Object, field: &str, value: &str, now: DateTime<Utc>) {
@@ -96,8 +96,7 @@ pub(in crate::sandbox) fn video_to(
 pub(in crate::sandbox) fn post_video(video: &mut Object, bundle: &Object, now: DateTime<Utc>, fx: &mut Effects) {
     let url = format!(
         "https://www.tiktok.com/@sandbox/video/{}",
-        7_000_000_000_000_000_000u64
-            + super::behaviour::seeded(str_of(video, "id").unwrap_or_default(), 1, 1_000_000_000)
+        7_000_000_000_000_000_000u64 + seeded(str_of(video, "id").unwrap_or_default(), 1, 1_000_000_000)
     );
     video.insert("platform_url".into(), json!(url));
     video.insert("published_at".into(), json!(stamp(now)));

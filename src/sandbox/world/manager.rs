@@ -20,10 +20,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::behaviour::{Effects, Queued, queue};
 use super::clock::{Desk, Work, start_of};
 use super::lifecycle::{account_to, post_video, sync_account_status, touch, video_to};
 use super::state::{Bundle, Tenant, stamp, str_of};
+use super::vocabulary::{Effects, Queued, queue};
 
 /// Hands `work` on `bundle` to the manager at `now`: done at once on real
 /// time (its transitions returned), or scheduled on the key's clock. On

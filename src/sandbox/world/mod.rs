@@ -7,6 +7,9 @@
 //!   the date, corrections, a flagged download), and `advance`;
 //! - `lifecycle`: the status moves of an account or video slot and their
 //!   webhook events, shared by the handlers and the manager;
+//! - `vocabulary`: what the handlers, the manager and the status moves all
+//!   speak: a call, its reply, its effects, and the queue of webhook
+//!   deliveries an event makes;
 //! - `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
 //! - `replays`: the answers kept under idempotency keys;
@@ -28,3 +31,4 @@ pub(in crate::sandbox) mod saved;
 pub(in crate::sandbox) mod snapshot;
 pub(in crate::sandbox) mod state;
 pub(in crate::sandbox) mod store;
+pub(in crate::sandbox) mod vocabulary;

@@ -5,9 +5,10 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Call, Effects, Handler, Reply, body, page, path, query_int, seeded};
+use super::{Handler, body, page, path, query_int};
 use crate::sandbox::contract::Failure;
 use crate::sandbox::world::state::{Object, Tenant, keep, object, stamp, str_of};
+use crate::sandbox::world::vocabulary::{Call, Effects, Payload, Reply, seeded};
 
 /// How long a manual analytics refresh waits for the next one.
 const REFRESH_COOLDOWN_MINUTES: i64 = 15;
@@ -221,7 +222,7 @@ fn export_analytics_videos(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) 
     }
     Ok(Reply {
         status: call.op.success_status,
-        payload: super::Payload::Text("text/csv", csv),
+        payload: Payload::Text("text/csv", csv),
     })
 }
 
@@ -250,7 +251,7 @@ fn export_analytics_report_html(tenant: &mut Tenant, call: &Call, _fx: &mut Effe
     );
     Ok(Reply {
         status: call.op.success_status,
-        payload: super::Payload::Text("text/html; charset=utf-8", html),
+        payload: Payload::Text("text/html; charset=utf-8", html),
     })
 }
 

@@ -4,9 +4,10 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Call, Effects, Handler, Reply, body, page, path};
+use super::{Handler, body, page, path};
 use crate::sandbox::contract::Failure;
 use crate::sandbox::world::state::{MAX_OWNED, Object, Tenant, keep, object, price, stamp, str_of};
+use crate::sandbox::world::vocabulary::{Call, Effects, Reply};
 
 /// The operations this module answers, and how.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[

@@ -7,6 +7,11 @@
 //! operation without behaviour here (one a newer vendored spec adds)
 //! answers its documented success status with a body built from its
 //! success schema, so that it is served, checked and rate limited at once.
+//!
+//! What a handler is given and gives back (`Call`, `Reply`, `Effects`) is
+//! the world's vocabulary (`world::vocabulary`), which the account manager
+//! and the status moves read too; this module only dispatches, and holds
+//! the handlers' helpers for reading a call and paging an answer.
 
 mod accounts;
 mod bundles;
@@ -17,107 +22,11 @@ mod webhooks;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::operations::Operation;
 use crate::sandbox::contract::{Failure, example};
-use crate::sandbox::world::state::{Charge, Object, Tenant};
-
-pub(in crate::sandbox) use webhooks::{Queued, queue};
-
-/// One checked request.
-pub(in crate::sandbox) struct Call {
-    pub(in crate::sandbox) op: &'static Operation,
-    pub(in crate::sandbox) path: Object,
-    pub(in crate::sandbox) query: Object,
-    pub(in crate::sandbox) body: Option<Value>,
-    pub(in crate::sandbox) upload: Option<Upload>,
-    pub(in crate::sandbox) now: DateTime<Utc>,
-    /// The sandbox's base URL, for the URLs it hands out.
-    pub(in crate::sandbox) base_url: String,
-    pub(in crate::sandbox) dry_run: bool,
-}
-
-/// A multipart body: its text fields and a summary of its file part (the
-/// file itself is hashed while it streams in, never kept).
-pub(in crate::sandbox) struct Upload {
-    pub(in crate::sandbox) fields: Object,
-    pub(in crate::sandbox) file: Option<FileSummary>,
-}
-
-/// The file part of an upload.
-pub(in crate::sandbox) struct FileSummary {
-    pub(in crate::sandbox) filename: Option<String>,
-    pub(in crate::sandbox) content_type: Option<String>,
-    pub(in crate::sandbox) size: u64,
-    pub(in crate::sandbox) sha256: String,
-    /// The text of a small file (a CSV import), when it is UTF-8.
-    pub(in crate::sandbox) text: Option<String>,
-}
-
-/// A success answer.
-pub(in crate::sandbox) enum Payload {
-    Json(Value),
-    Text(&'static str, String),
-    Empty,
-}
-
-pub(in crate::sandbox) struct Reply {
-    pub(in crate::sandbox) status: u16,
-    pub(in crate::sandbox) payload: Payload,
-}
-
-impl Reply {
-    /// The operation's documented success status with a JSON body.
-    fn ok(call: &Call, body: Value) -> Self {
-        Self {
-            status: call.op.success_status,
-            payload: Payload::Json(body),
-        }
-    }
-
-    /// `{"data": data}`.
-    fn data(call: &Call, data: impl Into<Value>) -> Self {
-        Self::ok(call, json!({ "data": data.into() }))
-    }
-}
-
-/// An event to send to the subscribed endpoints (or to one endpoint).
-pub(in crate::sandbox) struct Event {
-    pub(in crate::sandbox) event_type: &'static str,
-    pub(in crate::sandbox) data: Value,
-    pub(in crate::sandbox) only: Option<Uuid>,
-}
-
-/// What a call did besides its answer.
-#[derive(Default)]
-pub(in crate::sandbox) struct Effects {
-    pub(in crate::sandbox) events: Vec<Event>,
-    pub(in crate::sandbox) charge: Option<Charge>,
-    /// A delivery whose first attempt the answer waits for (`testWebhookEndpoint`).
-    pub(in crate::sandbox) await_delivery: Option<Uuid>,
-    /// A delivery to attempt once more at once (`retryWebhookDelivery`).
-    pub(in crate::sandbox) retry_delivery: Option<Uuid>,
-    /// What the answer's `X-Sandbox-Warning` says: something the contract
-    /// allows but that is likely a mistake.
-    pub(in crate::sandbox) warnings: Vec<String>,
-}
-
-impl Effects {
-    fn warn(&mut self, warning: String) {
-        self.warnings.push(warning);
-    }
-
-    pub(in crate::sandbox) fn emit(&mut self, event_type: &'static str, data: Value) {
-        self.events.push(Event {
-            event_type,
-            data,
-            only: None,
-        });
-    }
-}
+use crate::sandbox::world::state::{Object, Tenant};
+use crate::sandbox::world::vocabulary::{Call, Effects, Payload, Reply};
 
 /// How one operation acts on a key's state: one named function per
 /// operation, listed in its module's `HANDLERS`.
@@ -208,19 +117,11 @@ fn page(call: &Call, items: Vec<Value>) -> Reply {
     )
 }
 
-/// A number that is stable for an id: synthetic analytics without a database.
-pub(in crate::sandbox) fn seeded(id: &str, salt: u64, below: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
-    for b in id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h % below.max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sandbox::world::state::{Bundle, MAX_OWNED, MAX_RECORDS, keep};
+    use chrono::Utc;
 
     /// Every id in a dispatch table is an operation of the contract, claimed
     /// once, and `run` reaches its handler rather than the generic example:
@@ -255,53 +156,6 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             dry_run: false,
         }
-    }
-
-    /// A burst of events larger than the delivery log loses none of them:
-    /// the unfinished deliveries stay until sent; finished ones make room.
-    #[test]
-    fn unsent_deliveries_are_never_dropped_to_bound_the_log() {
-        use crate::sandbox::world::state::{Endpoint, str_of};
-        use webhooks::{MAX_DELIVERIES, MAX_UNFINISHED};
-        let mut tenant = Tenant::new(0.0, "test", Utc::now());
-        let endpoint = uuid::Uuid::new_v4();
-        tenant.endpoints.push(Endpoint {
-            fields: crate::sandbox::world::state::object(
-                json!({"id": endpoint, "url": "http://127.0.0.1:1/hook", "events": ["bundle.created"], "enabled": true}),
-            ),
-            secret: "whsec_test".into(),
-        });
-        let event = Event {
-            event_type: "bundle.created",
-            data: json!({"bundle_id": "b"}),
-            only: None,
-        };
-        let mut first = Vec::new();
-        for _ in 0..MAX_DELIVERIES + 500 {
-            first.extend(queue(&mut tenant, &event, Utc::now()).deliveries);
-        }
-        assert_eq!(
-            tenant.deliveries.len(),
-            MAX_DELIVERIES + 500,
-            "none was sent yet: none dropped"
-        );
-        assert!(
-            tenant.delivery_at(first[0]).is_some(),
-            "the oldest unsent delivery is still there"
-        );
-        // Once 600 are sent, the next event makes room from those.
-        for d in tenant.deliveries.iter_mut().take(600) {
-            d.fields.insert("status".into(), json!("succeeded"));
-        }
-        queue(&mut tenant, &event, Utc::now());
-        assert_eq!(tenant.deliveries.len(), MAX_DELIVERIES);
-        let finished = tenant
-            .deliveries
-            .iter()
-            .filter(|d| str_of(&d.fields, "status") == Some("succeeded"))
-            .count();
-        assert_eq!(finished, 99, "the oldest finished went first");
-        const { assert!(MAX_UNFINISHED > MAX_DELIVERIES) };
     }
 
     #[test]

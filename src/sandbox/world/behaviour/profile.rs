@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Call, Effects, Handler, Reply, page};
+use super::{Handler, page};
 use crate::sandbox::contract::Failure;
 use crate::sandbox::world::state::{PRICES, Tenant};
+use crate::sandbox::world::vocabulary::{Call, Effects, Reply};
 
 /// Countries the sandbox sells accounts in.
 pub(super) const COUNTRIES: &[(&str, &str)] = &[

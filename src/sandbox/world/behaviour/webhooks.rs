@@ -1,22 +1,15 @@
 //! Webhook endpoints, the event catalog and the delivery log. Sending is
 //! `deliveries`' job; this module records what is to be sent.
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Call, Effects, Event, Handler, Reply, body, page, path};
+use super::{Handler, body, page, path};
 use crate::sandbox::contract::Failure;
-use crate::sandbox::world::state::{Delivery, Endpoint, Object, Tenant, object, stamp, str_of};
+use crate::sandbox::world::state::{Endpoint, Tenant, stamp, str_of};
+use crate::sandbox::world::vocabulary::{Call, Effects, Event, Payload, Reply, queue, subscribed};
 use crate::webhooks::EVENT_TYPES;
 
-/// Finished deliveries (succeeded, or failed for good) kept per key; the
-/// oldest go first.
-pub(in crate::sandbox) const MAX_DELIVERIES: usize = 1000;
-/// Deliveries not finished yet (waiting for their first attempt, or for a
-/// retry) kept per key beyond those: they are never dropped before they are
-/// sent unless a key has more than this many waiting at once.
-pub(in crate::sandbox) const MAX_UNFINISHED: usize = 20_000;
 /// Webhook endpoints a key may hold.
 const MAX_ENDPOINTS: usize = 100;
 
@@ -112,7 +105,7 @@ fn delete_webhook_endpoint(tenant: &mut Tenant, call: &Call, _fx: &mut Effects) 
     tenant.endpoints.retain(|e| str_of(&e.fields, "id") != Some(id));
     Ok(Reply {
         status: call.op.success_status,
-        payload: super::Payload::Empty,
+        payload: Payload::Empty,
     })
 }
 
@@ -179,106 +172,6 @@ fn check_url(url: &str) -> Result<(), Failure> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         _ => Err(Failure::rule("url", "must be an http or https URL with a host")),
     }
-}
-
-fn subscribed(endpoint: &Object, event_type: &str) -> bool {
-    endpoint
-        .get("events")
-        .and_then(Value::as_array)
-        .is_some_and(|e| e.iter().any(|t| t.as_str() == Some(event_type)))
-}
-
-/// The envelope every delivery carries.
-pub(crate) fn envelope(event_type: &str, data: &Value, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": format!("evt_{}", Uuid::new_v4().simple()),
-        "type": event_type,
-        "api_version": crate::operations::SPEC_VERSION,
-        "created_at": stamp(now),
-        "data": data,
-    })
-}
-
-/// Records one delivery of `event` per enabled endpoint it goes to, and
-/// returns their ids for sending.
-pub(in crate::sandbox) fn queue(tenant: &mut Tenant, event: &Event, now: DateTime<Utc>) -> Queued {
-    let envelope = envelope(event.event_type, &event.data, now);
-    let payload = bytes::Bytes::from(envelope.to_string());
-    let only = event.only.map(|u| u.to_string());
-    let targets: Vec<Uuid> = tenant
-        .endpoints
-        .iter()
-        .filter(|e| match &only {
-            Some(only) => str_of(&e.fields, "id") == Some(only.as_str()),
-            None => {
-                e.fields.get("enabled").and_then(Value::as_bool) != Some(false)
-                    && subscribed(&e.fields, event.event_type)
-            }
-        })
-        .filter_map(|e| str_of(&e.fields, "id").and_then(|id| Uuid::parse_str(id).ok()))
-        .collect();
-    let mut ids = Vec::new();
-    for endpoint in targets {
-        let id = Uuid::new_v4();
-        tenant.deliveries.push(Delivery {
-            fields: object(json!({
-                "id": id,
-                "webhook_endpoint_id": endpoint,
-                "event_id": envelope["id"],
-                "event_type": event.event_type,
-                "status": "pending",
-                "success": null,
-                "attempts": 0,
-                "response_status": null,
-                "response_time_ms": null,
-                "error": null,
-                "next_retry_at": null,
-                "created_at": stamp(now),
-                "last_attempt_at": null,
-            })),
-            endpoint,
-            payload: payload.clone(),
-            tries: Vec::new(),
-        });
-        ids.push(id);
-    }
-    bound_deliveries(&mut tenant.deliveries);
-    Queued {
-        event_type: event.event_type,
-        payload,
-        deliveries: ids,
-    }
-}
-
-/// Keeps the delivery log bounded without losing what is still to be
-/// sent: past [`MAX_DELIVERIES`], the oldest finished deliveries go; the
-/// unfinished ones go (oldest first) only past [`MAX_UNFINISHED`] more.
-fn bound_deliveries(deliveries: &mut Vec<Delivery>) {
-    if deliveries.len() <= MAX_DELIVERIES {
-        return;
-    }
-    let finished = |d: &Delivery| matches!(str_of(&d.fields, "status"), Some("succeeded" | "failed"));
-    let mut drop_finished = deliveries.len() - MAX_DELIVERIES;
-    deliveries.retain(|d| {
-        if drop_finished > 0 && finished(d) {
-            drop_finished -= 1;
-            return false;
-        }
-        true
-    });
-    let excess = deliveries.len().saturating_sub(MAX_DELIVERIES + MAX_UNFINISHED);
-    if excess > 0 {
-        tracing::warn!(target: "tokportal::sandbox", "{excess} webhook deliveries dropped unsent: more than {MAX_UNFINISHED} waited at once");
-        deliveries.drain(..excess);
-    }
-}
-
-/// An event as queued: its envelope, and the deliveries made of it (none
-/// when no endpoint is subscribed; `tokportal listen` gets it either way).
-pub(in crate::sandbox) struct Queued {
-    pub(in crate::sandbox) event_type: &'static str,
-    pub(in crate::sandbox) payload: bytes::Bytes,
-    pub(in crate::sandbox) deliveries: Vec<Uuid>,
 }
 
 /// `listWebhookEvents`: the event types, the envelope, how deliveries are
