@@ -116,7 +116,7 @@ fn read_set(file: &Path, item: &Value) -> Result<Set, String> {
         .get("key")
         .and_then(Value::as_str)
         .ok_or("`key` is required: the API key the steps are made with")?;
-    if !crate::sandbox::face::flow::well_formed_key(key.as_bytes()) {
+    if !crate::sandbox::world::keys::well_formed_key(key.as_bytes()) {
         return Err("`key` must be an `sk_` key of letters, digits, `_` or `-`".into());
     }
     let raw = item

@@ -249,9 +249,10 @@ impl Sandbox {
             IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
         };
         let stop = CancellationToken::new();
-        let shared = face::flow::Shared::new(options, url.clone(), stop.clone(), store).map_err(SandboxError::State)?;
+        let shared =
+            face::shared::Shared::new(options, url.clone(), stop.clone(), store).map_err(SandboxError::State)?;
         let shared = Arc::new(shared);
-        face::flow::resume_deliveries(&shared);
+        face::shared::resume_deliveries(&shared);
         let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
         if let Err(why) = fixtures::apply(&url, &sets).await {
             fixtures::undo(&url, &sets).await;

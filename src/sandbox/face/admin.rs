@@ -43,12 +43,14 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::operations::SPEC_VERSION;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::faults::Fault;
-use crate::sandbox::face::flow::{MAX_JSON_BODY, Shared, key_of, persist, tenant_of};
+use crate::sandbox::face::flow::MAX_JSON_BODY;
+use crate::sandbox::face::shared::{Shared, persist};
 use crate::sandbox::face::timeline;
 use crate::sandbox::workbench::inspector;
 use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
 use crate::sandbox::workbench::verify::Query;
 use crate::sandbox::world::deliveries;
+use crate::sandbox::world::keys::{key_of, tenant_of};
 use crate::sandbox::world::snapshot as snapshots;
 use crate::sandbox::world::state::{Delivery, Object, Tenant, fingerprint, str_of};
 
@@ -687,7 +689,7 @@ async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Valu
         persist(shared, key, true, None).await?;
         shared.tally.forget(Some(fingerprint(key)));
     }
-    crate::sandbox::face::flow::resume_deliveries_of(shared, &names);
+    crate::sandbox::face::shared::resume_deliveries_of(shared, &names);
     Ok(json!({"restored": names.iter().map(|k| fingerprint(k)).collect::<Vec<_>>()}))
 }
 

@@ -14,8 +14,7 @@
 //!    then its webhooks;
 //! 8. [`finish`]: the documented headers on every answer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -28,24 +27,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
-use crate::sandbox::SandboxOptions;
 use crate::sandbox::contract::{self, Failure, Problem};
-use crate::sandbox::face::faults::{self, Dice, Fault};
-use crate::sandbox::face::limits::{Buckets, Verdict};
+use crate::sandbox::face::faults::{self, Fault};
+use crate::sandbox::face::limits::Verdict;
 use crate::sandbox::face::routes::{self, Params, Route};
-use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Journal, Message, Noted};
-use crate::sandbox::workbench::verify::Tally;
+use crate::sandbox::face::shared::{Shared, persist};
+use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Message, Noted};
 use crate::sandbox::world::behaviour;
-use crate::sandbox::world::deliveries::{self, Courier};
-use crate::sandbox::world::replays::{self, Idempotency, Replays, Stored};
-use crate::sandbox::world::state::{Object, Tenant, Tenants, fingerprint, str_of};
-use crate::sandbox::world::store::{Loaded, Store};
+use crate::sandbox::world::deliveries;
+use crate::sandbox::world::keys::{key_of, tenant_of};
+use crate::sandbox::world::replays::{self, Idempotency, Stored};
+use crate::sandbox::world::state::{Object, Tenant, fingerprint};
 use crate::sandbox::world::vocabulary::{self, Call, Effects, FileSummary, Payload, Reply, Upload};
 
 /// The header of a warning: the contract allows it, but it is likely a mistake.
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
-/// Keys the sandbox keeps state for; a new key past this is refused.
-const MAX_TENANTS: usize = 1000;
 /// The largest JSON body taken.
 pub(in crate::sandbox) const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The largest multipart text field taken.
@@ -54,26 +50,6 @@ const MAX_FORM_FIELD: usize = 64 * 1024;
 /// are only counted and hashed.
 const MAX_KEPT_FILE: usize = 1024 * 1024;
 
-/// What every request shares: options, buckets, kept answers, state.
-pub(in crate::sandbox) struct Shared {
-    pub(in crate::sandbox) options: SandboxOptions,
-    pub(in crate::sandbox) url: String,
-    buckets: Buckets,
-    pub(in crate::sandbox) replays: Replays,
-    dice: Dice,
-    pub(in crate::sandbox) queued_faults: faults::Queue,
-    pub(in crate::sandbox) tenants: Tenants,
-    /// The state file (`--state`), written before each answer.
-    pub(in crate::sandbox) store: Option<Arc<Store>>,
-    pub(in crate::sandbox) courier: Arc<Courier>,
-    pub(in crate::sandbox) journal: Arc<Journal>,
-    /// What was seen since start or reset, counted for `verify` (the
-    /// journal's ring forgets; this does not).
-    pub(in crate::sandbox) tally: Arc<Tally>,
-    /// Followers of `/_sandbox/events` at once (each holds a connection).
-    pub(in crate::sandbox) followers: Arc<tokio::sync::Semaphore>,
-}
-
 /// One client connection, as the request flow sees it.
 #[derive(Clone)]
 pub(in crate::sandbox) struct Connection {
@@ -81,141 +57,6 @@ pub(in crate::sandbox) struct Connection {
     pub(in crate::sandbox) peer: std::net::SocketAddr,
     /// Cancelled to close the connection without an answer.
     pub(in crate::sandbox) close: CancellationToken,
-}
-
-impl Shared {
-    /// What every request shares; with a state file, its keys and kept
-    /// answers read back first.
-    pub(in crate::sandbox) fn new(
-        options: SandboxOptions,
-        url: String,
-        stop: CancellationToken,
-        store: Option<(Store, Loaded)>,
-    ) -> Result<Self, String> {
-        let (store, (loaded, kept)) = match store {
-            Some((store, loaded)) => (Some(Arc::new(store)), loaded),
-            None => (None, (HashMap::new(), Vec::new())),
-        };
-        let tenants: Tenants = Arc::new(Mutex::new(loaded));
-        let replays = Replays::default();
-        for answer in kept {
-            replays.restore(
-                &answer.tenant,
-                &answer.key,
-                answer.fingerprint,
-                answer.stored,
-                answer.kept_at,
-            );
-        }
-        let journal = Arc::new(Journal::new(options.journal));
-        let tally = Arc::new(Tally::default());
-        let courier = Courier::new(
-            options.webhook_timeout,
-            options.webhook_retry_delays.clone(),
-            (options.webhook_duplicates, options.seed),
-            tenants.clone(),
-            (journal.clone(), tally.clone()),
-            store.clone(),
-            stop,
-        );
-        Ok(Self {
-            buckets: Buckets::new(options.rate_limit, options.refill_per_second),
-            replays,
-            store,
-            dice: Dice::new(options.fault_rate, options.seed),
-            queued_faults: faults::Queue::default(),
-            tenants,
-            courier: Arc::new(courier),
-            journal,
-            tally,
-            followers: Arc::new(tokio::sync::Semaphore::new(
-                crate::sandbox::workbench::journal::MAX_FOLLOWERS,
-            )),
-            options,
-            url,
-        })
-    }
-}
-
-/// Sends again what a state file held unsent: deliveries that had not
-/// had their first attempt, or were waiting for a retry, when the last
-/// sandbox on the file stopped.
-pub(in crate::sandbox) fn resume_deliveries(shared: &Arc<Shared>) {
-    let keys: Vec<String> = shared
-        .tenants
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
-    resume_deliveries_of(shared, &keys);
-}
-
-/// Sends again the unsent deliveries of `keys` (a snapshot's, restored).
-pub(in crate::sandbox) fn resume_deliveries_of(shared: &Arc<Shared>, keys: &[String]) {
-    let unsent: Vec<(String, uuid::Uuid)> = {
-        let tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        tenants
-            .iter()
-            .filter(|(key, _)| keys.contains(key))
-            .flat_map(|(key, t)| {
-                t.deliveries.iter().filter_map(move |d| {
-                    matches!(str_of(&d.fields, "status"), Some("pending" | "retrying"))
-                        .then(|| str_of(&d.fields, "id").and_then(|id| uuid::Uuid::parse_str(id).ok()))
-                        .flatten()
-                        .map(|id| (key.clone(), id))
-                })
-            })
-            .collect()
-    };
-    for (key, id) in unsent {
-        deliveries::start(&shared.courier, &key, id);
-    }
-}
-
-/// Writes `key`'s changes to the state file, if there is one (and, with
-/// `replay`, the answer kept under an idempotency key, in the same
-/// transaction). A read leaves a key's file rows alone unless the key is
-/// new (its profile and starting account must keep their ids).
-pub(in crate::sandbox) async fn persist(
-    shared: &Shared,
-    key: &str,
-    changed: bool,
-    replay: Option<(&str, [u8; 32], &Stored)>,
-) -> Result<(), Failure> {
-    let Some(store) = &shared.store else {
-        return Ok(());
-    };
-    // The rows are made, and handed to the writer, under the state's lock:
-    // in the order the changes happened. Handed over after the lock, two
-    // requests of one key could reach the file in the other order, and the
-    // older balance overwrite the newer (kill -9 then found a bundle whose
-    // debit was gone). The commit is awaited outside the lock.
-    let pending = {
-        let mut tenants = shared.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tenant) = tenants.get_mut(key) else {
-            return Ok(());
-        };
-        if !changed && replay.is_none() && tenant.saved.written() {
-            return Ok(());
-        }
-        let ops = store.changes(key, tenant, replay);
-        if ops.is_empty() {
-            return Ok(());
-        }
-        store.enqueue(ops)
-    };
-    let committed = match pending {
-        Ok(pending) => pending.committed().await,
-        Err(why) => Err(why),
-    };
-    committed.map_err(|why| {
-        tracing::error!(target: "tokportal::sandbox", "{why}");
-        if let Some(tenant) = shared.tenants.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
-            tenant.saved.resync();
-        }
-        Failure::new(500, "INTERNAL_ERROR", "The sandbox could not save its state file; the change is kept in memory and will be written whole with the next one.")
-    })
 }
 
 /// The headers every answer carries.
@@ -706,47 +547,6 @@ fn preview(reply: &mut Reply, fx: &Effects) {
 async fn close(conn: &Connection) -> Answer {
     conn.close.cancel();
     std::future::pending::<Answer>().await
-}
-
-/// The state of `key`, made on first use; a new key past [`MAX_TENANTS`] is refused.
-pub(in crate::sandbox) fn tenant_of<'a>(
-    tenants: &'a mut HashMap<String, Tenant>,
-    key: &str,
-    credits: f64,
-) -> Result<&'a mut Tenant, Failure> {
-    if !tenants.contains_key(key) && tenants.len() >= MAX_TENANTS {
-        return Err(Failure::new(
-            401,
-            "UNAUTHORIZED",
-            format!("The sandbox keeps at most {MAX_TENANTS} API keys; reuse one or restart it."),
-        ));
-    }
-    Ok(tenants
-        .entry(key.to_owned())
-        .or_insert_with(|| Tenant::new(credits, fingerprint(key), Utc::now())))
-}
-
-/// An API key the sandbox takes: `sk_` then letters, digits, `_` or `-`,
-/// at most 256 bytes in all.
-pub(in crate::sandbox) fn well_formed_key(key: &[u8]) -> bool {
-    key.starts_with(b"sk_")
-        && (4..=256).contains(&key.len())
-        && key
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-/// The sandbox's key of a request: the SHA-256 of a well-formed `X-API-Key`
-/// (keys are never kept as given).
-pub(in crate::sandbox) fn key_of(headers: &HeaderMap) -> Result<String, String> {
-    let Some(key) = headers.get(headers::API_KEY) else {
-        return Err("Missing API key: send it in the X-API-Key header.".into());
-    };
-    let key = key.as_bytes();
-    if !well_formed_key(key) {
-        return Err("Malformed API key: expected `sk_` followed by letters, digits, `_` or `-`.".into());
-    }
-    Ok(hex::encode(Sha256::digest(key)))
 }
 
 /// Streams a multipart body: text fields kept (bounded), the file part

@@ -4,6 +4,8 @@
 //!   without an answer), sending `/_sandbox/` paths to `admin` and the rest
 //!   to `flow`;
 //! - `routes`: each request matched to its operation (JSON 404 and 405);
+//! - `shared`: what every request shares (`Shared`), and `persist`, which
+//!   writes a key's changes to the state file before the answer;
 //! - `flow`: one API request as named stages, from route to headers;
 //! - `limits`: the per-key token bucket (429 `RATE_LIMIT_EXCEEDED`);
 //! - `faults`: `X-Sandbox-Fault`, the queue and `--fault-rate`;
@@ -18,4 +20,5 @@ pub(in crate::sandbox) mod flow;
 pub(in crate::sandbox) mod limits;
 pub(in crate::sandbox) mod routes;
 pub(in crate::sandbox) mod server;
+pub(in crate::sandbox) mod shared;
 pub(in crate::sandbox) mod timeline;

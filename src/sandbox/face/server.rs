@@ -11,7 +11,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::face::admin;
-use crate::sandbox::face::flow::{self, Connection, Shared};
+use crate::sandbox::face::flow::{self, Connection};
+use crate::sandbox::face::shared::Shared;
 
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;

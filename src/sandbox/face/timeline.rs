@@ -21,10 +21,11 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use crate::sandbox::contract::Failure;
-use crate::sandbox::face::flow::{Shared, key_of, persist, tenant_of};
+use crate::sandbox::face::shared::{Shared, persist};
 use crate::sandbox::workbench::journal::Event;
 use crate::sandbox::world::clock::{Clock, Delays, Flag, MAX_FLAGS, parse_span};
 use crate::sandbox::world::deliveries;
+use crate::sandbox::world::keys::{key_of, tenant_of};
 use crate::sandbox::world::manager;
 use crate::sandbox::world::state::{Tenant, fingerprint, stamp, str_of};
 

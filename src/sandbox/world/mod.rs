@@ -12,6 +12,8 @@
 //!   deliveries an event makes;
 //! - `behaviour`: what each operation does to them;
 //! - `deliveries`: signed webhook deliveries with retries and a log;
+//! - `keys`: the API keys the sandbox takes, and a key's state made on
+//!   first use;
 //! - `replays`: the answers kept under idempotency keys;
 //! - `saved`: what of a key the state file holds already;
 //! - `snapshot`: a key's state, or all of them, as one JSON document;
@@ -24,6 +26,7 @@
 pub(in crate::sandbox) mod behaviour;
 pub(in crate::sandbox) mod clock;
 pub(in crate::sandbox) mod deliveries;
+pub(in crate::sandbox) mod keys;
 pub(in crate::sandbox) mod lifecycle;
 pub(in crate::sandbox) mod manager;
 pub(in crate::sandbox) mod replays;
