@@ -96,7 +96,8 @@ fn modules(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
 }
 
 /// The code of a file without its comments and string literals (doc links
-/// and generated-code templates name paths too).
+/// and generated-code templates name paths too); the lines of a literal
+/// are kept as empty lines, so that the code has the file's lines.
 fn code(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
@@ -109,18 +110,24 @@ fn code(text: &str) -> String {
                 i += 1;
             }
         } else if c == 'r' && next == Some('#') && chars.get(i + 2) == Some(&'"') {
+            let start = i;
             i += 3;
             while i < chars.len() && !(chars[i] == '"' && chars.get(i + 1) == Some(&'#')) {
                 i += 1;
             }
             i += 2;
+            let lines = chars[start..i.min(chars.len())].iter().filter(|c| **c == '\n').count();
+            out.extend(std::iter::repeat_n('\n', lines));
         } else if c == '"' {
+            let start = i;
             i += 1;
             while i < chars.len() && chars[i] != '"' {
                 i += if chars[i] == '\\' { 2 } else { 1 };
             }
             i += 1;
             out.push_str("\"\"");
+            let lines = chars[start..i.min(chars.len())].iter().filter(|c| **c == '\n').count();
+            out.extend(std::iter::repeat_n('\n', lines));
         } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
             i += 3; // a char literal such as '"'
         } else if c == '\'' && next == Some('\\') {
@@ -470,6 +477,88 @@ fn modules_only_import_from_their_layer_or_below_and_never_in_a_circle() {
     }
 }
 
+/// The longest a function of `src/sandbox/` may be, in lines (its
+/// signature to its closing brace, comments and blank lines included).
+const MAX_FUNCTION_LINES: usize = 120;
+
+/// Every function of `text` with a body, as (name, first line, lines).
+fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
+    let code = code(text);
+    let bytes = code.as_bytes();
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices("fn ") {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        let name: String = code[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue;
+        }
+        let Some(open) = code[at..].find(['{', ';']).map(|o| at + o) else {
+            continue;
+        };
+        if bytes[open] == b';' {
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut close = None;
+        for (i, b) in bytes.iter().enumerate().skip(open) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else { continue };
+        let first = code[..at].matches('\n').count() + 1;
+        let lines = code[at..=close].matches('\n').count() + 1;
+        out.push((name, first, lines));
+    }
+    out
+}
+
+#[test]
+fn no_function_in_the_sandbox_is_over_120_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    modules(&src.join("sandbox"), "sandbox", &mut files);
+    assert!(files.len() > 20, "the sandbox's files are read");
+    let mut long = Vec::new();
+    for (_, file) in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (name, line, lines) in function_lengths(&text) {
+            if lines > MAX_FUNCTION_LINES {
+                long.push(format!("{}:{line}: `{name}` is {lines} lines", file.display()));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines; split them into named parts:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn function_lengths_count_from_the_signature_to_the_closing_brace() {
+    let text = "fn short() {}\n/// doc\nfn three(a: u8) -> u8 {\n    let s = \"}\n\";\n    a\n}\ntrait T { fn bare(&self); }\ntype H = fn(u8);\n";
+    let found = function_lengths(text);
+    assert_eq!(
+        found,
+        [("short".to_owned(), 1, 1), ("three".to_owned(), 3, 5)],
+        "a brace in a string is no brace; a body-less fn is no function"
+    );
+}
+
 /// Copies the `.rs` files of `from` to `to`, folders kept.
 fn copy_sources(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -493,7 +582,10 @@ fn problems_of_mutant(name: &str, file: &str, line: &str) -> Vec<String> {
     copy_sources(&src, &copy);
     let mutated = copy.join(file);
     let text = std::fs::read_to_string(&mutated).unwrap();
-    assert!(!text.contains(line), "{file} has `{line}` already: the mutant would be no mutant");
+    assert!(
+        !text.contains(line),
+        "{file} has `{line}` already: the mutant would be no mutant"
+    );
     std::fs::write(&mutated, format!("{line}\n{text}")).unwrap();
     let before: BTreeSet<String> = check(&src).problems.into_iter().collect();
     let after = check(&copy).problems;

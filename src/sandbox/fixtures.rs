@@ -309,6 +309,9 @@ fn resolve(value: &Value, answers: &HashMap<String, Value>) -> Result<Value, Str
     })
 }
 
+/// What a step expects of its answer: a status, an error code, or both.
+type Expect = Option<(Option<u16>, Option<String>)>;
+
 /// Applies `sets` against the sandbox at `base`; the first failure, named
 /// (file, key's fingerprint, step, what it answered).
 pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
@@ -323,67 +326,7 @@ pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
                 _ => format!("step {}", n + 1),
             };
             let failed = |why: String| format!("fixtures {}: {label}: {why}", set.file.display());
-            let (method, url, body, expect) = match step {
-                Step::Clock(asked) => (
-                    reqwest::Method::POST,
-                    format!("{base}/_sandbox/clock"),
-                    Some(asked.clone()),
-                    None,
-                ),
-                Step::Advance(asked) => (
-                    reqwest::Method::POST,
-                    format!("{base}/_sandbox/clock/advance"),
-                    Some(asked.clone()),
-                    None,
-                ),
-                Step::Call(call) => {
-                    let Call {
-                        op,
-                        path,
-                        query,
-                        body,
-                        expect,
-                        ..
-                    } = call.as_ref();
-                    let mut url = op.path.to_owned();
-                    for (name, value) in path {
-                        let value = match resolve(value, &answers).map_err(&failed)? {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        let encoded = percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC)
-                            .to_string();
-                        url = url.replace(&format!("{{{name}}}"), &encoded);
-                    }
-                    let mut url = format!("{base}{url}");
-                    if !query.is_empty() {
-                        let pairs: Vec<(String, String)> = query
-                            .iter()
-                            .map(|(k, v)| {
-                                resolve(v, &answers).map(|v| {
-                                    (
-                                        k.clone(),
-                                        match v {
-                                            Value::String(s) => s,
-                                            other => other.to_string(),
-                                        },
-                                    )
-                                })
-                            })
-                            .collect::<Result<_, _>>()
-                            .map_err(&failed)?;
-                        url = format!("{url}?{}", serde_urlencoded::to_string(pairs).unwrap_or_default());
-                    }
-                    let body = body
-                        .as_ref()
-                        .map(|b| resolve(b, &answers))
-                        .transpose()
-                        .map_err(&failed)?;
-                    let method =
-                        reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
-                    (method, url, body, expect.clone())
-                }
-            };
+            let (method, url, body, expect) = request_of(step, base, &answers).map_err(&failed)?;
             let mut request = http.request(method, url).header(crate::headers::API_KEY, &set.key);
             if let Some(body) = &body {
                 request = request.json(body);
@@ -394,53 +337,124 @@ pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
                 .map_err(|e| failed(format!("was not answered: {e}")))?;
             let status = answer.status().as_u16();
             let body: Value = answer.json().await.unwrap_or(Value::Null);
-            let code = body["error"]["code"].as_str().map(str::to_owned);
-            match &expect {
-                Some((want_status, want_code)) => {
-                    let status_ok = want_status.is_none_or(|s| s == status);
-                    let code_ok = want_code.as_ref().is_none_or(|c| code.as_deref() == Some(c.as_str()));
-                    if !(status_ok && code_ok) {
-                        return Err(failed(format!(
-                            "expected {} {} but it answered {status} {}",
-                            want_status.map_or("any status".into(), |s| s.to_string()),
-                            want_code.as_deref().unwrap_or(""),
-                            code.as_deref().unwrap_or("")
-                        )));
-                    }
-                }
-                None if !(200..300).contains(&status) => {
-                    let fields: Vec<String> = body["error"]["details"]["fields"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|f| {
-                            format!(
-                                "{} `{}` {}",
-                                f["in"].as_str().unwrap_or("?"),
-                                f["field"].as_str().unwrap_or("?"),
-                                f["message"].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect();
-                    return Err(failed(format!(
-                        "answered {status} {}: {}{}",
-                        code.as_deref().unwrap_or(""),
-                        body["error"]["message"].as_str().unwrap_or(""),
-                        if fields.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", fields.join("; "))
-                        }
-                    )));
-                }
-                None => {}
-            }
+            as_expected(status, &body, &expect).map_err(&failed)?;
             if let Step::Call(call) = step
                 && let Some(name) = &call.name
             {
                 answers.insert(name.clone(), body);
             }
         }
+    }
+    Ok(())
+}
+
+/// A step's request: its method, URL (path parameters and query resolved
+/// against the earlier answers) and body, and what it expects.
+fn request_of(
+    step: &Step,
+    base: &str,
+    answers: &HashMap<String, Value>,
+) -> Result<(reqwest::Method, String, Option<Value>, Expect), String> {
+    Ok(match step {
+        Step::Clock(asked) => (
+            reqwest::Method::POST,
+            format!("{base}/_sandbox/clock"),
+            Some(asked.clone()),
+            None,
+        ),
+        Step::Advance(asked) => (
+            reqwest::Method::POST,
+            format!("{base}/_sandbox/clock/advance"),
+            Some(asked.clone()),
+            None,
+        ),
+        Step::Call(call) => {
+            let Call {
+                op,
+                path,
+                query,
+                body,
+                expect,
+                ..
+            } = call.as_ref();
+            let mut url = op.path.to_owned();
+            for (name, value) in path {
+                let value = match resolve(value, answers)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let encoded =
+                    percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string();
+                url = url.replace(&format!("{{{name}}}"), &encoded);
+            }
+            let mut url = format!("{base}{url}");
+            if !query.is_empty() {
+                let pairs: Vec<(String, String)> = query
+                    .iter()
+                    .map(|(k, v)| {
+                        resolve(v, answers).map(|v| {
+                            (
+                                k.clone(),
+                                match v {
+                                    Value::String(s) => s,
+                                    other => other.to_string(),
+                                },
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                url = format!("{url}?{}", serde_urlencoded::to_string(pairs).unwrap_or_default());
+            }
+            let body = body.as_ref().map(|b| resolve(b, answers)).transpose()?;
+            let method = reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+            (method, url, body, expect.clone())
+        }
+    })
+}
+
+/// Whether an answer is what its step expects (by default, a success);
+/// otherwise what it answered, with the fields the contract named.
+fn as_expected(status: u16, body: &Value, expect: &Expect) -> Result<(), String> {
+    let code = body["error"]["code"].as_str().map(str::to_owned);
+    match expect {
+        Some((want_status, want_code)) => {
+            let status_ok = want_status.is_none_or(|s| s == status);
+            let code_ok = want_code.as_ref().is_none_or(|c| code.as_deref() == Some(c.as_str()));
+            if !(status_ok && code_ok) {
+                return Err(format!(
+                    "expected {} {} but it answered {status} {}",
+                    want_status.map_or("any status".into(), |s| s.to_string()),
+                    want_code.as_deref().unwrap_or(""),
+                    code.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        None if !(200..300).contains(&status) => {
+            let fields: Vec<String> = body["error"]["details"]["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    format!(
+                        "{} `{}` {}",
+                        f["in"].as_str().unwrap_or("?"),
+                        f["field"].as_str().unwrap_or("?"),
+                        f["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "answered {status} {}: {}{}",
+                code.as_deref().unwrap_or(""),
+                body["error"]["message"].as_str().unwrap_or(""),
+                if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", fields.join("; "))
+                }
+            ));
+        }
+        None => {}
     }
     Ok(())
 }
@@ -455,5 +469,64 @@ pub(crate) async fn undo(base: &str, sets: &[Set]) {
             .json(&json!({}))
             .send()
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_becomes_its_request_with_earlier_answers_resolved() {
+        let base = "http://127.0.0.1:1";
+        let answers = HashMap::from([("bundle".to_owned(), json!({"data": {"id": "a b"}}))]);
+        let (method, url, body, expect) = request_of(&Step::Advance(json!({"by": "1h"})), base, &answers).unwrap();
+        assert_eq!(
+            (method, url.as_str(), body, expect),
+            (
+                reqwest::Method::POST,
+                "http://127.0.0.1:1/_sandbox/clock/advance",
+                Some(json!({"by": "1h"})),
+                None
+            )
+        );
+        let op = crate::operations::find("getBundle").unwrap();
+        let call = Call {
+            name: None,
+            op,
+            path: json!({"id": "${bundle.data.id}"}).as_object().cloned().unwrap(),
+            query: Map::new(),
+            body: None,
+            expect: Some((Some(200), None)),
+        };
+        let (method, url, _, expect) = request_of(&Step::Call(Box::new(call)), base, &answers).unwrap();
+        assert_eq!(method, reqwest::Method::GET);
+        assert!(url.ends_with("/a%20b"), "{url}");
+        assert_eq!(expect, Some((Some(200), None)));
+        let unknown = Call {
+            name: None,
+            op,
+            path: json!({"id": "${nothing.id}"}).as_object().cloned().unwrap(),
+            query: Map::new(),
+            body: None,
+            expect: None,
+        };
+        let why = request_of(&Step::Call(Box::new(unknown)), base, &answers).unwrap_err();
+        assert!(why.contains("step `nothing` has no answer"), "{why}");
+    }
+
+    #[test]
+    fn an_answer_is_held_against_what_its_step_expects() {
+        assert!(as_expected(201, &json!({}), &None).is_ok());
+        let refused = json!({"error": {"code": "VALIDATION_ERROR", "message": "Invalid.",
+            "details": {"fields": [{"in": "body", "field": "country", "message": "is required"}]}}});
+        let why = as_expected(400, &refused, &None).unwrap_err();
+        assert_eq!(
+            why,
+            "answered 400 VALIDATION_ERROR: Invalid. (body `country` is required)"
+        );
+        assert!(as_expected(400, &refused, &Some((Some(400), Some("VALIDATION_ERROR".into())))).is_ok());
+        let why = as_expected(200, &json!({}), &Some((Some(404), None))).unwrap_err();
+        assert_eq!(why, "expected 404  but it answered 200 ");
     }
 }

@@ -1,7 +1,8 @@
 //! What of a key the state file holds already (`store`), kept beside the
 //! key's state (`state::Tenant::saved`): how the store finds what a request
-//! changed without reading the file. Its own module so that `state` and
-//! `store` both read it without reading each other.
+//! changed without reading the file. Its own module so that `state` can
+//! hold it without reading `store`: the store reads `state` (it writes a
+//! `Tenant`'s rows and reads them back), and `state` never reads the store.
 
 use std::collections::{HashMap, HashSet};
 

@@ -41,20 +41,24 @@
 //! ```sql
 //! SELECT id, json_extract(body, '$.status') FROM bundles WHERE key_n = (SELECT n FROM keys WHERE fingerprint = '849ee8f1');
 //! ```
+//!
+//! Here: opening, checking, migrating and the writer thread; `load` reads
+//! the file back at start, one part per table; `write` makes a key's
+//! changes into statements, one part per table or kind of log.
+
+mod load;
+mod write;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, params};
-use serde_json::{Value, json};
-use uuid::Uuid;
+use serde_json::Value;
 
-use super::clock::Desk;
 use super::replays::Stored;
-use super::state::{Bundle, Delivery, Endpoint, Object, Tenant, fingerprint, object, stamp, str_of};
+use super::state::{Delivery, Tenant, stamp, str_of};
 
 /// `PRAGMA application_id` of this sandbox's files ("TOKP").
 pub(in crate::sandbox) const APPLICATION_ID: i32 = 0x544f_4b50;
@@ -529,229 +533,6 @@ impl Opened {
         .map_err(|e| refused(&self.path, e))?;
         tx.commit().map_err(|e| refused(&self.path, e))
     }
-
-    /// Every key the file holds, and the answers kept under idempotency
-    /// keys; and the next free numbers of keys, bundles and records. Each
-    /// table is read once, in write order.
-    fn load(&self) -> Result<(Loaded, Numbers), String> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let bad = |e: rusqlite::Error| refused(&self.path, format!("could not be read: {e}"));
-        let json = |text: &str, key: &str, what: &str| -> Result<Value, String> {
-            serde_json::from_str(text)
-                .map_err(|e| refused(&self.path, format!("key {}: {what} is not JSON: {e}", fingerprint(key))))
-        };
-        /// A key as it is read: its name, state and the rows it has.
-        struct Reading {
-            key: String,
-            tenant: Tenant,
-            bundles: Vec<i64>,
-            logs: HashMap<&'static str, HashMap<String, i64>>,
-        }
-        let mut keys: HashMap<i64, Reading> = HashMap::new();
-        let mut statement = conn
-            .prepare("SELECT n, key, balance, profile, desk FROM keys ORDER BY n")
-            .map_err(bad)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(bad)?;
-        for row in rows {
-            let (n, key, balance, profile, desk) = row.map_err(bad)?;
-            let desk = Desk::from_json(&json(&desk, &key, "desk")?)
-                .map_err(|e| refused(&self.path, format!("key {}: desk: {e}", fingerprint(&key))))?;
-            let tenant = Tenant::empty(object(json(&profile, &key, "profile")?), balance, desk);
-            keys.insert(
-                n,
-                Reading {
-                    key,
-                    tenant,
-                    bundles: Vec::new(),
-                    logs: HashMap::new(),
-                },
-            );
-        }
-        drop(statement);
-        /// What a table's row does to its key: given the key, the row's
-        /// number, its body and the row (for the other columns).
-        type Take<'t> = dyn FnMut(&mut Reading, i64, String, &rusqlite::Row<'_>) -> Result<(), String> + 't;
-        // Every table's rows, in write order: `n`, `key_n`, `body`, the rest.
-        let mut rows_of = |sql: &str, take: &mut Take<'_>| -> Result<(), String> {
-            let mut statement = conn.prepare(sql).map_err(bad)?;
-            let mut rows = statement.query([]).map_err(bad)?;
-            while let Some(row) = rows.next().map_err(bad)? {
-                let n: i64 = row.get(0).map_err(bad)?;
-                let key_n: i64 = row.get(1).map_err(bad)?;
-                let body: String = row.get(2).map_err(bad)?;
-                // A row whose key is gone is no one's: skipped.
-                if let Some(reading) = keys.get_mut(&key_n) {
-                    take(reading, n, body, row)?;
-                }
-            }
-            Ok(())
-        };
-        rows_of(
-            "SELECT n, key_n, body FROM bundles ORDER BY n",
-            &mut |reading, n, body, _| {
-                let mut fields = object(json(&body, &reading.key, "bundles")?);
-                let account = fields.remove("account").and_then(|a| a.as_object().cloned());
-                let videos = match fields.remove("videos") {
-                    Some(Value::Array(v)) => v.into_iter().map(object).collect(),
-                    _ => Vec::new(),
-                };
-                reading.tenant.bundles.push(Bundle {
-                    fields,
-                    account,
-                    videos,
-                });
-                reading.bundles.push(n);
-                Ok(())
-            },
-        )?;
-        rows_of(
-            "SELECT n, key_n, body FROM accounts ORDER BY n",
-            &mut |reading, _, body, _| {
-                reading
-                    .tenant
-                    .accounts
-                    .push(object(json(&body, &reading.key, "accounts")?));
-                Ok(())
-            },
-        )?;
-        rows_of(
-            "SELECT n, key_n, body FROM comment_tasks ORDER BY n",
-            &mut |reading, _, body, _| {
-                reading
-                    .tenant
-                    .comments
-                    .push(object(json(&body, &reading.key, "comment_tasks")?));
-                Ok(())
-            },
-        )?;
-        rows_of(
-            "SELECT n, key_n, body, secret FROM webhook_endpoints ORDER BY n",
-            &mut |reading, _, body, row| {
-                let secret: String = row.get(3).map_err(bad)?;
-                reading.tenant.endpoints.push(Endpoint {
-                    fields: object(json(&body, &reading.key, "webhook_endpoints")?),
-                    secret,
-                });
-                Ok(())
-            },
-        )?;
-        rows_of(
-            "SELECT n, key_n, body, endpoint_id, payload, tries FROM deliveries ORDER BY n",
-            &mut |reading, _, body, row| {
-                let endpoint: String = row.get(3).map_err(bad)?;
-                let payload: Vec<u8> = row.get(4).map_err(bad)?;
-                let tries: String = row.get(5).map_err(bad)?;
-                let tries = match json(&tries, &reading.key, "deliveries.tries")? {
-                    Value::Array(t) => t.into_iter().map(object).collect(),
-                    _ => Vec::new(),
-                };
-                reading.tenant.deliveries.push(Delivery {
-                    fields: object(json(&body, &reading.key, "deliveries")?),
-                    endpoint: Uuid::parse_str(&endpoint).unwrap_or_default(),
-                    payload: bytes::Bytes::from(payload),
-                    tries,
-                });
-                Ok(())
-            },
-        )?;
-        rows_of(
-            "SELECT n, key_n, body, kind, id FROM records ORDER BY n",
-            &mut |reading, n, body, row| {
-                let kind: String = row.get(3).map_err(bad)?;
-                let id: String = row.get(4).map_err(bad)?;
-                let Some(kind) = LOGS.iter().copied().find(|k| *k == kind) else {
-                    return Ok(());
-                };
-                let body = object(json(&body, &reading.key, kind)?);
-                let tenant = &mut reading.tenant;
-                match kind {
-                    "transactions" => tenant.transactions.push(body),
-                    "uploads" => tenant.uploads.push(body),
-                    "reports" => tenant.reports.push(body),
-                    "edit_requests" => tenant.edit_requests.push(body),
-                    _ => {
-                        let account = str_of(&body, "id").and_then(|a| Uuid::parse_str(a).ok());
-                        let at = str_of(&body, "at")
-                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                            .map(|t| t.with_timezone(&Utc));
-                        match (account, at) {
-                            (Some(account), Some(at)) => tenant.refreshed.push((account, at)),
-                            _ => return Ok(()),
-                        }
-                    }
-                }
-                reading.logs.entry(kind).or_default().insert(id, n);
-                Ok(())
-            },
-        )?;
-        let most = |sql: &str| -> Result<i64, String> {
-            conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
-                .map_err(bad)
-                .map(|n| n.unwrap_or(0))
-        };
-        let numbers = Numbers {
-            key: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM keys")? + 1),
-            bundle: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM bundles")? + 1),
-            record: std::sync::atomic::AtomicI64::new(most("SELECT max(n) FROM records")? + 1),
-        };
-        let mut tenants = HashMap::with_capacity(keys.len());
-        let mut names = HashMap::with_capacity(keys.len());
-        for (n, reading) in keys {
-            let mut tenant = reading.tenant;
-            tenant.saved = saved_as_loaded(&tenant, n, reading.bundles, reading.logs);
-            names.insert(n, reading.key.clone());
-            tenants.insert(reading.key, tenant);
-        }
-        let mut kept = Vec::new();
-        let mut statement = conn
-            .prepare("SELECT key_n, idempotency_key, fingerprint, status, content_type, body, kept_at FROM replays ORDER BY n")
-            .map_err(bad)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, u16>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })
-            .map_err(bad)?;
-        for row in rows {
-            let (key_n, key, fp, status, content_type, body, kept_at) = row.map_err(bad)?;
-            let (Some(tenant), Ok(fingerprint), Ok(kept_at)) = (
-                names.get(&key_n),
-                <[u8; 32]>::try_from(fp.as_slice()),
-                DateTime::parse_from_rfc3339(&kept_at),
-            ) else {
-                continue;
-            };
-            kept.push(KeptAnswer {
-                tenant: tenant.clone(),
-                key,
-                fingerprint,
-                stored: Stored {
-                    status,
-                    content_type: content_type.as_deref().and_then(known_content_type),
-                    body: bytes::Bytes::from(body),
-                },
-                kept_at: kept_at.with_timezone(&Utc),
-            });
-        }
-        Ok(((tenants, kept), numbers))
-    }
 }
 
 impl Store {
@@ -782,7 +563,7 @@ impl Store {
         if saved.key_n == 0 {
             saved.key_n = Numbers::next(&self.numbers.key);
         }
-        let _ = write_changes(&mut ops, &self.numbers, key, tenant, &mut saved);
+        let _ = write::write_changes(&mut ops, &self.numbers, key, tenant, &mut saved);
         let key_n = saved.key_n;
         tenant.saved = saved;
         tenant.touched.clear();
@@ -872,341 +653,41 @@ pub(in crate::sandbox) fn known_content_type(ct: &str) -> Option<&'static str> {
         .find(|known| *known == ct)
 }
 
-/// A fast hash of a JSON value's content (object keys in their order).
-fn hash_of(value: &Object) -> u64 {
-    fn walk(v: &Value, h: &mut rustc_hash::FxHasher) {
-        match v {
-            Value::Null => 0u8.hash(h),
-            Value::Bool(b) => b.hash(h),
-            Value::Number(n) => n.to_string().hash(h),
-            Value::String(s) => s.hash(h),
-            Value::Array(a) => {
-                a.len().hash(h);
-                a.iter().for_each(|v| walk(v, h));
-            }
-            Value::Object(o) => {
-                o.len().hash(h);
-                for (k, v) in o {
-                    k.hash(h);
-                    walk(v, h);
-                }
-            }
-        }
-    }
-    let mut h = rustc_hash::FxHasher::default();
-    for (k, v) in value {
-        k.hash(&mut h);
-        walk(v, &mut h);
-    }
-    h.finish()
-}
+/// What the tests of `load` and `write` share: a schema in memory, numbers
+/// from 1, and a way to run recorded statements.
+#[cfg(test)]
+mod testing {
+    use super::*;
 
-/// A bundle as its row holds it: its fields, `account` and `videos`
-/// (written out without copying them into one object).
-fn bundle_row(bundle: &Bundle) -> String {
-    let mut out = serde_json::to_string(&bundle.fields).unwrap_or_else(|_| "{}".into());
-    out.pop();
-    if !bundle.fields.is_empty() {
-        out.push(',');
-    }
-    out.push_str("\"account\":");
-    out.push_str(&serde_json::to_string(&bundle.account).unwrap_or_else(|_| "null".into()));
-    out.push_str(",\"videos\":");
-    out.push_str(&serde_json::to_string(&bundle.videos).unwrap_or_else(|_| "[]".into()));
-    out.push('}');
-    out
-}
-
-/// A log's rows: `(id, body)`, borrowed (the `refreshed` pairs are made),
-/// oldest first; walked from the end to find what was appended.
-fn log_rows<'a>(
-    tenant: &'a Tenant,
-    kind: &str,
-) -> Box<dyn DoubleEndedIterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, Object>)> + 'a> {
-    use std::borrow::Cow;
-    let with_ids = |list: &'a [Object]| -> Box<dyn DoubleEndedIterator<Item = (Cow<'a, str>, Cow<'a, Object>)> + 'a> {
-        Box::new(
-            list.iter()
-                .map(|o| (Cow::Borrowed(str_of(o, "id").unwrap_or_default()), Cow::Borrowed(o))),
-        )
-    };
-    match kind {
-        "transactions" => with_ids(&tenant.transactions),
-        "uploads" => with_ids(&tenant.uploads),
-        "reports" => with_ids(&tenant.reports),
-        "edit_requests" => with_ids(&tenant.edit_requests),
-        _ => Box::new(tenant.refreshed.iter().map(|(account, at)| {
-            (
-                Cow::Owned(format!("{account}@{}", stamp(*at))),
-                Cow::Owned(object(json!({"id": account, "at": stamp(*at)}))),
-            )
-        })),
-    }
-}
-
-/// How many rows a log has.
-fn log_len(tenant: &Tenant, kind: &str) -> usize {
-    match kind {
-        "transactions" => tenant.transactions.len(),
-        "uploads" => tenant.uploads.len(),
-        "reports" => tenant.reports.len(),
-        "edit_requests" => tenant.edit_requests.len(),
-        _ => tenant.refreshed.len(),
-    }
-}
-
-/// What a tenant read back from the file has saved: all of it, with the
-/// rows of its bundles and logs.
-fn saved_as_loaded(
-    tenant: &Tenant,
-    key_n: i64,
-    bundles: Vec<i64>,
-    logs: HashMap<&'static str, HashMap<String, i64>>,
-) -> Saved {
-    let mut saved = Saved {
-        written: true,
-        key_n,
-        bundles,
-        desk: tenant.desk.version(),
-        profile: hash_of(&tenant.user),
-        logs,
-        ..Saved::default()
-    };
-    for (table, list) in [("accounts", &tenant.accounts), ("comment_tasks", &tenant.comments)] {
-        for o in list {
-            saved
-                .hashes
-                .insert((table, str_of(o, "id").unwrap_or_default().to_owned()), hash_of(o));
-        }
-    }
-    for e in &tenant.endpoints {
-        let id = str_of(&e.fields, "id").unwrap_or_default().to_owned();
-        saved.hashes.insert(("webhook_endpoints", id), hash_of(&e.fields));
-    }
-    saved.deliveries = tenant
-        .deliveries
-        .iter()
-        .filter_map(|d| str_of(&d.fields, "id").and_then(|id| Uuid::parse_str(id).ok()))
-        .collect();
-    saved
-}
-
-/// The statements that bring key `key`'s rows to `tenant`, given `saved`
-/// (moved on as they are written; its `key_n` is given).
-fn write_changes(
-    tx: &mut Ops,
-    numbers: &Numbers,
-    key: &str,
-    tenant: &Tenant,
-    saved: &mut Saved,
-) -> rusqlite::Result<()> {
-    let key_n = saved.key_n;
-    // The desk (which may hold thousands of steps) only when it changed.
-    let desk = tenant.desk.version();
-    if !saved.written || desk != saved.desk {
-        tx.execute(
-            "INSERT INTO keys (n, key, fingerprint, balance, profile, desk, created_at) VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (key) DO UPDATE SET balance = excluded.balance, profile = excluded.profile, desk = excluded.desk",
-            params![
-                key,
-                fingerprint(key),
-                tenant.balance,
-                serde_json::to_string(&tenant.user).unwrap_or_default(),
-                tenant.desk.to_json().to_string(),
-                str_of(&tenant.user, "created_at").unwrap_or_default(),
-                key_n,
-            ],
-        )?;
-    } else {
-        let profile = hash_of(&tenant.user);
-        if profile == saved.profile {
-            tx.prepare_cached("UPDATE keys SET balance = ?2 WHERE n = ?1")?
-                .execute(params![key_n, tenant.balance])?;
-        } else {
-            tx.prepare_cached("UPDATE keys SET balance = ?2, profile = ?3 WHERE n = ?1")?
-                .execute(params![
-                    key_n,
-                    tenant.balance,
-                    serde_json::to_string(&tenant.user).unwrap_or_default()
-                ])?;
-        }
-    }
-    saved.desk = desk;
-    saved.profile = hash_of(&tenant.user);
-    // Bundles: the new ones appended, the ones touched by their row.
-    let known = if saved.written {
-        saved.bundles.len().min(tenant.bundles.len())
-    } else {
-        0
-    };
-    saved.bundles.truncate(known);
-    for b in &tenant.bundles[known..] {
-        let n = Numbers::next(&numbers.bundle);
-        tx.prepare_cached("INSERT INTO bundles (n, key_n, id, body) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![
-                n,
-                key_n,
-                str_of(&b.fields, "id").unwrap_or_default(),
-                bundle_row(b)
-            ])?;
-        saved.bundles.push(n);
-    }
-    for id in &tenant.touched {
-        if let Some((at, b)) = tenant.bundles[..known]
-            .iter()
-            .enumerate()
-            .find(|(_, b)| str_of(&b.fields, "id") == Some(id.as_str()))
-        {
-            tx.prepare_cached("UPDATE bundles SET body = ?2 WHERE n = ?1")?
-                .execute(params![saved.bundles[at], bundle_row(b)])?;
-        }
-    }
-    // Accounts, comment tasks and endpoints: by id and content hash.
-    /// A row of a small table: its id, body and (for an endpoint) secret.
-    type Row<'a> = (&'a str, &'a Object, Option<&'a str>);
-    let tables: [(&'static str, Vec<Row<'_>>); 3] = [
-        (
-            "accounts",
-            tenant
-                .accounts
-                .iter()
-                .map(|o| (str_of(o, "id").unwrap_or_default(), o, None))
-                .collect(),
-        ),
-        (
-            "comment_tasks",
-            tenant
-                .comments
-                .iter()
-                .map(|o| (str_of(o, "id").unwrap_or_default(), o, None))
-                .collect(),
-        ),
-        (
-            "webhook_endpoints",
-            tenant
-                .endpoints
-                .iter()
-                .map(|e| {
-                    (
-                        str_of(&e.fields, "id").unwrap_or_default(),
-                        &e.fields,
-                        Some(e.secret.as_str()),
-                    )
-                })
-                .collect(),
-        ),
-    ];
-    for (table, rows) in tables {
-        for (id, body, secret) in &rows {
-            let hash = hash_of(body);
-            if saved.hashes.get(&(table, (*id).to_owned())) == Some(&hash) {
-                continue;
-            }
-            let text = serde_json::to_string(body).unwrap_or_default();
-            match secret {
-                Some(secret) => tx
-                    .prepare_cached(
-                        "INSERT INTO webhook_endpoints (key_n, id, body, secret) VALUES (?1, ?2, ?3, ?4) \
-                         ON CONFLICT (key_n, id) DO UPDATE SET body = excluded.body, secret = excluded.secret",
-                    )?
-                    .execute(params![key_n, id, text, secret])?,
-                None => tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {table} (key_n, id, body) VALUES (?1, ?2, ?3) ON CONFLICT (key_n, id) DO UPDATE SET body = excluded.body"
-                    ))?
-                    .execute(params![key_n, id, text])?,
-            };
-            saved.hashes.insert((table, (*id).to_owned()), hash);
-        }
-        let known = saved.hashes.keys().filter(|(t, _)| *t == table).count();
-        if known != rows.len() {
-            let present: HashSet<&str> = rows.iter().map(|(id, _, _)| *id).collect();
-            let gone: Vec<String> = saved
-                .hashes
-                .keys()
-                .filter(|(t, id)| *t == table && !present.contains(id.as_str()))
-                .map(|(_, id)| id.clone())
-                .collect();
-            for id in gone {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE key_n = ?1 AND id = ?2"),
-                    params![key_n, id],
-                )?;
-                saved.hashes.remove(&(table, id));
-            }
-        }
-    }
-    // Deliveries: new rows when queued (attempts update their own row).
-    let mut present = HashSet::with_capacity(tenant.deliveries.len());
-    for d in &tenant.deliveries {
-        let Some(id) = str_of(&d.fields, "id").and_then(|id| Uuid::parse_str(id).ok()) else {
-            continue;
+    /// An empty file of this build's schema, in memory.
+    pub(super) fn in_memory() -> Opened {
+        let opened = Opened {
+            conn: Mutex::new(Connection::open_in_memory().unwrap()),
+            path: PathBuf::from(":memory:"),
         };
-        present.insert(id);
-        if saved.deliveries.contains(&id) {
-            continue;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO deliveries (key_n, id, body, endpoint_id, payload, tries) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                key_n,
-                id.to_string(),
-                Value::Object(d.fields.clone()).to_string(),
-                d.endpoint.to_string(),
-                &d.payload[..],
-                Value::Array(d.tries.iter().cloned().map(Value::Object).collect()).to_string()
-            ],
-        )?;
-        saved.deliveries.insert(id);
+        opened.migrate(0).unwrap();
+        opened
     }
-    if present.len() != saved.deliveries.len() {
-        let gone: Vec<Uuid> = saved
-            .deliveries
-            .iter()
-            .filter(|id| !present.contains(id))
-            .copied()
-            .collect();
-        for id in gone {
-            tx.execute(
-                "DELETE FROM deliveries WHERE key_n = ?1 AND id = ?2",
-                params![key_n, id.to_string()],
-            )?;
-            saved.deliveries.remove(&id);
+
+    /// The numbers of an empty file.
+    pub(super) fn numbers() -> Numbers {
+        Numbers {
+            key: std::sync::atomic::AtomicI64::new(1),
+            bundle: std::sync::atomic::AtomicI64::new(1),
+            record: std::sync::atomic::AtomicI64::new(1),
         }
     }
-    // Logs: what was appended (scanned from the end) and what was dropped.
-    for kind in LOGS {
-        let rows = log_rows(tenant, kind);
-        let mut added = Vec::new();
-        for (id, body) in rows.rev() {
-            if saved.logs.get(kind).is_some_and(|k| k.contains_key(id.as_ref())) {
-                break;
-            }
-            let n = Numbers::next(&numbers.record);
-            tx.prepare_cached("INSERT INTO records (n, key_n, kind, id, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![
-                    n,
-                    key_n,
-                    kind,
-                    id.as_ref(),
-                    serde_json::to_string(body.as_ref()).unwrap_or_default()
-                ])?;
-            added.push((id.into_owned(), n));
-        }
-        let known = saved.logs.entry(kind).or_default();
-        known.extend(added);
-        let len = log_len(tenant, kind);
-        if known.len() != len {
-            let present: HashSet<String> = log_rows(tenant, kind).map(|(id, _)| id.into_owned()).collect();
-            let gone: Vec<String> = known.keys().filter(|id| !present.contains(*id)).cloned().collect();
-            for id in gone {
-                if let Some(n) = known.remove(&id) {
-                    tx.prepare_cached("DELETE FROM records WHERE n = ?1")?
-                        .execute(params![n])?;
-                }
-            }
+
+    /// Runs `ops` on the file, as the writer does.
+    pub(super) fn apply(opened: &Opened, ops: &Ops) {
+        let conn = opened.conn.lock().unwrap();
+        for (sql, values) in &ops.0 {
+            conn.execute(sql, rusqlite::params_from_iter(values.iter())).unwrap();
         }
     }
-    saved.written = true;
-    Ok(())
+
+    /// The statements recorded, without their values.
+    pub(super) fn statements(ops: &Ops) -> Vec<&str> {
+        ops.0.iter().map(|(sql, _)| sql.as_str()).collect()
+    }
 }
