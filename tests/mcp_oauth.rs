@@ -3,7 +3,7 @@
 //! token (with the `oauth2` crate as the client), calls, refresh; over two
 //! replicas that share the secret and the public URL and nothing else, in
 //! front of an in-process sandbox. The public URL is a name no resolver
-//! knows (`http://mcp.tokportal.test`): the test plays the load balancer
+//! knows (`http://mcp.tokportal.localhost`): the test plays the load balancer
 //! and sends each request to a replica of its choosing.
 
 mod common;
@@ -42,8 +42,12 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_over_two_replicas() {
     let sandbox = Sandbox::start().await.unwrap();
-    let a = Replica::start(&sandbox, PUBLIC, &[]);
-    let b = Replica::start(&sandbox, PUBLIC, &[]);
+    // Two replicas share one store (here a SQLite file; tests/mcp_replicas.rs
+    // runs Redis behind nginx): a grant made on one is live on the other.
+    let shared = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", shared.path().join("store.db").display());
+    let a = Replica::start(&sandbox, PUBLIC, &["--store", &store]);
+    let b = Replica::start(&sandbox, PUBLIC, &["--store", &store]);
     let server = discover(&a).await;
     let client_id = register(&a, &server, REDIRECT).await;
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
@@ -114,11 +118,30 @@ async fn the_whole_flow_over_two_replicas() {
         refresh.secret(),
         "refresh tokens rotate"
     );
-    let reused = oauth.exchange_refresh_token(&refresh).request_async(&http_b).await;
-    assert!(format!("{reused:?}").contains("invalid_grant"), "{reused:?}");
     let on_a = agent(&a, renewed.access_token().secret()).await;
     assert_ne!(call(&on_a, "getCurrentUser", json!({})).await.is_error, Some(true));
     on_a.cancel().await.unwrap();
+    // The rotated token used again (on B): refused, and the whole grant is
+    // revoked (RFC 9700 §4.14.2): the renewed tokens are refused too, on A.
+    let reused = oauth.exchange_refresh_token(&refresh).request_async(&http_b).await;
+    assert!(format!("{reused:?}").contains("invalid_grant"), "{reused:?}");
+    let refused = no_redirects()
+        .post(format!("{}/mcp", a.origin))
+        .bearer_auth(renewed.access_token().secret())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let renewed_again = oauth
+        .exchange_refresh_token(renewed.refresh_token().unwrap())
+        .request_async(&http_a)
+        .await;
+    assert!(
+        format!("{renewed_again:?}").contains("invalid_grant"),
+        "{renewed_again:?}"
+    );
     let bogus = oauth
         .exchange_refresh_token(&RefreshToken::new("v4.local.not-a-token".into()))
         .request_async(&http_a)
@@ -140,7 +163,7 @@ async fn the_whole_flow_over_two_replicas() {
 async fn refusals_read_only_and_audience() {
     let sandbox = Sandbox::start().await.unwrap();
     let a = Replica::start(&sandbox, PUBLIC, &["--oauth-access-ttl", "2"]);
-    let other = Replica::start(&sandbox, "http://other.tokportal.test", &[]);
+    let other = Replica::start(&sandbox, "http://other.tokportal.localhost", &[]);
     let server = discover(&a).await;
     let client_id = register(&a, &server, REDIRECT).await;
     let oauth = client(&server, &client_id, REDIRECT);
@@ -212,7 +235,9 @@ async fn refusals_read_only_and_audience() {
     );
     reader.cancel().await.unwrap();
 
-    // Another audience: a replica with the same secret but another public URL refuses it.
+    // Another issuer: a replica with the same secret but another public URL
+    // (staging beside production) refuses it: every sealed value is bound
+    // to its issuer.
     let refused = no_redirects()
         .post(format!("{}/mcp", other.origin))
         .bearer_auth(tokens.access_token().secret())
@@ -224,7 +249,7 @@ async fn refusals_read_only_and_audience() {
     assert_eq!(refused.status(), 401);
     let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(
-        challenge.contains("invalid_token") && challenge.contains("another resource"),
+        challenge.contains("invalid_token") && challenge.contains("not a token of this server"),
         "{challenge}"
     );
 
@@ -257,7 +282,7 @@ async fn client_metadata_documents_are_fetched_and_checked() {
     // A server on loopback itself (local testing) may read a document on
     // loopback; one with a public address refuses to, unfetched.
     let a = Replica::start(&sandbox, "http://127.0.0.1", &[]);
-    let public = Replica::start(&sandbox, PUBLIC, &[]);
+    let public = Replica::start(&sandbox, "https://mcp.tokportal.example", &[]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let good = format!("http://127.0.0.1:{port}/client.json");

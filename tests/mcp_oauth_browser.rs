@@ -23,10 +23,11 @@ use tokportal::sandbox::Sandbox;
 const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
 const KEY: &str = "sk_test_oauth_browser";
 
-fn replica(sandbox: &Sandbox) -> common::mcp_http::McpHttp {
+/// A replica on the store `store` (both replicas share one, as a team's do).
+fn replica(sandbox: &Sandbox, store: &str) -> common::mcp_http::McpHttp {
     common::mcp_http::McpHttp::start(
         sandbox.url(),
-        &["--oauth", "--public-url", "http://127.0.0.1"],
+        &["--oauth", "--public-url", "http://127.0.0.1", "--store", store],
         &[("TOKPORTAL_MCP_OAUTH_SECRET", SECRET)],
     )
 }
@@ -67,7 +68,9 @@ async fn consent_in_chromium_from_the_keyboard() {
     let sandbox = Sandbox::start().await.unwrap();
     // Two replicas with the same secret and public URL: the browser talks
     // to one, the client's token requests and calls go to the other.
-    let (server, second) = (replica(&sandbox), replica(&sandbox));
+    let shared = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", shared.path().join("store.db").display());
+    let (server, second) = (replica(&sandbox, &store), replica(&sandbox, &store));
     let (origin, other) = (server.origin.clone(), second.origin.clone());
     let (port, got) = redirect_receiver().await;
     let http = reqwest::Client::new();

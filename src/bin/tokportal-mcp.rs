@@ -25,6 +25,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(if answer.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(("grants", grants)) = matches.subcommand() {
+        return match tokportal::mcp::grants::run(grants).await {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tokportal-mcp grants: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let options = match tokportal::mcp::Options::from_matches(&matches) {
         Ok(options) => options,
         Err(e) => {

@@ -141,7 +141,7 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
         // A token of this server: the key it wraps replaces it, so that
         // everything below sees a caller's key, and only the key ever goes
         // upstream; the token's scope goes along as `Access`.
-        match oauth.check_bearer(&bearer) {
+        match oauth.check_bearer(&bearer).await {
             Ok((key, access)) => {
                 let Ok(value) = header::HeaderValue::from_str(&format!("Bearer {}", key.expose())) else {
                     return refuse(
@@ -155,7 +155,20 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
                 headers.insert(header::AUTHORIZATION, value);
                 request.extensions_mut().insert(access);
             }
-            Err(why) => {
+            Err(super::oauth::Bearer::Unavailable(e)) => {
+                tracing::error!(store = %e.store, error = %e.message, "the store cannot be reached: refusing a token");
+                let mut refused = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORE_UNAVAILABLE",
+                    "the server's store cannot be reached, so the token cannot be checked; try again shortly",
+                );
+                refused.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(super::oauth::RETRY_AFTER_SECONDS),
+                );
+                return refused;
+            }
+            Err(super::oauth::Bearer::Invalid(why)) => {
                 tracing::info!(why, "refused a bearer token");
                 let mut refused = refuse(
                     StatusCode::UNAUTHORIZED,
@@ -210,6 +223,9 @@ pub async fn serve(
         }
     };
     let state = Arc::new(Lifecycle::default());
+    if let Some(oauth) = &settings.oauth {
+        state.watch_store(Arc::clone(oauth.store()));
+    }
     let guard_state = Arc::new(Guard {
         origins: settings.origins,
         oauth: settings.oauth.clone(),

@@ -31,9 +31,16 @@ pub struct Lifecycle {
     draining: AtomicBool,
     answering: AtomicUsize,
     idle: Notify,
+    /// The store whose answer `/readyz` waits for, when there is one.
+    store: std::sync::OnceLock<Arc<crate::mcp::store::Store>>,
 }
 
 impl Lifecycle {
+    /// `/readyz` answers 503 while `store` cannot be reached.
+    pub fn watch_store(&self, store: Arc<crate::mcp::store::Store>) {
+        let _ = self.store.set(store);
+    }
+
     /// From now on `/readyz` answers 503.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
@@ -98,10 +105,15 @@ pub fn routes(lifecycle: Arc<Lifecycle>) -> axum::Router {
             "/readyz",
             get(|State(l): State<Arc<Lifecycle>>| async move {
                 if l.is_draining() {
-                    status(StatusCode::SERVICE_UNAVAILABLE, "draining")
-                } else {
-                    status(StatusCode::OK, "ready")
+                    return status(StatusCode::SERVICE_UNAVAILABLE, "draining");
                 }
+                if let Some(store) = l.store.get()
+                    && let Err(e) = store.ping().await
+                {
+                    tracing::error!(store = %e.store, error = %e.message, "not ready: the store cannot be reached");
+                    return status(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+                }
+                status(StatusCode::OK, "ready")
             }),
         )
         .with_state(lifecycle)

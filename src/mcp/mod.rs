@@ -32,6 +32,7 @@ pub mod caller;
 pub mod confirm;
 pub mod dynamic;
 pub mod files;
+pub mod grants;
 pub mod http;
 pub mod lifecycle;
 pub mod limits;
@@ -43,6 +44,7 @@ pub mod refusal;
 mod resources;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod tools;
 pub mod toolsets;
 
@@ -185,7 +187,20 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     let oauth = match options.oauth.clone() {
         Some(o) => {
             let public = o.public_url.to_string();
-            let built = oauth::OAuth::new(o, http.clone(), base_url.clone()).map_err(ServeError::Config)?;
+            let store = store::Store::open(&options.store)
+                .await
+                .map_err(|e| ServeError::Config(e.to_string()))?;
+            if store.forgets_on_restart() {
+                say(format_args!(
+                    "tokportal-mcp: warning: --store memory: a restart forgets which codes and refresh tokens were used \
+                     and which grants were revoked, and replicas do not share them; use --store sqlite:PATH \
+                     (one replica) or --store redis://HOST:PORT (many)"
+                ));
+            } else {
+                say(format_args!("tokportal-mcp: store {}", store.url()));
+            }
+            let store = std::sync::Arc::new(store);
+            let built = oauth::OAuth::new(o, http.clone(), base_url.clone(), store).map_err(ServeError::Config)?;
             say(format_args!(
                 "tokportal-mcp: OAuth on: issuer {}, metadata at {}",
                 public.trim_end_matches('/'),

@@ -220,6 +220,61 @@ pub fn command() -> Command {
                 .help("How long an access token lasts (refresh tokens: 30 days; codes: 60 s)"),
         )
         .arg(
+            Arg::new("store")
+                .long("store")
+                .value_name("URL")
+                .env("TOKPORTAL_MCP_STORE")
+                .default_value("memory")
+                .value_parser(|s: &str| s.parse::<super::store::StoreUrl>())
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("Where what must be used once, and grants, are kept: memory (one replica; a restart forgets), sqlite:PATH (one replica that restarts), redis://HOST:PORT[/DB] (any number of replicas)"),
+        )
+        .arg(
+            Arg::new("allow_redirect_scheme")
+                .requires("oauth")
+                .long("allow-redirect-scheme")
+                .value_name("SCHEME")
+                .action(ArgAction::Append)
+                .help_heading("OAuth (Claude and ChatGPT connectors)")
+                .help("An app's own redirect scheme to accept although it is not a reverse domain name (cursor); repeatable"),
+        )
+        .subcommand(
+            Command::new("grants")
+                .about("See and end the OAuth grants (connections) a store holds, while the servers run; never shows a token or a key")
+                .subcommand_required(true)
+                .arg(
+                    Arg::new("store")
+                        .long("store")
+                        .value_name("URL")
+                        .env("TOKPORTAL_MCP_STORE")
+                        .required(true)
+                        .global(true)
+                        .value_parser(|s: &str| s.parse::<super::store::StoreUrl>())
+                        .help("The servers' store: sqlite:PATH or redis://HOST:PORT[/DB]"),
+                )
+                .subcommand(
+                    Command::new("list")
+                        .about("Every grant not yet expired: id, client, key fingerprint, scope, refreshes, state")
+                        .arg(
+                            Arg::new("json")
+                                .long("json")
+                                .action(ArgAction::SetTrue)
+                                .help("One JSON document instead of a table"),
+                        ),
+                )
+                .subcommand(
+                    Command::new("revoke")
+                        .about("End grants: their refresh and access tokens are refused at their next use, on every replica")
+                        .arg(
+                            Arg::new("ids")
+                                .value_name("GRANT_ID")
+                                .required(true)
+                                .num_args(1..)
+                                .help("The grants' ids (from `grants list`)"),
+                        ),
+                ),
+        )
+        .arg(
             Arg::new("drain_delay")
                 .requires("http")
                 .long("drain-delay")
@@ -281,6 +336,8 @@ pub struct Options {
     pub confirm_spending: ConfirmSpending,
     /// `--oauth`: the authorization server's settings.
     pub oauth: Option<super::oauth::OAuthSettings>,
+    /// `--store`: where what must be used once is kept.
+    pub store: super::store::StoreUrl,
 }
 
 impl Options {
@@ -347,12 +404,17 @@ impl Options {
                 access_ttl: Duration::from_secs(number("oauth_access_ttl").max(1)),
                 refresh_ttl: super::oauth::REFRESH_TTL,
                 code_ttl: super::oauth::CODE_TTL,
+                redirect_schemes: list("allow_redirect_scheme"),
             })
         } else {
             None
         };
         Ok(Self {
             oauth,
+            store: m
+                .get_one::<super::store::StoreUrl>("store")
+                .cloned()
+                .unwrap_or(super::store::StoreUrl::Memory),
             mode,
             calls: CallLimits {
                 per_key: count("max_calls_per_key"),

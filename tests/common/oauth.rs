@@ -10,7 +10,7 @@ use oauth2::{AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge,
 use serde_json::{Value, json};
 use tokportal::sandbox::Sandbox;
 
-pub const PUBLIC: &str = "http://mcp.tokportal.test";
+pub const PUBLIC: &str = "http://mcp.tokportal.localhost";
 pub const SECRET: &str = "a shared sealing secret, 32 bytes or more, for tests";
 pub const KEY: &str = "sk_test_oauth_user";
 pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";

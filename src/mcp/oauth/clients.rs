@@ -6,9 +6,18 @@
 //!
 //! Redirect URIs are matched exactly, except loopback ones (`http://127.0.0.1`,
 //! `http://[::1]`, `http://localhost`), which match on any port, as RFC 8252
-//! §7.3 says native apps need.
+//! §7.3 says native apps need. An app's own scheme is accepted only in RFC
+//! 8252 §7.1's reverse-domain form (`com.example.app:/callback`), or when the
+//! operator allows it by name (`--allow-redirect-scheme cursor`).
+//!
+//! A metadata document's URL is a stranger's: it is fetched without a proxy,
+//! only from an address in IANA's globally reachable ranges (the
+//! `ip_network` crate's registry, v4 and v6), at most [`MAX_FETCHES`] at
+//! once, and kept in a bounded cache as its `Cache-Control` allows.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -22,6 +31,139 @@ pub(crate) const MAX_REDIRECTS: usize = 10;
 const MAX_FIELD: usize = 2000;
 /// The largest metadata document read.
 const MAX_DOCUMENT: usize = 64 * 1024;
+/// The most metadata documents fetched at once; past it, a request is
+/// refused (busy) rather than queued.
+pub(crate) const MAX_FETCHES: usize = 8;
+/// The most documents cached.
+pub(crate) const MAX_CACHED: usize = 1000;
+/// How long a document without `Cache-Control` is kept.
+const DEFAULT_CACHE: Duration = Duration::from_secs(300);
+/// The longest a document is kept, whatever it says.
+const LONGEST_CACHE: Duration = Duration::from_secs(24 * 3600);
+/// The longest client name shown.
+const MAX_NAME: usize = 100;
+
+/// Client metadata documents: the fetches in flight and the cache.
+pub(crate) struct Documents {
+    fetches: tokio::sync::Semaphore,
+    cache: Mutex<HashMap<String, (Client, Instant)>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self {
+            fetches: tokio::sync::Semaphore::new(MAX_FETCHES),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Documents {
+    fn cached(&self, id: &str) -> Option<Client> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(id)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(client, _)| client.clone())
+    }
+
+    fn keep(&self, client: &Client, lasting: Duration) {
+        if lasting.is_zero() {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED {
+            let now = Instant::now();
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        cache.insert(client.id.clone(), (client.clone(), Instant::now() + lasting));
+    }
+
+    /// How many documents are cached.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+/// How long `Cache-Control` lets a document be kept: zero for `no-store`,
+/// `no-cache` or `private`, `max-age` (at most a day), else five minutes.
+///
+/// Hand-written: the three directives are all a metadata document needs,
+/// where a full HTTP cache crate (http-cache-semantics) models requests,
+/// revalidation and heuristics this cache never uses.
+fn cache_lifetime(cache_control: Option<&str>) -> Duration {
+    let Some(value) = cache_control else {
+        return DEFAULT_CACHE;
+    };
+    let mut lifetime = DEFAULT_CACHE;
+    for directive in value.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        match directive.split_once('=') {
+            None if matches!(directive.as_str(), "no-store" | "no-cache" | "private") => return Duration::ZERO,
+            Some(("max-age", n)) => match n.trim_matches('"').parse::<u64>() {
+                Ok(n) => lifetime = Duration::from_secs(n).min(LONGEST_CACHE),
+                Err(_) => return Duration::ZERO,
+            },
+            _ => {}
+        }
+    }
+    lifetime
+}
+
+/// A name a client gave, as a page may show it: without control, format
+/// (bidi overrides, zero-width characters), separator, private-use or
+/// unassigned characters, spaces folded, at most [`MAX_NAME`] characters.
+/// (The page escapes it too.)
+pub(crate) fn clean_name(name: &str) -> String {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    let kept: String = name
+        .chars()
+        .map(|c| match get_general_category(c) {
+            G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::PrivateUse
+            | G::Surrogate
+            | G::Unassigned => ' ',
+            G::SpaceSeparator => ' ',
+            _ => c,
+        })
+        .collect();
+    let folded: String = kept
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_NAME)
+        .collect();
+    if folded.is_empty() {
+        "an unnamed client".into()
+    } else {
+        folded
+    }
+}
+
+/// A URL or id a client gave, as a page or an error may show it: cleaned
+/// as a name is, at most 200 characters.
+pub(crate) fn shown(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| {
+            !c.is_control()
+                && !matches!(
+                    unicode_general_category::get_general_category(*c),
+                    unicode_general_category::GeneralCategory::Format
+                )
+        })
+        .take(200)
+        .collect();
+    cleaned
+}
 
 /// A client, as registered or as its metadata document says.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,31 +207,48 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Whether `scheme` is RFC 8252 §7.1's reverse-domain form
+/// (`com.example.app`): two or more dot-separated labels of letters,
+/// digits and `-`.
+fn reverse_domain(scheme: &str) -> bool {
+    let labels: Vec<&str> = scheme.split('.').collect();
+    labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
 /// A redirect URI this server may send a code to: `https`, loopback
-/// `http`, or an app's own scheme (`cursor://`, `com.example.app:/cb`);
-/// never `http` elsewhere, nor `javascript:`, `data:` or `file:`; no fragment.
-fn check_redirect(uri: &str) -> Result<(), String> {
+/// `http`, or an app's own scheme in reverse-domain form
+/// (`com.example.app:/cb`) or allowed by the operator (`allowed`); never
+/// `http` elsewhere, nor `javascript:`, `data:` or `file:`; no fragment.
+fn check_redirect(uri: &str, allowed: &[String]) -> Result<(), String> {
     if uri.len() > MAX_FIELD {
         return Err("a redirect URI is too long".into());
     }
-    let url = Url::parse(uri).map_err(|e| format!("`{uri}` is not a URL: {e}"))?;
+    let uri_shown = shown(uri);
+    let url = Url::parse(uri).map_err(|e| format!("`{uri_shown}` is not a URL: {e}"))?;
     if url.fragment().is_some() {
-        return Err(format!("`{uri}` has a fragment"));
+        return Err(format!("`{uri_shown}` has a fragment"));
     }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(format!("`{uri}`: http is allowed on loopback only")),
+        "http" => Err(format!("`{uri_shown}`: http is allowed on loopback only")),
         "javascript" | "data" | "file" | "blob" | "about" | "vbscript" => {
-            Err(format!("`{uri}`: not a redirect scheme"))
+            Err(format!("`{uri_shown}`: not a redirect scheme"))
         }
-        _ => Ok(()),
+        scheme if reverse_domain(scheme) || allowed.iter().any(|a| a.eq_ignore_ascii_case(scheme)) => Ok(()),
+        scheme => Err(format!(
+            "`{uri_shown}`: an app's own scheme must be a reverse domain name (RFC 8252 §7.1: \
+             `com.example.app:/callback`); `{scheme}` is not one"
+        )),
     }
 }
 
 /// Registers a client from an RFC 7591 request body: its sealed id and the
 /// registration response.
-pub(crate) fn register(sealer: &Sealer, body: &Value) -> Result<Value, OAuthError> {
+pub(crate) fn register(sealer: &Sealer, allowed: &[String], body: &Value) -> Result<Value, OAuthError> {
     let bad = |why: String| OAuthError::new("invalid_client_metadata", why);
     let uris: Vec<String> = match body.get("redirect_uris") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_REDIRECTS => items
@@ -108,7 +267,7 @@ pub(crate) fn register(sealer: &Sealer, body: &Value) -> Result<Value, OAuthErro
         }
     };
     for uri in &uris {
-        check_redirect(uri).map_err(|why| OAuthError::new("invalid_redirect_uri", why))?;
+        check_redirect(uri, allowed).map_err(|why| OAuthError::new("invalid_redirect_uri", why))?;
     }
     match body.get("token_endpoint_auth_method").and_then(Value::as_str) {
         None | Some("none") => {}
@@ -128,14 +287,7 @@ pub(crate) fn register(sealer: &Sealer, body: &Value) -> Result<Value, OAuthErro
             "grant_types {other}: authorization_code and refresh_token only"
         )));
     }
-    let name: String = body
-        .get("client_name")
-        .and_then(Value::as_str)
-        .unwrap_or("an unnamed client")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let name = clean_name(body.get("client_name").and_then(Value::as_str).unwrap_or_default());
     let mut claims = Map::new();
     claims.insert("n".into(), json!(name));
     claims.insert("r".into(), json!(uris));
@@ -158,10 +310,27 @@ pub(crate) fn register(sealer: &Sealer, body: &Value) -> Result<Value, OAuthErro
 /// `local`: the server itself is on loopback (local testing), so a
 /// document may be too; otherwise documents on loopback, private, link-local
 /// and other non-public addresses are refused before any connection.
-pub(crate) async fn resolve(sealer: &Sealer, local: bool, id: &str) -> Result<Client, OAuthError> {
+pub(crate) async fn resolve(
+    sealer: &Sealer,
+    documents: &Documents,
+    local: bool,
+    allowed: &[String],
+    id: &str,
+) -> Result<Client, OAuthError> {
     let unknown = |why: &str| OAuthError::new("invalid_client", format!("unknown client: {why}"));
     if id.starts_with("https://") || id.starts_with("http://") {
-        return document(local, id).await;
+        if let Some(client) = documents.cached(id) {
+            return Ok(client);
+        }
+        let _fetching = documents.fetches.try_acquire().map_err(|_| {
+            OAuthError::new(
+                "temporarily_unavailable",
+                "too many client metadata documents are being fetched; try again shortly",
+            )
+        })?;
+        let (client, lasting) = document(local, allowed, id).await?;
+        documents.keep(&client, lasting);
+        return Ok(client);
     }
     let claims = sealer.open(Purpose::Client, id, None).map_err(unknown)?;
     let redirect_uris = claims
@@ -171,16 +340,22 @@ pub(crate) async fn resolve(sealer: &Sealer, local: bool, id: &str) -> Result<Cl
         .unwrap_or_default();
     Ok(Client {
         id: id.to_owned(),
-        name: text(&claims, "n").unwrap_or("an unnamed client").to_owned(),
+        name: clean_name(text(&claims, "n").unwrap_or_default()),
         redirect_uris,
         by_document: false,
     })
 }
 
 /// A Client ID Metadata Document: fetched from `id` (https; http only on
-/// loopback, for local testing), its `client_id` equal to `id`.
-async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
-    let bad = |why: String| OAuthError::new("invalid_client", format!("client metadata document {id}: {why}"));
+/// loopback, for local testing), its `client_id` equal to `id`; and how
+/// long it may be cached.
+async fn document(local: bool, allowed: &[String], id: &str) -> Result<(Client, Duration), OAuthError> {
+    let bad = |why: String| {
+        OAuthError::new(
+            "invalid_client",
+            format!("client metadata document {}: {why}", shown(id)),
+        )
+    };
     let url = Url::parse(id).map_err(|e| bad(e.to_string()))?;
     if url.scheme() != "https" && !(local && is_loopback(&url)) {
         return Err(bad("must be https".into()));
@@ -211,6 +386,8 @@ async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
         return Err(bad("resolves to no public address".into()));
     };
     let http = reqwest::Client::builder()
+        // HTTPS_PROXY would send the fetch elsewhere, and the checked address would mean nothing.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .resolve(&lookup, address)
@@ -231,6 +408,12 @@ async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
     if !response.status().is_success() {
         return Err(bad(format!("answered {}", response.status())));
     }
+    let lasting = cache_lifetime(
+        response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+    );
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| bad(e.to_string()))? {
         if body.len() + chunk.len() > MAX_DOCUMENT {
@@ -257,49 +440,44 @@ async fn document(local: bool, id: &str) -> Result<Client, OAuthError> {
         return Err(bad("lists no redirect_uris".into()));
     }
     for uri in &uris {
-        check_redirect(uri).map_err(bad)?;
+        check_redirect(uri, allowed).map_err(bad)?;
     }
     let name = doc
         .get("client_name")
         .and_then(Value::as_str)
-        .map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect())
+        .map(clean_name)
         .unwrap_or_else(|| url_host(id));
-    Ok(Client {
+    let client = Client {
         id: id.to_owned(),
         name,
         redirect_uris: uris,
         by_document: true,
-    })
+    };
+    Ok((client, lasting))
 }
 
-/// An address on the public internet: not loopback, private, link-local,
-/// shared (CGNAT), unspecified, broadcast, multicast or documentation space.
+/// An address IANA's special-purpose registries mark globally reachable
+/// (`ip_network`'s `is_global`, which follows them): not loopback,
+/// private, shared, link-local, documentation, benchmarking
+/// (198.18.0.0/15), IETF protocol assignments (192.0.0.0/24), NAT64
+/// (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16), site-local
+/// (fec0::/10), IPv4-compatible or -mapped v6 of any of those, and so on.
 fn is_public(ip: std::net::IpAddr) -> bool {
     match ip {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b))
-                || a == 0
-                || a >= 240)
-        }
+        std::net::IpAddr::V4(v4) => ip_network::Ipv4Network::new(v4, 32).is_ok_and(|n| n.is_global()),
         std::net::IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(std::net::IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            let segments = v6.segments();
+            // Ranges that carry (or once carried) IPv4 inside: their v4 is
+            // what would be reached, and none is a global v6 destination.
+            let embeds_v4 = segments[..6] == [0; 6] // ::a.b.c.d (IPv4-compatible, deprecated)
+                || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // 64:ff9b::/96 (NAT64)
+                || segments[..2] == [0x64, 0xff9b] && segments[2] == 1 // 64:ff9b:1::/48 (local NAT64)
+                || segments[0] == 0x2002; // 2002::/16 (6to4)
+            let site_local = (segments[0] & 0xffc0) == 0xfec0;
+            !embeds_v4 && !site_local && ip_network::Ipv6Network::new(v6, 128).is_ok_and(|n| n.is_global())
         }
     }
 }
@@ -316,7 +494,7 @@ mod tests {
     use super::*;
 
     fn sealer() -> Sealer {
-        Sealer::new("a test secret of at least thirty-two bytes").unwrap()
+        Sealer::new("a test secret of at least thirty-two bytes", "https://mcp.example").unwrap()
     }
 
     #[test]
@@ -324,6 +502,7 @@ mod tests {
         let s = sealer();
         let answer = register(
             &s,
+            &[],
             &json!({"client_name": "Claude", "redirect_uris": ["https://claude.ai/api/mcp/auth_callback", "http://127.0.0.1:33418/cb"]}),
         )
         .unwrap();
@@ -332,7 +511,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let client = runtime.block_on(resolve(&s, false, id)).unwrap();
+        let client = runtime
+            .block_on(resolve(&s, &Documents::default(), false, &[], id))
+            .unwrap();
         assert_eq!(client.name, "Claude");
         assert!(client.redirects_to("https://claude.ai/api/mcp/auth_callback"));
         assert!(
@@ -360,7 +541,9 @@ mod tests {
             "https://169.254.169.254/latest/meta-data",
             "http://127.0.0.1:9/client.json",
         ] {
-            let e = runtime.block_on(resolve(&s, false, id)).unwrap_err();
+            let e = runtime
+                .block_on(resolve(&s, &Documents::default(), false, &[], id))
+                .unwrap_err();
             assert!(
                 e.description.contains("no public address") || e.description.contains("must be https"),
                 "{id}: {e:?}"
@@ -381,21 +564,110 @@ mod tests {
             json!(["https://a.example/cb#frag"]),
             json!(vec!["https://a.example/cb"; MAX_REDIRECTS + 1]),
         ] {
-            let e = register(&s, &json!({"redirect_uris": uris})).unwrap_err();
+            let e = register(&s, &[], &json!({"redirect_uris": uris})).unwrap_err();
             assert_eq!(e.code, "invalid_redirect_uri", "{uris}: {e:?}");
         }
-        assert!(
-            register(
-                &s,
-                &json!({"redirect_uris": ["cursor://anysphere.cursor-retrieval/oauth/callback"]})
-            )
-            .is_ok()
-        );
+        // An app's own scheme: a reverse domain name (RFC 8252 §7.1), or one
+        // the operator allows by name.
+        let cursor = json!({"redirect_uris": ["cursor://anysphere.cursor-retrieval/oauth/callback"]});
+        assert_eq!(register(&s, &[], &cursor).unwrap_err().code, "invalid_redirect_uri");
+        assert!(register(&s, &["cursor".to_owned()], &cursor).is_ok());
+        assert!(register(&s, &[], &json!({"redirect_uris": ["com.example.app:/callback"]})).is_ok());
+        for odd in ["x:<h1>hi</h1>", "x:/cb", "com..app:/cb", "-.x:/cb"] {
+            let e = register(&s, &[], &json!({"redirect_uris": [odd]})).unwrap_err();
+            assert_eq!(e.code, "invalid_redirect_uri", "{odd}: {e:?}");
+        }
         let e = register(
             &s,
+            &[],
             &json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
         )
         .unwrap_err();
         assert_eq!(e.code, "invalid_client_metadata");
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_control_format_and_bidi_characters() {
+        assert_eq!(clean_name("Claude"), "Claude");
+        assert_eq!(clean_name("Cl\u{202E}edua\u{202C}"), "Cl edua");
+        assert_eq!(clean_name("a\u{200B}b\u{2066}c\u{2069}\u{FEFF}"), "a b c");
+        assert_eq!(clean_name("two\nlines\r\tand\u{2028}more"), "two lines and more");
+        assert_eq!(clean_name("\u{E000}\u{200F}"), "an unnamed client");
+        assert_eq!(clean_name(&"x".repeat(500)).chars().count(), MAX_NAME);
+        assert_eq!(shown("a\u{202E}b\nc"), "abc");
+    }
+
+    #[test]
+    fn only_globally_reachable_addresses_are_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "100.64.0.1",
+            "169.254.169.254",
+            "192.0.0.8",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.2.1",
+            "0.1.2.3",
+            "240.0.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "fec0::1",
+            "64:ff9b::a00:1",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "::ffff:192.168.1.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "8.8.8.8", "2606:4700::1", "::ffff:8.8.8.8"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn cache_control_is_honoured_and_the_cache_bounded() {
+        assert_eq!(cache_lifetime(None), DEFAULT_CACHE);
+        assert_eq!(cache_lifetime(Some("public, max-age=60")), Duration::from_secs(60));
+        assert_eq!(cache_lifetime(Some("max-age=99999999")), LONGEST_CACHE);
+        for none in ["no-store", "no-cache", "private, max-age=60", "max-age=x"] {
+            assert_eq!(cache_lifetime(Some(none)), Duration::ZERO, "{none}");
+        }
+        let docs = Documents::default();
+        let client = |n: usize| Client {
+            id: format!("https://c{n}.example/client.json"),
+            name: "c".into(),
+            redirect_uris: vec![],
+            by_document: true,
+        };
+        docs.keep(&client(0), Duration::ZERO);
+        assert!(docs.cached(&client(0).id).is_none(), "no-store is not kept");
+        for n in 0..MAX_CACHED + 10 {
+            docs.keep(&client(n), Duration::from_secs(60));
+        }
+        assert_eq!(docs.len(), MAX_CACHED);
+        assert!(docs.cached(&client(1).id).is_some());
+    }
+
+    #[tokio::test]
+    async fn fetches_in_flight_are_bounded() {
+        let s = Sealer::new("a test secret of at least thirty-two bytes", "https://mcp.example").unwrap();
+        let docs = Documents::default();
+        let held: Vec<_> = (0..MAX_FETCHES).map(|_| docs.fetches.try_acquire().unwrap()).collect();
+        let e = resolve(&s, &docs, false, &[], "https://example.com/client.json")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "temporarily_unavailable", "{e:?}");
+        drop(held);
     }
 }

@@ -13,6 +13,14 @@
 //! sent to the client with `code`, `state` and `iss` (RFC 9207). The page
 //! uses no external asset or script, works from the keyboard, and refuses
 //! to be framed (`frame-ancestors 'none'`, `X-Frame-Options: DENY`).
+//!
+//! Against an attacker who registers a client (anyone may): every value a
+//! client gave is escaped, and its name cleaned of control, format and
+//! bidi characters (`clients::clean_name`); the client is shown as
+//! unverified, with the host the code will go to; and an error in the
+//! request is shown on this server's page, never sent to the redirect URI
+//! without the user's action (no open redirect, RFC 9700 §4.11.2). Only
+//! the user's Deny, or Allow, sends the browser back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,45 +53,40 @@ struct Asked {
     resource: Option<String>,
 }
 
-/// GET `/authorize`: the page, or an error (on the page while the redirect
-/// is not known good; at the client's redirect once it is).
+/// GET `/authorize`: the page, or an error on this server's page. An
+/// error is never sent to the redirect URI without the user's action: any
+/// stranger can register a client, so a redirect URI is never trusted
+/// enough to be sent to unasked (RFC 9700 §4.11.2, open redirects).
 pub(crate) async fn page(State(oauth): State<Arc<OAuth>>, Query(q): Query<HashMap<String, String>>) -> Response {
     match ask(&oauth, &q).await {
         Ok(asked) => draw(&oauth, &asked, None, StatusCode::OK),
-        Err(Refusal::Page(message)) => error_page(&message),
-        Err(Refusal::Redirect(to)) => see_other(&to),
+        Err(message) => error_page(&message),
     }
 }
 
-enum Refusal {
-    /// Shown on this server's page: the redirect URI is not known good.
-    Page(String),
-    /// Sent to the client's redirect URI.
-    Redirect(String),
-}
-
-async fn ask(oauth: &OAuth, q: &HashMap<String, String>) -> Result<Asked, Refusal> {
+async fn ask(oauth: &OAuth, q: &HashMap<String, String>) -> Result<Asked, String> {
     let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let client_id = get("client_id").ok_or_else(|| Refusal::Page("The request names no client (client_id).".into()))?;
-    let client = clients::resolve(&oauth.sealer, oauth.is_local(), client_id)
-        .await
-        .map_err(|e| Refusal::Page(format!("This client is not known: {}", e.description)))?;
-    let redirect_uri = get("redirect_uri").ok_or_else(|| Refusal::Page("The request names no redirect_uri.".into()))?;
+    let client_id = get("client_id").ok_or("The request names no client (client_id).")?;
+    let client = clients::resolve(
+        &oauth.sealer,
+        &oauth.documents,
+        oauth.is_local(),
+        &oauth.settings.redirect_schemes,
+        client_id,
+    )
+    .await
+    .map_err(|e| format!("This client is not known: {}", e.description))?;
+    let redirect_uri = get("redirect_uri").ok_or("The request names no redirect_uri.")?;
     if !client.redirects_to(redirect_uri) {
-        return Err(Refusal::Page(format!(
+        return Err(format!(
             "{} is not a redirect URI registered for {}.",
-            redirect_uri, client.name
-        )));
+            clients::shown(redirect_uri),
+            client.name
+        ));
     }
     let state = get("state").map(str::to_owned);
-    let back = |error: &str, description: &str| {
-        Refusal::Redirect(redirect_with(
-            redirect_uri,
-            &[("error", error), ("error_description", description)],
-            state.as_deref(),
-            &oauth.issuer(),
-        ))
-    };
+    let back =
+        |error: &str, description: &str| format!("The app's request cannot be answered ({error}): {description}.");
     if get("response_type") != Some("code") {
         return Err(back("unsupported_response_type", "response_type must be code"));
     }
@@ -141,11 +144,8 @@ fn draw(oauth: &OAuth, asked: &Asked, problem: Option<&str>, status: StatusCode)
     let Ok(csrf) = oauth.sealer.seal(Purpose::Consent, claims, Some(PAGE_TTL), None) else {
         return error_page("The consent page could not be made.");
     };
-    let name = escape(&asked.client.name);
-    let host = Url::parse(&asked.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| asked.redirect_uri.clone());
+    let name = escape(&clients::clean_name(&asked.client.name));
+    let host = escape(&destination(&asked.redirect_uri));
     let problem = problem
         .map(|p| format!("<p class=\"problem\" role=\"alert\" id=\"problem\">{}</p>", escape(p)))
         .unwrap_or_default();
@@ -163,12 +163,18 @@ fn draw(oauth: &OAuth, asked: &Asked, problem: Option<&str>, status: StatusCode)
     let read_checked = if asked.full_allowed { "" } else { " checked" };
     let known = if asked.client.by_document {
         format!(
-            "<p><small>This client describes itself at <code>{}</code>.</small></p>",
-            escape(&asked.client.id)
+            "<p class=\"unverified\"><b>Unverified client.</b> It describes itself at <code>{}</code>; \
+             TokPortal has not checked who runs it. The code goes to <b>{host}</b>.</p>",
+            escape(&clients::shown(&asked.client.id))
         )
     } else {
-        String::new()
+        format!(
+            "<p class=\"unverified\"><b>Unverified client.</b> It registered itself with this server, \
+             and chose its own name: TokPortal has not checked who runs it. The code goes to <b>{host}</b>. \
+             Allow it only if you started this from an app you trust.</p>"
+        )
     };
+    let action = format!("{}/authorize", escape(&oauth.path_prefix()));
     let body = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -179,16 +185,17 @@ h1{{font-size:1.4rem}} fieldset{{border:1px solid #ccc;border-radius:6px;margin:
 label{{display:block;margin:.5rem 0}} input[type=password]{{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}}
 button{{font:inherit;padding:.5rem 1.2rem;margin-right:.5rem}} .problem{{color:#a00;font-weight:600}}
 small{{color:#555}} :focus-visible{{outline:3px solid #1a73e8;outline-offset:2px}}
+.unverified{{border-left:4px solid #b26a00;padding:.25rem .75rem;background:#fff8e6}}
 </style></head>
 <body><main>
 <h1>Connect <span id="client">{name}</span> to TokPortal</h1>
 <p><b>{name}</b> asks to use the TokPortal API on your behalf. After you allow it, you go back to <b>{host}</b>.</p>
 {known}{problem}
-<form method="post" action="/authorize">
+<form method="post" action="{action}">
 <input type="hidden" name="csrf" value="{csrf}">
 <label for="api_key">Your TokPortal API key</label>
 <input type="password" id="api_key" name="api_key" autocomplete="off" required autofocus{described}>
-<small>It is checked with TokPortal now, then kept only inside the tokens this server gives {name}, never shown to it.</small>
+<small>Your API key is in your TokPortal dashboard (app.tokportal.com), where API keys are made. It is checked with TokPortal now, then kept only inside the tokens this server gives {name}, never shown to it.</small>
 <fieldset><legend>What {name} may do</legend>
 {full}
 <label><input type="radio" name="access" value="read_only"{read_checked}> <b>Read only</b>: look, never change or spend</label>
@@ -199,13 +206,10 @@ small{{color:#555}} :focus-visible{{outline:3px solid #1a73e8;outline-offset:2px
 </main></body></html>"#
     );
     let mut response = (status, Html(body)).into_response();
-    let secure = if oauth.settings.public_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if oauth.secure_cookies() { "; Secure" } else { "" };
     if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{COOKIE}={nonce}; Path=/authorize; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        "{COOKIE}={nonce}; Path={}/authorize; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        oauth.path_prefix(),
         PAGE_TTL.as_secs()
     )) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -336,6 +340,7 @@ pub(crate) async fn decide(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, 
     code.insert("ru".into(), json!(redirect_uri));
     code.insert("cc".into(), json!(challenge));
     code.insert("sc".into(), json!(access.scope()));
+    code.insert("cn".into(), json!(asked.client.name));
     code.insert("k".into(), json!(key));
     let Ok(code) = oauth
         .sealer
@@ -345,6 +350,18 @@ pub(crate) async fn decide(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, 
     };
     tracing::info!(client = %asked.client.name, scope = access.scope(), "a code was issued");
     see_other(&redirect_with(redirect_uri, &[("code", &code)], state, &oauth.issuer()))
+}
+
+/// Where a redirect URI sends the browser, for a person: its host, or for
+/// an app's own scheme, the scheme (`com.example.app`).
+fn destination(redirect_uri: &str) -> String {
+    match Url::parse(redirect_uri) {
+        Ok(url) => match url.host_str() {
+            Some(host) => host.to_owned(),
+            None => format!("the app {}", url.scheme()),
+        },
+        Err(_) => clients::shown(redirect_uri),
+    }
 }
 
 /// `redirect_uri` with `pairs`, `state` and `iss` added to its query.

@@ -11,10 +11,14 @@
 //! - `/authorize` (`consent`): one page, the user's key checked with
 //!   `getCurrentUser` before anything is issued, `full` or `read_only`.
 //! - `/token` (`token`): PKCE S256 codes used once, short access tokens,
-//!   rotating refresh tokens.
-//! - Everything is sealed (`seal`): replicas with the same
-//!   `TOKPORTAL_MCP_OAUTH_SECRET` accept each other's clients, codes and
-//!   tokens with no shared store (`used` says what stays per replica).
+//!   rotating refresh tokens in families (grants).
+//! - `/revoke` (`token`, RFC 7009): a refresh or access token ends its
+//!   grant, on every replica that shares the store.
+//! - Everything is sealed (`seal`), bound to its purpose and to the issuer:
+//!   replicas with the same `TOKPORTAL_MCP_OAUTH_SECRET` and public URL
+//!   accept each other's clients, codes and tokens. What must be used once
+//!   (codes, refresh generations) and what is revoked is the store's
+//!   (`crate::mcp::store`: memory, SQLite or Redis).
 //!
 //! Why not oxide-auth (looked at first, with oxide-auth-axum 0.6): its
 //! primitives fit a server with state: a `Registrar` over a client map, an
@@ -30,7 +34,6 @@ pub(crate) mod clients;
 pub(crate) mod consent;
 pub(crate) mod seal;
 pub(crate) mod token;
-pub(crate) mod used;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::mcp::store::{Store, StoreError};
 use crate::secret::Secret;
 
 /// The scope of full access.
@@ -93,6 +97,9 @@ pub struct OAuthSettings {
     pub refresh_ttl: Duration,
     /// How long a code lasts.
     pub code_ttl: Duration,
+    /// Private-use redirect URI schemes allowed besides RFC 8252's
+    /// reverse-domain ones (`--allow-redirect-scheme cursor`).
+    pub redirect_schemes: Vec<String>,
 }
 
 impl std::fmt::Debug for OAuthSettings {
@@ -103,7 +110,31 @@ impl std::fmt::Debug for OAuthSettings {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("code_ttl", &self.code_ttl)
+            .field("redirect_schemes", &self.redirect_schemes)
             .finish()
+    }
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug)]
+pub(crate) enum Bearer {
+    /// Not a live token of this server: 401.
+    Invalid(&'static str),
+    /// The store could not say: 503.
+    Unavailable(StoreError),
+}
+
+/// Whether `url`'s host is loopback: a loopback address, `localhost`, or a
+/// name under `.localhost` (RFC 6761 §6.3: resolved to loopback only).
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -119,7 +150,9 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 pub struct OAuth {
     settings: OAuthSettings,
     sealer: seal::Sealer,
-    used: used::Used,
+    store: Arc<Store>,
+    /// Client metadata documents: fetches in flight, and the cache.
+    documents: clients::Documents,
     /// For `getCurrentUser` on the consent page.
     upstream: reqwest::Client,
     base_url: Option<String>,
@@ -162,16 +195,36 @@ impl OAuthError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The store could not answer: nothing was accepted; 503 with
+    /// `Retry-After`, and a log line naming the store (never its password).
+    pub(crate) fn unavailable(e: &StoreError) -> Self {
+        tracing::error!(store = %e.store, error = %e.message, "the store cannot be reached: refusing");
+        Self {
+            code: "server_error",
+            description: "the server's store cannot be reached; nothing was accepted; try again shortly".into(),
+            status: StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
+
+/// How long a client is asked to wait after a 503.
+pub(crate) const RETRY_AFTER_SECONDS: u64 = 5;
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        let unavailable = self.status == StatusCode::SERVICE_UNAVAILABLE;
         let mut response = (
             self.status,
             Json(json!({"error": self.code, "error_description": self.description})),
         )
             .into_response();
         no_store(&mut response);
+        if unavailable {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }
@@ -188,19 +241,55 @@ pub(crate) fn no_store(response: &mut Response) {
 }
 
 impl OAuth {
-    /// The authorization server of `settings`; `base_url` is the API's.
-    pub fn new(settings: OAuthSettings, upstream: reqwest::Client, base_url: Option<String>) -> Result<Self, String> {
-        if !matches!(settings.public_url.scheme(), "https" | "http") || settings.public_url.host().is_none() {
-            return Err(format!("--public-url {}: an http(s) address", settings.public_url));
+    /// The authorization server of `settings`, keeping what must be used
+    /// once in `store`; `base_url` is the API's.
+    ///
+    /// A public URL off loopback must be `https`: the consent page posts
+    /// the user's key to it, and its cookies are then `Secure`.
+    pub fn new(
+        settings: OAuthSettings,
+        upstream: reqwest::Client,
+        base_url: Option<String>,
+        store: Arc<Store>,
+    ) -> Result<Self, String> {
+        let url = &settings.public_url;
+        if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+            return Err(format!("--public-url {url}: an http(s) address"));
         }
-        let sealer = seal::Sealer::new(settings.secret.expose())?;
+        if url.scheme() == "http" && !is_loopback_host(url) {
+            return Err(format!(
+                "--public-url {url}: must be https off loopback (the consent page posts the user's API key to it)"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("--public-url {url}: no query or fragment"));
+        }
+        let issuer = url.as_str().trim_end_matches('/').to_owned();
+        let sealer = seal::Sealer::new(settings.secret.expose(), &issuer)?;
         Ok(Self {
             settings,
             sealer,
-            used: used::Used::default(),
+            store,
+            documents: clients::Documents::default(),
             upstream,
             base_url,
         })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The public URL's path, without a trailing slash (`""` at the root):
+    /// where the routes are, as the browser sees them behind a proxy.
+    pub(crate) fn path_prefix(&self) -> String {
+        self.settings.public_url.path().trim_end_matches('/').to_owned()
+    }
+
+    /// Whether cookies must be `Secure` (an https public URL).
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.settings.public_url.scheme() == "https"
     }
 
     /// The issuer: the public URL, without a trailing slash.
@@ -231,11 +320,22 @@ impl OAuth {
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
-    /// Opens a bearer access token: the key it wraps and its access, or why
-    /// not (expired, another audience, not ours).
-    pub(crate) fn check_bearer(&self, token: &str) -> Result<(Secret, Access), &'static str> {
-        let claims = self.sealer.open(seal::Purpose::Access, token, Some(&self.resource()))?;
-        let key = seal::text(&claims, "k").ok_or("no key")?;
+    /// Opens a bearer access token and asks the store (one round trip)
+    /// whether its grant is live: the key it wraps and its access, or why
+    /// not (expired, another audience, not ours, revoked), or the store's
+    /// failure.
+    pub(crate) async fn check_bearer(&self, token: &str) -> Result<(Secret, Access), Bearer> {
+        let claims = self
+            .sealer
+            .open(seal::Purpose::Access, token, Some(&self.resource()))
+            .map_err(Bearer::Invalid)?;
+        let key = seal::text(&claims, "k").ok_or(Bearer::Invalid("no key"))?;
+        let grant = seal::text(&claims, "gid").ok_or(Bearer::Invalid("not of a grant"))?;
+        match self.store.is_live(grant).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Bearer::Invalid("revoked")),
+            Err(e) => return Err(Bearer::Unavailable(e)),
+        }
         let access = Access::of_scope(seal::text(&claims, "sc").unwrap_or(SCOPE_READ_ONLY));
         Ok((Secret::new(key), access))
     }
@@ -243,12 +343,7 @@ impl OAuth {
     /// Whether the server's own public address is on loopback (local
     /// testing): then client metadata documents may be too.
     pub(crate) fn is_local(&self) -> bool {
-        match self.settings.public_url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        }
+        is_loopback_host(&self.settings.public_url)
     }
 
     /// Whether `token` is shaped as one of this server's (PASETO v4.local)
@@ -266,6 +361,7 @@ impl OAuth {
             .route("/register", post(register))
             .route("/authorize", get(consent::page).post(consent::decide))
             .route("/token", post(token::exchange))
+            .route("/revoke", post(token::revoke))
             // Bodies here are small forms and JSON; anything bigger is refused unread.
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .with_state(self)
@@ -289,6 +385,8 @@ async fn authorization_server(State(oauth): State<Arc<OAuth>>) -> Json<Value> {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "registration_endpoint": format!("{issuer}/register"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": [SCOPE_FULL, SCOPE_READ_ONLY],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -304,7 +402,7 @@ async fn register(State(oauth): State<Arc<OAuth>>, body: axum::body::Bytes) -> R
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return OAuthError::new("invalid_client_metadata", "the body is not JSON").into_response();
     };
-    match clients::register(&oauth.sealer, &body) {
+    match clients::register(&oauth.sealer, &oauth.settings.redirect_schemes, &body) {
         Ok(answer) => {
             let mut response = (StatusCode::CREATED, Json(answer)).into_response();
             no_store(&mut response);

@@ -2,10 +2,12 @@
 //! codes, access and refresh tokens and the consent form's CSRF token are
 //! PASETO `v4.local` tokens (XChaCha20 and BLAKE2b, authenticated, their
 //! claims unreadable without the key), under one key derived from
-//! `TOKPORTAL_MCP_OAUTH_SECRET`. Each kind is bound to its purpose by
-//! PASETO's implicit assertion, so a code never passes as a token, nor a
-//! client id as a code. Replicas with the same secret open each other's
-//! tokens; nothing is stored.
+//! `TOKPORTAL_MCP_OAUTH_SECRET`. Each kind is bound to its purpose and to
+//! its issuer (the public URL) by PASETO's implicit assertion, so a code
+//! never passes as a token, nor a client id as a code, and two deployments
+//! that share a secret (staging and production) open none of each other's.
+//! Replicas of one deployment open each other's; what must be used once is
+//! the store's (`crate::mcp::store`).
 
 use std::time::Duration;
 
@@ -39,7 +41,7 @@ pub(crate) enum Purpose {
 }
 
 impl Purpose {
-    fn assertion(self) -> &'static [u8] {
+    fn name(self) -> &'static [u8] {
         match self {
             Purpose::Client => b"tokportal-mcp/oauth/client",
             Purpose::Code => b"tokportal-mcp/oauth/code",
@@ -53,6 +55,8 @@ impl Purpose {
 /// Seals and opens.
 pub(crate) struct Sealer {
     key: SymmetricKey<V4>,
+    /// The issuer every value is bound to.
+    issuer: String,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -62,8 +66,9 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// The sealer of `secret` (at least [`MIN_SECRET`] bytes).
-    pub(crate) fn new(secret: &str) -> Result<Self, String> {
+    /// The sealer of `secret` (at least [`MIN_SECRET`] bytes) for
+    /// `issuer`'s values.
+    pub(crate) fn new(secret: &str, issuer: &str) -> Result<Self, String> {
         let secret = secret.trim();
         if secret.len() < MIN_SECRET {
             return Err(format!(
@@ -76,7 +81,19 @@ impl Sealer {
             .chain_update(secret.as_bytes())
             .finalize();
         let key = SymmetricKey::<V4>::from(&derived).map_err(|e| format!("the OAuth key: {e}"))?;
-        Ok(Self { key })
+        Ok(Self {
+            key,
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    /// The implicit assertion of `purpose`'s values: the purpose, then the
+    /// issuer.
+    fn assertion(&self, purpose: Purpose) -> Vec<u8> {
+        let mut assertion = purpose.name().to_vec();
+        assertion.push(0);
+        assertion.extend_from_slice(self.issuer.as_bytes());
+        assertion
     }
 
     /// Seals `claims` for `purpose`, for `ttl` (none: no expiry), for `audience`.
@@ -101,7 +118,7 @@ impl Sealer {
         for (name, value) in claims {
             sealed.add_additional(&name, value).map_err(|e| e.to_string())?;
         }
-        local::encrypt(&self.key, &sealed, None, Some(purpose.assertion())).map_err(|e| e.to_string())
+        local::encrypt(&self.key, &sealed, None, Some(&self.assertion(purpose))).map_err(|e| e.to_string())
     }
 
     /// Opens a token sealed for `purpose` (and `audience`), unexpired: its
@@ -123,15 +140,16 @@ impl Sealer {
         if let Some(audience) = audience {
             rules.validate_audience_with(audience);
         }
-        let trusted =
-            local::decrypt(&self.key, &untrusted, &rules, None, Some(purpose.assertion())).map_err(|e| match e {
+        let trusted = local::decrypt(&self.key, &untrusted, &rules, None, Some(&self.assertion(purpose))).map_err(
+            |e| match e {
                 pasetors::errors::Error::ClaimValidation(pasetors::errors::ClaimValidationError::Exp) => "expired",
                 pasetors::errors::Error::ClaimValidation(pasetors::errors::ClaimValidationError::Aud) => {
                     "issued for another resource"
                 }
                 pasetors::errors::Error::ClaimValidation(_) => "not valid now",
                 _ => "not a token of this server, or not of this kind",
-            })?;
+            },
+        )?;
         let claims = trusted.payload_claims().ok_or("no claims")?;
         let text = claims.to_string().map_err(|_| "unreadable claims")?;
         match serde_json::from_str(&text) {
@@ -152,7 +170,7 @@ mod tests {
     use serde_json::json;
 
     fn sealer() -> Sealer {
-        Sealer::new("a test secret of at least thirty-two bytes").unwrap()
+        Sealer::new("a test secret of at least thirty-two bytes", "https://a").unwrap()
     }
 
     fn claims() -> Map<String, Value> {
@@ -183,11 +201,30 @@ mod tests {
             "issued for another resource"
         );
         assert!(s.open(Purpose::Code, &token, None).is_err(), "a token is no code");
-        let other = Sealer::new("another secret, also thirty-two bytes long").unwrap();
+        let other = Sealer::new("another secret, also thirty-two bytes long", "https://a").unwrap();
         assert!(
             other.open(Purpose::Access, &token, Some("https://a/mcp")).is_err(),
             "another secret"
         );
+        // Staging and production with one secret: neither opens the other's.
+        let staging = Sealer::new("a test secret of at least thirty-two bytes", "https://staging.a").unwrap();
+        for purpose in [
+            Purpose::Client,
+            Purpose::Code,
+            Purpose::Access,
+            Purpose::Refresh,
+            Purpose::Consent,
+        ] {
+            let theirs = staging
+                .seal(purpose, claims(), Some(Duration::from_secs(60)), None)
+                .unwrap();
+            assert_eq!(
+                s.open(purpose, &theirs, None).unwrap_err(),
+                "not a token of this server, or not of this kind",
+                "{purpose:?}"
+            );
+            assert!(staging.open(purpose, &theirs, None).is_ok(), "{purpose:?}");
+        }
     }
 
     #[test]
@@ -198,7 +235,7 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(s.open(Purpose::Code, &token, None).unwrap_err(), "expired");
-        assert!(Sealer::new("short").unwrap_err().contains("at least 32"));
+        assert!(Sealer::new("short", "https://a").unwrap_err().contains("at least 32"));
         let client = s.seal(Purpose::Client, claims(), None, None).unwrap();
         assert!(
             s.open(Purpose::Client, &client, None).is_ok(),

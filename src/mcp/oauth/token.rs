@@ -1,17 +1,18 @@
 //! `/token`: codes for tokens, refresh tokens for new ones.
 //!
 //! - `authorization_code`: the code opened (sealed, unexpired, 60 s), its
-//!   client, redirect URI and PKCE S256 verifier checked, and used once on
-//!   this replica (see [`super::used`]).
-//! - `refresh_token`: rotated: each use gives a new refresh token and the
-//!   old one is used up here.
+//!   client, redirect URI and PKCE S256 verifier checked, and used once in
+//!   the store (on every replica that shares it); it starts a grant.
+//! - `refresh_token`: rotated: the token names its grant and generation;
+//!   the current generation gets the next one, an older one (a rotated
+//!   token used again) revokes the grant everywhere (RFC 9700 §4.14.2).
 //! - Access tokens last an hour (`--oauth-access-ttl`), carry the key, the
-//!   scope, the client and the audience (this server's `/mcp`), and are
-//!   sealed: the key is never readable in them.
+//!   scope, the client, the grant and the audience (this server's `/mcp`),
+//!   and are sealed: the key is never readable in them.
+//! - `/revoke` (RFC 7009): a refresh or an access token ends its grant.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -21,15 +22,15 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::seal::{Purpose, text};
-use super::used::Redeemed;
 use super::{OAuth, OAuthError, no_store};
+use crate::mcp::store::{Created, NewGrant, Once, Rotation, now};
 
 /// POST `/token` (form-encoded, RFC 6749 §4.1.3 and §6).
 pub(crate) async fn exchange(State(oauth): State<Arc<OAuth>>, body: axum::body::Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let answer = match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => by_code(&oauth, &form),
-        Some("refresh_token") => by_refresh(&oauth, &form),
+        Some("authorization_code") => by_code(&oauth, &form).await,
+        Some("refresh_token") => by_refresh(&oauth, &form).await,
         Some(other) => Err(OAuthError::new(
             "unsupported_grant_type",
             format!("{other} is not supported"),
@@ -53,7 +54,7 @@ fn grant(reason: &'static str) -> OAuthError {
     OAuthError::new("invalid_grant", reason)
 }
 
-fn by_code(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
+async fn by_code(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
     let field = |k: &str| {
         form.get(k)
             .map(|v| v.trim())
@@ -95,23 +96,53 @@ fn by_code(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OAuth
         ));
     }
     let id = text(&claims, "jti").ok_or_else(|| grant("the code is not valid"))?;
-    match oauth
-        .used
-        .redeem(id, Instant::now() + oauth.settings.code_ttl + Duration::from_secs(1))
-    {
-        Redeemed::First => {}
-        Redeemed::Again => return Err(grant("the code has been used already")),
-        Redeemed::Full => return Err(OAuthError::server("too many codes in flight; try again in a minute")),
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_str)
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+        .map_or(now() + oauth.settings.code_ttl.as_secs() as i64, |e| e.timestamp())
+        + 1;
+    match oauth.store.use_code(id, expires).await {
+        Ok(Once::First) => {}
+        Ok(Once::Again) => return Err(grant("the code has been used already")),
+        Ok(Once::Full) => return Err(OAuthError::server("too many codes in flight; try again in a minute")),
+        Err(e) => return Err(OAuthError::unavailable(&e)),
     }
     let (key, scope, client) = (
         text(&claims, "k").unwrap_or_default(),
         text(&claims, "sc").unwrap_or(super::SCOPE_READ_ONLY),
         text(&claims, "cid").unwrap_or_default(),
     );
-    tokens(oauth, key, scope, client, &uuid::Uuid::new_v4().to_string())
+    let created_at = now();
+    let new = NewGrant {
+        id: uuid::Uuid::new_v4().to_string(),
+        client: client_digest(client),
+        client_name: text(&claims, "cn").unwrap_or("an unnamed client").to_owned(),
+        key_id: crate::mcp::caller::KeyId::of(key).to_string(),
+        scope: scope.to_owned(),
+        created_at,
+        expires_at: created_at + oauth.settings.refresh_ttl.as_secs() as i64,
+    };
+    match oauth.store.create_grant(&new).await {
+        Ok(Created::Created) => {}
+        Ok(Created::TooMany) => {
+            return Err(grant(
+                "this client holds too many live grants; revoke some (POST /revoke) and sign in again",
+            ));
+        }
+        Err(e) => return Err(OAuthError::unavailable(&e)),
+    }
+    tracing::info!(grant = %new.id, client = %new.client_name, scope, "a grant was made");
+    tokens(oauth, key, scope, client, &new.id, 0)
 }
 
-fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
+/// A client's id as the store keeps it: a digest (a sealed id is long).
+pub(crate) fn client_digest(client_id: &str) -> String {
+    let digest = Sha256::digest(client_id.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
     let refresh = form
         .get("refresh_token")
         .map(|v| v.trim())
@@ -129,16 +160,6 @@ fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OA
     {
         return Err(grant("the refresh token was issued to another client"));
     }
-    let id = text(&claims, "jti").ok_or_else(|| grant("the refresh token is not valid"))?;
-    match oauth.used.redeem(id, Instant::now() + oauth.settings.refresh_ttl) {
-        Redeemed::First => {}
-        Redeemed::Again => return Err(grant("the refresh token has been used already (they rotate)")),
-        Redeemed::Full => {
-            return Err(OAuthError::server(
-                "too many refreshes in flight; try again in a minute",
-            ));
-        }
-    }
     // A narrower scope may be asked for, never a wider one.
     let granted = text(&claims, "sc").unwrap_or(super::SCOPE_READ_ONLY);
     let scope = match form.get("scope").map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -146,21 +167,90 @@ fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value, OA
         Some(s) if s == granted || s == super::SCOPE_READ_ONLY => s,
         Some(_) => return Err(OAuthError::new("invalid_scope", "a refresh cannot widen the scope")),
     };
+    let family = text(&claims, "gid").ok_or_else(|| grant("the refresh token is not valid"))?;
+    let presented = claims
+        .get("gen")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| grant("the refresh token is not valid"))?;
+    let expires_at = now() + oauth.settings.refresh_ttl.as_secs() as i64;
+    let generation = match oauth.store.rotate(family, presented, expires_at).await {
+        Ok(Rotation::Rotated { generation }) => generation,
+        Ok(Rotation::Replayed) => {
+            tracing::warn!(
+                grant = family,
+                "a rotated refresh token was used again: the grant is revoked"
+            );
+            return Err(grant(
+                "the refresh token was used already (they rotate): the grant is revoked; sign in again",
+            ));
+        }
+        Ok(Rotation::Revoked) => return Err(grant("the grant was revoked; sign in again")),
+        Ok(Rotation::Unknown) => return Err(grant("the grant has ended; sign in again")),
+        Err(e) => return Err(OAuthError::unavailable(&e)),
+    };
     tokens(
         oauth,
         text(&claims, "k").unwrap_or_default(),
         scope,
         text(&claims, "cid").unwrap_or_default(),
-        text(&claims, "fam").unwrap_or_default(),
+        family,
+        generation,
     )
 }
 
-/// A new access token and a new refresh token (of the same family).
-fn tokens(oauth: &OAuth, key: &str, scope: &str, client: &str, family: &str) -> Result<Value, OAuthError> {
+/// POST `/revoke` (RFC 7009, form-encoded `token`, optional
+/// `token_type_hint` and `client_id`): the token's grant ends, its refresh
+/// and access tokens with it, on every replica sharing the store. 200 for
+/// any token, valid or not (§2.2), so the answer tells nothing; 503 when
+/// the store cannot be reached.
+pub(crate) async fn revoke(State(oauth): State<Arc<OAuth>>, body: axum::body::Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let Some(token) = form.get("token").map(|t| t.trim()).filter(|t| !t.is_empty()) else {
+        return OAuthError::new("invalid_request", "token is missing").into_response();
+    };
+    let order = if form.get("token_type_hint").map(String::as_str) == Some("access_token") {
+        [Purpose::Access, Purpose::Refresh]
+    } else {
+        [Purpose::Refresh, Purpose::Access]
+    };
+    let claims = order.into_iter().find_map(|purpose| {
+        let audience = (purpose == Purpose::Access).then(|| oauth.resource());
+        oauth.sealer.open(purpose, token, audience.as_deref()).ok()
+    });
+    let grant = claims.as_ref().and_then(|claims| {
+        // A client that names itself revokes only its own tokens.
+        let own = form
+            .get("client_id")
+            .is_none_or(|client| text(claims, "cid") == Some(client.as_str()));
+        own.then(|| text(claims, "gid")).flatten()
+    });
+    if let Some(grant) = grant {
+        match oauth.store.revoke(grant).await {
+            Ok(true) => tracing::info!(grant, "a grant was revoked"),
+            Ok(false) => {}
+            Err(e) => return OAuthError::unavailable(&e).into_response(),
+        }
+    }
+    let mut response = axum::http::StatusCode::OK.into_response();
+    no_store(&mut response);
+    response
+}
+
+/// A new access token and a new refresh token of grant `family`, at
+/// `generation`.
+fn tokens(
+    oauth: &OAuth,
+    key: &str,
+    scope: &str,
+    client: &str,
+    family: &str,
+    generation: u64,
+) -> Result<Value, OAuthError> {
     let mut access = Map::new();
     access.insert("k".into(), json!(key));
     access.insert("sc".into(), json!(scope));
     access.insert("cid".into(), json!(client));
+    access.insert("gid".into(), json!(family));
     let access = oauth
         .sealer
         .seal(
@@ -174,7 +264,8 @@ fn tokens(oauth: &OAuth, key: &str, scope: &str, client: &str, family: &str) -> 
     refresh.insert("k".into(), json!(key));
     refresh.insert("sc".into(), json!(scope));
     refresh.insert("cid".into(), json!(client));
-    refresh.insert("fam".into(), json!(family));
+    refresh.insert("gid".into(), json!(family));
+    refresh.insert("gen".into(), json!(generation));
     let refresh = oauth
         .sealer
         .seal(Purpose::Refresh, refresh, Some(oauth.settings.refresh_ttl), None)

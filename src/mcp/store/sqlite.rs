@@ -1,0 +1,267 @@
+//! The store in a SQLite file (`--store sqlite:PATH`): one replica that
+//! restarts keeps what was used and revoked. Each operation is one
+//! transaction (`BEGIN IMMEDIATE`), run off the async threads; the file is
+//! created 0600 (it names grants and key fingerprints, never a key).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Created, Grant, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Rotation, rotation};
+
+pub(super) struct Sqlite {
+    connection: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS codes (
+    id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY,
+    client TEXT NOT NULL,
+    client_name TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grants_by_client ON grants (client, expires_at);
+";
+
+impl Sqlite {
+    pub(super) async fn open(path: &Path) -> Result<Sqlite, String> {
+        let path: PathBuf = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || open(&path))
+            .await
+            .map_err(|e| e.to_string())??;
+        Ok(Sqlite {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` on the connection, off the async threads.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), String> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    pub(super) async fn use_code(&self, id: &str, now: i64, expires_at: i64) -> Result<Once, String> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM codes WHERE expires_at <= ?1", params![now])?;
+            let inserted = tx.execute(
+                "INSERT INTO codes (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id, expires_at],
+            )?;
+            tx.commit()?;
+            Ok(if inserted == 1 { Once::First } else { Once::Again })
+        })
+        .await
+    }
+
+    pub(super) async fn create_grant(&self, grant: &NewGrant, now: i64) -> Result<Created, String> {
+        let g = grant.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM grants WHERE expires_at <= ?1", params![now])?;
+            let live: i64 = tx.query_row(
+                "SELECT count(*) FROM grants WHERE client = ?1 AND expires_at > ?2 AND revoked = 0",
+                params![g.client, now],
+                |r| r.get(0),
+            )?;
+            if live as usize >= MAX_GRANTS_PER_CLIENT {
+                return Ok(Created::TooMany);
+            }
+            tx.execute(
+                "INSERT INTO grants (id, client, client_name, key_id, scope, generation, created_at, expires_at, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0)",
+                params![g.id, g.client, g.client_name, g.key_id, g.scope, g.created_at, g.expires_at],
+            )?;
+            tx.commit()?;
+            Ok(Created::Created)
+        })
+        .await
+    }
+
+    pub(super) async fn rotate(&self, id: &str, presented: u64, now: i64, expires_at: i64) -> Result<Rotation, String> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(grant) = read(&tx, &id)? else {
+                return Ok(Rotation::Unknown);
+            };
+            let (outcome, next) = rotation(&grant, presented, now, expires_at);
+            if let Some(next) = next {
+                tx.execute(
+                    "UPDATE grants SET generation = ?2, expires_at = ?3, revoked = ?4 WHERE id = ?1",
+                    params![id, next.generation as i64, next.expires_at, next.revoked],
+                )?;
+            }
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    pub(super) async fn is_live(&self, id: &str, now: i64) -> Result<bool, String> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT 1 FROM grants WHERE id = ?1 AND revoked = 0 AND expires_at > ?2",
+                params![id, now],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+        })
+        .await
+    }
+
+    pub(super) async fn revoke(&self, id: &str, now: i64) -> Result<bool, String> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE grants SET revoked = 1 WHERE id = ?1 AND revoked = 0 AND expires_at > ?2",
+                params![id, now],
+            )
+            .map(|changed| changed == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn grants(&self, now: i64) -> Result<Vec<Grant>, String> {
+        self.run(move |c| {
+            let mut statement = c.prepare(
+                "SELECT id, client, client_name, key_id, scope, generation, created_at, expires_at, revoked
+                 FROM grants WHERE expires_at > ?1",
+            )?;
+            let rows = statement.query_map(params![now], row)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, String> {
+    let shown = path.display();
+    #[cfg(unix)]
+    if !path.exists() {
+        // Created 0600 before SQLite opens it: it names grants and keys' fingerprints.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("cannot create {shown}: {e}"))?;
+    }
+    let connection = Connection::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+        .map_err(|e| format!("{shown}: {e}"))?;
+    connection
+        .execute_batch(SCHEMA)
+        .map_err(|e| format!("{shown} is not a tokportal-mcp store: {e}"))?;
+    Ok(connection)
+}
+
+fn read(c: &Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
+    c.query_row(
+        "SELECT id, client, client_name, key_id, scope, generation, created_at, expires_at, revoked
+         FROM grants WHERE id = ?1",
+        params![id],
+        row,
+    )
+    .optional()
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        id: r.get(0)?,
+        client: r.get(1)?,
+        client_name: r.get(2)?,
+        key_id: r.get(3)?,
+        scope: r.get(4)?,
+        generation: r.get::<_, i64>(5)?.max(0) as u64,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        revoked: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::grant;
+    use super::super::{Store, StoreUrl};
+    use super::*;
+
+    /// A restart (a new store on the same file) keeps what was used and
+    /// revoked: a used code, a rotated refresh, a revoked grant.
+    #[tokio::test]
+    async fn a_restart_forgets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StoreUrl::Sqlite(dir.path().join("s.db"));
+        let now = super::super::now();
+        {
+            let store = Store::open(&url).await.unwrap();
+            assert_eq!(store.use_code("c", now + 60).await.unwrap(), Once::First);
+            store.create_grant(&grant("rotated", "x", now)).await.unwrap();
+            store.rotate("rotated", 0, now + 3600).await.unwrap();
+            store.create_grant(&grant("revoked", "x", now)).await.unwrap();
+            store.revoke("revoked").await.unwrap();
+        }
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.use_code("c", now + 60).await.unwrap(), Once::Again);
+        assert_eq!(
+            store.rotate("rotated", 0, now + 3600).await.unwrap(),
+            Rotation::Replayed
+        );
+        assert!(!store.is_live("revoked").await.unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("s.db")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::super::tests::grant;
+    use super::super::{Store, StoreUrl};
+
+    /// Two stores on one file (two replicas): a grant made through one is
+    /// live for the other, and revoked for both.
+    #[tokio::test]
+    async fn two_stores_on_one_file_share_their_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StoreUrl::Sqlite(dir.path().join("shared.db"));
+        let (a, b) = tokio::join!(Store::open(&url), Store::open(&url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let now = super::super::now();
+        a.create_grant(&grant("g", "c", now)).await.unwrap();
+        assert!(b.is_live("g").await.unwrap());
+        b.revoke("g").await.unwrap();
+        assert!(!a.is_live("g").await.unwrap());
+    }
+}
