@@ -213,6 +213,54 @@ fn s(v: &Value) -> String {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_owned()
 }
 
+/// What the tour's parts hand on to the later ones.
+#[derive(Default)]
+struct Tour {
+    /// The webhook receiver's URL.
+    hook: String,
+    /// The bundle taken through every state, and one more made in bulk.
+    bundle: String,
+    other: String,
+    /// The account `finalizeBundleAccount` delivered, and the seeded one.
+    delivered: String,
+    seeded: String,
+    /// The finalized video.
+    video: String,
+    /// The webhook endpoint, deleted last.
+    endpoint: String,
+}
+
+/// One part of the tour: its calls, on the tour so far.
+type Part<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+/// The tour's parts, in order; a failing one is named (see [`Naming`]).
+const PARTS: &[(&str, for<'a> fn(&'a Api, &'a mut Tour) -> Part<'a>)] = &[
+    ("public and account reads", reads),
+    ("a bundle and its account", bundle_and_account),
+    ("the bundle's videos", videos),
+    ("unpublishing", unpublishing),
+    ("accounts", accounts),
+    ("webhook endpoints and deliveries", webhooks),
+    ("uploads", uploads),
+    ("analytics", analytics),
+    ("comment tasks", comment_tasks),
+    ("the endpoint deleted", endpoint_deleted),
+];
+
+/// Names the part of the tour that panicked, as the panic unwinds.
+struct Naming(&'static str);
+
+impl Drop for Naming {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "every_operation_answers_as_the_spec_documents: failed in the part `{}`",
+                self.0
+            );
+        }
+    }
+}
+
 /// Every one of the 78 operations is driven to its success status through
 /// a realistic sequence, and every answer on the way (errors included)
 /// validates against the spec.
@@ -221,332 +269,14 @@ async fn every_operation_answers_as_the_spec_documents() {
     let sandbox = Sandbox::start_with(options()).await.unwrap();
     let api = Api::new(&sandbox, KEY);
     let hook = receiver(0).await;
-    for id in [
-        "getCurrentUser",
-        "listCountries",
-        "listPlatforms",
-        "getCreditCosts",
-        "getCreditBalance",
-        "listCreditTransactions",
-        "listWebhookEvents",
-    ] {
-        assert!(api.call(id, &[], &[], None).await.status < 300);
+    let mut tour = Tour {
+        hook: hook.url.clone(),
+        ..Tour::default()
+    };
+    for (name, part) in PARTS {
+        let _naming = Naming(name);
+        part(&api, &mut tour).await;
     }
-    let bundle = api
-        .call("createBundle", &[], &[], Some(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 3, "external_ref": "suite-1"})))
-        .await;
-    assert_eq!(bundle.status, 201);
-    assert_eq!(bundle.headers["x-ratelimit-limit"], "10000");
-    let b = s(&bundle.body["data"]["id"]);
-    let bulk = api
-        .call(
-            "createBundlesBulk",
-            &[],
-            &[],
-            Some(json!({"platforms": ["tiktok"], "country": "USA", "accounts_count": 1})),
-        )
-        .await;
-    let other = s(&bulk.body["data"]["bundles"][0]["id"]);
-    let id = [("id", b.as_str())];
-    assert_eq!(
-        api.call("listBundles", &[], &[("bundle_type", "account_and_videos")], None)
-            .await
-            .body["pagination"]["total"],
-        1
-    );
-    api.call("getBundle", &id, &[], None).await;
-    api.call("updateBundle", &id, &[], Some(json!({"title": "Suite"})))
-        .await;
-    assert_eq!(
-        api.call("getBundlePublishReadiness", &id, &[], None).await.body["data"]["ready"],
-        false
-    );
-    assert_eq!(api.call("publishBundle", &id, &[], None).await.status, 409);
-    api.call("addVideoSlots", &id, &[], Some(json!({"quantity": 1}))).await;
-    api.call("addEditSlots", &id, &[], Some(json!({"quantity": 1}))).await;
-    api.call("getBundleAccount", &id, &[], None).await;
-    let profile = json!({"username": "suite_user", "visible_name": "Suite"});
-    api.call("configureBundleAccount", &id, &[], Some(profile.clone()))
-        .await;
-    assert_eq!(
-        api.call("publishBundle", &id, &[], None).await.body["data"]["account_status"],
-        "in_review"
-    );
-    api.call(
-        "requestBundleAccountCorrections",
-        &id,
-        &[],
-        Some(json!({"comment": "Shorter name"})),
-    )
-    .await;
-    api.call("configureBundleAccount", &id, &[], Some(profile)).await;
-    let account = api.call("finalizeBundleAccount", &id, &[], None).await;
-    let delivered = s(&account.body["data"]["id"]);
-    api.call("listBundleVideos", &id, &[], None).await;
-    let one = [("id", b.as_str()), ("position", "1")];
-    api.call("getBundleVideo", &one, &[], None).await;
-    let video = |url: &str, date: &str| json!({"video_type": "video", "description": "A video", "target_publish_date": date, "video_url": url});
-    let flagged = api
-        .call(
-            "configureBundleVideo",
-            &one,
-            &[],
-            Some(video("https://cdn.example.com/broken.mp4", &today())),
-        )
-        .await;
-    assert_eq!(flagged.body["data"]["download_issue"], true);
-    api.call(
-        "fixBundleVideoDownload",
-        &one,
-        &[],
-        Some(json!({"video_url": "https://cdn.example.com/ok.mp4"})),
-    )
-    .await;
-    api.call("patchBundleVideo", &one, &[], Some(json!({"name": "First"})))
-        .await;
-    let batch = api.call("batchConfigureBundleVideos", &id, &[], Some(json!({"videos": [{"position": 2, "video_type": "video", "description": "Later", "target_publish_date": "2099-01-01", "video_url": "https://cdn.example.com/2.mp4"}]}))).await;
-    assert_eq!(batch.body["data"]["configured"], 1);
-    let csv = format!(
-        "video_type,description,target_publish_date,video_url\nvideo,From CSV,{},https://cdn.example.com/3.mp4\nvideo,,bad-date,\n",
-        today()
-    );
-    let import = api
-        .form(
-            "importBundleVideosCsv",
-            &id,
-            &[],
-            ("videos.csv", "text/csv", csv.into_bytes()),
-        )
-        .await;
-    assert_eq!(
-        (
-            import.body["data"]["configured"].clone(),
-            import.body["data"]["errors"].as_array().unwrap().len()
-        ),
-        (json!(1), 1)
-    );
-    assert_eq!(
-        api.call("publishBundleVideo", &one, &[], None).await.body["data"]["status"],
-        "in_review"
-    );
-    // On real time the manager's correction is done at once: back in review.
-    assert_eq!(
-        api.call(
-            "requestBundleVideoCorrections",
-            &one,
-            &[],
-            Some(json!({"comment": "Louder"})),
-        )
-        .await
-        .body["data"]["status"],
-        "in_review"
-    );
-    let two = [("id", b.as_str()), ("position", "2")];
-    api.call("resetBundleVideo", &two, &[], None).await;
-    api.call(
-        "configureBundleVideo",
-        &two,
-        &[],
-        Some(video("https://cdn.example.com/2.mp4", "2099-01-01")),
-    )
-    .await;
-    let all = api.call("publishAllBundleVideos", &id, &[], None).await;
-    assert_eq!(all.body["data"]["published"], 2, "video 1 is in review, not configured");
-    assert_eq!(
-        api.call("unscheduleBundleVideo", &two, &[], None).await.body["data"]["status"],
-        "configured"
-    );
-    let three = [("id", b.as_str()), ("position", "3")];
-    let finalized = api.call("finalizeBundleVideo", &three, &[], None).await;
-    let video_id = s(&finalized.body["data"]["id"]);
-    let other_id = [("id", other.as_str())];
-    assert_eq!(
-        api.call("unpublishBundle", &id, &[], None).await.status,
-        409,
-        "a finalized account stays published"
-    );
-    api.call(
-        "configureBundleAccount",
-        &other_id,
-        &[],
-        Some(json!({"username": "other_user", "visible_name": "Other"})),
-    )
-    .await;
-    api.call("publishBundle", &other_id, &[], None).await;
-    assert_eq!(
-        api.call("unpublishBundle", &other_id, &[], None).await.body["data"]["status"],
-        "draft"
-    );
-
-    let accounts = api.call("listAccounts", &[], &[], None).await;
-    assert_eq!(accounts.body["pagination"]["total"], 2);
-    let seeded = s(&accounts.body["data"][0]["id"]);
-    let a = [("id", seeded.as_str())];
-    let d = [("id", delivered.as_str())];
-    api.call("getAccount", &a, &[], None).await;
-    assert_eq!(
-        api.call("listAccountBundles", &d, &[], None).await.body["pagination"]["total"],
-        1
-    );
-    api.call("retrieveAccountVerificationCode", &a, &[], None).await;
-    api.call("revealAccountCredentials", &a, &[], None).await;
-    api.call("canRefreshAccountAnalytics", &a, &[], None).await;
-    api.call("refreshAccountAnalytics", &a, &[], Some(json!({"force": true})))
-        .await;
-    let cooldown = api.call("refreshAccountAnalytics", &a, &[], Some(json!({}))).await;
-    assert_eq!(
-        (cooldown.status, cooldown.body["error"]["code"].clone()),
-        (429, json!("REFRESH_COOLDOWN"))
-    );
-    api.call("refreshAnalyticsAccount", &d, &[], Some(json!({}))).await;
-    api.call(
-        "createAccountEditRequest",
-        &a,
-        &[],
-        Some(json!({"requested_username": "new_name", "requested_visible_name": "New"})),
-    )
-    .await;
-    assert_eq!(
-        api.call(
-            "createAccountEditRequest",
-            &a,
-            &[],
-            Some(json!({"requested_username": "x", "requested_visible_name": "X"}))
-        )
-        .await
-        .status,
-        409
-    );
-    api.call("getAccountEditRequest", &a, &[], None).await;
-
-    let endpoint = api
-        .call(
-            "createWebhookEndpoint",
-            &[],
-            &[],
-            Some(json!({"url": hook.url, "events": ["bundle.created", "bundle.published"]})),
-        )
-        .await;
-    let e = s(&endpoint.body["data"]["id"]);
-    assert!(s(&endpoint.body["data"]["secret"]).starts_with("whsec_"));
-    let ep = [("id", e.as_str())];
-    assert!(
-        api.call("getWebhookEndpoint", &ep, &[], None).await.body["data"]
-            .get("secret")
-            .is_none(),
-        "the secret is shown once"
-    );
-    api.call("listWebhookEndpoints", &[], &[("enabled", "true")], None)
-        .await;
-    api.call("updateWebhookEndpoint", &ep, &[], Some(json!({"description": "suite"})))
-        .await;
-    let test = api.call("testWebhookEndpoint", &ep, &[], None).await;
-    assert_eq!(test.body["data"]["success"], true, "{}", test.body);
-    let deliveries = api.call("listWebhookDeliveries", &ep, &[], None).await;
-    let delivery = s(&deliveries.body["data"][0]["id"]);
-    let retried = api
-        .call(
-            "retryWebhookDelivery",
-            &[("id", e.as_str()), ("delivery_id", delivery.as_str())],
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(retried.body["data"]["attempts"], 2);
-
-    api.call(
-        "uploadVideo",
-        &[],
-        &[],
-        Some(json!({"filename": "clip.mp4", "bundle_id": b})),
-    )
-    .await;
-    api.call(
-        "uploadImage",
-        &[],
-        &[],
-        Some(json!({"filename": "a.png", "content_type": "image/png", "bundle_id": b})),
-    )
-    .await;
-    let direct = api
-        .form(
-            "uploadVideoDirect",
-            &[],
-            &[("bundle_id", &b)],
-            ("clip.mp4", "video/mp4", vec![7; 300_000]),
-        )
-        .await;
-    assert_eq!(direct.body["data"]["size"], 300_000);
-    api.form(
-        "uploadImageDirect",
-        &[],
-        &[("bundle_id", &b), ("purpose", "carousel")],
-        ("a.png", "image/png", vec![1; 10]),
-    )
-    .await;
-    api.call(
-        "uploadImageFromUrl",
-        &[],
-        &[],
-        Some(json!({"url": "https://cdn.example.com/a.png", "bundle_id": b})),
-    )
-    .await;
-
-    for id in [
-        "getAnalyticsDashboard",
-        "getAnalyticsContract",
-        "exportAnalyticsVideos",
-        "getAnalyticsSeries",
-        "getCommentPulse",
-    ] {
-        api.call(id, &[], &[], None).await;
-    }
-    assert!(s(&api.call("exportAnalyticsVideos", &[], &[], None).await.body).contains(&video_id));
-    api.call("createAnalyticsReport", &[], &[], Some(json!({"title": "Q4"})))
-        .await;
-    api.call("exportAnalyticsReportHtml", &[], &[], Some(json!({}))).await;
-    api.call("getAnalyticsAccount", &a, &[], None).await;
-    api.call("listAnalyticsAccountRawSnapshots", &a, &[], None).await;
-    api.call("getAccountAnalytics", &a, &[], None).await;
-    assert_eq!(
-        api.call("listAccountVideoAnalytics", &d, &[], None).await.body["pagination"]["total"],
-        2
-    );
-    api.call("getVideoAnalytics", &[("id", video_id.as_str())], &[], None)
-        .await;
-    api.call("listAnalyticsAccountComments", &a, &[], None).await;
-    api.call("listAnalyticsPostRawSnapshots", &[("id", video_id.as_str())], &[], None)
-        .await;
-
-    let task = json!({"saved_account_id": seeded, "target_video_url": "https://www.tiktok.com/@x/video/1", "comment_text": "Nice"});
-    let created = api.call("createCommentTasks", &[], &[], Some(task.clone())).await;
-    let t1 = s(&created.body["data"][0]["id"]);
-    let created = api
-        .call("createCommentTasks", &[], &[], Some(json!({"tasks": [task]})))
-        .await;
-    let t2 = s(&created.body["data"][0]["id"]);
-    api.call("listCommentTasks", &[], &[], None).await;
-    api.call("getCommentTask", &[("id", t1.as_str())], &[], None).await;
-    api.call("approveCommentTask", &[("id", t1.as_str())], &[], None).await;
-    assert_eq!(
-        api.call("approveCommentTask", &[("id", t1.as_str())], &[], None)
-            .await
-            .status,
-        409
-    );
-    api.call(
-        "disputeCommentTask",
-        &[("id", t2.as_str())],
-        &[],
-        Some(json!({"reason": "Not posted"})),
-    )
-    .await;
-    api.call("listCommentTaskVerifications", &[("id", t2.as_str())], &[], None)
-        .await;
-    api.call("deleteCommentTask", &[("id", t2.as_str())], &[], None).await;
-    api.call("deleteWebhookEndpoint", &ep, &[], None).await;
-    assert_eq!(api.call("getWebhookEndpoint", &ep, &[], None).await.status, 404);
-
     let seen = api.seen.lock().unwrap();
     let missing: Vec<&str> = OPERATIONS
         .iter()
@@ -555,6 +285,403 @@ async fn every_operation_answers_as_the_spec_documents() {
         .collect();
     assert!(missing.is_empty(), "never answered with success: {missing:?}");
     assert_eq!(seen.len(), 78);
+}
+
+/// The public reads and the key's own, each a success.
+fn reads<'a>(api: &'a Api, _tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        for id in [
+            "getCurrentUser",
+            "listCountries",
+            "listPlatforms",
+            "getCreditCosts",
+            "getCreditBalance",
+            "listCreditTransactions",
+            "listWebhookEvents",
+        ] {
+            assert!(api.call(id, &[], &[], None).await.status < 300);
+        }
+    })
+}
+
+/// A bundle made (and one in bulk), read, changed, and its account taken to delivered.
+fn bundle_and_account<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let bundle = api
+            .call("createBundle", &[], &[], Some(json!({"bundle_type": "account_and_videos", "country": "USA", "videos_quantity": 3, "external_ref": "suite-1"})))
+            .await;
+        assert_eq!(bundle.status, 201);
+        assert_eq!(bundle.headers["x-ratelimit-limit"], "10000");
+        let b = s(&bundle.body["data"]["id"]);
+        let bulk = api
+            .call(
+                "createBundlesBulk",
+                &[],
+                &[],
+                Some(json!({"platforms": ["tiktok"], "country": "USA", "accounts_count": 1})),
+            )
+            .await;
+        let other = s(&bulk.body["data"]["bundles"][0]["id"]);
+        let id = [("id", b.as_str())];
+        assert_eq!(
+            api.call("listBundles", &[], &[("bundle_type", "account_and_videos")], None)
+                .await
+                .body["pagination"]["total"],
+            1
+        );
+        api.call("getBundle", &id, &[], None).await;
+        api.call("updateBundle", &id, &[], Some(json!({"title": "Suite"})))
+            .await;
+        assert_eq!(
+            api.call("getBundlePublishReadiness", &id, &[], None).await.body["data"]["ready"],
+            false
+        );
+        assert_eq!(api.call("publishBundle", &id, &[], None).await.status, 409);
+        api.call("addVideoSlots", &id, &[], Some(json!({"quantity": 1}))).await;
+        api.call("addEditSlots", &id, &[], Some(json!({"quantity": 1}))).await;
+        api.call("getBundleAccount", &id, &[], None).await;
+        let profile = json!({"username": "suite_user", "visible_name": "Suite"});
+        api.call("configureBundleAccount", &id, &[], Some(profile.clone()))
+            .await;
+        assert_eq!(
+            api.call("publishBundle", &id, &[], None).await.body["data"]["account_status"],
+            "in_review"
+        );
+        api.call(
+            "requestBundleAccountCorrections",
+            &id,
+            &[],
+            Some(json!({"comment": "Shorter name"})),
+        )
+        .await;
+        api.call("configureBundleAccount", &id, &[], Some(profile)).await;
+        let account = api.call("finalizeBundleAccount", &id, &[], None).await;
+        let delivered = s(&account.body["data"]["id"]);
+        tour.bundle = b;
+        tour.other = other;
+        tour.delivered = delivered;
+    })
+}
+
+/// The bundle's videos: configured (one flagged and fixed), imported, published, corrected, reset, unscheduled and finalized.
+fn videos<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let b = tour.bundle.clone();
+        let id = [("id", b.as_str())];
+        api.call("listBundleVideos", &id, &[], None).await;
+        let one = [("id", b.as_str()), ("position", "1")];
+        api.call("getBundleVideo", &one, &[], None).await;
+        let video = |url: &str, date: &str| json!({"video_type": "video", "description": "A video", "target_publish_date": date, "video_url": url});
+        let flagged = api
+            .call(
+                "configureBundleVideo",
+                &one,
+                &[],
+                Some(video("https://cdn.example.com/broken.mp4", &today())),
+            )
+            .await;
+        assert_eq!(flagged.body["data"]["download_issue"], true);
+        api.call(
+            "fixBundleVideoDownload",
+            &one,
+            &[],
+            Some(json!({"video_url": "https://cdn.example.com/ok.mp4"})),
+        )
+        .await;
+        api.call("patchBundleVideo", &one, &[], Some(json!({"name": "First"})))
+            .await;
+        let batch = api.call("batchConfigureBundleVideos", &id, &[], Some(json!({"videos": [{"position": 2, "video_type": "video", "description": "Later", "target_publish_date": "2099-01-01", "video_url": "https://cdn.example.com/2.mp4"}]}))).await;
+        assert_eq!(batch.body["data"]["configured"], 1);
+        let csv = format!(
+            "video_type,description,target_publish_date,video_url\nvideo,From CSV,{},https://cdn.example.com/3.mp4\nvideo,,bad-date,\n",
+            today()
+        );
+        let import = api
+            .form(
+                "importBundleVideosCsv",
+                &id,
+                &[],
+                ("videos.csv", "text/csv", csv.into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            (
+                import.body["data"]["configured"].clone(),
+                import.body["data"]["errors"].as_array().unwrap().len()
+            ),
+            (json!(1), 1)
+        );
+        assert_eq!(
+            api.call("publishBundleVideo", &one, &[], None).await.body["data"]["status"],
+            "in_review"
+        );
+        // On real time the manager's correction is done at once: back in review.
+        assert_eq!(
+            api.call(
+                "requestBundleVideoCorrections",
+                &one,
+                &[],
+                Some(json!({"comment": "Louder"})),
+            )
+            .await
+            .body["data"]["status"],
+            "in_review"
+        );
+        let two = [("id", b.as_str()), ("position", "2")];
+        api.call("resetBundleVideo", &two, &[], None).await;
+        api.call(
+            "configureBundleVideo",
+            &two,
+            &[],
+            Some(video("https://cdn.example.com/2.mp4", "2099-01-01")),
+        )
+        .await;
+        let all = api.call("publishAllBundleVideos", &id, &[], None).await;
+        assert_eq!(all.body["data"]["published"], 2, "video 1 is in review, not configured");
+        assert_eq!(
+            api.call("unscheduleBundleVideo", &two, &[], None).await.body["data"]["status"],
+            "configured"
+        );
+        let three = [("id", b.as_str()), ("position", "3")];
+        let finalized = api.call("finalizeBundleVideo", &three, &[], None).await;
+        let video_id = s(&finalized.body["data"]["id"]);
+        tour.video = video_id;
+    })
+}
+
+/// A finalized account stays published; a bundle in review can be unpublished.
+fn unpublishing<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let (b, other) = (tour.bundle.clone(), tour.other.clone());
+        let id = [("id", b.as_str())];
+        let other_id = [("id", other.as_str())];
+        assert_eq!(
+            api.call("unpublishBundle", &id, &[], None).await.status,
+            409,
+            "a finalized account stays published"
+        );
+        api.call(
+            "configureBundleAccount",
+            &other_id,
+            &[],
+            Some(json!({"username": "other_user", "visible_name": "Other"})),
+        )
+        .await;
+        api.call("publishBundle", &other_id, &[], None).await;
+        assert_eq!(
+            api.call("unpublishBundle", &other_id, &[], None).await.body["data"]["status"],
+            "draft"
+        );
+    })
+}
+
+/// The seeded and the delivered account: reads, secrets, refreshes and edit requests.
+fn accounts<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let delivered = tour.delivered.clone();
+        let accounts = api.call("listAccounts", &[], &[], None).await;
+        assert_eq!(accounts.body["pagination"]["total"], 2);
+        let seeded = s(&accounts.body["data"][0]["id"]);
+        let a = [("id", seeded.as_str())];
+        let d = [("id", delivered.as_str())];
+        api.call("getAccount", &a, &[], None).await;
+        assert_eq!(
+            api.call("listAccountBundles", &d, &[], None).await.body["pagination"]["total"],
+            1
+        );
+        api.call("retrieveAccountVerificationCode", &a, &[], None).await;
+        api.call("revealAccountCredentials", &a, &[], None).await;
+        api.call("canRefreshAccountAnalytics", &a, &[], None).await;
+        api.call("refreshAccountAnalytics", &a, &[], Some(json!({"force": true})))
+            .await;
+        let cooldown = api.call("refreshAccountAnalytics", &a, &[], Some(json!({}))).await;
+        assert_eq!(
+            (cooldown.status, cooldown.body["error"]["code"].clone()),
+            (429, json!("REFRESH_COOLDOWN"))
+        );
+        api.call("refreshAnalyticsAccount", &d, &[], Some(json!({}))).await;
+        api.call(
+            "createAccountEditRequest",
+            &a,
+            &[],
+            Some(json!({"requested_username": "new_name", "requested_visible_name": "New"})),
+        )
+        .await;
+        assert_eq!(
+            api.call(
+                "createAccountEditRequest",
+                &a,
+                &[],
+                Some(json!({"requested_username": "x", "requested_visible_name": "X"}))
+            )
+            .await
+            .status,
+            409
+        );
+        api.call("getAccountEditRequest", &a, &[], None).await;
+        tour.seeded = seeded;
+    })
+}
+
+/// A webhook endpoint: made (its secret shown once), listed, changed, tested, and a delivery retried.
+fn webhooks<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let endpoint = api
+            .call(
+                "createWebhookEndpoint",
+                &[],
+                &[],
+                Some(json!({"url": tour.hook, "events": ["bundle.created", "bundle.published"]})),
+            )
+            .await;
+        let e = s(&endpoint.body["data"]["id"]);
+        assert!(s(&endpoint.body["data"]["secret"]).starts_with("whsec_"));
+        let ep = [("id", e.as_str())];
+        assert!(
+            api.call("getWebhookEndpoint", &ep, &[], None).await.body["data"]
+                .get("secret")
+                .is_none(),
+            "the secret is shown once"
+        );
+        api.call("listWebhookEndpoints", &[], &[("enabled", "true")], None)
+            .await;
+        api.call("updateWebhookEndpoint", &ep, &[], Some(json!({"description": "suite"})))
+            .await;
+        let test = api.call("testWebhookEndpoint", &ep, &[], None).await;
+        assert_eq!(test.body["data"]["success"], true, "{}", test.body);
+        let deliveries = api.call("listWebhookDeliveries", &ep, &[], None).await;
+        let delivery = s(&deliveries.body["data"][0]["id"]);
+        let retried = api
+            .call(
+                "retryWebhookDelivery",
+                &[("id", e.as_str()), ("delivery_id", delivery.as_str())],
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(retried.body["data"]["attempts"], 2);
+        tour.endpoint = e;
+    })
+}
+
+/// Uploads by URL, by form and from a URL.
+fn uploads<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let b = tour.bundle.clone();
+        api.call(
+            "uploadVideo",
+            &[],
+            &[],
+            Some(json!({"filename": "clip.mp4", "bundle_id": b})),
+        )
+        .await;
+        api.call(
+            "uploadImage",
+            &[],
+            &[],
+            Some(json!({"filename": "a.png", "content_type": "image/png", "bundle_id": b})),
+        )
+        .await;
+        let direct = api
+            .form(
+                "uploadVideoDirect",
+                &[],
+                &[("bundle_id", &b)],
+                ("clip.mp4", "video/mp4", vec![7; 300_000]),
+            )
+            .await;
+        assert_eq!(direct.body["data"]["size"], 300_000);
+        api.form(
+            "uploadImageDirect",
+            &[],
+            &[("bundle_id", &b), ("purpose", "carousel")],
+            ("a.png", "image/png", vec![1; 10]),
+        )
+        .await;
+        api.call(
+            "uploadImageFromUrl",
+            &[],
+            &[],
+            Some(json!({"url": "https://cdn.example.com/a.png", "bundle_id": b})),
+        )
+        .await;
+    })
+}
+
+/// Analytics of the key, its accounts and the finalized video.
+fn analytics<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let (video_id, seeded, delivered) = (tour.video.clone(), tour.seeded.clone(), tour.delivered.clone());
+        let a = [("id", seeded.as_str())];
+        let d = [("id", delivered.as_str())];
+        for id in [
+            "getAnalyticsDashboard",
+            "getAnalyticsContract",
+            "exportAnalyticsVideos",
+            "getAnalyticsSeries",
+            "getCommentPulse",
+        ] {
+            api.call(id, &[], &[], None).await;
+        }
+        assert!(s(&api.call("exportAnalyticsVideos", &[], &[], None).await.body).contains(&video_id));
+        api.call("createAnalyticsReport", &[], &[], Some(json!({"title": "Q4"})))
+            .await;
+        api.call("exportAnalyticsReportHtml", &[], &[], Some(json!({}))).await;
+        api.call("getAnalyticsAccount", &a, &[], None).await;
+        api.call("listAnalyticsAccountRawSnapshots", &a, &[], None).await;
+        api.call("getAccountAnalytics", &a, &[], None).await;
+        assert_eq!(
+            api.call("listAccountVideoAnalytics", &d, &[], None).await.body["pagination"]["total"],
+            2
+        );
+        api.call("getVideoAnalytics", &[("id", video_id.as_str())], &[], None)
+            .await;
+        api.call("listAnalyticsAccountComments", &a, &[], None).await;
+        api.call("listAnalyticsPostRawSnapshots", &[("id", video_id.as_str())], &[], None)
+            .await;
+    })
+}
+
+/// Comment tasks: made one and in a batch, approved once, disputed, deleted.
+fn comment_tasks<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let seeded = tour.seeded.clone();
+        let task = json!({"saved_account_id": seeded, "target_video_url": "https://www.tiktok.com/@x/video/1", "comment_text": "Nice"});
+        let created = api.call("createCommentTasks", &[], &[], Some(task.clone())).await;
+        let t1 = s(&created.body["data"][0]["id"]);
+        let created = api
+            .call("createCommentTasks", &[], &[], Some(json!({"tasks": [task]})))
+            .await;
+        let t2 = s(&created.body["data"][0]["id"]);
+        api.call("listCommentTasks", &[], &[], None).await;
+        api.call("getCommentTask", &[("id", t1.as_str())], &[], None).await;
+        api.call("approveCommentTask", &[("id", t1.as_str())], &[], None).await;
+        assert_eq!(
+            api.call("approveCommentTask", &[("id", t1.as_str())], &[], None)
+                .await
+                .status,
+            409
+        );
+        api.call(
+            "disputeCommentTask",
+            &[("id", t2.as_str())],
+            &[],
+            Some(json!({"reason": "Not posted"})),
+        )
+        .await;
+        api.call("listCommentTaskVerifications", &[("id", t2.as_str())], &[], None)
+            .await;
+        api.call("deleteCommentTask", &[("id", t2.as_str())], &[], None).await;
+    })
+}
+
+/// The endpoint deleted, and then not found.
+fn endpoint_deleted<'a>(api: &'a Api, tour: &'a mut Tour) -> Part<'a> {
+    Box::pin(async move {
+        let ep = [("id", tour.endpoint.as_str())];
+        api.call("deleteWebhookEndpoint", &ep, &[], None).await;
+        assert_eq!(api.call("getWebhookEndpoint", &ep, &[], None).await.status, 404);
+    })
 }
 
 /// What a curl user sees: every failing field named; JSON 401, 404 and 405.
