@@ -18,7 +18,7 @@
 //! - `contract` (shared): paths, queries, JSON and multipart bodies against
 //!   the spec's schemas (`VALIDATION_ERROR` naming each field), the error
 //!   envelope, the spec's defaults and examples;
-//! - `workbench` (bottom): the `journal` of every request and its live feed,
+//! - `logbook` (bottom): the `journal` of every request and its live feed,
 //!   and the `inspector` page at `/_sandbox/`;
 //! - `world`: `state` per key, `behaviour` per operation, webhook
 //!   `deliveries` and the idempotency `replays`;
@@ -29,7 +29,7 @@ mod contract;
 mod controls;
 mod face;
 mod fixtures;
-mod workbench;
+mod logbook;
 mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

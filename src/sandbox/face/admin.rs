@@ -4,7 +4,7 @@
 //!
 //! | Route | What it does |
 //! |---|---|
-//! | `GET /_sandbox/` | the inspector page ([`crate::sandbox::workbench::inspector`]) |
+//! | `GET /_sandbox/` | the inspector page ([`crate::sandbox::logbook::inspector`]) |
 //! | `GET health` | `{"status": "ok", "sandbox": true, "journal": {...}}` |
 //! | `POST credits` | `{"balance": N}`: sets the key's balance |
 //! | `POST reset` | with a key, forgets its state; without one and `{"all": true}`, forgets everything (state, kept answers, queued faults, the journal) |
@@ -46,9 +46,9 @@ use crate::sandbox::face::faults::Fault;
 use crate::sandbox::face::flow::MAX_JSON_BODY;
 use crate::sandbox::face::shared::{Shared, persist};
 use crate::sandbox::face::timeline;
-use crate::sandbox::workbench::inspector;
-use crate::sandbox::workbench::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
-use crate::sandbox::workbench::verify::Query;
+use crate::sandbox::logbook::inspector;
+use crate::sandbox::logbook::journal::{Event, Filter, MAX_FOLLOWERS, Since, StatusFilter};
+use crate::sandbox::logbook::verify::Query;
 use crate::sandbox::world::deliveries;
 use crate::sandbox::world::keys::{key_of, tenant_of};
 use crate::sandbox::world::snapshot as snapshots;

@@ -32,7 +32,7 @@ use crate::sandbox::face::faults::{self, Fault};
 use crate::sandbox::face::limits::Verdict;
 use crate::sandbox::face::routes::{self, Params, Route};
 use crate::sandbox::face::shared::{Shared, persist};
-use crate::sandbox::workbench::journal::{Arrival, Entry, Event, Message, Noted};
+use crate::sandbox::logbook::journal::{Arrival, Entry, Event, Message, Noted};
 use crate::sandbox::world::behaviour;
 use crate::sandbox::world::deliveries;
 use crate::sandbox::world::keys::{key_of, tenant_of};

@@ -12,7 +12,7 @@
 //! - `admin`: the sandbox's own routes under `/_sandbox/`;
 //! - `timeline`: those of time: a key's clock, its advance, the manager.
 //!
-//! The face reads the world and the workbench; neither reads the face.
+//! The face reads the world and the logbook; neither reads the face.
 
 pub(in crate::sandbox) mod admin;
 pub(in crate::sandbox) mod faults;

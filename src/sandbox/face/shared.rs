@@ -26,8 +26,8 @@ use crate::sandbox::SandboxOptions;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::faults::{self, Dice};
 use crate::sandbox::face::limits::Buckets;
-use crate::sandbox::workbench::journal::Journal;
-use crate::sandbox::workbench::verify::Tally;
+use crate::sandbox::logbook::journal::Journal;
+use crate::sandbox::logbook::verify::Tally;
 use crate::sandbox::world::deliveries::{self, Courier};
 use crate::sandbox::world::replays::{Replays, Stored};
 use crate::sandbox::world::state::{Tenants, str_of};
@@ -101,7 +101,7 @@ impl Shared {
             journal,
             tally,
             followers: Arc::new(tokio::sync::Semaphore::new(
-                crate::sandbox::workbench::journal::MAX_FOLLOWERS,
+                crate::sandbox::logbook::journal::MAX_FOLLOWERS,
             )),
             options,
             url,

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::shared::{Shared, persist};
-use crate::sandbox::workbench::journal::Event;
+use crate::sandbox::logbook::journal::Event;
 use crate::sandbox::world::clock::{Clock, Delays, Flag, MAX_FLAGS, parse_span};
 use crate::sandbox::world::deliveries;
 use crate::sandbox::world::keys::{key_of, tenant_of};

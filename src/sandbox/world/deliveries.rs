@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::workbench::journal::{Event, Journal};
-use crate::sandbox::workbench::verify::Tally;
+use crate::sandbox::logbook::journal::{Event, Journal};
+use crate::sandbox::logbook::verify::Tally;
 use crate::sandbox::world::state::{Delivery, MAX_TRIES, Tenants, fingerprint, stamp, str_of};
 use crate::sandbox::world::store::Store;
 use crate::webhooks::sign;

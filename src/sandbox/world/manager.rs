@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::clock::{Desk, Work, start_of};
-use super::lifecycle::{account_to, post_video, sync_account_status, touch, video_to};
 use super::state::{Bundle, Tenant, stamp, str_of};
+use super::transitions::{account_to, post_video, sync_account_status, touch, video_to};
 use super::vocabulary::{Effects, Queued, queue};
 
 /// Hands `work` on `bundle` to the manager at `now`: done at once on real

@@ -1,5 +1,5 @@
 //! The world's vocabulary: what the handlers (`behaviour`), the account
-//! manager (`manager`) and the status moves (`lifecycle`) all speak, and
+//! manager (`manager`) and the status moves (`transitions`) all speak, and
 //! nothing of what any of them does with it, so each reads it and none
 //! reads the others through it.
 //!

@@ -13,9 +13,9 @@ use super::{Handler, body, page, path};
 use crate::operations::find;
 use crate::sandbox::contract::{Failure, Location, Problem, validation, with_defaults};
 use crate::sandbox::world::clock::{Desk, Work};
-use crate::sandbox::world::lifecycle::{account_to, post_video, set, sync_account_status, touch, video_to};
 use crate::sandbox::world::manager;
 use crate::sandbox::world::state::{Bundle, MAX_OWNED, Object, Tenant, object, price, stamp, str_of};
+use crate::sandbox::world::transitions::{account_to, post_video, set, sync_account_status, touch, video_to};
 use crate::sandbox::world::vocabulary::{Call, Effects, Reply};
 
 /// The operations this module answers, and how.

@@ -1,4 +1,6 @@
-//! The workbench: what a developer sees of the sandbox's work.
+//! The logbook: what a developer sees of the sandbox's work (the sandbox's
+//! side of the workbench; the CLI's `listen`, `trigger` and `logs` read it
+//! over HTTP).
 //!
 //! - `journal`: every request answered, in a bounded ring, and the live
 //!   feed of requests, delivery attempts and webhook events;
@@ -6,7 +8,7 @@
 //!   `POST /_sandbox/verify`'s question of it;
 //! - `inspector`: the page at `/_sandbox/` that shows all of it live.
 //!
-//! The workbench reads nothing else of the sandbox: the world and the face
+//! The logbook reads nothing else of the sandbox: the world and the face
 //! write to it.
 
 pub(in crate::sandbox) mod inspector;
