@@ -382,3 +382,226 @@ async fn rmcp_s_own_oauth_client_completes_the_flow() {
     assert_ne!(call(&agent, "getCurrentUser", json!({})).await.is_error, Some(true));
     agent.cancel().await.unwrap();
 }
+
+/// What an attacker who registers a client can put on the consent page:
+/// nothing that is not escaped and cleaned, and the page says the client is
+/// unverified, where the code goes, and where a key is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_page_cannot_be_dressed_up() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Replica::start(&sandbox, PUBLIC, &[]);
+    let http = no_redirects();
+    // A markup redirect URI is refused at registration: an app's own scheme
+    // must be a reverse domain name (RFC 8252 §7.1).
+    let refused = http
+        .post(format!("{}/register", a.origin))
+        .json(&json!({"client_name": "x", "redirect_uris": ["x:<h1>Pay here</h1>"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let said: Value = refused.json().await.unwrap();
+    assert_eq!(said["error"], "invalid_redirect_uri");
+    // A name with markup and bidi overrides, and a reverse-domain redirect.
+    let registered: Value = http
+        .post(format!("{}/register", a.origin))
+        .json(&json!({
+            "client_name": "Cl\u{202e}edua <img src=x onerror=alert(1)>\u{200b}",
+            "redirect_uris": ["com.evil.app:/callback"]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    assert!(!registered["client_name"].as_str().unwrap().contains('\u{202e}'));
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", "com.evil.app:/callback")
+        .append_pair("code_challenge", challenge.as_str())
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let page = http
+        .get(format!("{}/authorize?{query}", a.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for bad in ["<img", "\u{202e}", "\u{200b}"] {
+        assert!(!html.contains(bad), "{bad:?} on the page: {html}");
+    }
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    assert!(html.contains("Unverified client"), "{html}");
+    assert!(html.contains("The code goes to <b>the app com.evil.app</b>"), "{html}");
+    assert!(html.contains("TokPortal dashboard"), "where a key is found: {html}");
+
+    // An unregistered redirect with markup: an error page, escaped.
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", "https://x.example/<h1>x</h1>")
+        .finish();
+    let page = http
+        .get(format!("{}/authorize?{query}", a.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<h1>x"), "{html}");
+}
+
+/// A registered client's redirect URI is never sent to without the user's
+/// action: a request with an error (no `response_type`, no PKCE, an
+/// unknown scope) is an error page, never a 303 (RFC 9700 §4.11.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_before_consent_never_redirect() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let a = Replica::start(&sandbox, PUBLIC, &[]);
+    let http = no_redirects();
+    let registered: Value = http
+        .post(format!("{}/register", a.origin))
+        .json(&json!({"client_name": "x", "redirect_uris": ["https://evil.example/landing"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    for extra in [
+        vec![],
+        vec![("response_type", "token")],
+        vec![("response_type", "code")],
+        vec![
+            ("response_type", "code"),
+            ("code_challenge", "x"),
+            ("code_challenge_method", "plain"),
+        ],
+    ] {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("client_id", client_id);
+        query.append_pair("redirect_uri", "https://evil.example/landing");
+        query.extend_pairs(&extra);
+        let answer = http
+            .get(format!("{}/authorize?{}", a.origin, query.finish()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{extra:?}");
+        assert!(answer.headers().get("location").is_none(), "{extra:?}: no redirect");
+    }
+}
+
+/// `--public-url` with a path: the form posts under it and the cookie is
+/// scoped to it (behind a path-prefixed proxy, the key is never posted to
+/// whatever answers at the host's root); an https one makes the cookie
+/// Secure; a plain-http one off loopback is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_url_s_path_and_scheme_are_followed() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let http = no_redirects();
+    for (public, prefix, secure) in [
+        ("http://127.0.0.1/mcp-team", "/mcp-team", false),
+        ("https://mcp.tokportal.example/a/b/", "/a/b", true),
+    ] {
+        let replica = Replica::start(&sandbox, public, &[]);
+        let registered: Value = http
+            .post(format!("{}/register", replica.origin))
+            .json(&json!({"client_name": "x", "redirect_uris": [REDIRECT]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", registered["client_id"].as_str().unwrap())
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let page = http
+            .get(format!("{}/authorize?{query}", replica.origin))
+            .send()
+            .await
+            .unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(&format!("action=\"{prefix}/authorize\"")),
+            "{public}: {html}"
+        );
+        assert!(
+            cookie.contains(&format!("Path={prefix}/authorize;")),
+            "{public}: {cookie}"
+        );
+        assert_eq!(cookie.contains("; Secure"), secure, "{public}: {cookie}");
+    }
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tokportal-mcp"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--oauth",
+            "--public-url",
+            "http://mcp.example.com",
+        ])
+        .env("TOKPORTAL_MCP_OAUTH_SECRET", common::oauth::SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("must be https"), "{stderr}");
+}
+
+/// A client metadata document is fetched directly, never through
+/// `HTTPS_PROXY`/`HTTP_PROXY`: the address checked is the one reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_is_never_fetched_through_a_proxy() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let proxy = common::Scripted::start(vec![common::json_reply(502, json!({}))]).await;
+    let proxy_url = proxy.base_url.clone();
+    let a = common::mcp_http::McpHttp::start(
+        sandbox.url(),
+        &["--oauth", "--public-url", "http://127.0.0.1"],
+        &[
+            ("TOKPORTAL_MCP_OAUTH_SECRET", common::oauth::SECRET),
+            ("HTTP_PROXY", proxy_url.as_str()),
+            ("HTTPS_PROXY", proxy_url.as_str()),
+            ("ALL_PROXY", proxy_url.as_str()),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let id = format!("http://127.0.0.1:{port}/client.json");
+    let document = json!({"client_id": id, "client_name": "Direct", "redirect_uris": [REDIRECT]});
+    let app = axum::Router::new().route(
+        "/client.json",
+        axum::routing::get(move || async move { axum::Json(document) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", challenge.as_str())
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let page = no_redirects()
+        .get(format!("{}/authorize?{query}", a.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Connect Direct to TokPortal"));
+    assert!(proxy.requests().is_empty(), "nothing went to the proxy");
+}

@@ -247,7 +247,6 @@ pub fn command() -> Command {
                         .long("store")
                         .value_name("URL")
                         .env("TOKPORTAL_MCP_STORE")
-                        .required(true)
                         .global(true)
                         .value_parser(|s: &str| s.parse::<super::store::StoreUrl>())
                         .help("The servers' store: sqlite:PATH or redis://HOST:PORT[/DB]"),
@@ -439,5 +438,22 @@ impl Options {
                 .get_many::<PathBuf>("allow_dir")
                 .map(|dirs| dirs.filter(|d| !d.as_os_str().is_empty()).cloned().collect()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_the_store_parsed() {
+        command().debug_assert();
+        let m = parse(["tokportal-mcp", "--store", "sqlite:/tmp/s.db"]).unwrap();
+        let options = Options::from_matches(&m).unwrap();
+        assert_eq!(options.store, super::super::store::StoreUrl::Sqlite("/tmp/s.db".into()));
+        assert!(parse(["tokportal-mcp", "--store", "postgres://x"]).is_err());
+        let m = parse(["tokportal-mcp", "grants", "list", "--store", "redis://127.0.0.1:6379/1"]).unwrap();
+        let (_, grants) = m.subcommand().unwrap();
+        assert!(grants.get_one::<super::super::store::StoreUrl>("store").is_some());
     }
 }

@@ -5,8 +5,12 @@
 
 #[cfg(feature = "mcp")]
 pub mod mcp_http;
+#[cfg(feature = "mcp")]
+pub mod nginx;
 #[cfg(all(feature = "mcp", feature = "sandbox"))]
 pub mod oauth;
+#[cfg(feature = "mcp")]
+pub mod redis;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
