@@ -809,3 +809,394 @@ fn verbose_shows_each_attempt_and_the_wait_and_keeps_stdout_for_the_answer() {
     assert!(stderr.contains("tokportal: < {\"data\""), "{stderr}");
     assert!(!stderr.contains(KEY), "{stderr}");
 }
+
+/// The binary against `url` with `key`, its environment otherwise clean.
+fn against(url: &str, key: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(args)
+        .env_remove("TOKPORTAL_PROFILE")
+        .env_remove("TOKPORTAL_YES")
+        .env("TOKPORTAL_BASE_URL", url)
+        .env("TOKPORTAL_API_KEY", key)
+        .env(
+            "TOKPORTAL_CONFIG_DIR",
+            std::env::temp_dir().join("tokportal-cli-tests-no-profiles"),
+        )
+        .output()
+        .expect("the binary runs")
+}
+
+/// The request bodies a sandbox of one test received for `operation`
+/// (its dry runs left out), oldest first, as its journal (`GET
+/// /_sandbox/requests`, newest first) kept them.
+fn journal_bodies(url: &str, operation: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let journal: Value = runtime.block_on(async {
+        reqwest::get(format!("{url}/_sandbox/requests"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let mut bodies: Vec<String> = journal["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == operation && !e["dry_run"].as_bool().unwrap_or(false))
+        .map(|e| e["request"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+#[test]
+fn body_flags_send_the_bytes_of_the_equivalent_body() {
+    let sandbox = SandboxProcess::start(&[]);
+    let key = "sk_test_flags_equal_body";
+    // The flags, in the order of the JSON below.
+    let flags = against(
+        &sandbox.1,
+        key,
+        &[
+            "create-bundle",
+            "--bundle-type",
+            "account_and_videos",
+            "--country",
+            "USA",
+            "--videos-quantity",
+            "5",
+            "--wants-moderation",
+            "-F",
+            "title=Launch",
+        ],
+    );
+    let made = stdout_json(&flags);
+    let body = r#"{"bundle_type":"account_and_videos","country":"USA","videos_quantity":5,"wants_moderation":true,"title":"Launch"}"#;
+    let given = against(&sandbox.1, key, &["create-bundle", "--body", body]);
+    stdout_json(&given);
+    // The noun-verb form, and snake_case spellings (hidden aliases), send the same.
+    let nouns = against(
+        &sandbox.1,
+        key,
+        &[
+            "bundles",
+            "create",
+            "--bundle_type",
+            "account_and_videos",
+            "--country",
+            "USA",
+            "--videos_quantity",
+            "5",
+            "--wants-moderation",
+            "true",
+            "-f",
+            "title=Launch",
+        ],
+    );
+    stdout_json(&nouns);
+    // Flags merge over --body: the flag wins for its field.
+    let merged = against(
+        &sandbox.1,
+        key,
+        &[
+            "create-bundle",
+            "--body",
+            r#"{"bundle_type":"account_only","country":"USA","videos_quantity":5,"wants_moderation":true,"title":"Launch"}"#,
+            "--bundle-type",
+            "account_and_videos",
+        ],
+    );
+    stdout_json(&merged);
+    let bodies = journal_bodies(&sandbox.1, "createBundle");
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert_eq!(bodies[0], body, "flags send the bytes of --body");
+    assert_eq!(bodies[1], body, "--body is sent byte for byte");
+    assert_eq!(bodies[2], body, "the noun-verb form and the snake_case spellings");
+    let merged: Value = serde_json::from_str(&bodies[3]).unwrap();
+    assert_eq!(
+        merged,
+        serde_json::from_str::<Value>(body).unwrap(),
+        "merged over --body"
+    );
+    assert_eq!(made["data"]["videos_quantity"], 5);
+
+    // A field given twice is refused before anything is sent.
+    let twice = against(
+        &sandbox.1,
+        key,
+        &[
+            "create-bundle",
+            "--bundle-type",
+            "account_only",
+            "--country",
+            "USA",
+            "-F",
+            "country=FRA",
+        ],
+    );
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("`country` is given twice"),
+        "{}",
+        String::from_utf8_lossy(&twice.stderr)
+    );
+    // A missing required field names its flag and an example, before sending.
+    let missing = against(&sandbox.1, key, &["create-bundle", "--country", "USA"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        said.contains("needs --bundle-type") && said.contains("tokportal create-bundle --bundle-type account_only"),
+        "{said}"
+    );
+    // The contract still checks the merged body: a value out of range is refused.
+    let out = against(
+        &sandbox.1,
+        key,
+        &[
+            "create-bundle",
+            "--bundle-type",
+            "account_only",
+            "-F",
+            "videos_quantity=9999",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        journal_bodies(&sandbox.1, "createBundle").len(),
+        4,
+        "nothing more was sent"
+    );
+}
+
+#[test]
+fn nested_fields_with_dotted_paths_and_files() {
+    let sandbox = SandboxProcess::start(&[]);
+    let key = "sk_test_nested_fields";
+    let created = stdout_json(&against(
+        &sandbox.1,
+        key,
+        &[
+            "create-bundle",
+            "--bundle-type",
+            "account_and_videos",
+            "--country",
+            "USA",
+            "--videos-quantity",
+            "2",
+        ],
+    ));
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("second.json");
+    std::fs::write(
+        &second,
+        r#"{"position": 2, "video_type": "video", "description": "two", "target_publish_date": "2030-01-02", "video_url": "https://cdn.example.com/2.mp4"}"#,
+    )
+    .unwrap();
+    let at_file = format!("videos[]=@{}", second.display());
+    let out = against(
+        &sandbox.1,
+        key,
+        &[
+            "bundles",
+            "videos",
+            "batch-configure",
+            "--id",
+            &id,
+            "-F",
+            "videos.0.position=1",
+            "-f",
+            "videos.0.video_type=video",
+            "-f",
+            "videos.0.description=one",
+            "-f",
+            "videos.0.target_publish_date=2030-01-01",
+            "-f",
+            "videos.0.video_url=https://cdn.example.com/1.mp4",
+            "-F",
+            &at_file,
+        ],
+    );
+    stdout_json(&out);
+    let bodies = journal_bodies(&sandbox.1, "batchConfigureBundleVideos");
+    let sent: Value = serde_json::from_str(bodies.last().unwrap()).unwrap();
+    assert_eq!(sent["videos"][0]["position"], 1, "-F types numbers: {sent}");
+    assert_eq!(sent["videos"][0]["target_publish_date"], "2030-01-01", "-f keeps text");
+    assert_eq!(sent["videos"][1]["description"], "two", "@FILE read as JSON: {sent}");
+}
+
+#[test]
+fn schema_prints_the_body_schema_and_an_example_that_passes_it() {
+    let out = tokportal("http://127.0.0.1:9", &["schema", "bundles", "create"]);
+    let doc = stdout_json(&out);
+    assert_eq!(doc["operation"], "createBundle");
+    assert_eq!(doc["schema"]["required"], json!(["bundle_type"]));
+    assert_eq!(doc["example"], json!({"bundle_type": "account_only"}));
+    assert_eq!(
+        doc["example_command"],
+        "tokportal create-bundle --bundle-type account_only"
+    );
+    let none = tokportal("http://127.0.0.1:9", &["schema", "list-bundles"]);
+    assert_eq!(none.status.code(), Some(2));
+    let typo = tokportal("http://127.0.0.1:9", &["schema", "create-bundel"]);
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("did you mean `create-bundle`?"));
+}
+
+#[test]
+fn help_names_the_fields_cleanly() {
+    let out = tokportal("http://127.0.0.1:9", &["configure-bundle-account", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(
+        help.contains("--username <USERNAME>") && help.contains("[required"),
+        "{help}"
+    );
+    assert!(
+        help.contains("Example:\n  tokportal configure-bundle-account --id "),
+        "{help}"
+    );
+    assert!(!help.contains("\n\n\n"), "no run of blank lines:\n{help}");
+    assert!(!help.contains("<__"), "no internal placeholder:\n{help}");
+    assert!(
+        help.contains("--visible-name") && !help.contains("--visible_name"),
+        "kebab-case first"
+    );
+    let upload = tokportal("http://127.0.0.1:9", &["upload-video-direct", "--help"]);
+    let help = String::from_utf8(upload.stdout).unwrap();
+    assert!(
+        help.contains("--content-type <TYPE>") && help.contains("--bundle-id <BUNDLE_ID>"),
+        "{help}"
+    );
+    assert!(!help.contains("--bundle_id"), "{help}");
+    // A field whose flag is taken is prefixed and says so.
+    let report = tokportal("http://127.0.0.1:9", &["create-analytics-report", "--help"]);
+    let help = String::from_utf8(report.stdout).unwrap();
+    assert!(
+        help.contains("--body-query") && help.contains("the body's `query`"),
+        "{help}"
+    );
+    let root = tokportal("http://127.0.0.1:9", &["--help"]);
+    let help = String::from_utf8(root.stdout).unwrap();
+    assert!(!help.contains("\n\n\n"), "{help}");
+}
+
+#[test]
+fn a_closed_pipe_ends_every_command_family_quietly() {
+    use std::process::Stdio;
+    let sandbox = SandboxProcess::start(&[]);
+    let key = "sk_test_closed_pipe";
+    for _ in 0..3 {
+        stdout_json(&against(
+            &sandbox.1,
+            key,
+            &["create-bundle", "--bundle-type", "account_only", "--country", "USA"],
+        ));
+    }
+    let body = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body.path(), b"{}").unwrap();
+    let body_path = body.path().to_str().unwrap().to_owned();
+    let families: Vec<Vec<&str>> = vec![
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+        vec!["--help"],
+        vec!["create-bundle", "--help"],
+        vec!["bundles", "--help"],
+        vec!["--version"],
+        vec!["list-bundles", "--all-pages", "--per-page", "1"],
+        vec!["list-bundles"],
+        vec!["bundles", "list", "--format", "csv"],
+        vec!["list-countries"],
+        vec!["get-current-user"],
+        vec!["api", "GET", "/me", "-i"],
+        vec!["schema", "create-bundle"],
+        vec!["auth", "status"],
+        vec!["auth", "token"],
+        vec!["webhooks", "sign", "--secret", "whsec_x", "--body-file", &body_path],
+        vec!["sandbox", "clock"],
+    ];
+    for args in families {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+            .args(&args)
+            .env_remove("TOKPORTAL_PROFILE")
+            .env("TOKPORTAL_BASE_URL", &sandbox.1)
+            .env("TOKPORTAL_API_KEY", key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first byte is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?} says nothing on stderr");
+    }
+}
+
+#[test]
+fn a_typo_gets_one_suggestion_in_either_form() {
+    for (typed, meant) in [
+        (&["list-bundle"][..], "tokportal list-bundles"),
+        (&["bundle", "lst"][..], "tokportal bundles list"),
+        (
+            &["bundles", "videos", "configur"][..],
+            "tokportal bundles videos configure",
+        ),
+    ] {
+        let out = tokportal("http://127.0.0.1:9", typed);
+        assert_eq!(out.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(said.matches("did you mean").count(), 1, "{said}");
+        assert!(said.contains(&format!("did you mean `{meant}`?")), "{typed:?}: {said}");
+    }
+}
+
+#[test]
+fn edges_say_one_line() {
+    let sandbox = SandboxProcess::start(&[]);
+    let out = tokportal("127.0.0.1:38787", &["get-current-user"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean `http://127.0.0.1:38787`?"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(["--profile", "nope", "get-current-user"])
+        .env("TOKPORTAL_CONFIG_DIR", config.path())
+        .env("TOKPORTAL_BASE_URL", &sandbox.1)
+        .env("TOKPORTAL_API_KEY", "sk_test_profile_env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile `nope`"));
+    // A refused key: one line, nothing kept.
+    let server = MockServer::start();
+    server.mock(|when, then| {
+        when.method(GET).path("/me");
+        then.status(401)
+            .header("content-type", "application/json")
+            .body(r#"{"error": {"code": "UNAUTHORIZED", "message": "Invalid API key."}}"#);
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(["login", "--with-key", "--base-url", &server.base_url()])
+        .env("TOKPORTAL_CONFIG_DIR", config.path())
+        .env("TOKPORTAL_NO_KEYRING", "1")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"sk_live_refused\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert!(
+        said.contains("refused the key") && said.contains("nothing was kept"),
+        "{said}"
+    );
+}

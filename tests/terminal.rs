@@ -26,14 +26,20 @@ struct Terminal {
     writer: Box<dyn Write + Send>,
     output: Arc<Mutex<Vec<u8>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    cols: u16,
 }
 
 impl Terminal {
     fn run(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::sized(args, env, COLS)
+    }
+
+    /// The binary in a pseudo-terminal [`ROWS`] high and `cols` wide.
+    fn sized(args: &[&str], env: &[(&str, &str)], cols: u16) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
-                cols: COLS,
+                cols,
                 pixel_width: 0,
                 pixel_height: 0,
             })
@@ -78,6 +84,7 @@ impl Terminal {
             writer,
             output,
             reader: Some(reader),
+            cols,
         }
     }
 
@@ -88,7 +95,7 @@ impl Terminal {
     /// The screen as a terminal shows it.
     fn screen(&self) -> vt100::Parser {
         let rows = std::num::NonZeroU16::new(ROWS).unwrap();
-        let cols = std::num::NonZeroU16::new(COLS).unwrap();
+        let cols = std::num::NonZeroU16::new(self.cols).unwrap();
         let mut parser = vt100::Parser::new(rows, cols, 0);
         parser.process(&self.bytes());
         parser
@@ -479,6 +486,253 @@ fn login_at_a_terminal_hides_the_key_and_status_never_shows_it() {
     let (code, screen) = Terminal::run(&["list-bundles", "--profile", "sandbox"], &env).finish();
     assert_eq!(code, 3, "no key once logged out: {screen}");
     assert!(screen.contains("tokportal login"), "exit 3 names login: {screen}");
+}
+
+#[test]
+fn a_bundle_made_with_flags_alone_and_listed_by_noun_and_verb() {
+    let world = World::new("sk_test_terminal_flags");
+    let args = [
+        "create-bundle",
+        "--bundle-type",
+        "account_and_videos",
+        "--country",
+        "USA",
+        "--videos-quantity",
+        "2",
+    ];
+    let mut terminal = Terminal::run(&args, &world.env());
+    terminal.wait_for("Charge 14 credits? [y/N]");
+    terminal.type_line("y");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(world.count("createBundle", false), 1);
+    let (code, screen) = Terminal::run(&["bundles", "list"], &world.env()).finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("ACCOUNT STATUS") && screen.contains("USA"), "{screen}");
+}
+
+#[test]
+fn a_typo_at_a_terminal_gets_one_suggestion() {
+    let world = World::new("sk_test_terminal_typo");
+    let (code, screen) = Terminal::run(&["list-bundle"], &world.env()).finish();
+    assert_eq!(code, 2, "{screen}");
+    assert_eq!(screen.matches("did you mean").count(), 1, "{screen}");
+    assert!(screen.contains("did you mean `tokportal list-bundles`?"), "{screen}");
+}
+
+#[test]
+fn ids_stay_whole_at_80_and_200_columns() {
+    let world = World::new("sk_test_terminal_widths");
+    for country in ["USA", "FRA"] {
+        world.create(country);
+    }
+    let client = world.sandbox.client(world.key.as_str()).unwrap();
+    let listed = world
+        .runtime
+        .block_on(client.request_operation("listBundles", tokportal::OperationArgs::new()))
+        .unwrap();
+    let ids: Vec<String> = match listed.body {
+        tokportal::ResponseBody::Json(v) => v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    let (code, narrow) = Terminal::sized(&["list-bundles"], &world.env(), 80).finish();
+    assert_eq!(code, 0, "{narrow}");
+    for id in &ids {
+        assert!(
+            narrow.lines().any(|l| l.contains(id.as_str())),
+            "{id} whole on one line at 80:\n{narrow}"
+        );
+    }
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+    let dropped = narrow
+        .lines()
+        .find(|l| l.starts_with("hidden at this width: "))
+        .unwrap_or_default();
+    assert!(dropped.contains("CREATED"), "the time goes first:\n{narrow}");
+    assert!(
+        !narrow.lines().any(|l| l.starts_with(" ID ") && l.contains("CREATED")),
+        "{narrow}"
+    );
+    let (code, wide) = Terminal::sized(&["list-bundles"], &world.env(), 200).finish();
+    assert_eq!(code, 0, "{wide}");
+    for header in ["ID", "STATUS", "ACCOUNT STATUS", "VIDEOS", "CREATED"] {
+        assert!(wide.contains(header), "{header} at 200:\n{wide}");
+    }
+    for id in &ids {
+        assert!(wide.lines().any(|l| l.contains(id.as_str())), "{wide}");
+    }
+    assert!(!wide.contains("hidden at this width"), "{wide}");
+    // A list that does not page is a table too.
+    let (code, countries) = Terminal::sized(&["list-countries"], &world.env(), 80).finish();
+    assert_eq!(code, 0, "{countries}");
+    assert!(!countries.contains("\"data\""), "a table, not JSON:\n{countries}");
+}
+
+#[test]
+fn a_free_call_is_not_asked_and_an_unpayable_one_is_refused_first() {
+    let world = World::new("sk_test_terminal_free");
+    let client = world.sandbox.client(world.key.as_str()).unwrap();
+    let made = world
+        .runtime
+        .block_on(client.request_operation(
+            "createBundle",
+            tokportal::OperationArgs::new().body(json!({"bundle_type": "account_only", "country": "USA"})),
+        ))
+        .unwrap();
+    let id = match made.body {
+        tokportal::ResponseBody::Json(v) => v["data"]["id"].as_str().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    world
+        .runtime
+        .block_on(
+            client.request_operation(
+                "configureBundleAccount",
+                tokportal::OperationArgs::new()
+                    .path("id", id.as_str())
+                    .body(json!({"username": "free_call", "visible_name": "Free Call"})),
+            ),
+        )
+        .unwrap();
+    let before = world.balance();
+    let (code, screen) = Terminal::run(&["publish-bundle", "--id", &id], &world.env()).finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        !screen.contains("[y/N]") && !screen.contains("({})"),
+        "not asked:\n{screen}"
+    );
+    assert_eq!(world.balance(), before, "it cost nothing");
+
+    // A key with 5 credits: refused before the question, nothing sent.
+    let poor = Poor::new();
+    let (code, screen) = Terminal::run(
+        &[
+            "create-bundle",
+            "--bundle-type",
+            "account_and_videos",
+            "--country",
+            "USA",
+            "--videos-quantity",
+            "2",
+        ],
+        &poor.env(),
+    )
+    .finish();
+    assert_eq!(code, 5, "{screen}");
+    assert!(!screen.contains("[y/N]"), "{screen}");
+    assert!(
+        screen.contains("costs 14 credits and the balance is 5") && screen.contains("Nothing was sent or charged"),
+        "{screen}"
+    );
+    let sent = poor.runtime.block_on(
+        poor.sandbox.verify(
+            Verify::operation("createBundle")
+                .key("sk_test_poor")
+                .dry_run(false)
+                .at_least(0),
+        ),
+    );
+    assert_eq!(sent.unwrap(), 0, "nothing but the preview was sent");
+}
+
+/// A sandbox whose keys start with 5 credits.
+struct Poor {
+    runtime: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    config: tempfile::TempDir,
+}
+
+impl Poor {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let mut options = tokportal::sandbox::SandboxOptions::default();
+        options.initial_credits = 5.0;
+        let sandbox = runtime.block_on(Sandbox::start_with(options)).unwrap();
+        Self {
+            runtime,
+            sandbox,
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("TOKPORTAL_API_KEY", "sk_test_poor"),
+            ("TOKPORTAL_BASE_URL", self.sandbox.url()),
+            ("TOKPORTAL_CONFIG_DIR", self.config.path().to_str().unwrap()),
+        ]
+    }
+}
+
+#[test]
+fn a_misspelt_enum_gets_one_human_line() {
+    let world = World::new("sk_test_terminal_enum");
+    let args = ["list-bundles", "--bundle-type", "acount_only"];
+    let (code, screen) = Terminal::run(&args, &world.env()).finish();
+    assert!(
+        screen
+            .contains("`acount_only` is not a --bundle-type value this contract knows (did you mean `account_only`?)"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("WARN") && !screen.contains("name="),
+        "no tracing line:\n{screen}"
+    );
+    assert_eq!(screen.matches("did you mean").count(), 1, "said once:\n{screen}");
+    let _ = code;
+    let mut strict: Vec<&str> = args.to_vec();
+    strict.push("--strict");
+    let (code, screen) = Terminal::run(&strict, &world.env()).finish();
+    assert_eq!(code, 2, "{screen}");
+    assert!(screen.contains("--strict refuses it"), "{screen}");
+}
+
+#[test]
+fn ctrl_c_during_an_upload_clears_the_bar_and_says_nothing_was_recorded() {
+    // A server that takes the connection and never answers: the upload
+    // stays in flight until Ctrl-C.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in listener.incoming().take(1).flatten() {
+            kept.push(stream);
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("video.mp4");
+    std::fs::write(&video, vec![0u8; 8 << 20]).unwrap();
+    let env = [
+        ("TOKPORTAL_API_KEY", "sk_test_ctrl_c"),
+        ("TOKPORTAL_BASE_URL", url.as_str()),
+    ];
+    let mut terminal = Terminal::run(
+        &[
+            "upload-video-direct",
+            "--file",
+            video.to_str().unwrap(),
+            "--bundle-id",
+            "0b9a58d3-6f61-431d-bfd8-69e9496298b7",
+        ],
+        &env,
+    );
+    terminal.wait_for("MiB");
+    terminal.writer.write_all(b"\x03").unwrap();
+    terminal.writer.flush().unwrap();
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 130, "{screen}");
+    assert!(
+        screen.contains("stopped before TokPortal answered; nothing was recorded or charged"),
+        "{screen}"
+    );
+    assert!(!screen.contains("MiB"), "the bar is cleared:\n{screen}");
+    drop(held);
 }
 
 /// The screen as an SVG: monospace text in its colours, bold where bold.

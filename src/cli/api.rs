@@ -6,7 +6,6 @@
 //! at a terminal. Where the path is no operation's, a warning says so and
 //! the call is sent as given, to the configured origin only.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -125,17 +124,23 @@ pub(crate) async fn run(global: &ArgMatches, sub: &ArgMatches) -> Result<(), Fai
     if let Some(op) = op {
         let (client, raw) = (&client, &raw);
         // The preview is made only when a person is to be asked.
-        super::confirm::before_spending(op, raw.dry_run, flags.yes, || async move {
-            let mut preview = raw.clone();
-            preview.dry_run = true;
-            // The key belongs to the real call; a preview must not take its place.
-            preview.idempotency_key = None;
-            let answer = client.request_raw(preview).await?;
-            Ok(match &answer.body {
-                crate::ResponseBody::Json(v) => crate::DryRunPreview::from_body(v),
-                _ => None,
-            })
-        })
+        super::confirm::before_spending(
+            op,
+            raw.dry_run,
+            flags.yes,
+            || async move {
+                let mut preview = raw.clone();
+                preview.dry_run = true;
+                // The key belongs to the real call; a preview must not take its place.
+                preview.idempotency_key = None;
+                let answer = client.request_raw(preview).await?;
+                Ok(match &answer.body {
+                    crate::ResponseBody::Json(v) => crate::DryRunPreview::from_body(v),
+                    _ => None,
+                })
+            },
+            || super::confirm::balance(client),
+        )
         .await?;
     }
     let include = sub.get_flag("include");
@@ -158,13 +163,7 @@ pub(crate) async fn run(global: &ArgMatches, sub: &ArgMatches) -> Result<(), Fai
             head.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
         }
         head.push('\n');
-        std::io::stdout()
-            .lock()
-            .write_all(head.as_bytes())
-            .map_err(|e| Failure {
-                code: super::exit::EXIT_API,
-                message: format!("error: stdout: {e}"),
-            })?;
+        super::stdout::write(head.as_bytes())?;
     }
     write_body(answer.operation.unwrap_or("unlisted"), answer.body, sink, &shape)
 }

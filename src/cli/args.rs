@@ -48,15 +48,19 @@ pub(crate) fn parser_for(schema: &Value) -> ValueParser {
 }
 
 pub(crate) fn param_arg(name: &str, schema: &Value, required: bool, help: Option<&str>, repeatable: bool) -> Arg {
-    let dashed = name.replace('_', "-");
+    // Kebab-case first, as every flag of the CLI; the spec's spelling
+    // (`per_page`, `postLimit`) stays accepted, hidden.
+    let dashed = kebab(name);
     let mut arg = Arg::new(name.to_owned())
-        .long(name.to_owned())
-        .value_name(name.to_uppercase())
+        .long(dashed.clone())
+        .value_name(dashed.to_uppercase().replace('-', "_"))
         .required(required)
         .value_parser(parser_for(schema));
     if dashed != name {
-        arg = arg.visible_alias(dashed);
+        arg = arg.alias(name.to_owned());
     }
+    // The contract says "undefined" where it has no description.
+    let help = help.filter(|h| !h.trim().is_empty() && h.trim() != "undefined");
     let mut text = help.unwrap_or_default().trim().trim_end_matches('.').to_owned();
     for note in [constraints(schema), repeatable.then(|| "repeatable".to_owned())]
         .into_iter()
@@ -79,7 +83,7 @@ pub(crate) fn param_arg(name: &str, schema: &Value, required: bool, help: Option
 
 /// The range and the server's default of a value, for `--help`
 /// (`1 to 100; server default 25`). The default is shown, never sent.
-fn constraints(schema: &Value) -> Option<String> {
+pub(crate) fn constraints(schema: &Value) -> Option<String> {
     let schema = match schema.get("type").and_then(Value::as_str) {
         Some("array") => schema.get("items")?,
         _ => schema,
@@ -146,6 +150,24 @@ impl TypedValueParser for OpenEnumParser {
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(self.0.iter().map(|v| PossibleValue::new(v.clone()))))
     }
+}
+
+/// `bundle_type` and `includePosts` as `bundle-type` and `include-posts`.
+pub(crate) fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c == '_' {
+            out.push('-');
+        } else if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('-') {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `NAME=VALUE` (`--query`, `tokportal api -q`): the name and the value.

@@ -94,7 +94,12 @@ pub(crate) async fn login(top: &ArgMatches, sub: &ArgMatches) -> Result<(), Fail
         .clone()
         .or_else(|| known.as_ref().and_then(|p| p.base_url.clone()));
     let key = read_key(sub.get_flag("with_key"))?;
-    let account = check(&key, base_url.as_deref()).await?;
+    let account = check(&key, base_url.as_deref()).await.map_err(|mut f| {
+        if f.code == super::exit::EXIT_API {
+            f.message.push_str("; nothing was kept");
+        }
+        f
+    })?;
     let kept = store
         .save(&name, base_url.as_deref(), &key, sub.get_flag("insecure_storage"))
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -156,18 +161,36 @@ impl<R: BufRead> TakeLine for R {
 async fn check(key: &Secret, base_url: Option<&str>) -> Result<String, Failure> {
     let mut builder = ClientBuilder::new().client_identifier(IDENTIFIER).api_key(key.expose());
     if let Some(url) = base_url {
+        super::flags::check_base_url(url)?;
         builder = builder.base_url(url);
     }
     let client = builder.build().map_err(Failure::from)?;
     let answer = client
         .request_operation("getCurrentUser", OperationArgs::new())
         .await
-        .map_err(Failure::from)?;
+        .map_err(refused)?;
     let user = match &answer.body {
         ResponseBody::Json(v) => v.get("data").unwrap_or(v).clone(),
         _ => Value::Null,
     };
     Ok(account_line(&user))
+}
+
+/// A key the API refused, in one line (`login` keeps nothing then); any
+/// other failure as every command says it.
+fn refused(e: crate::Error) -> Failure {
+    match &e {
+        crate::Error::Api(api) => Failure {
+            code: super::exit::EXIT_API,
+            message: format!(
+                "error: TokPortal refused the key ({} {}: {})",
+                api.status,
+                api.code.as_deref().unwrap_or("HTTP"),
+                api.message.trim_end_matches('.')
+            ),
+        },
+        _ => Failure::from(e),
+    }
 }
 
 /// `email (plan PLAN, N credits)`, from what the answer holds.
@@ -218,30 +241,22 @@ pub(crate) async fn auth(top: &ArgMatches, sub: &ArgMatches) -> Result<(), Failu
         });
     };
     match what {
-        "token" => {
-            println!("{}", key.expose());
-            Ok(())
-        }
+        "token" => super::stdout::line(key.expose()),
         _ => {
             let url = flags.base_url.as_deref().unwrap_or(crate::DEFAULT_BASE_URL);
-            println!("Profile:  {}", flags.profile);
-            println!("API:      {url}");
-            println!(
-                "Key:      from {}{}",
+            super::stdout::line(&format!(
+                "Profile:  {}\nAPI:      {url}\nKey:      from {}{}",
+                flags.profile,
                 flags.key_from,
                 match flags.key_from {
                     KeyFrom::Profile(_) | KeyFrom::Nowhere => String::new(),
                     _ => " (it overrides the profile)".into(),
                 }
-            );
+            ))?;
             match check(&key, flags.base_url.as_deref()).await {
-                Ok(account) => {
-                    println!("Account:  {account}");
-                    println!("Status:   the key works");
-                    Ok(())
-                }
+                Ok(account) => super::stdout::line(&format!("Account:  {account}\nStatus:   the key works")),
                 Err(f) => {
-                    println!("Status:   the key does not work");
+                    super::stdout::line("Status:   the key does not work")?;
                     Err(f)
                 }
             }

@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
 use super::commands::flag;
-use super::exit::Failure;
+use super::exit::{EXIT_INTERRUPTED, Failure};
 use super::flags::CallFlags;
 use super::input::read_input;
 use super::output::{self, OutputFile, Sink, write_body};
@@ -51,16 +51,25 @@ pub(crate) async fn run_operation(
     let sink = Sink::new(flags.output.as_deref().map(OutputFile::open).transpose()?);
     let shape = flags.shape(sink.has_file())?;
     let plan = plan(op, args, sub, sink.has_file() && shape.is_plain())?;
+    if let Plan::Call(args) | Plan::AllPages(args) | Plan::Download(args) = &plan {
+        super::values::check(op, args, flags.strict)?;
+    }
     let plan = match plan {
         Plan::Call(args) => {
             // The preview is made only when a person is to be asked.
-            super::confirm::before_spending(op, args.dry_run, flags.yes, || async {
-                let mut preview = args.clone();
-                preview.dry_run = true;
-                // The key belongs to the real call; a preview must not take its place.
-                preview.idempotency_key = None;
-                Ok(client.request_operation(op.id, preview).await?.dry_run_preview())
-            })
+            super::confirm::before_spending(
+                op,
+                args.dry_run,
+                flags.yes,
+                || async {
+                    let mut preview = args.clone();
+                    preview.dry_run = true;
+                    // The key belongs to the real call; a preview must not take its place.
+                    preview.idempotency_key = None;
+                    Ok(client.request_operation(op.id, preview).await?.dry_run_preview())
+                },
+                || super::confirm::balance(&client),
+            )
             .await?;
             Plan::Call(args)
         }
@@ -177,8 +186,9 @@ fn upload_plan(op: &Operation, args: &OperationArgs, sub: &ArgMatches) -> Result
     })
 }
 
-/// The JSON body of `--body`, `--body-file` or `--body -`, parsed; a usage
-/// error when the operation needs one and none is given.
+/// The JSON body: `--body`, `--body-file` or `--body -`, parsed, with the
+/// body's field flags merged over it (`cli::body`); a usage error naming
+/// the flags of the required fields when they are missing.
 fn body(op: &Operation, sub: &ArgMatches) -> Result<Option<Value>, Failure> {
     let raw = match (
         sub.try_get_one::<String>(flag::BODY).ok().flatten(),
@@ -189,15 +199,35 @@ fn body(op: &Operation, sub: &ArgMatches) -> Result<Option<Value>, Failure> {
         (None, Some(path)) => Some(read_input(Some(path))?),
         (None, None) => None,
     };
-    match raw {
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| Failure::usage(format!("--body is not JSON: {e}"))),
-        None if op.body.is_some_and(|b| b.required) => {
-            Err(Failure::usage("this command needs --body, --body-file or --body -"))
+    let base = match raw {
+        Some(raw) => {
+            Some(serde_json::from_slice(&raw).map_err(|e| Failure::usage(format!("--body is not JSON: {e}")))?)
         }
-        None => Ok(None),
+        None => None,
+    };
+    let body = super::body::merge(op, sub, base)?;
+    let needed = op.body.is_some_and(|b| b.required);
+    let missing = match &body {
+        None if needed => {
+            let mut flags = super::body::missing(op, None);
+            if flags.is_empty() {
+                flags.push("a body".into());
+            }
+            flags
+        }
+        Some(b) => super::body::missing(op, Some(b)),
+        None => Vec::new(),
+    };
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "{} needs {} (or the whole body as --body JSON or --body-file PATH)\n\nExample:\n  {}\n\nThe body's fields: tokportal schema {}",
+            op.cli_command,
+            missing.join(", "),
+            super::schema::example_line(op),
+            op.cli_command
+        )));
     }
+    Ok(body)
 }
 
 /// Carries `plan` out: the only place a request is sent.
@@ -223,12 +253,43 @@ async fn carry_out(
                 );
                 bar
             });
+            // Set on Ctrl-C: the body may still be read a moment after, and
+            // must not draw the bar again.
+            let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             if let Some(bar) = bar.clone() {
-                options = options.on_progress(move |sent, _| bar.set_position(sent));
+                let stopped = stopped.clone();
+                options = options.on_progress(move |sent, _| {
+                    if !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        bar.set_position(sent);
+                    }
+                });
             }
-            let response = client
-                .request_upload(op.id, fields, UploadSource::path(&path), options)
-                .await;
+            let upload = client.request_upload(op.id, fields, UploadSource::path(&path), options);
+            // Ctrl-C while the file streams: the bar is cleared and one line
+            // says where things stand. The answer had not come, so TokPortal
+            // kept no upload (a multipart body cut off is no request) and
+            // uploads charge nothing.
+            let response = tokio::select! {
+                response = upload => response,
+                _ = tokio::signal::ctrl_c() => {
+                    stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(bar) = &bar {
+                        bar.finish_and_clear();
+                        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                        // indicatif leaves the cursor at the right end of the
+                        // bar's line, so the `^C` the terminal echoes lands on
+                        // the line below: that line is wiped, then the bar's.
+                        eprint!("\r\x1b[2K\x1b[1A\r\x1b[2K");
+                    }
+                    return Err(Failure {
+                        code: EXIT_INTERRUPTED,
+                        message: format!(
+                            "interrupted: {} stopped before TokPortal answered; nothing was recorded or charged",
+                            op.cli_command
+                        ),
+                    });
+                }
+            };
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -257,6 +318,6 @@ async fn carry_out(
 /// A dry run's preview, on stderr in one line (the answer itself goes to stdout).
 fn print_preview(response: &crate::OperationResponse) {
     if let Some(preview) = response.dry_run_preview() {
-        eprintln!("{preview}");
+        eprintln!("{}", super::confirm::without_empty_breakdown(preview));
     }
 }

@@ -130,11 +130,10 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
         }
     };
     if json_out {
-        println!("{answer}");
+        super::stdout::line(&answer.to_string())
     } else {
-        print!("{}", text(&answer));
+        super::stdout::write(text(&answer).as_bytes())
     }
-    Ok(())
 }
 
 /// A clock or an advance, as lines.

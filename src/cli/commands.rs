@@ -21,15 +21,24 @@ pub(crate) mod flag {
     pub const QUERY: &str = "__query";
 }
 
-fn operation_command(op: &'static Operation) -> Command {
-    let mut cmd = Command::new(op.cli_command)
-        .about(op.summary)
-        .next_help_heading("Parameters");
+/// The command of `op`, named `name` (its flat name, or its verb under a
+/// noun): its parameters, its body as flags, the call options.
+pub(crate) fn operation_command(op: &'static Operation, name: &'static str) -> Command {
+    let mut cmd = Command::new(name).about(op.summary).next_help_heading("Parameters");
     let mut long = format!("{}\n\n{} {}", op.summary, op.method.as_str(), op.path);
     if let Some(d) = op.description.filter(|d| *d != op.summary) {
         long = format!("{}\n\n{d}\n\n{} {}", op.summary, op.method.as_str(), op.path);
     }
     cmd = cmd.long_about(long);
+    let mut after = format!("Example:\n  {}", super::schema::example_line(op));
+    if let Some((nouns, verb)) = super::nouns::place(op) {
+        let other = format!("tokportal {} {verb}", nouns.join(" "));
+        if name == op.cli_command {
+            after.push_str(&format!("\n\nAlso: {other}"));
+        } else {
+            after.push_str(&format!("\n\nAlso: tokportal {}", op.cli_command));
+        }
+    }
     for p in op.params {
         cmd = cmd.arg(param_arg(p.name, &p.schema(), p.required, p.description, p.repeatable));
     }
@@ -46,6 +55,7 @@ fn operation_command(op: &'static Operation) -> Command {
             cmd = cmd.arg(
                 Arg::new(flag::CONTENT_TYPE)
                     .long("content-type")
+                    .value_name("TYPE")
                     .help("Content type of the file (default: from its extension)"),
             );
             for field in body.form_fields() {
@@ -63,14 +73,21 @@ fn operation_command(op: &'static Operation) -> Command {
                 ));
             }
         } else {
-            cmd = body_args(cmd, body.required, "JSON request body, or - to read it from stdin");
+            cmd = body_args(
+                cmd,
+                "The whole JSON request body, or - to read it from stdin (field flags are merged over it)",
+            );
+            cmd = cmd.args(super::body::args(op));
+            after.push_str(&format!(
+                "\n\nThe body's JSON Schema and an example: tokportal schema {}",
+                op.cli_command
+            ));
         }
     } else if !op.method.is_read_only() {
         // The contract gives it no body; a newer API may want one (the 428
         // acceptance preview), so one can be sent as given, with a warning.
         cmd = body_args(
             cmd,
-            false,
             "JSON request body the vendored contract does not describe, sent as given (or - for stdin)",
         );
     }
@@ -91,16 +108,20 @@ fn operation_command(op: &'static Operation) -> Command {
         );
     }
     // After the parameters, so that `help <command>` shows those first.
-    cmd.next_help_heading("Call options").args(super::flags::call_flags())
+    cmd.next_help_heading("Call options")
+        .args(super::flags::call_flags())
+        .after_help(after)
 }
 
-/// `--body`/`--body-file`, one of them required when `required`.
-fn body_args(cmd: Command, required: bool, help: &'static str) -> Command {
+/// `--body`/`--body-file`: neither is required by clap, since field flags
+/// may make the body; `cli::call` says what is missing.
+fn body_args(cmd: Command, help: &'static str) -> Command {
     cmd.arg(
         Arg::new(flag::BODY)
             .long("body")
             .value_name("JSON")
             .help(help)
+            .help_heading("Body fields")
             .conflicts_with(flag::BODY_FILE),
     )
     .arg(
@@ -108,17 +129,86 @@ fn body_args(cmd: Command, required: bool, help: &'static str) -> Command {
             .long("body-file")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
+            .help_heading("Body fields")
             .help("Read the JSON request body from a file"),
-    )
-    .group(
-        clap::ArgGroup::new("request_body")
-            .args([flag::BODY, flag::BODY_FILE])
-            .required(required),
     )
 }
 
-/// The whole `tokportal` command tree.
+/// A command named but not to be run: its name and line in `--help`, no
+/// arguments (built whole only when it is the one run; see [`cli_for`]).
+fn stub(name: &'static str, about: &'static str) -> Command {
+    Command::new(name).about(about)
+}
+
+/// The noun `nouns` (its last word names it) with its nouns and verbs
+/// below it, whole, or as stubs below the top unless `whole`.
+fn noun_command(nouns: &[&'static str], whole: bool) -> Command {
+    let name = nouns.last().copied().unwrap_or_default();
+    let mut cmd = Command::new(name)
+        .about(super::nouns::about(name))
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    let (below, verbs) = super::nouns::children(nouns);
+    for (verb, op) in verbs {
+        cmd = cmd.subcommand(if whole {
+            operation_command(op, verb)
+        } else {
+            stub(verb, op.summary)
+        });
+    }
+    for noun in below {
+        let mut path = nouns.to_vec();
+        path.push(noun);
+        cmd = cmd.subcommand(noun_command(&path, whole));
+    }
+    cmd
+}
+
+/// The first word of `args` (the program name first) that is not a flag
+/// or a flag's value: the command to be run, built whole by [`cli_for`].
+fn first_word(args: &[String]) -> Option<&str> {
+    let takes_value: Vec<String> = super::flags::call_flags()
+        .iter()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        if let Some(long) = word.strip_prefix("--") {
+            if !long.contains('=') && takes_value.iter().any(|t| t == long) {
+                words.next();
+            }
+            continue;
+        }
+        if word == "-o" {
+            words.next();
+            continue;
+        }
+        if word.starts_with('-') {
+            continue;
+        }
+        return Some(word.as_str());
+    }
+    None
+}
+
+/// The whole `tokportal` command tree (for completions, manuals and help).
 pub fn cli() -> Command {
+    tree(None)
+}
+
+/// The tree for running `args`: the command they name is built whole, the
+/// others as names with their line of help (what start-up builds stays
+/// small as the contract grows).
+pub(crate) fn cli_for(args: &[String]) -> Command {
+    match first_word(args) {
+        Some("help" | "completions") | None => tree(None),
+        Some(word) => tree(Some(word)),
+    }
+}
+
+fn tree(only: Option<&str>) -> Command {
+    let whole = |name: &str| only.is_none_or(|o| o == name);
     let mut groups: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for op in OPERATIONS {
         groups.entry(op.tag).or_default().push(op);
@@ -130,9 +220,14 @@ pub fn cli() -> Command {
             listing.push_str(&format!("    {:<42} {}\n", op.cli_command, op.summary));
         }
     }
+    listing.push_str(
+        "\n  The same commands by noun and verb (tokportal bundles create, tokportal bundles videos configure):\n    ",
+    );
+    listing.push_str(&super::nouns::top_nouns().join(", "));
+    listing.push('\n');
     listing.push_str("\n  Your keys:\n    login [--profile NAME] [--base-url URL]    Check a key and keep it (the OS keyring, or a 0600 file)\n    auth status | auth token                   Which profile and account would pay; the key, for scripts\n    logout [--profile NAME]                    Forget a profile and its key\n");
     listing.push_str("\n  Any path:\n    api METHOD PATH [-q N=V] [--body JSON|@FILE] [-H N:V] [-i]   A raw call through the same pipeline\n");
-    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox [--state FILE]                     Serve an offline TokPortal (free; in memory or in a file)\n    sandbox clock | snapshot                   A running sandbox's clock per key, its state to a file and back\n    completions <shell>                        Shell completions\n");
+    listing.push_str("\n  Local tools:\n    webhooks verify / webhooks sign            Check or sign a TokPortal-Signature\n    sandbox [--state FILE]                     Serve an offline TokPortal (free; in memory or in a file)\n    sandbox clock | snapshot                   A running sandbox's clock per key, its state to a file and back\n    schema OPERATION                           An operation's body: its JSON Schema and an example\n    completions <shell>                        Shell completions\n");
     listing.push_str("\n  Sandbox workbench (against `tokportal sandbox` only):\n    listen --forward-to URL                    Forward its webhook events to a local app\n    trigger EVENT                              Make the calls that produce an event\n    logs tail                                  Follow its request log\n");
     let mut cmd = Command::new("tokportal")
         .version(env!("CARGO_PKG_VERSION"))
@@ -143,7 +238,14 @@ pub fn cli() -> Command {
         .after_help(listing)
         .args(super::flags::call_flags());
     for op in OPERATIONS {
-        cmd = cmd.subcommand(operation_command(op));
+        cmd = cmd.subcommand(if whole(op.cli_command) {
+            operation_command(op, op.cli_command)
+        } else {
+            stub(op.cli_command, op.summary)
+        });
+    }
+    for noun in super::nouns::top_nouns().into_iter().filter(|n| *n != "webhooks") {
+        cmd = cmd.subcommand(noun_command(&[noun], whole(noun)));
     }
     cmd = cmd.subcommand(super::api::command());
     for auth in super::auth::commands() {
@@ -154,9 +256,7 @@ pub fn cli() -> Command {
         .subcommand(super::trigger::command())
         .subcommand(super::logs::command())
         .subcommand(
-            Command::new("webhooks")
-                .about("Verify or sign webhook deliveries locally")
-                .subcommand_required(true)
+            noun_command(&["webhooks"], whole("webhooks"))
                 .subcommand(
                     Command::new("verify")
                         .about("Verify a delivery: prints the event type and id, or why it failed (exit 1)")
@@ -210,6 +310,7 @@ pub fn cli() -> Command {
                         ),
                 ),
         )
+        .subcommand(super::schema::command())
         .subcommand(
             Command::new("completions").about("Print shell completions").arg(
                 Arg::new("shell")

@@ -7,6 +7,11 @@
 //! sends nothing more. `--yes` or `TOKPORTAL_YES=1` skips the question; a
 //! pipe or CI is never asked and the call is made as always.
 //!
+//! A call whose dry run costs 0 is not asked about. A call the balance
+//! cannot pay (`getCurrentUser`'s, a free call) is refused before the
+//! question, naming the balance and the cost: nothing more is sent. An empty
+//! breakdown is not shown.
+//!
 //! [`Hints::spends_credits`]: crate::operations::Hints::spends_credits
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -28,10 +33,18 @@ fn may_ask() -> bool {
 /// `preview` sends its dry run. `Err` with [`EXIT_DECLINED`] when they said
 /// no; the dry run's own failure (a 402 for too few credits) is returned as
 /// it is. Nothing was charged in either case.
-pub(crate) async fn before_spending<F, Fut>(op: &Operation, dry_run: bool, yes: bool, preview: F) -> Result<(), Failure>
+pub(crate) async fn before_spending<F, Fut, B, BFut>(
+    op: &Operation,
+    dry_run: bool,
+    yes: bool,
+    preview: F,
+    balance: B,
+) -> Result<(), Failure>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Option<DryRunPreview>, Error>>,
+    B: FnOnce() -> BFut,
+    BFut: Future<Output = Option<f64>>,
 {
     let Some(what) = op.hints().spends_credits else {
         return Ok(());
@@ -39,7 +52,23 @@ where
     if yes || dry_run || !may_ask() {
         return Ok(());
     }
-    let preview = preview().await?;
+    let preview = preview().await?.map(without_empty_breakdown);
+    let cost = preview.as_ref().and_then(|p| p.credits_would_charge);
+    if cost == Some(0.0) {
+        return Ok(());
+    }
+    if let Some(cost) = cost
+        && let Some(have) = balance().await
+        && have < cost
+    {
+        return Err(Failure {
+            code: EXIT_DECLINED,
+            message: format!(
+                "error: {} costs {cost} credits and the balance is {have}: add credits, then run it again. Nothing was sent or charged.",
+                op.cli_command
+            ),
+        });
+    }
     let question = describe(op, what, preview.as_ref());
     let mut stderr = std::io::stderr().lock();
     // A terminal that cannot be written to cannot be asked: nothing is sent.
@@ -60,6 +89,33 @@ where
     }
 }
 
+/// The key's balance (`getCurrentUser`, which is free), or `None` when
+/// it cannot be read: then the person is asked as before.
+pub(crate) async fn balance(client: &crate::Client) -> Option<f64> {
+    let me = client
+        .request_operation("getCurrentUser", crate::OperationArgs::new())
+        .await
+        .ok()?;
+    match me.body {
+        crate::ResponseBody::Json(v) => v.pointer("/data/credits/balance").and_then(Value::as_f64),
+        _ => None,
+    }
+}
+
+/// `preview` without a breakdown that says nothing (`{}`, `[]`).
+pub(crate) fn without_empty_breakdown(mut preview: DryRunPreview) -> DryRunPreview {
+    let empty = match &preview.cost_breakdown {
+        Some(Value::Object(parts)) => parts.is_empty(),
+        Some(Value::Array(parts)) => parts.is_empty(),
+        Some(Value::Null) => true,
+        _ => false,
+    };
+    if empty {
+        preview.cost_breakdown = None;
+    }
+    preview
+}
+
 /// The price and the question, from the dry run's preview.
 fn describe(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> String {
     let mut text = String::new();
@@ -75,8 +131,9 @@ fn describe(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> Stri
                         text.push_str(&format!("  {name:<wide$}  {credits:>6}\n"));
                     }
                 }
-                Some(other) if !other.is_null() => text.push_str(&format!(" ({other})\n")),
-                _ => text.push('\n'),
+                Some(Value::Object(_) | Value::Null) | None => text.push('\n'),
+                Some(Value::Array(parts)) if parts.is_empty() => text.push('\n'),
+                Some(other) => text.push_str(&format!(" ({other})\n")),
             }
             text.push_str(&format!("Charge {} credits? [y/N] ", total));
         }
@@ -108,6 +165,16 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("Charge 14 credits? [y/N] "), "{text}");
+    }
+
+    #[test]
+    fn an_empty_breakdown_is_not_shown() {
+        let op = crate::operations::find("publishBundle").unwrap();
+        let body = json!({"data": {"dry_run": true, "credits_would_charge": 3, "cost_breakdown": {}}});
+        let preview = DryRunPreview::from_body(&body).map(without_empty_breakdown);
+        let text = describe(op, "publishing", preview.as_ref());
+        assert!(!text.contains("{}"), "{text}");
+        assert!(!preview.unwrap().to_string().contains("breakdown"));
     }
 
     #[test]

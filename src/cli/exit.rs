@@ -2,7 +2,9 @@
 //!
 //! 0 success, 1 API error (JSON `{"payload", "diagnostics"}` on stderr),
 //! 2 usage error, 3 missing API key, 4 transport failure, 5 a charge
-//! declined at the terminal's question.
+//! declined at the terminal's question (or refused before it: the balance
+//! cannot pay), 130 interrupted during an upload. A closed stdout (`| head`)
+//! is 0.
 //!
 //! At a terminal, an API error gets one plain line above its JSON that says
 //! what happened and what to do; in a pipe, stderr is the JSON alone.
@@ -23,8 +25,12 @@ pub const EXIT_NO_KEY: u8 = 3;
 /// The request could not be completed (connect, timeout, reset).
 pub const EXIT_TRANSPORT: u8 = 4;
 
-/// A paid call was declined at the terminal's question: nothing was charged.
+/// A paid call was declined at the terminal's question, or refused before
+/// it because the balance cannot pay: nothing was charged.
 pub const EXIT_DECLINED: u8 = 5;
+
+/// Interrupted (Ctrl-C) during an upload, as a shell reports SIGINT (128 + 2).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure with its exit code; the message is already formatted for stderr.
 #[derive(Debug)]
@@ -39,6 +45,20 @@ impl Failure {
             code: EXIT_USAGE,
             message: format!("error: {}", message.into()),
         }
+    }
+
+    /// stdout's reader went away (`| head -1`): the end the reader asked
+    /// for, so exit 0 with nothing said (see `cli::stdout`).
+    pub(crate) fn closed_pipe() -> Self {
+        Self {
+            code: 0,
+            message: String::new(),
+        }
+    }
+
+    /// Whether this is [`Failure::closed_pipe`].
+    pub(crate) fn is_closed_pipe(&self) -> bool {
+        self.code == 0 && self.message.is_empty()
     }
 }
 
@@ -57,7 +77,7 @@ impl From<Error> for Failure {
                         } else {
                             String::new()
                         };
-                        format!("{}{resend}\n{json}", what_to_do(api))
+                        format!("{}{resend}\n{json}", super::words::commands_not_ids(&what_to_do(api)))
                     } else {
                         json
                     },

@@ -108,6 +108,9 @@ pub(crate) struct CallFlags {
     /// `--yes` or `TOKPORTAL_YES`: never ask before spending.
     pub(crate) yes: bool,
     pub(crate) output: Option<PathBuf>,
+    /// The profile was named (`--profile`, `$TOKPORTAL_PROFILE`) but none
+    /// of that name exists: the names that do.
+    pub(crate) unknown_profile: Option<Vec<String>>,
 }
 
 impl CallFlags {
@@ -122,7 +125,18 @@ impl CallFlags {
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let text = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let profile = crate::profiles::selected(value::<String>(top, sub, "profile").as_deref());
+        let named = value::<String>(top, sub, "profile");
+        let profile_named = named.is_some() || env(crate::profiles::PROFILE_ENV).is_some();
+        let profile = crate::profiles::selected(named.as_deref());
+        // A profile named by --profile must exist, whatever else gives the
+        // key: a typo must not let another key pay.
+        let mut unknown_profile = None;
+        if named.is_some() {
+            let names = profile_names();
+            if !names.contains(&profile) {
+                unknown_profile = Some(names);
+            }
+        }
         // The flag, then the environment, then the profile (read only when
         // one of the two is still missing), then the defaults.
         let (mut api_key, mut key_from) = match (text(value(top, sub, "api_key")), text(env(crate::API_KEY_ENV))) {
@@ -142,6 +156,7 @@ impl CallFlags {
                         key_from = KeyFrom::Profile(found.kept_in);
                     }
                 }
+                Ok(None) if profile_named && unknown_profile.is_none() => unknown_profile = Some(profile_names()),
                 Ok(None) => {}
                 Err(e) => eprintln!("warning: profile `{profile}` not read: {e}"),
             }
@@ -162,20 +177,59 @@ impl CallFlags {
             jq: value(top, sub, "jq"),
             yes: flag("yes") || env("TOKPORTAL_YES").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no")),
             output: value(top, sub, "output"),
+            unknown_profile,
         }
     }
+}
+
+/// The names of the profiles kept (`profiles.toml`'s), sorted.
+fn profile_names() -> Vec<String> {
+    let Ok(store) = crate::profiles::Profiles::open() else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(store.dir().join("profiles.toml")).unwrap_or_default();
+    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let mut names: Vec<String> = table
+        .get("profiles")
+        .and_then(toml::Value::as_table)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A base URL must say its scheme: `127.0.0.1:8787` gets the hint of the
+/// one it most likely means (`http://` on this machine, else `https://`).
+pub(crate) fn check_base_url(url: &str) -> Result<(), Failure> {
+    if url.contains("://") {
+        return Ok(());
+    }
+    let local = ["127.", "localhost", "[::1]", "0.0.0.0"]
+        .iter()
+        .any(|l| url.starts_with(l));
+    let scheme = if local { "http" } else { "https" };
+    Err(Failure::usage(format!(
+        "the base URL `{url}` has no scheme: did you mean `{scheme}://{url}`?"
+    )))
 }
 
 impl CallFlags {
     /// The client of a call from these flags; `needs_key`: refused without a key.
     pub(crate) fn client(&self, needs_key: bool) -> Result<Client, Failure> {
         let mut builder = ClientBuilder::new().client_identifier(super::IDENTIFIER);
+        if let Some(names) = &self.unknown_profile {
+            return Err(Failure {
+                code: super::exit::EXIT_NO_KEY,
+                message: unknown_profile(&self.profile, names),
+            });
+        }
         match &self.api_key {
             Some(key) => builder = builder.api_key(key.as_str()),
             None if needs_key => return Err(Error::MissingApiKey.into()),
             None => {}
         }
         if let Some(url) = &self.base_url {
+            check_base_url(url)?;
             builder = builder.base_url(url.as_str());
         }
         let mut policy = if self.no_retry {
@@ -200,6 +254,19 @@ impl CallFlags {
         let format = self.format.as_deref().and_then(Format::named);
         Shape::new(format, self.jq.as_deref(), self.compact, to_file)
     }
+}
+
+/// "no profile `nope`", with the ones there are.
+pub(crate) fn unknown_profile(name: &str, names: &[String]) -> String {
+    let known = if names.is_empty() {
+        "there is none yet".to_owned()
+    } else {
+        format!(
+            "the profiles are {}",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    format!("error: no profile `{name}`: {known}; `tokportal login --profile {name}` makes it")
 }
 
 /// Where a call's key came from.

@@ -62,8 +62,7 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
     let secret_path = secret_path()?;
     if m.get_flag("print_secret") {
         let secret = secret(&secret_path)?;
-        println!("{secret}");
-        return Ok(());
+        return super::stdout::line(&secret);
     }
     let forward_to = m.get_one::<String>("forward_to").cloned().unwrap_or_default();
     match url::Url::parse(&forward_to) {
@@ -107,7 +106,7 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
         let (http, secret, forward_to) = (&http, &secret, &forward_to);
         async move {
             if wanted {
-                println!("{}", forward(http, secret, forward_to, &event).await);
+                super::stdout::line_or_exit(&forward(http, secret, forward_to, &event).await);
             }
         }
     })

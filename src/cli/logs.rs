@@ -66,9 +66,9 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
     let ready = format!("following the requests of {} (Ctrl-C stops)", sandbox.base);
     workbench::follow_forever(&sandbox, &query, &ready, |_, entry| {
         if json {
-            println!("{entry}");
+            super::stdout::line_or_exit(&entry.to_string());
         } else {
-            println!("{}", line(&entry));
+            super::stdout::line_or_exit(&line(&entry));
         }
         std::future::ready(())
     })

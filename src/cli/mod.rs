@@ -23,11 +23,13 @@
 //! The binary (`src/bin/tokportal.rs`) only calls [`run`].
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 mod api;
 mod args;
 mod auth;
+mod body;
 mod call;
 mod clock;
 mod commands;
@@ -38,16 +40,23 @@ mod input;
 mod jq;
 mod listen;
 mod logs;
+mod nouns;
 mod output;
 mod render;
 mod sandbox;
+mod schema;
 mod snapshot;
+mod stdout;
+mod suggest;
 mod transcript;
 mod trigger;
+mod values;
 mod webhooks;
+mod words;
 mod workbench;
 
 pub use commands::cli;
+use commands::cli_for;
 use exit::{EXIT_USAGE, Failure};
 
 use crate::operations::OPERATIONS;
@@ -62,16 +71,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let matches = match cli().try_get_matches_from(args) {
+    stdout::quiet_on_closed_pipe();
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let tree = cli_for(&args);
+    let matches = match tree.clone().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
-        }
+        Err(e) => return usage_error(&tree, &args, &e),
     };
     transcript::install(flags::verbosity(&matches));
     let result = match matches.subcommand() {
-        Some(("webhooks", sub)) => webhooks::run(sub),
+        Some(("webhooks", sub)) if matches!(sub.subcommand_name(), Some("verify" | "sign")) => webhooks::run(sub),
         Some(("sandbox", sub)) => match sub.subcommand() {
             Some(("clock", clock)) => clock::run(&matches, clock).await,
             Some(("snapshot", snapshot)) => snapshot::run(&matches, snapshot).await,
@@ -84,23 +96,73 @@ where
         Some(("listen", sub)) => listen::run(&matches, sub).await,
         Some(("trigger", sub)) => trigger::run(&matches, sub).await,
         Some(("logs", sub)) => logs::run(&matches, sub).await,
-        Some(("completions", sub)) => {
-            if let Some(shell) = sub.get_one::<clap_complete::Shell>("shell") {
-                clap_complete::generate(*shell, &mut cli(), "tokportal", &mut std::io::stdout());
+        Some(("schema", sub)) => schema::run(sub),
+        Some(("completions", sub)) => match sub.get_one::<clap_complete::Shell>("shell") {
+            Some(shell) => {
+                // Written whole, then once: a reader that closes early is a quiet end.
+                let mut script = Vec::new();
+                clap_complete::generate(*shell, &mut cli(), "tokportal", &mut script);
+                stdout::write(&script)
             }
-            Ok(())
-        }
+            None => Ok(()),
+        },
         Some((name, sub)) => match OPERATIONS.iter().find(|o| o.cli_command == name) {
             Some(op) => call::run_operation(op, &matches, sub).await,
-            None => Err(Failure::usage(format!("unknown command {name}"))),
+            None => match noun_verb(name, sub) {
+                Some((op, leaf)) => call::run_operation(op, &matches, leaf).await,
+                None => Err(Failure::usage(format!("unknown command {name}"))),
+            },
         },
         None => Err(Failure::usage("a command is required")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("{}", f.message);
+            if !f.message.is_empty() {
+                let message = words::commands_not_ids(&f.message);
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The operation a noun-verb command names (`bundles videos configure`),
+/// and the matches of its leaf.
+fn noun_verb<'m>(
+    noun: &str,
+    mut sub: &'m clap::ArgMatches,
+) -> Option<(&'static crate::operations::Operation, &'m clap::ArgMatches)> {
+    let mut path = vec![noun.to_owned()];
+    while let Some((name, next)) = sub.subcommand() {
+        let nouns: Vec<&str> = path.iter().map(String::as_str).collect();
+        if let Some(op) = nouns::at(&nouns, name) {
+            return Some((op, next));
+        }
+        path.push(name.to_owned());
+        sub = next;
+    }
+    None
+}
+
+/// A parse failure: help and version (exit 0), one suggestion for an
+/// unknown command, clap's message for the rest (exit 2). A reader that
+/// went away (`--help | head -1`) is not a failure.
+fn usage_error(tree: &clap::Command, args: &[String], e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if e.kind() == ErrorKind::InvalidSubcommand
+        && let Some(text) = suggest::unknown_command(tree, args)
+    {
+        let _ = writeln!(std::io::stderr(), "{text}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !e.use_stderr() {
+        let text = e.render().to_string();
+        return match stdout::write(words::squeeze_blank_lines(&text).as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => ExitCode::from(f.code),
+        };
+    }
+    let _ = e.print();
+    ExitCode::from(EXIT_USAGE)
 }

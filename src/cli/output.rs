@@ -135,10 +135,7 @@ impl Sink {
                 }
             }
         }
-        std::io::stdout().lock().write_all(bytes).map_err(|e| Failure {
-            code: EXIT_API,
-            message: format!("error: stdout: {e}"),
-        })
+        super::stdout::write(bytes)
     }
 
     /// Moves a whole `--output` file into place, or reports where the answer went.

@@ -15,7 +15,7 @@
 
 use std::io::IsTerminal;
 
-use comfy_table::{Attribute, Cell, ContentArrangement, LineStyle, Table, TableStyle};
+use comfy_table::{Attribute, Cell, ColumnConstraint, ContentArrangement, LineStyle, Table, TableStyle};
 use serde_json::Value;
 
 use super::exit::Failure;
@@ -104,14 +104,17 @@ impl Shape {
         if let Some(jq) = &self.jq {
             return self.jq_lines(jq, body);
         }
-        // A list is `data` holding objects; by default, a table only for an
-        // answer that pages (or whose columns are known), not for whatever
-        // else answers with an array.
+        // A list is `data` holding objects; by default, a table for the
+        // answer of a list (a read: `list-countries` as `list-bundles`),
+        // paged or not, not for whatever else answers with an array (what a
+        // bulk create made stays JSON, its charge beside it).
         let list = body
             .get("data")
             .and_then(Value::as_array)
             .filter(|items| items.iter().all(Value::is_object));
-        let pages = body.get("pagination").is_some() || curated(op).is_some();
+        let pages = body.get("pagination").is_some()
+            || curated(op).is_some()
+            || crate::operations::find(op).is_some_and(|o| o.method.is_read_only());
         Ok(match (self.format, list) {
             (None, Some(_)) if !pages => self.json(body, self.pretty()) + "\n",
             (None, Some(items)) if self.terminal => table(op, items, footer(body), self.colour),
@@ -426,6 +429,11 @@ fn header(names: impl IntoIterator<Item = String>, colour: bool) -> Vec<Cell> {
 }
 
 /// A list's items as a table, with its footer below.
+///
+/// Ids are never wrapped (the id column keeps its whole width). When the
+/// terminal is too narrow for every column, columns are left out until the
+/// rest fits, in this order: a timestamp column (`CREATED`, ...) first,
+/// then from the right, never the id; the footer names what was left out.
 fn table(op: &str, items: &[Value], foot: Option<String>, colour: bool) -> String {
     let columns: Vec<(String, String)> = match curated(op) {
         Some(c) => c.iter().map(|(h, f)| ((*h).to_owned(), (*f).to_owned())).collect(),
@@ -434,18 +442,61 @@ fn table(op: &str, items: &[Value], foot: Option<String>, colour: bool) -> Strin
     let mut text = if items.is_empty() {
         "no items\n".to_owned()
     } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| columns.iter().map(|(_, f)| cell_text(item.get(f))).collect())
+            .collect();
         let mut table = new_table(colour);
-        table.set_header(header(columns.iter().map(|(h, _)| h.clone()), colour));
-        for item in items {
-            table.add_row(columns.iter().map(|(_, f)| cell_text(item.get(f))).collect::<Vec<_>>());
+        let keep = fit(&columns, &rows, table.width().map(usize::from));
+        table.set_header(header(keep.iter().map(|&i| columns[i].0.clone()), colour));
+        for row in &rows {
+            table.add_row(keep.iter().map(|&i| row[i].clone()).collect::<Vec<_>>());
         }
-        format!("{table}\n")
+        if let Some(at) = keep.iter().position(|&i| columns[i].1 == "id")
+            && let Some(column) = table.column_mut(at)
+        {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+        let mut text = format!("{table}\n");
+        if keep.len() < columns.len() {
+            let left: Vec<&str> = (0..columns.len())
+                .filter(|i| !keep.contains(i))
+                .map(|i| columns[i].0.as_str())
+                .collect();
+            text.push_str(&format!("hidden at this width: {} (--format json)\n", left.join(", ")));
+        }
+        text
     };
     if let Some(foot) = foot {
         text.push_str(&foot);
         text.push('\n');
     }
     text
+}
+
+/// The columns (their indices) that fit in `width`, each as wide as its
+/// widest cell plus its padding; all of them when the width is unknown.
+fn fit(columns: &[(String, String)], rows: &[Vec<String>], width: Option<usize>) -> Vec<usize> {
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let Some(width) = width else { return keep };
+    let wide = |i: usize| {
+        let cells = rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count()));
+        cells.chain([columns[i].0.chars().count()]).max().unwrap_or(0) + 2
+    };
+    while keep.len() > 1 && keep.iter().map(|&i| wide(i)).sum::<usize>() > width {
+        let is_time = |i: &usize| columns[*i].1.ends_with("_at");
+        let victim = keep
+            .iter()
+            .position(|i| is_time(i) && columns[*i].1 != "id")
+            .or_else(|| keep.iter().rposition(|i| columns[*i].1 != "id"));
+        match victim {
+            Some(at) => {
+                keep.remove(at);
+            }
+            None => break,
+        }
+    }
+    keep
 }
 
 /// One resource as a table of its fields.
@@ -573,7 +624,13 @@ mod tests {
         let shown = shape.answer("createBundlesBulk", &made).unwrap();
         assert!(
             shown.contains("\"credits_charged\": 20"),
-            "an answer that does not page stays JSON: {shown}"
+            "what a create made stays JSON: {shown}"
+        );
+        let countries = json!({"data": [{"code": "USA", "name": "United States"}]});
+        let shown = shape.answer("listCountries", &countries).unwrap();
+        assert!(
+            shown.contains("CODE") && shown.contains("United States"),
+            "a list that does not page is a table: {shown}"
         );
         let pipe = Shape {
             terminal: false,
@@ -584,6 +641,26 @@ mod tests {
             format!("{}\n", serde_json::to_string(&bundles()).unwrap()),
             "a pipe gets compact JSON, as ever"
         );
+    }
+
+    #[test]
+    fn a_narrow_width_drops_the_time_first_then_from_the_right_never_the_id() {
+        let columns: Vec<(String, String)> = [
+            ("ID", "id"),
+            ("STATUS", "status"),
+            ("COUNTRY", "country"),
+            ("CREATED", "created_at"),
+        ]
+        .iter()
+        .map(|(h, f)| ((*h).to_owned(), (*f).to_owned()))
+        .collect();
+        let id = "0b9a58d3-6f61-431d-bfd8-69e9496298b7".to_owned();
+        let rows = vec![vec![id, "in_review".into(), "USA".into(), "2026-12-04 18:41".into()]];
+        assert_eq!(fit(&columns, &rows, None), [0, 1, 2, 3]);
+        assert_eq!(fit(&columns, &rows, Some(200)), [0, 1, 2, 3]);
+        assert_eq!(fit(&columns, &rows, Some(60)), [0, 1, 2], "the time goes first");
+        assert_eq!(fit(&columns, &rows, Some(50)), [0, 1], "then from the right");
+        assert_eq!(fit(&columns, &rows, Some(10)), [0], "never the id");
     }
 
     #[test]

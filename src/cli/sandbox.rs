@@ -8,6 +8,13 @@ use clap::{Arg, ArgMatches, Command};
 use super::exit::{EXIT_USAGE, Failure};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
+/// The port `tokportal sandbox` listens on unless told: fixed, so that a
+/// profile saved against it (`tokportal login --base-url
+/// http://127.0.0.1:8787`) still works after a restart, as stripe-mock keeps
+/// 12111 and LocalStack 4566. `--port 0` takes a free one. (The library's
+/// `SandboxOptions` keeps 0, which tests running side by side need.)
+pub(crate) const DEFAULT_PORT: u16 = 8787;
+
 /// The `sandbox` subcommand.
 pub(crate) fn command() -> Command {
     Command::new("sandbox")
@@ -28,9 +35,9 @@ pub(crate) fn command() -> Command {
         .arg(
             Arg::new("port")
                 .long("port")
-                .default_value("0")
+                .default_value(DEFAULT_PORT.to_string())
                 .value_parser(clap::value_parser!(u16))
-                .help("Port to listen on (0: a free one)"),
+                .help("Port to listen on (0: a free one, printed on the first line)"),
         )
         .arg(
             Arg::new("host")
@@ -130,9 +137,17 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
             options.host
         );
     }
+    let port = options.port;
     let sandbox = Sandbox::start_with(options).await.map_err(|e| Failure {
         code: EXIT_USAGE,
-        message: e.to_string(),
+        message: match &e {
+            crate::sandbox::SandboxError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                format!(
+                    "error: port {port} is taken ({addr}: another sandbox, or another program): `tokportal sandbox --port 0` takes a free one, or give --port N"
+                )
+            }
+            _ => format!("error: {e}"),
+        },
     })?;
     // One write, errors ignored: a script that reads the first line and
     // closes the pipe must not stop the sandbox.

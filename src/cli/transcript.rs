@@ -22,7 +22,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -46,11 +46,23 @@ pub(crate) fn install(verbosity: u8) {
         let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init();
         return;
     }
-    // Warnings (a field sent as given, a newer API version); `tokportal
-    // sandbox` logs a line a request.
-    let quiet = Targets::new()
-        .with_default(Level::WARN)
-        .with_target("tokportal::sandbox", Level::INFO);
+    // `tokportal sandbox` logs a line a request; the library's warnings (a
+    // field sent as given, a newer API version) are said in one human line
+    // each (`Warnings`), or as tracing formats them from -v on.
+    let quiet = if verbosity == 0 {
+        Targets::new().with_target("tokportal::sandbox", Level::INFO)
+    } else {
+        Targets::new()
+            .with_default(Level::WARN)
+            .with_target("tokportal::sandbox", Level::INFO)
+    };
+    let warnings = (verbosity == 0).then(|| {
+        Warnings.with_filter(
+            Targets::new()
+                .with_default(Level::WARN)
+                .with_target("tokportal::sandbox", LevelFilter::OFF),
+        )
+    });
     let level = match verbosity {
         0 => None,
         1 => Some(Level::INFO),
@@ -66,8 +78,48 @@ pub(crate) fn install(verbosity: u8) {
     });
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(quiet))
+        .with(warnings)
         .with(transcript)
         .try_init();
+}
+
+/// A warning as a person reads it: `warning: ` and its message, commands
+/// named as the CLI names them, without the tracing decorations; none for
+/// a value `cli::values` has already spoken of.
+struct Warnings;
+
+impl<S: Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        #[derive(Default)]
+        struct Text {
+            message: Option<String>,
+            name: Option<String>,
+        }
+        impl Visit for Text {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                match field.name() {
+                    "message" => self.message = Some(value.to_owned()),
+                    "name" => self.name = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    "message" => self.message = Some(format!("{value:?}")),
+                    "name" => self.name = Some(format!("{value:?}")),
+                    _ => {}
+                }
+            }
+        }
+        let mut text = Text::default();
+        event.record(&mut text);
+        if text.name.as_deref().is_some_and(super::values::already_said) {
+            return;
+        }
+        if let Some(message) = text.message {
+            say(&format!("warning: {}", super::words::commands_not_ids(&message)));
+        }
+    }
 }
 
 /// The fields of a span or event, as the transcript reads them.

@@ -299,8 +299,7 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
         "calls": calls,
         "resources": resources,
     });
-    println!("{}", serde_json::to_string_pretty(&made).unwrap_or_default());
-    Ok(())
+    super::stdout::line(&serde_json::to_string_pretty(&made).unwrap_or_default())
 }
 
 /// A step's arguments, with the bundle's id where its path wants one.

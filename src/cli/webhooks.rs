@@ -32,10 +32,7 @@ pub(crate) fn run(sub: &ArgMatches) -> Result<(), Failure> {
             })?;
             headers.insert(crate::webhooks::SIGNATURE_HEADER, value);
             match verifier.construct_event(&headers, &body) {
-                Ok(event) => {
-                    println!("{} {}", event.event_type, event.id);
-                    Ok(())
-                }
+                Ok(event) => super::stdout::line(&format!("{} {}", event.event_type, event.id)),
                 Err(e) => Err(Failure {
                     code: EXIT_API,
                     message: format!("invalid: {e}"),
@@ -50,8 +47,7 @@ pub(crate) fn run(sub: &ArgMatches) -> Result<(), Failure> {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let timestamp = m.get_one::<i64>("timestamp").copied().unwrap_or(now);
-            println!("{}", sign(secret, timestamp, &body));
-            Ok(())
+            super::stdout::line(&sign(secret, timestamp, &body))
         }
         _ => Err(Failure::usage("expected `webhooks verify` or `webhooks sign`")),
     }
