@@ -366,6 +366,44 @@ mod tests {
     }
 
     #[test]
+    fn query_parameters_reach_the_url() {
+        let op = crate::operations::find("listBundles").unwrap();
+        let args = OperationArgs::new().query("per_page", 5);
+        let request = build_request("http://127.0.0.1:9/api/ext", op, &args, true).unwrap();
+        assert_eq!(request.url().query(), Some("per_page=5"));
+        let none = build_request("http://127.0.0.1:9/api/ext", op, &OperationArgs::new(), true).unwrap();
+        assert_eq!(none.url().query(), None);
+    }
+
+    /// Without a key, an operation that needs one is refused unsent; one
+    /// that does not is sent without it.
+    #[test]
+    fn a_key_is_required_exactly_where_the_contract_says() {
+        let mut keyless = settings(true);
+        keyless.api_key = None;
+        let url = Url::parse("http://127.0.0.1:9/api/ext/x").unwrap();
+        let needs = crate::operations::OPERATIONS
+            .iter()
+            .find(|op| op.requires_auth)
+            .unwrap();
+        let mut request = new_request(needs, url.clone(), &OperationArgs::new()).unwrap();
+        assert!(matches!(
+            prepare(&keyless, needs, &mut request),
+            Err(Error::MissingApiKey)
+        ));
+        let open = crate::operations::OPERATIONS
+            .iter()
+            .find(|op| !op.requires_auth)
+            .expect("the contract has an operation without a key");
+        let mut request = new_request(open, url.clone(), &OperationArgs::new()).unwrap();
+        assert!(prepare(&keyless, open, &mut request).is_ok());
+        assert!(!request.headers().contains_key(headers::names::API_KEY));
+        let mut request = new_request(needs, url, &OperationArgs::new()).unwrap();
+        prepare(&settings(true), needs, &mut request).unwrap();
+        assert_eq!(request.headers()[headers::names::API_KEY], "sk_test_prepare");
+    }
+
+    #[test]
     fn dot_segments_and_empty_values_are_refused() {
         for value in ["", ".", ".."] {
             let args = OperationArgs::new().path("name", value);
