@@ -20,9 +20,13 @@
 //!
 //! In each case the client must declare form elicitation.
 //! The paid operations are the table's [`Hints::spends_credits`], as
-//! everywhere else.
+//! everywhere else. A destructive one (the table's [`Hints::destructive`]:
+//! an unpublish, a reset, a delete), as TokPortal's own agent rules ask, is
+//! confirmed the same way, the question naming what will be destroyed
+//! (no dry run: it costs nothing).
 //!
 //! [`Hints::spends_credits`]: crate::operations::Hints::spends_credits
+//! [`Hints::destructive`]: crate::operations::Hints::destructive
 
 use rmcp::RoleServer;
 use rmcp::model::{
@@ -48,6 +52,8 @@ pub enum ConfirmSpending {
 
 /// The property of the question's form: unticked, it is a no.
 const CHARGE: &str = "charge";
+/// The same, for a destructive call.
+const PROCEED: &str = "proceed";
 
 /// What to do with a tool call.
 pub(crate) enum Verdict {
@@ -113,9 +119,10 @@ pub(crate) async fn before_spending(
     setting: ConfirmSpending,
     round: Round<'_>,
 ) -> Verdict {
-    let Some(what) = op.hints().spends_credits else {
+    let hints = op.hints();
+    if hints.spends_credits.is_none() && !hints.destructive {
         return Verdict::Send(arguments);
-    };
+    }
     let dry_run = arguments.get(flat_keys::DRY_RUN) == Some(&Value::Bool(true));
     if setting == ConfirmSpending::Never || dry_run {
         return Verdict::Send(arguments);
@@ -144,22 +151,33 @@ pub(crate) async fn before_spending(
     {
         return Verdict::Send(arguments);
     }
-    let mut preview_args = arguments.clone();
-    preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
-    preview_args.remove(flat_keys::IDEMPOTENCY_KEY);
-    let preview = match client.call_operation(op.id, preview_args).await {
-        Ok(response) => match response.body {
-            ResponseBody::Json(v) => DryRunPreview::from_body(&v),
-            _ => None,
-        },
-        // The dry run's own refusal (a 402, a bad field) is the answer: nothing was charged.
-        Err(e) => return Verdict::Answer(super::tools::error_result(&e)),
+    let (message, preview, schema) = match hints.spends_credits {
+        Some(what) => {
+            let mut preview_args = arguments.clone();
+            preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
+            preview_args.remove(flat_keys::IDEMPOTENCY_KEY);
+            let preview = match client.call_operation(op.id, preview_args).await {
+                Ok(response) => match response.body {
+                    ResponseBody::Json(v) => DryRunPreview::from_body(&v),
+                    _ => None,
+                },
+                // The dry run's own refusal (a 402, a bad field) is the answer: nothing was charged.
+                Err(e) => return Verdict::Answer(super::tools::error_result(&e)),
+            };
+            let schema = ElicitationSchema::builder()
+                .optional_bool(CHARGE, true)
+                .description("Untick, or decline, to charge nothing.")
+                .build();
+            (question(op, what, preview.as_ref()), preview, schema)
+        }
+        None => {
+            let schema = ElicitationSchema::builder()
+                .optional_bool(PROCEED, true)
+                .description("Untick, or decline, to destroy nothing.")
+                .build();
+            (destruction(op, &arguments), None, schema)
+        }
     };
-    let message = question(op, what, preview.as_ref());
-    let schema = ElicitationSchema::builder()
-        .optional_bool(CHARGE, true)
-        .description("Untick, or decline, to charge nothing.")
-        .build();
     let Ok(requested_schema) = schema else {
         return Verdict::Answer(stopped(op, "the question could not be made", preview.as_ref()));
     };
@@ -202,7 +220,7 @@ fn decided(
     let ticked = answer
         .content
         .as_ref()
-        .and_then(|c| c.get(CHARGE))
+        .and_then(|c| c.get(CHARGE).or_else(|| c.get(PROCEED)))
         .and_then(Value::as_bool)
         .unwrap_or(true);
     match answer.action {
@@ -240,6 +258,27 @@ fn question(op: &Operation, what: &str, preview: Option<&DryRunPreview>) -> Stri
         }
         None => format!("{} spends credits ({what}); its dry run gave no price. Send it?", op.id),
     }
+}
+
+/// The question before a destructive call: what it destroys, and which one.
+fn destruction(op: &Operation, arguments: &JsonObject) -> String {
+    let mut target: Vec<String> = ["id", "position", "endpoint_id", "task_id"]
+        .iter()
+        .filter_map(|k| {
+            arguments
+                .get(*k)
+                .map(|v| format!("{k} {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        })
+        .collect();
+    if target.is_empty() {
+        target.push("as given".into());
+    }
+    let summary = op.summary.trim_end_matches('.');
+    format!(
+        "{} ({summary}, {}) cannot be undone. Go ahead?",
+        op.id,
+        target.join(", ")
+    )
 }
 
 /// The answer when nothing was charged, with the preview the user saw.

@@ -142,7 +142,7 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
         // everything below sees a caller's key, and only the key ever goes
         // upstream; the token's scope goes along as `Access`.
         match oauth.check_bearer(&bearer).await {
-            Ok((key, access)) => {
+            Ok((key, access, connection)) => {
                 let Ok(value) = header::HeaderValue::from_str(&format!("Bearer {}", key.expose())) else {
                     return refuse(
                         StatusCode::UNAUTHORIZED,
@@ -154,9 +154,11 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
                 headers.remove(crate::headers::API_KEY);
                 headers.insert(header::AUTHORIZATION, value);
                 request.extensions_mut().insert(access);
+                request.extensions_mut().insert(connection);
             }
             Err(super::oauth::Bearer::Unavailable(e)) => {
                 tracing::error!(store = %e.store, error = %e.message, "the store cannot be reached: refusing a token");
+                super::metrics::store_error();
                 let mut refused = refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "STORE_UNAVAILABLE",

@@ -22,13 +22,19 @@
 //! - [`oauth`]: `--oauth`, the server as its own OAuth 2.1 authorization
 //!   server for Claude's and ChatGPT's connectors;
 //! - [`lifecycle`]: `/healthz`, `/readyz`, and the graceful stop;
-//! - [`refusal`]: the HTTP refusals' JSON body.
+//! - [`refusal`]: the HTTP refusals' JSON body;
+//! - [`metrics`]: Prometheus metrics at `--metrics ADDR`;
+//! - `completion`: `completion/complete` for the prompts' arguments and
+//!   the resource templates.
 //!
 //! The binary (`src/bin/tokportal-mcp.rs`) sets up logging and calls [`run`].
 
 use rmcp::ServiceExt;
 
+pub mod audit;
+pub mod budget;
 pub mod caller;
+mod completion;
 pub mod confirm;
 pub mod dynamic;
 pub mod files;
@@ -37,6 +43,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod oauth;
 pub mod options;
 mod prompts;
@@ -122,6 +129,17 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         // Over HTTP, callers are not the server's user: no uploads unless allowed.
         (None, Some(_)) => FileSandbox::off(),
     };
+    // The store: what must be used once (OAuth) and the daily budgets.
+    // Over stdio, only when a limit asks for one.
+    let store = if options.http.is_some() || options.daily_credit_limit.is_some() {
+        let store = store::Store::open(&options.store)
+            .await
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        Some(std::sync::Arc::new(store))
+    } else {
+        None
+    };
+    let audit = audit::Audit::open(options.audit_log.as_deref(), options.http.is_some()).map_err(ServeError::Config)?;
     let settings = Settings {
         selection: options.selection.clone(),
         naming: options.naming,
@@ -129,7 +147,14 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
         files,
         calls: options.calls,
         confirm_spending: options.confirm_spending,
+        budgets: store
+            .as_ref()
+            .map(|s| budget::Budgets::new(std::sync::Arc::clone(s), options.daily_credit_limit)),
+        audit: Some(std::sync::Arc::new(audit)),
     };
+    if let Some(addr) = options.metrics {
+        metrics::serve(addr).await.map_err(ServeError::Transport)?;
+    }
     let Some(addr) = options.http else {
         let from_env = with_profile(from_env);
         let server = TokPortalMcp::with_settings(Keys::Fixed(from_env.build()?), settings);
@@ -187,9 +212,9 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     let oauth = match options.oauth.clone() {
         Some(o) => {
             let public = o.public_url.to_string();
-            let store = store::Store::open(&options.store)
-                .await
-                .map_err(|e| ServeError::Config(e.to_string()))?;
+            let Some(store) = store.clone() else {
+                return Err(ServeError::Config("--oauth needs a store".into()));
+            };
             if store.forgets_on_restart() {
                 say(format_args!(
                     "tokportal-mcp: warning: --store memory: a restart forgets which codes and refresh tokens were used \
@@ -199,7 +224,6 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
             } else {
                 say(format_args!("tokportal-mcp: store {}", store.url()));
             }
-            let store = std::sync::Arc::new(store);
             let built = oauth::OAuth::new(o, http.clone(), base_url.clone(), store).map_err(ServeError::Config)?;
             say(format_args!(
                 "tokportal-mcp: OAuth on: issuer {}, metadata at {}",

@@ -91,6 +91,13 @@ pub fn command() -> Command {
                 .help("Allow --http on an address other than loopback (reachable from other machines)"),
         )
         .arg(
+            Arg::new("metrics")
+                .long("metrics")
+                .value_name("ADDR")
+                .value_parser(clap::value_parser!(SocketAddr))
+                .help("Serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (e.g. 127.0.0.1:9464); off by default"),
+        )
+        .arg(
             Arg::new("allow_origin")
                 .long("allow-origin")
                 .value_name("ORIGIN")
@@ -230,6 +237,23 @@ pub fn command() -> Command {
                 .help("Where what must be used once, and grants, are kept: memory (one replica; a restart forgets), sqlite:PATH (one replica that restarts), redis://HOST:PORT[/DB] (any number of replicas)"),
         )
         .arg(
+            Arg::new("daily_credit_limit")
+                .long("daily-credit-limit")
+                .value_name("CREDITS")
+                .env("TOKPORTAL_MCP_DAILY_CREDIT_LIMIT")
+                .value_parser(clap::value_parser!(u64))
+                .help_heading("Spending")
+                .help("At most this many credits a UTC day for each connection (an OAuth grant, or an API key); a limit chosen on the consent page may only be lower. Kept in --store, so replicas sharing it share the limit"),
+        )
+        .arg(
+            Arg::new("audit_log")
+                .long("audit-log")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help_heading("Spending")
+                .help("Append one JSON line per paid or destructive call to FILE (created 0600); without it, over HTTP, to standard output, and over stdio, to the log under the target `audit`"),
+        )
+        .arg(
             Arg::new("allow_redirect_scheme")
                 .requires("oauth")
                 .long("allow-redirect-scheme")
@@ -319,6 +343,8 @@ pub struct Options {
     pub http: Option<SocketAddr>,
     /// `--http` may bind beyond loopback.
     pub allow_remote: bool,
+    /// `--metrics`: serve Prometheus metrics on this address.
+    pub metrics: Option<SocketAddr>,
     /// Browser origins allowed besides loopback ones.
     pub allowed_origins: Vec<String>,
     /// Folders uploads may read from (`None`: the default for the transport).
@@ -337,6 +363,10 @@ pub struct Options {
     pub oauth: Option<super::oauth::OAuthSettings>,
     /// `--store`: where what must be used once is kept.
     pub store: super::store::StoreUrl,
+    /// `--daily-credit-limit`: credits a UTC day for each connection.
+    pub daily_credit_limit: Option<u64>,
+    /// `--audit-log`: where audit lines are appended.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Options {
@@ -354,6 +384,16 @@ impl Options {
         let selection = Selection::new(&list("toolsets"), &list("tools"), read_only)?;
         let http = m.get_one::<SocketAddr>("http").copied();
         let allow_remote = m.get_flag("allow_remote");
+        let metrics = m.get_one::<SocketAddr>("metrics").copied();
+        if let Some(addr) = metrics
+            && !addr.ip().is_loopback()
+            && !allow_remote
+        {
+            return Err(format!(
+                "--metrics {addr} is not a loopback address: other machines could read the metrics; \
+                 add --allow-remote if that is what you want"
+            ));
+        }
         if let Some(addr) = http
             && !addr.ip().is_loopback()
             && !allow_remote
@@ -404,6 +444,7 @@ impl Options {
                 refresh_ttl: super::oauth::REFRESH_TTL,
                 code_ttl: super::oauth::CODE_TTL,
                 redirect_schemes: list("allow_redirect_scheme"),
+                daily_credit_limit: m.get_one::<u64>("daily_credit_limit").copied(),
             })
         } else {
             None
@@ -414,6 +455,8 @@ impl Options {
                 .get_one::<super::store::StoreUrl>("store")
                 .cloned()
                 .unwrap_or(super::store::StoreUrl::Memory),
+            daily_credit_limit: m.get_one::<u64>("daily_credit_limit").copied(),
+            audit_log: m.get_one::<PathBuf>("audit_log").cloned(),
             mode,
             calls: CallLimits {
                 per_key: count("max_calls_per_key"),
@@ -433,6 +476,7 @@ impl Options {
             },
             http,
             allow_remote,
+            metrics,
             allowed_origins: list("allow_origin"),
             allow_dirs: m
                 .get_many::<PathBuf>("allow_dir")

@@ -63,6 +63,10 @@ pub struct Settings {
     pub calls: CallLimits,
     /// Whether a paid call is confirmed with the user first.
     pub confirm_spending: super::confirm::ConfirmSpending,
+    /// Daily credit limits, when a store keeps them.
+    pub budgets: Option<super::budget::Budgets>,
+    /// Where each paid or destructive call's audit line goes.
+    pub audit: Option<Arc<super::audit::Audit>>,
 }
 
 /// The TokPortal MCP server.
@@ -112,6 +116,48 @@ impl TokPortalMcp {
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<Access>().copied())
             .unwrap_or_default()
+    }
+
+    /// The caller's connection, as the HTTP guard found it (a grant and
+    /// its limit, or a key); over stdio, the one key.
+    fn connection(&self, context: &RequestContext<RoleServer>) -> super::budget::Connection {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<super::budget::Connection>().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Writes the audit line of a paid or destructive call.
+    #[allow(clippy::too_many_arguments)]
+    fn audit(
+        &self,
+        op: &Operation,
+        connection: &super::budget::Connection,
+        caller: KeyId,
+        cost: Option<f64>,
+        outcome: super::audit::Outcome,
+        request_id: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) {
+        let hints = op.hints();
+        if hints.spends_credits.is_none() && !hints.destructive {
+            return;
+        }
+        let Some(audit) = &self.settings.audit else { return };
+        let key = caller.to_string();
+        audit.write(&super::audit::Line {
+            time: super::audit::now(),
+            grant: connection.grant.as_deref(),
+            client_name: connection.client_name.as_deref(),
+            client_id: connection.client.as_deref(),
+            key: &key,
+            tool: op.id,
+            cost,
+            outcome,
+            request_id,
+            idempotency_key,
+        });
     }
 
     /// Who is calling: the HTTP caller's key, by its fingerprint; over stdio,
@@ -193,6 +239,7 @@ impl TokPortalMcp {
             Err(e) => return Ok(error_result(&e).into()),
         };
         let _running = self.gate.enter(caller)?;
+        let connection = self.connection(context);
         let arguments = match confirm::before_spending(
             op,
             arguments,
@@ -204,9 +251,75 @@ impl TokPortalMcp {
         .await
         {
             confirm::Verdict::Send(arguments) => arguments,
-            confirm::Verdict::Answer(result) => return Ok(result.into()),
+            confirm::Verdict::Answer(result) => {
+                let declined = result
+                    .structured_content
+                    .as_ref()
+                    .is_some_and(|v| v["error"]["code"] == "NOT_CONFIRMED");
+                if declined {
+                    let cost = result
+                        .structured_content
+                        .as_ref()
+                        .and_then(|v| v["preview"]["credits_would_charge"].as_f64());
+                    self.audit(
+                        op,
+                        &connection,
+                        caller,
+                        cost,
+                        super::audit::Outcome::Declined,
+                        None,
+                        None,
+                    );
+                }
+                return Ok(result.into());
+            }
             confirm::Verdict::Ask(input) => return Ok(CallToolResponse::InputRequired(input)),
         };
+        // A paid call under a daily limit: its price, from its dry run,
+        // held in the store before anything paid is sent.
+        let previewing = arguments.get(flat_keys::DRY_RUN) == Some(&Value::Bool(true));
+        let mut price = None;
+        let mut hold = None;
+        if op.hints().spends_credits.is_some()
+            && !previewing
+            && let Some(budgets) = &self.settings.budgets
+            && budgets.limit(&connection).is_some()
+        {
+            let mut preview_args = arguments.clone();
+            preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
+            preview_args.remove(flat_keys::IDEMPOTENCY_KEY);
+            match client.call_operation(op.id, preview_args).await {
+                Ok(preview) => price = preview.dry_run_preview().and_then(|p| p.credits_would_charge),
+                // The dry run's own refusal (a 402, a bad field): nothing was charged.
+                Err(e) => return Ok(error_result(&e).into()),
+            }
+            match budgets
+                .hold(&connection, &caller.to_string(), price.unwrap_or(0.0))
+                .await
+            {
+                Ok(held) => hold = held,
+                Err(refused) => {
+                    if let super::budget::Refused::Unavailable(e) = &refused {
+                        tracing::error!(store = %e.store, error = %e.message, "the daily limit cannot be checked: refusing");
+                    } else {
+                        tracing::info!(tool = op.id, caller = %caller, "refused by the daily credit limit");
+                    }
+                    self.audit(
+                        op,
+                        &connection,
+                        caller,
+                        price,
+                        super::audit::Outcome::RefusedByLimit,
+                        None,
+                        None,
+                    );
+                    let value = refused.body(op.id);
+                    let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
+                    result.structured_content = Some(value);
+                    return Ok(result.into());
+                }
+            }
+        }
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
         let limit = self.gate.limits().timeout;
         // What the SDK logs during the call reaches this client as
@@ -235,9 +348,55 @@ impl TokPortalMcp {
                 idempotency_key: None,
             }),
         };
+        // What the call charged: the answer's `credits_charged` (the
+        // price when it names none); nothing on an error answer; unknown
+        // when no answer came.
+        let charged = match &outcome {
+            Ok(response) => Some(charged_by(&response.body).or(price).unwrap_or(0.0)),
+            Err(Error::Api(_)) => Some(0.0),
+            Err(e) if e.idempotency_key().is_none() && e.status().is_none() => Some(0.0),
+            Err(_) => None,
+        };
+        if let (Some(budgets), Some(hold)) = (&self.settings.budgets, hold) {
+            budgets.settle(hold, charged).await;
+        }
+        if !previewing {
+            let (request_id, key) = match &outcome {
+                Ok(r) => (r.meta.request_id.clone(), r.meta.idempotency_key.clone()),
+                Err(e) => (
+                    e.api().and_then(|a| a.request_id.clone()),
+                    e.idempotency_key().map(str::to_owned),
+                ),
+            };
+            let ended = if outcome.is_ok() {
+                super::audit::Outcome::Sent
+            } else {
+                super::audit::Outcome::Failed
+            };
+            self.audit(
+                op,
+                &connection,
+                caller,
+                charged.or(price),
+                ended,
+                request_id.as_deref(),
+                key.as_deref(),
+            );
+        }
+        let budget_today = match (&self.settings.budgets, op.id) {
+            (Some(budgets), "getCurrentUser") => budgets.today(&connection, &caller.to_string()).await,
+            _ => None,
+        };
         Ok(match outcome {
             Ok(response) => {
                 let (text, structured) = match response.body {
+                    ResponseBody::Json(mut v) if budget_today.is_some() => {
+                        // The connection's limit and what is left today, beside the user.
+                        if let Some(map) = v.as_object_mut() {
+                            map.insert("tokportal_mcp".into(), json!({ "budget": budget_today }));
+                        }
+                        (v.to_string(), Some(v))
+                    }
                     ResponseBody::Json(v) => (v.to_string(), Some(v)),
                     ResponseBody::Text(t) => (t, None),
                     // An empty answer's status is its structured result too.
@@ -262,6 +421,15 @@ impl TokPortalMcp {
     pub(crate) fn exposed(&self, name: &str) -> Option<&'static Operation> {
         self.by_name.get(name).copied()
     }
+}
+
+/// What an answer says was charged (`credits_charged`, at the top or
+/// under `data`).
+fn charged_by(body: &ResponseBody) -> Option<f64> {
+    let ResponseBody::Json(v) = body else { return None };
+    v.get("credits_charged")
+        .or_else(|| v.get("data").and_then(|d| d.get("credits_charged")))
+        .and_then(Value::as_f64)
 }
 
 /// Sends one log message to the calling client; a client that has gone
@@ -311,6 +479,7 @@ impl ServerHandler for TokPortalMcp {
                 .enable_prompts()
                 .enable_resources()
                 .enable_logging()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new("tokportal-mcp", env!("CARGO_PKG_VERSION")))
@@ -431,36 +600,67 @@ impl ServerHandler for TokPortalMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let round = confirm::Round {
-            responses: request.input_responses.as_ref(),
-            state: request.request_state.as_deref(),
-        };
-        let arguments = request.arguments.clone().unwrap_or_default();
-        if self.settings.dynamic {
-            let step = dynamic::step(
-                &self.settings.selection,
-                self.settings.naming,
-                |name| self.exposed(name),
-                &request.name,
-                arguments,
-            )?;
-            return Ok(match step {
-                dynamic::Step::Answer(result) => result,
-                dynamic::Step::Call(op, arguments) => return self.call(op, arguments, &context, round).await,
+        // Timed, with its outcome, for --metrics (nothing else changes).
+        let listed = self.tools.iter().any(|t| t.name == request.name);
+        let label = super::metrics::tool_label(&request.name, request.arguments.as_ref(), listed, |name| {
+            self.exposed(name)
+        });
+        super::metrics::timed_call(label, async move {
+            let round = confirm::Round {
+                responses: request.input_responses.as_ref(),
+                state: request.request_state.as_deref(),
+            };
+            let arguments = request.arguments.clone().unwrap_or_default();
+            if self.settings.dynamic {
+                let step = dynamic::step(
+                    &self.settings.selection,
+                    self.settings.naming,
+                    |name| self.exposed(name),
+                    &request.name,
+                    arguments,
+                )?;
+                return Ok(match step {
+                    dynamic::Step::Answer(result) => result,
+                    dynamic::Step::Call(op, arguments) => return self.call(op, arguments, &context, round).await,
+                }
+                .into());
             }
-            .into());
-        }
-        // Only the listed tools can be called.
-        let Some(op) = self
-            .exposed(&request.name)
-            .filter(|op| self.settings.naming.name(op) == request.name)
-        else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{}`", request.name),
-                None,
-            ));
+            // Only the listed tools can be called.
+            let Some(op) = self
+                .exposed(&request.name)
+                .filter(|op| self.settings.naming.name(op) == request.name)
+            else {
+                return Err(McpError::invalid_params(
+                    format!("unknown tool `{}`", request.name),
+                    None,
+                ));
+            };
+            self.call(op, arguments, &context, round).await
+        })
+        .await
+    }
+
+    /// `completion/complete`: values for a prompt's argument or a resource
+    /// template's variable (`completion.rs`), the caller's own lists read
+    /// with the caller's key.
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        let Some(wanted) = super::completion::wanted(&request.r#ref, &request.argument.name)? else {
+            return Ok(rmcp::model::CompleteResult::default());
         };
-        self.call(op, arguments, &context, round).await
+        let (client, caller) = self
+            .client(&context)
+            .map_err(|e| McpError::invalid_request(e.to_string(), None))?;
+        let _running = self.gate.enter(caller)?;
+        let limit = self.gate.limits().timeout;
+        let values = super::completion::complete(wanted, &request.argument.value, &client);
+        let completion = tokio::time::timeout(limit, values)
+            .await
+            .map_err(|_| McpError::internal_error(format!("completion took over {limit:?}"), None))??;
+        Ok(rmcp::model::CompleteResult::new(completion))
     }
 
     /// rmcp hands over a request of a known method whose params do not parse

@@ -41,6 +41,8 @@ use crate::Error;
 const PAGE_TTL: Duration = Duration::from_secs(600);
 /// The consent cookie's name.
 const COOKIE: &str = "tokportal_consent";
+/// The largest daily credit limit the page takes.
+const MAX_DAILY_LIMIT: u64 = 1_000_000_000;
 
 /// An authorization request, checked.
 struct Asked {
@@ -175,6 +177,11 @@ fn draw(oauth: &OAuth, asked: &Asked, problem: Option<&str>, status: StatusCode)
         )
     };
     let action = format!("{}/authorize", escape(&oauth.path_prefix()));
+    let server_limit = oauth
+        .settings
+        .daily_credit_limit
+        .map(|l| format!(" beyond this server's own, {l} credits a day"))
+        .unwrap_or_default();
     let body = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -200,6 +207,9 @@ small{{color:#555}} :focus-visible{{outline:3px solid #1a73e8;outline-offset:2px
 {full}
 <label><input type="radio" name="access" value="read_only"{read_checked}> <b>Read only</b>: look, never change or spend</label>
 </fieldset>
+<label for="daily_credit_limit">Daily credit limit</label>
+<input type="number" id="daily_credit_limit" name="daily_credit_limit" min="0" max="{MAX_DAILY_LIMIT}" step="1" inputmode="numeric" placeholder="no limit">
+<small>The most credits {name} may spend in one day (UTC); a call over it is refused before it is sent. Empty: no limit{server_limit}.</small>
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny" formnovalidate>Deny</button>
 </form>
@@ -289,6 +299,24 @@ pub(crate) async fn decide(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, 
             );
         }
     };
+    let limit = match form
+        .get("daily_credit_limit")
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+    {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n <= MAX_DAILY_LIMIT => Some(n),
+            _ => {
+                return draw(
+                    &oauth,
+                    &asked,
+                    Some("The daily credit limit is a whole number of credits (or empty, for none)."),
+                    StatusCode::BAD_REQUEST,
+                );
+            }
+        },
+    };
     let key = form.get("api_key").map(|k| k.trim()).unwrap_or_default();
     if key.is_empty() {
         return draw(
@@ -341,6 +369,9 @@ pub(crate) async fn decide(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, 
     code.insert("cc".into(), json!(challenge));
     code.insert("sc".into(), json!(access.scope()));
     code.insert("cn".into(), json!(asked.client.name));
+    if let Some(limit) = limit {
+        code.insert("lim".into(), json!(limit));
+    }
     code.insert("k".into(), json!(key));
     let Ok(code) = oauth
         .sealer

@@ -100,6 +100,8 @@ pub struct OAuthSettings {
     /// Private-use redirect URI schemes allowed besides RFC 8252's
     /// reverse-domain ones (`--allow-redirect-scheme cursor`).
     pub redirect_schemes: Vec<String>,
+    /// `--daily-credit-limit`, said on the consent page.
+    pub daily_credit_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for OAuthSettings {
@@ -111,6 +113,7 @@ impl std::fmt::Debug for OAuthSettings {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("code_ttl", &self.code_ttl)
             .field("redirect_schemes", &self.redirect_schemes)
+            .field("daily_credit_limit", &self.daily_credit_limit)
             .finish()
     }
 }
@@ -200,6 +203,7 @@ impl OAuthError {
     /// `Retry-After`, and a log line naming the store (never its password).
     pub(crate) fn unavailable(e: &StoreError) -> Self {
         tracing::error!(store = %e.store, error = %e.message, "the store cannot be reached: refusing");
+        crate::mcp::metrics::store_error();
         Self {
             code: "server_error",
             description: "the server's store cannot be reached; nothing was accepted; try again shortly".into(),
@@ -324,7 +328,10 @@ impl OAuth {
     /// whether its grant is live: the key it wraps and its access, or why
     /// not (expired, another audience, not ours, revoked), or the store's
     /// failure.
-    pub(crate) async fn check_bearer(&self, token: &str) -> Result<(Secret, Access), Bearer> {
+    pub(crate) async fn check_bearer(
+        &self,
+        token: &str,
+    ) -> Result<(Secret, Access, crate::mcp::budget::Connection), Bearer> {
         let claims = self
             .sealer
             .open(seal::Purpose::Access, token, Some(&self.resource()))
@@ -337,7 +344,13 @@ impl OAuth {
             Err(e) => return Err(Bearer::Unavailable(e)),
         }
         let access = Access::of_scope(seal::text(&claims, "sc").unwrap_or(SCOPE_READ_ONLY));
-        Ok((Secret::new(key), access))
+        let connection = crate::mcp::budget::Connection {
+            grant: Some(grant.to_owned()),
+            client: seal::text(&claims, "cid").map(token::client_digest),
+            client_name: seal::text(&claims, "cn").map(str::to_owned),
+            limit: claims.get("lim").and_then(Value::as_u64),
+        };
+        Ok((Secret::new(key), access, connection))
     }
 
     /// Whether the server's own public address is on loopback (local

@@ -113,11 +113,13 @@ async fn by_code(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value,
         text(&claims, "sc").unwrap_or(super::SCOPE_READ_ONLY),
         text(&claims, "cid").unwrap_or_default(),
     );
+    let name = text(&claims, "cn").unwrap_or("an unnamed client");
+    let limit = claims.get("lim").and_then(Value::as_u64);
     let created_at = now();
     let new = NewGrant {
         id: uuid::Uuid::new_v4().to_string(),
         client: client_digest(client),
-        client_name: text(&claims, "cn").unwrap_or("an unnamed client").to_owned(),
+        client_name: name.to_owned(),
         key_id: crate::mcp::caller::KeyId::of(key).to_string(),
         scope: scope.to_owned(),
         created_at,
@@ -133,7 +135,25 @@ async fn by_code(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Value,
         Err(e) => return Err(OAuthError::unavailable(&e)),
     }
     tracing::info!(grant = %new.id, client = %new.client_name, scope, "a grant was made");
-    tokens(oauth, key, scope, client, &new.id, 0)
+    crate::mcp::metrics::grant(crate::mcp::metrics::GrantEvent::Issued);
+    let grant = Grant {
+        client,
+        name,
+        family: &new.id,
+        generation: 0,
+        limit,
+    };
+    tokens(oauth, key, scope, &grant)
+}
+
+/// What every token of a grant carries besides the key and the scope.
+struct Grant<'a> {
+    client: &'a str,
+    name: &'a str,
+    family: &'a str,
+    generation: u64,
+    /// The daily credit limit chosen on the consent page.
+    limit: Option<u64>,
 }
 
 /// A client's id as the store keeps it: a digest (a sealed id is long).
@@ -176,6 +196,7 @@ async fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Val
     let generation = match oauth.store.rotate(family, presented, expires_at).await {
         Ok(Rotation::Rotated { generation }) => generation,
         Ok(Rotation::Replayed) => {
+            crate::mcp::metrics::grant(crate::mcp::metrics::GrantEvent::Revoked);
             tracing::warn!(
                 grant = family,
                 "a rotated refresh token was used again: the grant is revoked"
@@ -188,14 +209,15 @@ async fn by_refresh(oauth: &OAuth, form: &HashMap<String, String>) -> Result<Val
         Ok(Rotation::Unknown) => return Err(grant("the grant has ended; sign in again")),
         Err(e) => return Err(OAuthError::unavailable(&e)),
     };
-    tokens(
-        oauth,
-        text(&claims, "k").unwrap_or_default(),
-        scope,
-        text(&claims, "cid").unwrap_or_default(),
+    crate::mcp::metrics::grant(crate::mcp::metrics::GrantEvent::Refreshed);
+    let grant = Grant {
+        client: text(&claims, "cid").unwrap_or_default(),
+        name: text(&claims, "cn").unwrap_or("an unnamed client"),
         family,
         generation,
-    )
+        limit: claims.get("lim").and_then(Value::as_u64),
+    };
+    tokens(oauth, text(&claims, "k").unwrap_or_default(), scope, &grant)
 }
 
 /// POST `/revoke` (RFC 7009, form-encoded `token`, optional
@@ -226,7 +248,10 @@ pub(crate) async fn revoke(State(oauth): State<Arc<OAuth>>, body: axum::body::By
     });
     if let Some(grant) = grant {
         match oauth.store.revoke(grant).await {
-            Ok(true) => tracing::info!(grant, "a grant was revoked"),
+            Ok(true) => {
+                tracing::info!(grant, "a grant was revoked");
+                crate::mcp::metrics::grant(crate::mcp::metrics::GrantEvent::Revoked);
+            }
             Ok(false) => {}
             Err(e) => return OAuthError::unavailable(&e).into_response(),
         }
@@ -236,21 +261,17 @@ pub(crate) async fn revoke(State(oauth): State<Arc<OAuth>>, body: axum::body::By
     response
 }
 
-/// A new access token and a new refresh token of grant `family`, at
-/// `generation`.
-fn tokens(
-    oauth: &OAuth,
-    key: &str,
-    scope: &str,
-    client: &str,
-    family: &str,
-    generation: u64,
-) -> Result<Value, OAuthError> {
+/// A new access token and a new refresh token of `grant`.
+fn tokens(oauth: &OAuth, key: &str, scope: &str, grant: &Grant<'_>) -> Result<Value, OAuthError> {
     let mut access = Map::new();
     access.insert("k".into(), json!(key));
     access.insert("sc".into(), json!(scope));
-    access.insert("cid".into(), json!(client));
-    access.insert("gid".into(), json!(family));
+    access.insert("cid".into(), json!(grant.client));
+    access.insert("cn".into(), json!(grant.name));
+    access.insert("gid".into(), json!(grant.family));
+    if let Some(limit) = grant.limit {
+        access.insert("lim".into(), json!(limit));
+    }
     let access = oauth
         .sealer
         .seal(
@@ -263,9 +284,13 @@ fn tokens(
     let mut refresh = Map::new();
     refresh.insert("k".into(), json!(key));
     refresh.insert("sc".into(), json!(scope));
-    refresh.insert("cid".into(), json!(client));
-    refresh.insert("gid".into(), json!(family));
-    refresh.insert("gen".into(), json!(generation));
+    refresh.insert("cid".into(), json!(grant.client));
+    refresh.insert("cn".into(), json!(grant.name));
+    refresh.insert("gid".into(), json!(grant.family));
+    refresh.insert("gen".into(), json!(grant.generation));
+    if let Some(limit) = grant.limit {
+        refresh.insert("lim".into(), json!(limit));
+    }
     let refresh = oauth
         .sealer
         .seal(Purpose::Refresh, refresh, Some(oauth.settings.refresh_ttl), None)

@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Created, Grant, MAX_CODES, MAX_GRANTS, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Rotation, rotation};
+use super::{
+    Created, Grant, MAX_CODES, MAX_GRANTS, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Reserved, Rotation, rotation,
+};
 
 #[derive(Default)]
 pub(super) struct Memory {
@@ -20,6 +22,10 @@ struct Inner {
     grants: HashMap<String, Grant>,
     /// Each client's grants, by id.
     by_client: HashMap<String, HashSet<String>>,
+    /// Daily budgets: `connection:day` to thousandths of a credit. One
+    /// entry per connection and day; a day's entries are dropped when the
+    /// next day's first is made.
+    budgets: HashMap<String, i64>,
 }
 
 impl Inner {
@@ -134,6 +140,31 @@ impl Memory {
             }
             _ => false,
         }
+    }
+
+    pub(super) fn reserve(&self, key: &str, amount: i64, limit: i64) -> Reserved {
+        let mut inner = self.lock();
+        if !inner.budgets.contains_key(key) {
+            // A new day's first reservation: the days before are over.
+            let day = key.rsplit(':').next().unwrap_or_default().to_owned();
+            inner.budgets.retain(|k, _| k.ends_with(day.as_str()));
+        }
+        let spent = inner.budgets.get(key).copied().unwrap_or(0);
+        if spent.saturating_add(amount) > limit {
+            return Reserved::Over { spent };
+        }
+        inner.budgets.insert(key.to_owned(), spent + amount);
+        Reserved::Reserved { spent: spent + amount }
+    }
+
+    pub(super) fn release(&self, key: &str, amount: i64) {
+        if let Some(spent) = self.lock().budgets.get_mut(key) {
+            *spent = (*spent - amount).max(0);
+        }
+    }
+
+    pub(super) fn spent(&self, key: &str) -> i64 {
+        self.lock().budgets.get(key).copied().unwrap_or(0)
     }
 
     pub(super) fn grants(&self, now: i64) -> Vec<Grant> {

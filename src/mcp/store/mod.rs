@@ -224,6 +224,22 @@ pub(crate) fn rotation(grant: &Grant, presented: u64, now: i64, expires_at: i64)
     (Rotation::Replayed, Some(revoked))
 }
 
+/// A reservation's outcome (`Store::reserve`), in thousandths of a credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Reserved: the day's total now stands at `spent`.
+    Reserved {
+        /// The day's total, this reservation included.
+        spent: i64,
+    },
+    /// Refused: the day's total (`spent`, before it) plus the amount would
+    /// pass the limit. Nothing was reserved.
+    Over {
+        /// The day's total before it.
+        spent: i64,
+    },
+}
+
 /// The store.
 pub struct Store {
     url: StoreUrl,
@@ -344,6 +360,52 @@ impl Store {
             Backend::Memory(m) => Ok(m.revoke(id, now)),
             Backend::Sqlite(s) => s.revoke(id, now).await,
             Backend::Redis(r) => r.revoke(id, now).await,
+        }
+        .map_err(|e| self.error(e))
+    }
+
+    /// Reserves `amount` of a daily budget (`connection`'s, on `day`),
+    /// unless the day's total would pass `limit`: one atomic step, so
+    /// replicas sharing the store never overspend it together. The day's
+    /// record expires at `expires_at`.
+    pub async fn reserve(
+        &self,
+        connection: &str,
+        day: &str,
+        amount: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<Reserved, StoreError> {
+        let key = format!("{connection}:{day}");
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.reserve(&key, amount, limit)),
+            Backend::Sqlite(s) => s.reserve(&key, amount, limit, expires_at).await,
+            Backend::Redis(r) => r.reserve(&key, amount, limit, expires_at).await,
+        }
+        .map_err(|e| self.error(e))
+    }
+
+    /// Gives back `amount` of a reservation (nothing was charged, or less).
+    pub async fn release(&self, connection: &str, day: &str, amount: i64) -> Result<(), StoreError> {
+        let key = format!("{connection}:{day}");
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.release(&key, amount);
+                Ok(())
+            }
+            Backend::Sqlite(s) => s.release(&key, amount).await,
+            Backend::Redis(r) => r.release(&key, amount).await,
+        }
+        .map_err(|e| self.error(e))
+    }
+
+    /// What `connection` has reserved or spent on `day`.
+    pub async fn spent(&self, connection: &str, day: &str) -> Result<i64, StoreError> {
+        let key = format!("{connection}:{day}");
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.spent(&key)),
+            Backend::Sqlite(s) => s.spent(&key).await,
+            Backend::Redis(r) => r.spent(&key).await,
         }
         .map_err(|e| self.error(e))
     }
@@ -518,6 +580,31 @@ mod tests {
             store.create_grant(&grant("other", "modest", now)).await.unwrap(),
             Created::Created
         );
+        // A daily budget: reserved up to the limit and no further, released
+        // when nothing was charged.
+        let exp = now + 86_400;
+        assert_eq!(
+            store.reserve("conn", "2026-12-06", 4000, 10_000, exp).await.unwrap(),
+            Reserved::Reserved { spent: 4000 }
+        );
+        assert_eq!(
+            store.reserve("conn", "2026-12-06", 6000, 10_000, exp).await.unwrap(),
+            Reserved::Reserved { spent: 10_000 }
+        );
+        assert_eq!(
+            store.reserve("conn", "2026-12-06", 1, 10_000, exp).await.unwrap(),
+            Reserved::Over { spent: 10_000 }
+        );
+        assert_eq!(
+            store.reserve("conn", "2026-12-07", 1, 10_000, exp).await.unwrap(),
+            Reserved::Reserved { spent: 1 },
+            "another day"
+        );
+        store.release("conn", "2026-12-06", 6000).await.unwrap();
+        assert_eq!(store.spent("conn", "2026-12-06").await.unwrap(), 4000);
+        store.release("conn", "2026-12-06", 99_999).await.unwrap();
+        assert_eq!(store.spent("conn", "2026-12-06").await.unwrap(), 0, "never below zero");
+        assert_eq!(store.spent("other", "2026-12-06").await.unwrap(), 0);
         // Revoking one of the greedy client's makes room for one more.
         assert!(store.revoke("flood-0").await.unwrap());
         assert_eq!(

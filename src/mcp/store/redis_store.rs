@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Created, Grant, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Rotation};
+use super::{Created, Grant, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Reserved, Rotation};
 
 const PREFIX: &str = "tokportal-mcp:";
 /// How long one command may take before the store counts as unreachable.
@@ -28,6 +28,7 @@ pub(super) struct Redis {
     create: Script,
     rotate: Script,
     revoke: Script,
+    reserve: Script,
 }
 
 fn grant_key(id: &str) -> String {
@@ -89,6 +90,25 @@ redis.call('ZREM', ARGV[3] .. 'client:' .. g[3], ARGV[2])
 return 1
 ";
 
+/// KEYS: budget. ARGV: amount, limit, expires_at. {1, spent after} when
+/// reserved; {0, spent before} when it would pass the limit.
+const RESERVE: &str = r"
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if spent + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {0, spent} end
+local now = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+return {1, now}
+";
+
+/// KEYS: budget. ARGV: amount. Never below zero.
+const RELEASE: &str = r"
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if spent <= 0 then return 0 end
+local left = math.max(spent - tonumber(ARGV[1]), 0)
+redis.call('SET', KEYS[1], left, 'KEEPTTL')
+return left
+";
+
 fn said(e: redis::RedisError) -> String {
     // redis-rs' errors name the command and the server's words, not the URL.
     e.to_string()
@@ -107,6 +127,7 @@ impl Redis {
             create: Script::new(CREATE),
             rotate: Script::new(ROTATE),
             revoke: Script::new(REVOKE),
+            reserve: Script::new(RESERVE),
         })
     }
 
@@ -197,6 +218,48 @@ impl Redis {
             .await
             .map_err(said)?;
         Ok(revoked == 1)
+    }
+
+    pub(super) async fn reserve(
+        &self,
+        key: &str,
+        amount: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<Reserved, String> {
+        let (made, spent): (i64, i64) = self
+            .reserve
+            .key(format!("{PREFIX}budget:{key}"))
+            .arg(amount)
+            .arg(limit)
+            .arg(expires_at)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(said)?;
+        Ok(if made == 1 {
+            Reserved::Reserved { spent }
+        } else {
+            Reserved::Over { spent }
+        })
+    }
+
+    pub(super) async fn release(&self, key: &str, amount: i64) -> Result<(), String> {
+        let _: i64 = Script::new(RELEASE)
+            .key(format!("{PREFIX}budget:{key}"))
+            .arg(amount)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(said)?;
+        Ok(())
+    }
+
+    pub(super) async fn spent(&self, key: &str) -> Result<i64, String> {
+        let spent: Option<i64> = self
+            .connection()
+            .get(format!("{PREFIX}budget:{key}"))
+            .await
+            .map_err(said)?;
+        Ok(spent.unwrap_or(0))
     }
 
     pub(super) async fn grants(&self, now: i64) -> Result<Vec<Grant>, String> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Created, Grant, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Rotation, rotation};
+use super::{Created, Grant, MAX_GRANTS_PER_CLIENT, NewGrant, Once, Reserved, Rotation, rotation};
 
 pub(super) struct Sqlite {
     connection: Arc<Mutex<Connection>>,
@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS grants (
     revoked INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS grants_by_client ON grants (client, expires_at);
+CREATE TABLE IF NOT EXISTS budgets (
+    key TEXT PRIMARY KEY,
+    spent INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 impl Sqlite {
@@ -144,6 +149,57 @@ impl Sqlite {
                 params![id, now],
             )
             .map(|changed| changed == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn reserve(
+        &self,
+        key: &str,
+        amount: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<Reserved, String> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM budgets WHERE expires_at <= ?1", params![super::now()])?;
+            let spent: i64 = tx
+                .query_row("SELECT spent FROM budgets WHERE key = ?1", params![key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if spent.saturating_add(amount) > limit {
+                return Ok(Reserved::Over { spent });
+            }
+            tx.execute(
+                "INSERT INTO budgets (key, spent, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET spent = ?2",
+                params![key, spent + amount, expires_at],
+            )?;
+            tx.commit()?;
+            Ok(Reserved::Reserved { spent: spent + amount })
+        })
+        .await
+    }
+
+    pub(super) async fn release(&self, key: &str, amount: i64) -> Result<(), String> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE budgets SET spent = max(spent - ?2, 0) WHERE key = ?1",
+                params![key, amount],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(super) async fn spent(&self, key: &str) -> Result<i64, String> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.query_row("SELECT spent FROM budgets WHERE key = ?1", params![key], |r| r.get(0))
+                .optional()
+                .map(|s| s.unwrap_or(0))
         })
         .await
     }

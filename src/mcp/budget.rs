@@ -1,0 +1,262 @@
+//! A daily credit limit per connection: what an agent may spend of the
+//! user's credits in one UTC day, across every replica that shares the
+//! store.
+//!
+//! A connection is an OAuth grant (its limit chosen on the consent page,
+//! carried in its tokens) or an API key (sent as Bearer, or the stdio
+//! server's own), counted by its fingerprint. `--daily-credit-limit N` sets
+//! a limit for every connection; a consented one may only be lower.
+//!
+//! Before a paid call, its price comes from its dry run, and is reserved
+//! in the store in one atomic step (`Store::reserve`) before the paid
+//! request is sent: two replicas can never overspend a limit together. A
+//! call the limit cannot pay is refused unsent. The reservation is given
+//! back when nothing was charged (an error answer), trimmed to what was
+//! charged, and kept when it is unknown whether anything was (a lost answer).
+//!
+//! Amounts are kept in thousandths of a credit (prices may be fractional).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::store::{Reserved, Store, StoreError};
+
+/// Who is calling, as the HTTP guard found them: an OAuth grant or a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// The grant, when the caller came with one of this server's tokens.
+    pub grant: Option<String>,
+    /// Its client's digest and name, for the audit log.
+    pub client: Option<String>,
+    /// The client's name (cleaned when registered).
+    pub client_name: Option<String>,
+    /// The limit chosen on the consent page (credits per UTC day).
+    pub limit: Option<u64>,
+}
+
+impl Connection {
+    /// What the budget is counted under: the grant, else the key's
+    /// fingerprint.
+    pub fn budget_id(&self, key_id: &str) -> String {
+        match &self.grant {
+            Some(grant) => format!("grant:{grant}"),
+            None => format!("key:{key_id}"),
+        }
+    }
+}
+
+/// The server's budgets.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    store: Arc<Store>,
+    /// `--daily-credit-limit`.
+    default_limit: Option<u64>,
+}
+
+/// A price held against a connection's day, until the call's outcome is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    id: String,
+    day: String,
+    /// Thousandths of a credit.
+    amount: i64,
+}
+
+/// Why a paid call was refused before sending.
+#[derive(Debug)]
+pub enum Refused {
+    /// The limit cannot pay it.
+    OverLimit {
+        /// Credits a day.
+        limit: u64,
+        /// Spent (or held) today, in credits.
+        spent: f64,
+        /// The call's price.
+        cost: f64,
+    },
+    /// The store could not say.
+    Unavailable(StoreError),
+}
+
+impl Refused {
+    /// The tool error an agent reads: the limit, what was spent today, the
+    /// call's cost (or the store's failure).
+    pub fn body(&self, tool: &str) -> Value {
+        match self {
+            Refused::OverLimit { limit, spent, cost } => json!({
+                "charged": false,
+                "error": {
+                    "code": "DAILY_CREDIT_LIMIT",
+                    "message": format!(
+                        "{tool} was not sent: it costs {cost} credits, and this connection's daily limit is \
+                         {limit} credits, of which {spent} are spent today (UTC); nothing was charged"
+                    ),
+                    "daily_credit_limit": limit,
+                    "spent_today": spent,
+                    "cost": cost,
+                }
+            }),
+            Refused::Unavailable(_) => json!({
+                "charged": false,
+                "error": {
+                    "code": "STORE_UNAVAILABLE",
+                    "message": format!("{tool} was not sent: the daily limit cannot be checked now; nothing was charged; try again shortly"),
+                }
+            }),
+        }
+    }
+}
+
+/// Credits to thousandths.
+pub(crate) fn milli(credits: f64) -> i64 {
+    (credits * 1000.0).round() as i64
+}
+
+fn credits(milli: i64) -> f64 {
+    milli as f64 / 1000.0
+}
+
+/// Today, in UTC, and when its records may go (the day after tomorrow's start).
+fn today() -> (String, i64) {
+    let now = chrono::Utc::now();
+    let day = now.format("%Y-%m-%d").to_string();
+    let expires = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.succ_opt())
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(now.timestamp() + 2 * 86_400, |t| t.and_utc().timestamp());
+    (day, expires)
+}
+
+impl Budgets {
+    /// Budgets kept in `store`, with `--daily-credit-limit`'s default.
+    pub fn new(store: Arc<Store>, default_limit: Option<u64>) -> Self {
+        Self { store, default_limit }
+    }
+
+    /// The limit that holds for `connection`: the lower of the consented
+    /// one and the server's.
+    pub fn limit(&self, connection: &Connection) -> Option<u64> {
+        match (connection.limit, self.default_limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Holds `cost` credits of `connection`'s day, or says why not.
+    /// `None`: no limit applies, nothing held.
+    pub async fn hold(&self, connection: &Connection, key_id: &str, cost: f64) -> Result<Option<Hold>, Refused> {
+        let Some(limit) = self.limit(connection) else {
+            return Ok(None);
+        };
+        let (day, expires) = today();
+        let id = connection.budget_id(key_id);
+        let amount = milli(cost.max(0.0));
+        match self
+            .store
+            .reserve(&id, &day, amount, milli(limit as f64), expires)
+            .await
+        {
+            Ok(Reserved::Reserved { .. }) => Ok(Some(Hold { id, day, amount })),
+            Ok(Reserved::Over { spent }) => Err(Refused::OverLimit {
+                limit,
+                spent: credits(spent),
+                cost,
+            }),
+            Err(e) => Err(Refused::Unavailable(e)),
+        }
+    }
+
+    /// The call's outcome is known: `charged` credits (`None`: unknown, the
+    /// whole hold is kept). What was held beyond it is given back.
+    pub async fn settle(&self, hold: Hold, charged: Option<f64>) {
+        let Some(charged) = charged else { return };
+        let back = hold.amount - milli(charged).clamp(0, hold.amount);
+        if back > 0
+            && let Err(e) = self.store.release(&hold.id, &hold.day, back).await
+        {
+            // Kept: the connection may spend less today than it could, never more.
+            tracing::error!(store = %e.store, error = %e.message, "a reservation could not be given back");
+        }
+    }
+
+    /// `connection`'s limit and what is left today, for `getCurrentUser`'s
+    /// answer (`None` without a limit).
+    pub async fn today(&self, connection: &Connection, key_id: &str) -> Option<Value> {
+        let limit = self.limit(connection)?;
+        let (day, _) = today();
+        let spent = self
+            .store
+            .spent(&connection.budget_id(key_id), &day)
+            .await
+            .ok()
+            .map(credits);
+        Some(json!({
+            "daily_credit_limit": limit,
+            "day": day,
+            "spent_today": spent,
+            "left_today": spent.map(|s| (limit as f64 - s).max(0.0)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_limit_holds_reserves_and_gives_back() {
+        let budgets = Budgets::new(Arc::new(Store::memory()), Some(25));
+        let key = Connection::default();
+        let consented = Connection {
+            grant: Some("g".into()),
+            limit: Some(15),
+            ..Connection::default()
+        };
+        assert_eq!(budgets.limit(&key), Some(25));
+        assert_eq!(budgets.limit(&consented), Some(15), "a consented limit only lowers");
+        let wider = Connection {
+            limit: Some(99),
+            ..consented.clone()
+        };
+        assert_eq!(budgets.limit(&wider), Some(25));
+        assert_eq!(Budgets::new(Arc::new(Store::memory()), None).limit(&key), None);
+
+        let first = budgets.hold(&consented, "k", 10.0).await.unwrap().unwrap();
+        match budgets.hold(&consented, "k", 10.0).await {
+            Err(Refused::OverLimit { limit, spent, cost }) => assert_eq!((limit, spent, cost), (15, 10.0, 10.0)),
+            other => panic!("{other:?}"),
+        }
+        // Another connection of the same key has its own day.
+        assert!(budgets.hold(&key, "k", 20.0).await.unwrap().is_some());
+        // Nothing charged: given back, and the next call fits.
+        budgets.settle(first, Some(0.0)).await;
+        let second = budgets.hold(&consented, "k", 12.5).await.unwrap().unwrap();
+        // Charged less than held: the rest comes back.
+        budgets.settle(second, Some(10.0)).await;
+        assert_eq!(budgets.today(&consented, "k").await.unwrap()["spent_today"], 10.0);
+        // Unknown: kept whole.
+        let third = budgets.hold(&consented, "k", 5.0).await.unwrap().unwrap();
+        budgets.settle(third, None).await;
+        let today = budgets.today(&consented, "k").await.unwrap();
+        assert_eq!(
+            (today["spent_today"].as_f64(), today["left_today"].as_f64()),
+            (Some(15.0), Some(0.0))
+        );
+        let body = Refused::OverLimit {
+            limit: 15,
+            spent: 15.0,
+            cost: 10.0,
+        }
+        .body("createBundle");
+        assert_eq!(body["error"]["code"], "DAILY_CREDIT_LIMIT");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("daily limit is 15 credits")
+        );
+    }
+}
