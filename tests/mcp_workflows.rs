@@ -348,3 +348,90 @@ async fn stateless_http_asks_a_2026_07_28_client_with_an_input_required_result()
     );
     assert_eq!(world.count("createBundle", false).await, 2);
 }
+
+/// A destructive call (the table's `destructive` hint, as TokPortal's agent
+/// rules ask) is confirmed like a paid one, the question naming what will
+/// be destroyed: over stdio (elicitation/create) and over stateless HTTP (a
+/// 2026-07-28 input-required result). Declined: nothing is sent; accepted:
+/// sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destructive_call_is_confirmed_over_stdio_and_stateless_http() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let world = World::new("sk_test_workflows_destroy").await;
+    let sdk = world.sandbox.client(world.key.as_str()).unwrap();
+    let endpoint = || async {
+        let made = sdk
+            .request_operation(
+                "createWebhookEndpoint",
+                tokportal::OperationArgs::new()
+                    .body(json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]})),
+            )
+            .await
+            .unwrap();
+        match made.body {
+            tokportal::ResponseBody::Json(v) => v["data"]["id"].as_str().unwrap().to_owned(),
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // Over stdio.
+    let id = endpoint().await;
+    let declining = asked(Some(ElicitationAction::Decline));
+    let agent = world.agent(declining.clone(), &[]).await;
+    let result = call(&agent, "deleteWebhookEndpoint", json!({"id": id})).await;
+    assert_eq!(result.structured_content.unwrap()["error"]["code"], "NOT_CONFIRMED");
+    let questions = declining.questions.lock().unwrap().clone();
+    assert!(
+        questions.len() == 1 && questions[0].contains("cannot be undone") && questions[0].contains(&id),
+        "{questions:?}"
+    );
+    assert_eq!(world.count("deleteWebhookEndpoint", false).await, 0, "nothing sent");
+    agent.cancel().await.unwrap();
+    let accepting = asked(Some(ElicitationAction::Accept));
+    let agent = world.agent(accepting.clone(), &[]).await;
+    let result = call(&agent, "deleteWebhookEndpoint", json!({"id": id})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(world.count("deleteWebhookEndpoint", false).await, 1, "sent once");
+    agent.cancel().await.unwrap();
+
+    // Over stateless HTTP, a 2026-07-28 client.
+    let server = common::mcp_http::McpHttp::start(world.sandbox.url(), &[], &[]);
+    let connect = |handler: Asked| {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(server.mcp()).auth_header(world.key.clone()),
+        );
+        async move {
+            use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+            handler
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let modern = |action| Asked {
+        version: Some(rmcp::model::ProtocolVersion::V_2026_07_28),
+        ..asked(Some(action))
+    };
+    let id = endpoint().await;
+    let declining = modern(ElicitationAction::Decline);
+    let agent = connect(declining.clone()).await;
+    let result = call(&agent, "deleteWebhookEndpoint", json!({"id": id})).await;
+    assert_eq!(result.structured_content.unwrap()["error"]["code"], "NOT_CONFIRMED");
+    assert_eq!(declining.questions.lock().unwrap().len(), 1);
+    assert_eq!(
+        world.count("deleteWebhookEndpoint", false).await,
+        1,
+        "nothing more sent"
+    );
+    let accepting = modern(ElicitationAction::Accept);
+    let agent = connect(accepting.clone()).await;
+    let result = call(&agent, "deleteWebhookEndpoint", json!({"id": id})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(world.count("deleteWebhookEndpoint", false).await, 2, "sent once more");
+}
