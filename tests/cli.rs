@@ -1200,3 +1200,38 @@ fn edges_say_one_line() {
         "{said}"
     );
 }
+
+#[test]
+fn the_sandbox_cli_says_what_waits_and_what_is_taken() {
+    let sandbox = SandboxProcess::start(&[]);
+    let key = "sk_test_trigger_clock";
+    let set = against(
+        &sandbox.1,
+        key,
+        &["sandbox", "clock", "set", "--at", "2026-06-01T00:00:00Z"],
+    );
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let out = against(&sandbox.1, key, &["trigger", "account.in_review"]);
+    let made = stdout_json(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    let at = made["waits_until"].as_str().expect("when it comes");
+    assert!(said.contains("waits on this key's simulated clock"), "{said}");
+    assert!(
+        said.contains(&format!("tokportal sandbox clock advance --to {at}")),
+        "{said}"
+    );
+    assert!(said.contains("publish-bundle"), "commands, not operationIds: {said}");
+
+    // The port of a running sandbox is taken: said, with --port 0.
+    let port = sandbox.1.rsplit(':').next().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(["sandbox", "--port", port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("port {port} is taken")) && said.contains("--port 0"),
+        "{said}"
+    );
+}

@@ -197,6 +197,39 @@ pub fn cli() -> Command {
     tree(None)
 }
 
+/// The commands a manual page is written for (`cargo xtask regen` renders
+/// them into `docs/man/`), built, each with its display name
+/// (`tokportal-create-bundle`): the root, every flat command and local
+/// tool with their subcommands; a noun (`bundles`) gets a page listing its
+/// verbs, its verbs none of their own (each is a flat command's page).
+pub fn manual_pages() -> Vec<Command> {
+    let mut root = cli().disable_help_subcommand(true);
+    root.build();
+    let nouns = super::nouns::top_nouns();
+    let mut pages = vec![root.clone()];
+    fn walk(cmd: &Command, pages: &mut Vec<Command>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            pages.push(sub.clone());
+            walk(sub, pages);
+        }
+    }
+    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
+        pages.push(sub.clone());
+        if sub.get_name() == "webhooks" {
+            // Its local tools; its API verbs are the flat commands' pages.
+            for local in sub
+                .get_subcommands()
+                .filter(|s| matches!(s.get_name(), "verify" | "sign"))
+            {
+                pages.push(local.clone());
+            }
+        } else if !nouns.contains(&sub.get_name()) {
+            walk(sub, &mut pages);
+        }
+    }
+    pages
+}
+
 /// The tree for running `args`: the command they name is built whole, the
 /// others as names with their line of help (what start-up builds stays
 /// small as the contract grows).

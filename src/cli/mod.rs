@@ -55,8 +55,8 @@ mod webhooks;
 mod words;
 mod workbench;
 
-pub use commands::cli;
 use commands::cli_for;
+pub use commands::{cli, manual_pages};
 use exit::{EXIT_USAGE, Failure};
 
 use crate::operations::OPERATIONS;

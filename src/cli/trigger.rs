@@ -289,17 +289,50 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
             bundle_id = data["id"].as_str().unwrap_or_default().to_owned();
         }
         let status = answer.meta.status;
-        eprintln!("{:<32} -> {status}", step.operation);
+        let command = crate::operations::find(step.operation).map_or(step.operation, |op| op.cli_command);
+        eprintln!("{command:<36} -> {status}");
         calls.push(json!({"step": step.name, "operation": step.operation, "status": status}));
         resources.insert(step.name.to_owned(), data);
+    }
+    // On a simulated clock the event may wait for it: say when, and how
+    // to get there, rather than leave a listener waiting for nothing.
+    let waits = sandbox
+        .control(reqwest::Method::GET, "clock", &key, None)
+        .await
+        .ok()
+        .and_then(|clock| waiting(&clock, &event, &bundle_id));
+    if let Some((at, now)) = &waits {
+        eprintln!(
+            "{event} waits on this key's simulated clock (now {now}): it comes at {at}.\nTo get there: tokportal sandbox clock advance --to {at} (or --next)"
+        );
     }
     let made = json!({
         "event": event,
         "bundle_id": bundle_id,
         "calls": calls,
         "resources": resources,
+        "waits_until": waits.map(|(at, _)| at),
     });
     super::stdout::line(&serde_json::to_string_pretty(&made).unwrap_or_default())
+}
+
+/// When `event` of `bundle_id` falls due on a simulated clock (a key's
+/// `GET /_sandbox/clock`), and the clock's now; `None` on real time or when
+/// nothing of it waits.
+fn waiting(clock: &Value, event: &str, bundle_id: &str) -> Option<(String, String)> {
+    if clock.get("simulated").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    let pending = clock["pending"].as_array()?;
+    // The event's own step, else the bundle's next one (the event comes after it).
+    let step = pending
+        .iter()
+        .find(|p| p["step"] == event && p["bundle_id"] == bundle_id)
+        .or_else(|| pending.iter().find(|p| p["bundle_id"] == bundle_id))?;
+    Some((
+        step["at"].as_str()?.to_owned(),
+        clock["now"].as_str().unwrap_or("?").to_owned(),
+    ))
 }
 
 /// A step's arguments, with the bundle's id where its path wants one.
@@ -332,6 +365,19 @@ mod tests {
             }
         }
         assert!(recipe("webhook.test").is_err() && recipe("bundle.nope").is_err());
+    }
+
+    #[test]
+    fn an_event_waiting_on_a_simulated_clock_says_when() {
+        let clock = json!({"now": "2026-06-01T00:00:00Z", "simulated": true, "pending": [
+            {"at": "2026-06-03T00:00:00Z", "step": "account.in_review", "bundle_id": "b1", "resource": "account"}]});
+        assert_eq!(
+            waiting(&clock, "account.in_review", "b1"),
+            Some(("2026-06-03T00:00:00Z".into(), "2026-06-01T00:00:00Z".into()))
+        );
+        assert_eq!(waiting(&clock, "account.in_review", "b2"), None, "another bundle's");
+        let real = json!({"now": "2026-06-01T00:00:00Z", "simulated": false, "pending": []});
+        assert_eq!(waiting(&real, "account.in_review", "b1"), None);
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! - `spec/public-api.txt`: a snapshot of the public API progenitor generates
 //!   (client methods, builder setters, types and their fields).
 //!
-//! `--spec PATH` vendors a new contract into `spec/openapi.yaml` first.
+//! - `docs/man/*.1`: the CLI's manual pages, from its command tree (`man.rs`).
+//!
+//! `--spec PATH` vendors a new contract into `spec/openapi.yaml` first (the
+//! manual pages come from the CLI this xtask was built with: run `cargo
+//! xtask regen` again after a new contract to renew them).
 //! `--check` writes nothing and fails with a diff when the committed artifacts
 //! differ from the spec, or when hand-written coverage is missing: every
 //! multipart operation needs a hand-written method marked
@@ -19,6 +23,7 @@ mod codegen;
 #[path = "../../src/codegen/generate.rs"]
 #[allow(dead_code)] // `httpmock` is the build's only.
 mod generate;
+mod man;
 mod mutants;
 
 use std::fmt::Write as _;
@@ -78,6 +83,7 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
             _ => return Err(usage()),
         }
     }
+    let vendored = new_spec.is_some();
     if let Some(path) = new_spec {
         if check {
             return Err("--spec and --check do not go together: vendor first, then check".into());
@@ -89,6 +95,7 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
     }
     let text = std::fs::read_to_string(root.join(SPEC)).map_err(|e| format!("cannot read {SPEC}: {e}"))?;
     let produced = artifacts(root, &text)?;
+    let pages = if vendored { Vec::new() } else { man::pages()? };
     if check {
         let mut problems = coverage(root, &text)?;
         for (rel, content) in &produced {
@@ -101,6 +108,7 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
                 problems.push(format!("{rel} is out of date; run `cargo xtask regen`:\n{diff}"));
             }
         }
+        problems.extend(man_drift(root, &pages));
         if problems.is_empty() {
             Ok(format!(
                 "regen --check: {} artifacts and hand-written coverage match {SPEC}",
@@ -113,11 +121,54 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
         for (rel, content) in &produced {
             std::fs::write(root.join(rel), content).map_err(|e| format!("cannot write {rel}: {e}"))?;
         }
+        if !vendored {
+            write_man(root, &pages)?;
+        }
         Ok(format!(
-            "regen: wrote {}",
-            produced.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", ")
+            "regen: wrote {}{}",
+            produced.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", "),
+            if vendored {
+                "; run `cargo xtask regen` again to renew docs/man/ from the new contract".to_owned()
+            } else {
+                format!(" and {} manual pages in {}", pages.len(), man::DIR)
+            }
         ))
     }
+}
+
+/// The manual pages that differ from `pages`, or are there and should not be.
+fn man_drift(root: &Path, pages: &[(String, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (rel, content) in pages {
+        let committed = std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+        if &committed != content {
+            problems.push(format!("{rel} is out of date; run `cargo xtask regen`"));
+        }
+    }
+    let kept = std::fs::read_dir(root.join(man::DIR)).into_iter().flatten().flatten();
+    for entry in kept {
+        let rel = format!("{}/{}", man::DIR, entry.file_name().to_string_lossy());
+        if !pages.iter().any(|(r, _)| *r == rel) {
+            problems.push(format!("{rel} names no command any more; run `cargo xtask regen`"));
+        }
+    }
+    problems
+}
+
+/// Writes `pages` into `docs/man/`, the pages of commands gone removed.
+fn write_man(root: &Path, pages: &[(String, String)]) -> Result<(), String> {
+    let dir = root.join(man::DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", man::DIR))?;
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let rel = format!("{}/{}", man::DIR, entry.file_name().to_string_lossy());
+        if !pages.iter().any(|(r, _)| *r == rel) {
+            std::fs::remove_file(entry.path()).map_err(|e| format!("cannot remove {rel}: {e}"))?;
+        }
+    }
+    for (rel, content) in pages {
+        std::fs::write(root.join(rel), content).map_err(|e| format!("cannot write {rel}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn normalized(text: &str) -> Result<Value, String> {
@@ -365,6 +416,7 @@ mod tests {
             std::fs::copy(repo.join(rel), to).unwrap();
         }
         copy_dir(&repo.join("src"), &dir.path().join("src"));
+        copy_dir(&repo.join(man::DIR), &dir.path().join(man::DIR));
         dir
     }
 
@@ -388,6 +440,24 @@ mod tests {
         let mut doc = codegen::parse_yaml(&text).unwrap();
         f(&mut doc);
         std::fs::write(root.join(SPEC), serde_norway::to_string(&doc).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_manual_page_out_of_date_or_left_over_is_drift() {
+        let dir = sandbox();
+        let page = dir.path().join(man::DIR).join("tokportal-create-bundle.1");
+        std::fs::write(&page, "stale").unwrap();
+        std::fs::write(dir.path().join(man::DIR).join("tokportal-gone.1"), "gone").unwrap();
+        let err = check(dir.path()).unwrap_err();
+        assert!(
+            err.contains("docs/man/tokportal-create-bundle.1 is out of date"),
+            "{err}"
+        );
+        assert!(err.contains("docs/man/tokportal-gone.1 names no command"), "{err}");
+        run(dir.path(), &["regen".into()]).unwrap();
+        check(dir.path()).unwrap();
+        let text = std::fs::read_to_string(page).unwrap();
+        assert!(text.contains("bundle\\-type"), "the page names the body's flags");
     }
 
     #[test]
