@@ -362,15 +362,29 @@ async fn no_surface_prints_a_key_a_webhook_secret_or_revealed_credentials() {
 
 /// The OAuth flow (`tokportal-mcp --oauth`, logging at TRACE): registration,
 /// the consent page with the user's key, the code, the tokens, a refresh and
-/// a call. Neither the key, the code, the access token nor the refresh
-/// token appears in the server's log.
+/// a call, a paid call and a destructive one, with a daily limit and the
+/// audit log on. Neither the key, the code, the access token nor the
+/// refresh token appears in the server's log or in its audit log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_oauth_key_code_or_token_reaches_a_log() {
     use common::oauth::{KEY as OAUTH_KEY, REDIRECT, Replica, client, discover, register, send, sign_in};
     use oauth2::TokenResponse;
 
     let sandbox = tokportal::sandbox::Sandbox::start().await.unwrap();
-    let replica = Replica::start(&sandbox, common::oauth::PUBLIC, &[]);
+    let audit = tempfile::tempdir().unwrap();
+    let audit_log = audit.path().join("audit.log");
+    let replica = Replica::start(
+        &sandbox,
+        common::oauth::PUBLIC,
+        &[
+            "--audit-log",
+            audit_log.to_str().unwrap(),
+            "--daily-credit-limit",
+            "100000",
+            "--confirm-spending",
+            "never",
+        ],
+    );
     let server = discover(&replica).await;
     let client_id = register(&replica, &server, REDIRECT).await;
     let (tokens, code) = sign_in(&replica, &server, &client_id, "full").await;
@@ -396,7 +410,19 @@ async fn no_oauth_key_code_or_token_reaches_a_log() {
         .await
         .unwrap();
     assert_ne!(me.is_error, Some(true));
+    for (tool, arguments) in [
+        ("createBundle", json!({"body": {"bundle_type": "account_only", "country": "USA"}})),
+        ("deleteWebhookEndpoint", json!({"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c"})),
+    ] {
+        let Value::Object(arguments) = arguments else { unreachable!() };
+        agent
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+            .await
+            .unwrap();
+    }
     agent.cancel().await.unwrap();
+    let audited = std::fs::read_to_string(&audit_log).unwrap();
+    assert_eq!(audited.lines().count(), 2, "a line per paid or destructive call: {audited}");
 
     let log = replica.log.lock().unwrap().join("\n");
     assert!(log.contains("a code was issued"), "the server logged at trace");
@@ -409,5 +435,6 @@ async fn no_oauth_key_code_or_token_reaches_a_log() {
     ];
     for (name, secret) in secrets {
         assert!(!log.contains(&secret), "{name} appears in tokportal-mcp's log");
+        assert!(!audited.contains(&secret), "{name} appears in tokportal-mcp's audit log");
     }
 }
