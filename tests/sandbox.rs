@@ -233,8 +233,11 @@ struct Tour {
 /// One part of the tour: its calls, on the tour so far.
 type Part<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
+/// A part of the tour as a function: the API, the tour so far, its calls.
+type PartFn = for<'a> fn(&'a Api, &'a mut Tour) -> Part<'a>;
+
 /// The tour's parts, in order; a failing one is named (see [`Naming`]).
-const PARTS: &[(&str, for<'a> fn(&'a Api, &'a mut Tour) -> Part<'a>)] = &[
+const PARTS: &[(&str, PartFn)] = &[
     ("public and account reads", reads),
     ("a bundle and its account", bundle_and_account),
     ("the bundle's videos", videos),

@@ -490,28 +490,24 @@ mod tests {
                 None
             )
         );
-        let op = crate::operations::find("getBundle").unwrap();
-        let call = Call {
-            name: None,
-            op,
-            path: json!({"id": "${bundle.data.id}"}).as_object().cloned().unwrap(),
-            query: Map::new(),
-            body: None,
-            expect: Some((Some(200), None)),
+        // `getBundle` with its `id` from an earlier answer.
+        let get_bundle = |id: &str, expect: Expect| {
+            Step::Call(Box::new(Call {
+                name: None,
+                op: crate::operations::find("getBundle").unwrap(),
+                path: json!({ "id": id }).as_object().cloned().unwrap(),
+                query: Map::new(),
+                body: None,
+                expect,
+            }))
         };
-        let (method, url, _, expect) = request_of(&Step::Call(Box::new(call)), base, &answers).unwrap();
+        let step = get_bundle("${bundle.data.id}", Some((Some(200), None)));
+        let (method, url, _, expect) = request_of(&step, base, &answers).unwrap();
         assert_eq!(method, reqwest::Method::GET);
         assert!(url.ends_with("/a%20b"), "{url}");
         assert_eq!(expect, Some((Some(200), None)));
-        let unknown = Call {
-            name: None,
-            op,
-            path: json!({"id": "${nothing.id}"}).as_object().cloned().unwrap(),
-            query: Map::new(),
-            body: None,
-            expect: None,
-        };
-        let why = request_of(&Step::Call(Box::new(unknown)), base, &answers).unwrap_err();
+        let unknown = get_bundle("${nothing.id}", None);
+        let why = request_of(&unknown, base, &answers).unwrap_err();
         assert!(why.contains("step `nothing` has no answer"), "{why}");
     }
 

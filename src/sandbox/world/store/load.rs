@@ -15,7 +15,7 @@ use super::write::hash_of;
 use super::{KeptAnswer, LOGS, Loaded, Numbers, Opened, Saved, known_content_type, refused};
 use crate::sandbox::world::clock::Desk;
 use crate::sandbox::world::replays::Stored;
-use crate::sandbox::world::state::{Bundle, Delivery, Endpoint, Tenant, fingerprint, object, str_of};
+use crate::sandbox::world::state::{Bundle, Delivery, Endpoint, Object, Tenant, fingerprint, object, str_of};
 
 /// A key as it is read: its name, state and the rows it has.
 struct Reading {
@@ -154,25 +154,27 @@ impl Reader<'_> {
 
     /// `accounts`.
     fn accounts(&self, keys: &mut Readings) -> Result<(), String> {
-        self.rows(
-            "SELECT n, key_n, body FROM accounts ORDER BY n",
-            keys,
-            |reading, _, body, _| {
-                let account = object(self.json(&body, &reading.key, "accounts")?);
-                reading.tenant.accounts.push(account);
-                Ok(())
-            },
-        )
+        self.bodies("accounts", keys, |tenant| &mut tenant.accounts)
     }
 
     /// `comment_tasks`.
     fn comment_tasks(&self, keys: &mut Readings) -> Result<(), String> {
+        self.bodies("comment_tasks", keys, |tenant| &mut tenant.comments)
+    }
+
+    /// A table of bodies alone (`n`, `key_n`, `body`), each onto its key's `list`.
+    fn bodies(
+        &self,
+        table: &str,
+        keys: &mut Readings,
+        list: fn(&mut Tenant) -> &mut Vec<Object>,
+    ) -> Result<(), String> {
         self.rows(
-            "SELECT n, key_n, body FROM comment_tasks ORDER BY n",
+            &format!("SELECT n, key_n, body FROM {table} ORDER BY n"),
             keys,
             |reading, _, body, _| {
-                let task = object(self.json(&body, &reading.key, "comment_tasks")?);
-                reading.tenant.comments.push(task);
+                let body = object(self.json(&body, &reading.key, table)?);
+                list(&mut reading.tenant).push(body);
                 Ok(())
             },
         )
@@ -375,7 +377,6 @@ mod tests {
     use super::super::testing::{apply, in_memory, numbers, statements};
     use super::super::{Ops, write};
     use super::*;
-    use crate::sandbox::world::state::Object;
 
     /// A file holding `tenant` under the key `"k"`, written as a request would.
     fn file_with(tenant: &Tenant) -> Opened {
@@ -390,16 +391,27 @@ mod tests {
         opened
     }
 
-    /// Reads the file's keys, then runs `part` over them.
-    fn read(opened: &Opened, part: impl Fn(&Reader<'_>, &mut Readings) -> Result<(), String>) -> Readings {
+    /// Runs `then` with a reader of the file.
+    fn reader<T>(opened: &Opened, then: impl FnOnce(&Reader<'_>) -> T) -> T {
         let conn = opened.conn.lock().unwrap();
-        let file = Reader {
+        then(&Reader {
             conn: &conn,
             path: &opened.path,
-        };
-        let mut keys = file.keys().unwrap();
-        part(&file, &mut keys).unwrap();
-        keys
+        })
+    }
+
+    /// Reads the file's keys, then runs `part` over them.
+    fn read(opened: &Opened, part: impl Fn(&Reader<'_>, &mut Readings) -> Result<(), String>) -> Readings {
+        reader(opened, |file| {
+            let mut keys = file.keys().unwrap();
+            part(file, &mut keys).unwrap();
+            keys
+        })
+    }
+
+    /// Runs one statement of a test's own on the file.
+    fn run(opened: &Opened, sql: &str, values: &[&dyn rusqlite::ToSql]) {
+        opened.conn.lock().unwrap().execute(sql, values).unwrap();
     }
 
     fn tenant() -> Tenant {
@@ -480,16 +492,12 @@ mod tests {
         let account = Uuid::new_v4();
         tenant.refreshed.push((account, Utc::now()));
         let opened = file_with(&tenant);
-        apply(&opened, &{
-            let mut ops = Ops::default();
-            ops.execute(
-                "INSERT INTO records (key_n, kind, id, body) VALUES (1, 'newer_kind', 'x', '{}'), \
-                 (1, 'refreshed', 'y', '{\"id\": \"not a uuid\"}')",
-                &[],
-            )
-            .unwrap();
-            ops
-        });
+        run(
+            &opened,
+            "INSERT INTO records (key_n, kind, id, body) VALUES (1, 'newer_kind', 'x', '{}'), \
+             (1, 'refreshed', 'y', '{\"id\": \"not a uuid\"}')",
+            &[],
+        );
         let keys = read(&opened, |f, k| f.records(k));
         let reading = &keys[&1];
         // By content: rows appended in one write are numbered from the
@@ -511,15 +519,11 @@ mod tests {
     #[test]
     fn a_row_whose_key_is_gone_is_skipped() {
         let opened = file_with(&tenant());
-        apply(&opened, &{
-            let mut ops = Ops::default();
-            ops.execute(
-                "INSERT INTO accounts (key_n, id, body) VALUES (99, 'orphan', '{}')",
-                &[],
-            )
-            .unwrap();
-            ops
-        });
+        run(
+            &opened,
+            "INSERT INTO accounts (key_n, id, body) VALUES (99, 'orphan', '{}')",
+            &[],
+        );
         let keys = read(&opened, |f, k| f.accounts(k));
         assert_eq!(keys.len(), 1);
         assert!(
@@ -534,22 +538,15 @@ mod tests {
     #[test]
     fn a_column_that_is_not_json_refuses_the_file_naming_the_key() {
         let opened = file_with(&tenant());
-        apply(&opened, &{
-            let mut ops = Ops::default();
-            ops.execute(
-                "INSERT INTO comment_tasks (key_n, id, body) VALUES (1, 'c', 'not json')",
-                &[],
-            )
-            .unwrap();
-            ops
+        run(
+            &opened,
+            "INSERT INTO comment_tasks (key_n, id, body) VALUES (1, 'c', 'not json')",
+            &[],
+        );
+        let refused = reader(&opened, |file| {
+            let mut keys = file.keys().unwrap();
+            file.comment_tasks(&mut keys).unwrap_err()
         });
-        let conn = opened.conn.lock().unwrap();
-        let file = Reader {
-            conn: &conn,
-            path: &opened.path,
-        };
-        let mut keys = file.keys().unwrap();
-        let refused = file.comment_tasks(&mut keys).unwrap_err();
         assert!(
             refused.contains(fingerprint("k")) && refused.contains("comment_tasks"),
             "{refused}"
@@ -561,12 +558,7 @@ mod tests {
         let mut tenant = tenant();
         tenant.transactions.push(object(json!({"id": "t1"})));
         let opened = file_with(&tenant);
-        let conn = opened.conn.lock().unwrap();
-        let file = Reader {
-            conn: &conn,
-            path: &opened.path,
-        };
-        let numbers = file.numbers().unwrap();
+        let numbers = reader(&opened, |file| file.numbers().unwrap());
         assert_eq!(Numbers::next(&numbers.key), 2);
         assert_eq!(Numbers::next(&numbers.bundle), 1, "no bundle yet");
         // The starting grant and t1.
@@ -576,26 +568,17 @@ mod tests {
     #[test]
     fn kept_answers_of_known_keys_are_read_and_unreadable_ones_skipped() {
         let opened = file_with(&tenant());
-        apply(&opened, &{
-            let mut ops = Ops::default();
-            let good = [7u8; 32];
-            ops.execute(
-                "INSERT INTO replays (key_n, idempotency_key, fingerprint, status, content_type, body, kept_at) \
-                 VALUES (1, 'good', ?1, 201, 'application/json', x'7b7d', '2026-05-25T00:00:00Z'), \
-                 (2, 'other key', ?1, 201, NULL, x'', '2026-05-25T00:00:00Z'), \
-                 (1, 'short fingerprint', x'00', 201, NULL, x'', '2026-05-25T00:00:00Z')",
-                &[&&good[..]],
-            )
-            .unwrap();
-            ops
-        });
-        let conn = opened.conn.lock().unwrap();
-        let file = Reader {
-            conn: &conn,
-            path: &opened.path,
-        };
+        let good = [7u8; 32];
+        run(
+            &opened,
+            "INSERT INTO replays (key_n, idempotency_key, fingerprint, status, content_type, body, kept_at) \
+             VALUES (1, 'good', ?1, 201, 'application/json', x'7b7d', '2026-05-25T00:00:00Z'), \
+             (2, 'other key', ?1, 201, NULL, x'', '2026-05-25T00:00:00Z'), \
+             (1, 'short fingerprint', x'00', 201, NULL, x'', '2026-05-25T00:00:00Z')",
+            &[&&good[..]],
+        );
         let names = HashMap::from([(1, "k".to_owned())]);
-        let kept = file.replays(&names).unwrap();
+        let kept = reader(&opened, |file| file.replays(&names).unwrap());
         assert_eq!(kept.len(), 1, "the other key's and the short fingerprint's are skipped");
         assert_eq!((kept[0].tenant.as_str(), kept[0].key.as_str()), ("k", "good"));
         assert_eq!(kept[0].stored.content_type, Some("application/json"));
