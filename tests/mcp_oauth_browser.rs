@@ -127,7 +127,10 @@ async fn consent_in_chromium_from_the_keyboard() {
     let png = page.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 
-    // Then the right one, from the keyboard again.
+    // A daily credit limit, typed into its field; then the right key, from
+    // the keyboard again.
+    let limit = page.find(Locator::Id("daily_credit_limit")).await.unwrap();
+    limit.send_keys("15").await.unwrap();
     let field = page.find(Locator::Id("api_key")).await.unwrap();
     field.send_keys(&format!("{KEY}{}", Key::Enter)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -177,6 +180,48 @@ async fn consent_in_chromium_from_the_keyboard() {
         .json_answer()
         .await;
     assert_eq!(me["result"]["isError"], false, "{me}");
+    assert_eq!(
+        me["result"]["structuredContent"]["tokportal_mcp"]["budget"]["daily_credit_limit"], 15,
+        "the limit typed in Chromium reached the token: {me}"
+    );
+    // The token's paid calls are held to it: a 10-credit create fits, a
+    // second does not, and is refused unsent.
+    let create = |access: String| {
+        let http = http.clone();
+        let other = other.clone();
+        async move {
+            let answer: Value = http
+                .post(format!("{other}/mcp"))
+                .bearer_auth(access)
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                              "params": {"name": "createBundle",
+                                         "arguments": {"body": {"bundle_type": "account_only", "country": "USA"}}}}))
+                .json_answer()
+                .await;
+            answer["result"].clone()
+        }
+    };
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let first = create(access.clone()).await;
+    assert_ne!(first["isError"], true, "{first}");
+    let second = create(access).await;
+    assert_eq!(
+        second["structuredContent"]["error"]["code"], "DAILY_CREDIT_LIMIT",
+        "{second}"
+    );
+    assert!(
+        sandbox
+            .verify(
+                tokportal::sandbox::Verify::operation("createBundle")
+                    .key(KEY)
+                    .dry_run(false)
+                    .times(1)
+            )
+            .await
+            .is_ok(),
+        "one create sent"
+    );
     assert!(
         sandbox
             .verify(
