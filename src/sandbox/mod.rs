@@ -20,10 +20,12 @@
 //!   envelope, the spec's defaults and examples;
 //! - `logbook` (bottom): the `journal` of every request and its live feed,
 //!   and the `inspector` page at `/_sandbox/`;
-//! - `world`: `state` per key, `behaviour` per operation, webhook
-//!   `deliveries` and the idempotency `replays`;
-//! - `face` (top): the `server`, `routes`, the request `flow`, `limits`,
-//!   `faults` and the `admin` routes under `/_sandbox/`.
+//! - `world`: `state` per key and its API `keys`, the `vocabulary` of a
+//!   call, `behaviour` per operation, webhook `deliveries`, the idempotency
+//!   `replays` and the state file (`store`);
+//! - `face` (top): the `server`, `routes`, what every request `shared`s,
+//!   the request `flow`, `limits`, `faults` and the `admin` routes under
+//!   `/_sandbox/`.
 
 mod contract;
 mod controls;
