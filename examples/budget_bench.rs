@@ -1,0 +1,153 @@
+//! What a daily credit limit and the audit log cost a `tools/call`,
+//! measured side by side: two `tokportal-mcp --http` servers against one
+//! `tokportal sandbox`, one with `--daily-credit-limit` (high enough never
+//! to refuse) and `--audit-log FILE`, one without a limit (its audit lines
+//! go to stdout, here /dev/null), called in alternating rounds with an API
+//! key as Bearer, 8 at a time:
+//!
+//! - `getCurrentUser` (free: neither the limit nor the audit log does
+//!   anything);
+//! - `createBundle` (paid: under a limit, its price comes from a dry run and
+//!   is reserved in the store before the paid request is sent, then an
+//!   audit line is written).
+//!
+//! ```text
+//! cargo build --release --features cli,mcp --bin tokportal --bin tokportal-mcp
+//! cargo run --release --example budget_bench -- target/release/tokportal-mcp target/release/tokportal [CALLS]
+//! ```
+
+#[path = "bench/process.rs"]
+mod process;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde_json::json;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(binary: &str, sandbox: &str, extra: &[&str]) -> Result<Server, Box<dyn std::error::Error>> {
+    let mut child = Command::new(binary)
+        .args(["--http", "127.0.0.1:0", "--confirm-spending", "never"])
+        .args(extra)
+        .env("TOKPORTAL_BASE_URL", sandbox)
+        .env_remove("TOKPORTAL_API_KEY")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?).lines();
+    let origin = loop {
+        let line = lines.next().ok_or("tokportal-mcp exited")??;
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().trim_end_matches("/mcp").to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server(child, origin))
+}
+
+/// `calls` tools/call of `tool`, 8 at a time: calls a second.
+async fn round(http: &reqwest::Client, origin: &str, key: &str, tool: &str, calls: usize) -> f64 {
+    let arguments = match tool {
+        "createBundle" => json!({"body": {"bundle_type": "account_only", "country": "USA"}}),
+        _ => json!({}),
+    };
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": tool, "arguments": arguments}});
+    let started = Instant::now();
+    let failed = futures::stream::iter(0..calls)
+        .map(|_| {
+            let body = body.clone();
+            async move {
+                let answer: serde_json::Value = match http
+                    .post(format!("{origin}/mcp"))
+                    .bearer_auth(key)
+                    .header("accept", "application/json, text/event-stream")
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => return true,
+                };
+                answer["result"]["isError"] == true
+            }
+        })
+        .buffer_unordered(8)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    if failed > 0 {
+        eprintln!("{failed} of {calls} {tool} calls failed");
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(mcp), Some(cli)) = (args.first(), args.get(1)) else {
+        return Err("usage: budget_bench <tokportal-mcp> <tokportal> [CALLS]".into());
+    };
+    let calls: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let sandbox = process::start(
+        cli,
+        &[
+            "--rate-limit".as_ref(),
+            "4000000000".as_ref(),
+            "--credits".as_ref(),
+            "1000000000".as_ref(),
+        ],
+    )?;
+    let dir = std::env::temp_dir().join(format!("budget_bench_{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let audit = dir.join("audit.log");
+    let off = start(mcp, &sandbox.1, &[])?;
+    let on = start(
+        mcp,
+        &sandbox.1,
+        &["--daily-credit-limit", "1000000000", "--audit-log", audit.to_str().unwrap_or("audit.log")],
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    runtime.block_on(async {
+        for tool in ["getCurrentUser", "createBundle"] {
+            round(&http, &off.1, "sk_test_bench_off", tool, 100).await;
+            round(&http, &on.1, "sk_test_bench_on", tool, 100).await;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for n in 0..3 {
+                if n % 2 == 0 {
+                    a.push(round(&http, &off.1, "sk_test_bench_off", tool, calls).await);
+                    b.push(round(&http, &on.1, "sk_test_bench_on", tool, calls).await);
+                } else {
+                    b.push(round(&http, &on.1, "sk_test_bench_on", tool, calls).await);
+                    a.push(round(&http, &off.1, "sk_test_bench_off", tool, calls).await);
+                }
+            }
+            println!(
+                "{tool}: both off {:.0}/s {a:.0?}; limit and audit log on {:.0}/s {b:.0?}; ratio {:.3}",
+                median(a.clone()),
+                median(b.clone()),
+                median(b) / median(a)
+            );
+        }
+    });
+    let lines = std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0);
+    println!("audit lines written: {lines}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
