@@ -22,7 +22,7 @@ pub enum Step {
 
 const SEARCH: &str = "search_operations";
 const DESCRIBE: &str = "describe_operation";
-const CALL: &str = "call_operation";
+pub(crate) const CALL: &str = "call_operation";
 
 fn object(value: Value) -> Arc<JsonObject> {
     Arc::new(match value {

@@ -39,6 +39,14 @@ impl FileSandbox {
     /// The canonical path of `file_path` when it is a regular file inside an
     /// allowed folder, symlinks followed; otherwise why not.
     pub fn check(&self, file_path: &str) -> Result<PathBuf, String> {
+        let checked = self.resolve(file_path);
+        if checked.is_err() {
+            super::metrics::refused("file_sandbox");
+        }
+        checked
+    }
+
+    fn resolve(&self, file_path: &str) -> Result<PathBuf, String> {
         if self.dirs.is_empty() {
             return Err("uploads are off on this server (start it with --allow-dir DIR to allow a folder)".into());
         }

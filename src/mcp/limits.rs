@@ -69,6 +69,7 @@ impl CallGate {
             let limit = self.limits.per_key;
             drop(running);
             tracing::warn!(caller = %caller, limit, "tool call refused: too many at once for this key");
+            super::metrics::refused("concurrency");
             return Err(McpError::new(
                 TOO_MANY_CALLS,
                 format!("this key has {limit} tool calls running, its limit: wait for one to finish, then retry"),

@@ -90,6 +90,7 @@ struct Book {
 impl Book {
     fn remove(&mut self, id: &str) -> bool {
         let Some(live) = self.live.remove(id) else { return false };
+        super::metrics::session_closed();
         if !live.established {
             self.half_open = self.half_open.saturating_sub(1);
         }
@@ -274,6 +275,7 @@ impl Ticket {
             established: false,
         };
         book.live.insert(id, live);
+        super::metrics::session_opened();
         self.open = false;
     }
 }
