@@ -107,3 +107,21 @@ mod codegen;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The book's chapters (`docs/src/`) that hold Rust blocks, compiled and run
+/// as doc tests: one item per chapter, so a failure names its page.
+#[cfg(doctest)]
+pub mod book {
+    /// `docs/src/sdk/index.md`
+    #[doc = include_str!("../docs/src/sdk/index.md")]
+    pub struct Sdk;
+    /// `docs/src/sdk/reliability.md`
+    #[doc = include_str!("../docs/src/sdk/reliability.md")]
+    pub struct SdkReliability;
+    /// `docs/src/sandbox/time.md`
+    #[doc = include_str!("../docs/src/sandbox/time.md")]
+    pub struct SandboxTime;
+    /// `docs/src/observability.md`
+    #[doc = include_str!("../docs/src/observability.md")]
+    pub struct Observability;
+}

@@ -1,0 +1,1 @@
+//! The book's CLI pages, run (written below).
