@@ -264,19 +264,21 @@ fn outcome(answer: &Result<CallToolResponse, McpError>, tool: &str, credits_coun
             .and_then(|v| v.pointer("/error/code"))
             .and_then(Value::as_str);
         let reason = match code {
-            // Written by `TokPortalMcp::call` and `confirm.rs`.
+            // Written by `TokPortalMcp::call`, `confirm.rs` and `budget.rs`.
             Some("insufficient_scope") => "read_only_scope",
             Some("NOT_CONFIRMED") => "unconfirmed",
+            Some("DAILY_CREDIT_LIMIT") => "daily_credit_limit",
             _ => return "error",
         };
         refused(reason);
         return "refused";
     }
-    if !credits_counted
-        && let Some(charged) = structured
-            .and_then(|v| v.get("credits_charged"))
+    let charged = structured.and_then(|v| {
+        v.get("credits_charged")
+            .or_else(|| v.get("data").and_then(|d| d.get("credits_charged")))
             .and_then(Value::as_f64)
-    {
+    });
+    if !credits_counted && let Some(charged) = charged {
         credits_spent(tool, charged);
     }
     "ok"
@@ -356,6 +358,10 @@ mod tests {
         .unwrap();
         let read_only = result(json!({"error": {"code": "insufficient_scope"}}), true);
         timed_call(tool.clone(), async { read_only }).await.unwrap();
+        let over = result(json!({"error": {"code": "DAILY_CREDIT_LIMIT"}}), true);
+        timed_call(tool.clone(), async { over }).await.unwrap();
+        let nested = result(json!({"data": {"credits_charged": 0.5}}), false);
+        timed_call(tool.clone(), async { nested }).await.unwrap();
         let failed = result(json!({"error": {"code": "REQUEST_FAILED"}}), true);
         timed_call(tool.clone(), async { failed }).await.unwrap();
         let marked = result(json!({"error": {"code": "ANYTHING"}}), true);
@@ -369,7 +375,7 @@ mod tests {
         let text = render();
         assert_eq!(
             line(&text, "tokportal_mcp_credits_spent_total{tool=\"unitTestMetricsTool\"}"),
-            Some(8.5),
+            Some(9.0),
             "{text}"
         );
         let count = |outcome: &str| {
@@ -382,14 +388,20 @@ mod tests {
         };
         assert_eq!(
             (count("ok"), count("refused"), count("error")),
-            (Some(2.0), Some(2.0), Some(1.0)),
+            (Some(3.0), Some(3.0), Some(1.0)),
             "{text}"
         );
         assert_eq!(
             line(&text, "tokportal_mcp_calls_refused_total{reason=\"unit_test_reason\"}"),
             Some(1.0)
         );
-        assert!(line(&text, "tokportal_mcp_calls_refused_total{reason=\"read_only_scope\"}").is_some_and(|n| n >= 1.0));
+        for reason in ["read_only_scope", "daily_credit_limit"] {
+            let counted = line(
+                &text,
+                &format!("tokportal_mcp_calls_refused_total{{reason=\"{reason}\"}}"),
+            );
+            assert!(counted.is_some_and(|n| n >= 1.0), "{reason}: {text}");
+        }
         assert!(
             text.contains("# TYPE mcp_server_operation_duration_seconds histogram"),
             "{text}"
