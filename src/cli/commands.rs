@@ -235,7 +235,10 @@ pub fn manual_pages() -> Vec<Command> {
 /// small as the contract grows).
 pub(crate) fn cli_for(args: &[String]) -> Command {
     match first_word(args) {
-        Some("help" | "completions") | None => tree(None),
+        Some("help" | "completions") => tree(None),
+        // `--version`, `--help` or nothing: the root alone (its help lists
+        // the commands from the table, not from their built arguments).
+        None => tree(Some("")),
         Some(word) => tree(Some(word)),
     }
 }
@@ -267,7 +270,7 @@ fn tree(only: Option<&str>) -> Command {
         .about("The TokPortal API from the command line")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .help_template("{about-with-newline}\n{usage-heading} {usage}\n\n{after-help}\nOptions:\n{options}\n")
+        .help_template("{about-with-newline}\n{usage-heading} {usage}\n\n{after-help}\n\nOptions:\n{options}\n")
         .after_help(listing)
         .args(super::flags::call_flags());
     for op in OPERATIONS {

@@ -163,6 +163,8 @@ fn usage_error(tree: &clap::Command, args: &[String], e: &clap::Error) -> ExitCo
             Err(f) => ExitCode::from(f.code),
         };
     }
-    let _ = e.print();
+    // clap's own message, without its runs of blank lines.
+    let text = words::squeeze_blank_lines(&e.render().to_string());
+    let _ = write!(std::io::stderr(), "{text}");
     ExitCode::from(EXIT_USAGE)
 }

@@ -8,6 +8,9 @@
 //!   (client methods, builder setters, types and their fields).
 //!
 //! - `docs/man/*.1`: the CLI's manual pages, from its command tree (`man.rs`).
+//! - `docs/src/cli/reference.md`: the book's command reference, from the same
+//!   tree (`book.rs`); `--check` also checks the book's links and that its
+//!   Rust chapters are doc tests.
 //!
 //! `--spec PATH` vendors a new contract into `spec/openapi.yaml` first (the
 //! manual pages come from the CLI this xtask was built with: run `cargo
@@ -18,6 +21,7 @@
 //! `#[doc(alias = "<operationId>")]`, and every event type the spec documents
 //! needs a typed webhook payload.
 
+mod book;
 #[path = "../../src/codegen/mod.rs"]
 mod codegen;
 #[path = "../../src/codegen/generate.rs"]
@@ -96,6 +100,7 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
     let text = std::fs::read_to_string(root.join(SPEC)).map_err(|e| format!("cannot read {SPEC}: {e}"))?;
     let produced = artifacts(root, &text)?;
     let pages = if vendored { Vec::new() } else { man::pages()? };
+    let reference = if vendored { None } else { Some(book::reference()) };
     if check {
         let mut problems = coverage(root, &text)?;
         for (rel, content) in &produced {
@@ -109,10 +114,12 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
             }
         }
         problems.extend(man_drift(root, &pages));
+        problems.extend(reference.iter().flat_map(|r| book::problems(root, r)));
         if problems.is_empty() {
             Ok(format!(
-                "regen --check: {} artifacts and hand-written coverage match {SPEC}",
-                produced.len()
+                "regen --check: {} artifacts and hand-written coverage match {SPEC}; {} manual pages match the CLI",
+                produced.len(),
+                pages.len()
             ))
         } else {
             Err(format!("regen --check failed:\n{}", problems.join("\n")))
@@ -123,6 +130,7 @@ fn run(root: &Path, args: &[String]) -> Result<String, String> {
         }
         if !vendored {
             write_man(root, &pages)?;
+            reference.iter().try_for_each(|r| book::write(root, r))?;
         }
         Ok(format!(
             "regen: wrote {}{}",
