@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::mcp_http::McpHttp;
-use common::nginx::Nginx;
-use common::redis::RedisServer;
+use common::team::Team;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokportal::sandbox::Sandbox;
@@ -48,11 +47,7 @@ fn http() -> reqwest::Client {
 }
 
 fn replica(sandbox: &Sandbox, public: &str, store: &str) -> McpHttp {
-    McpHttp::start(
-        sandbox.url(),
-        &["--oauth", "--public-url", public, "--store", store],
-        &[("TOKPORTAL_MCP_OAUTH_SECRET", SECRET), ("RUST_LOG", "info")],
-    )
+    common::team::replica(sandbox, public, store, SECRET)
 }
 
 /// `POST /register` at `origin`: the client id.
@@ -209,17 +204,11 @@ fn grants_cli(store: &str, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_nginx_share_one_redis_store() {
-    let Some(nginx) = common::required_program("nginx", "apt-get install -y nginx") else {
+    let sandbox = Sandbox::start().await.unwrap();
+    let Some(team) = Team::start(&sandbox, SECRET) else {
         return;
     };
-    let Some(redis) = RedisServer::start() else { return };
-    let sandbox = Sandbox::start().await.unwrap();
-    let listener = Nginx::bind();
-    let public = format!("http://{}", listener.local_addr().unwrap());
-    let a = replica(&sandbox, &public, &redis.url);
-    let b = replica(&sandbox, &public, &redis.url);
-    let address = |r: &McpHttp| r.origin.trim_start_matches("http://").to_owned();
-    let _lb = Nginx::start_on(&nginx, listener, [&address(&a), &address(&b)]);
+    let (a, b, redis, public) = (&team.a, &team.b, &team.redis, &team.public);
     let lb = public.clone();
 
     // Discovery and registration, through nginx.
@@ -327,7 +316,7 @@ async fn two_replicas_behind_nginx_share_one_redis_store() {
         assert_eq!(mcp(origin, &fourth["access_token"]).await, 503, "{origin}");
         assert_eq!(ready(origin).await, 503, "{origin}");
     }
-    let logs = [&a, &b].map(|r| r.log.lock().unwrap().join("\n"));
+    let logs = [a, b].map(|r| r.log.lock().unwrap().join("\n"));
     assert!(
         logs.iter()
             .any(|l| l.contains("the store") && l.contains("redis+unix://")),

@@ -11,6 +11,8 @@ pub mod nginx;
 pub mod oauth;
 #[cfg(feature = "mcp")]
 pub mod redis;
+#[cfg(all(feature = "mcp", feature = "sandbox"))]
+pub mod team;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -62,7 +62,8 @@ impl Nginx {
             format!(
                 "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
                  events {{ worker_connections 256; }}\n\
-                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+                 http {{\n  log_format upstreams '$request_method $uri $status $upstream_addr';\n  \
+                 access_log {d}/access.log upstreams;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
                  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
                  include {d}/tokportal-mcp.conf;\n}}\n"
             ),
@@ -94,6 +95,18 @@ impl Nginx {
         let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
         assert!(log.contains("using inherited sockets"), "{log}");
         Nginx { child, dir, address }
+    }
+
+    /// Its access log so far, a request a line: `METHOD PATH STATUS
+    /// REPLICA`, the replica being the upstream that answered
+    /// (`127.0.0.1:PORT`; several, comma-separated, when one was retried;
+    /// `-` when nginx answered itself).
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

@@ -19,7 +19,7 @@ impl RedisServer {
         let binary = super::required_program("redis-server", "apt-get install -y redis-server")?;
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
             .arg(&socket)
             .stdout(Stdio::null())
@@ -37,6 +37,8 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not open its socket");
     }
 
