@@ -814,3 +814,54 @@ fn screenshot(parser: &vt100::Parser, name: &str) {
     }
     assert!(svg.contains("ACCOUNT STATUS"), "the screenshot shows the table");
 }
+
+/// A destructive call (the table's `destructive` hint) is confirmed at a
+/// terminal, without a dry run: "n" sends nothing, "y" sends it once, and
+/// `--yes` skips the question.
+#[test]
+fn a_destructive_call_asks_first_at_a_terminal() {
+    let world = World::new("sk_test_terminal_destroy");
+    let client = world.sandbox.client(world.key.as_str()).unwrap();
+    let endpoint = || {
+        let made = world
+            .runtime
+            .block_on(
+                client.request_operation(
+                    "createWebhookEndpoint",
+                    tokportal::OperationArgs::new()
+                        .body(serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": ["bundle.created"]})),
+                ),
+            )
+            .unwrap();
+        match made.body {
+            tokportal::ResponseBody::Json(v) => v["data"]["id"].as_str().unwrap().to_owned(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let id = endpoint();
+    let args = ["delete-webhook-endpoint", "--id", id.as_str()];
+    let mut terminal = Terminal::run(&args, &world.env());
+    terminal.wait_for("delete-webhook-endpoint cannot be undone. Go ahead? [y/N]");
+    terminal.type_line("n");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 5, "{screen}");
+    assert!(screen.contains("Nothing was sent."), "{screen}");
+    assert_eq!(world.count("deleteWebhookEndpoint", false), 0);
+
+    let mut terminal = Terminal::run(&args, &world.env());
+    terminal.wait_for("[y/N]");
+    terminal.type_line("y");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(world.count("deleteWebhookEndpoint", false), 1);
+
+    let other = endpoint();
+    let (code, screen) = Terminal::run(
+        &["delete-webhook-endpoint", "--id", other.as_str(), "--yes"],
+        &world.env(),
+    )
+    .finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("[y/N]"), "{screen}");
+    assert_eq!(world.count("deleteWebhookEndpoint", false), 2);
+}

@@ -7,12 +7,16 @@
 //! sends nothing more. `--yes` or `TOKPORTAL_YES=1` skips the question; a
 //! pipe or CI is never asked and the call is made as always.
 //!
+//! A destructive call (the table's [`Hints::destructive`]) is asked about
+//! too, without a dry run: "… cannot be undone. Go ahead? [y/N]".
+//!
 //! A call whose dry run costs 0 is not asked about. A call the balance
 //! cannot pay (`getCurrentUser`'s, a free call) is refused before the
 //! question, naming the balance and the cost: nothing more is sent. An empty
 //! breakdown is not shown.
 //!
 //! [`Hints::spends_credits`]: crate::operations::Hints::spends_credits
+//! [`Hints::destructive`]: crate::operations::Hints::destructive
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -46,12 +50,21 @@ where
     B: FnOnce() -> BFut,
     BFut: Future<Output = Option<f64>>,
 {
-    let Some(what) = op.hints().spends_credits else {
-        return Ok(());
-    };
     if yes || dry_run || !may_ask() {
         return Ok(());
     }
+    let Some(what) = op.hints().spends_credits else {
+        // A destructive call (the table's hint: an unpublish, a reset, a
+        // delete), as TokPortal's agent rules ask, is confirmed too.
+        return if op.hints().destructive {
+            ask(
+                &format!("{} cannot be undone. Go ahead? [y/N] ", op.cli_command),
+                "Nothing was sent.",
+            )
+        } else {
+            Ok(())
+        };
+    };
     let preview = preview().await?.map(without_empty_breakdown);
     let cost = preview.as_ref().and_then(|p| p.credits_would_charge);
     if cost == Some(0.0) {
@@ -70,6 +83,12 @@ where
         });
     }
     let question = describe(op, what, preview.as_ref());
+    ask(&question, "Nothing was charged.")
+}
+
+/// Asks `question` at the terminal: `Ok` on "y" or "yes", else
+/// [`EXIT_DECLINED`] with `declined` (nothing was sent, or charged).
+fn ask(question: &str, declined: &str) -> Result<(), Failure> {
     let mut stderr = std::io::stderr().lock();
     // A terminal that cannot be written to cannot be asked: nothing is sent.
     let _ = write!(stderr, "{question}");
@@ -84,7 +103,7 @@ where
     } else {
         Err(Failure {
             code: EXIT_DECLINED,
-            message: "Nothing was charged.".into(),
+            message: declined.into(),
         })
     }
 }
