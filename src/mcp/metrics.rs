@@ -44,8 +44,6 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::CallToolResponse;
 use serde_json::Value;
 
-use super::limits::TOO_MANY_CALLS;
-
 /// OpenTelemetry's recommended buckets for `mcp.server.operation.duration`.
 const BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -253,7 +251,7 @@ where
 /// their code are counted here; a success's charge too, if not yet.
 fn outcome(answer: &Result<CallToolResponse, McpError>, tool: &str, credits_counted: bool) -> &'static str {
     let result = match answer {
-        Err(e) if e.code == TOO_MANY_CALLS => return "refused",
+        // The call gate's refusal (-32029) marked itself (`limits.rs`).
         Err(_) => return "error",
         Ok(CallToolResponse::Complete(result)) => result,
         Ok(_) => return "ok",
