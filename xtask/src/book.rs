@@ -140,7 +140,7 @@ fn dead_links(root: &Path, page: &Path, text: &str) -> Vec<String> {
             normalize(&dir.join(path))
         };
         let at = format!("{}:{line_no}", rel(root, page));
-        if !file.starts_with(root) || !file.exists() {
+        if !path.is_empty() && (!file.starts_with(root) || !file.exists()) {
             problems.push(format!("{at}: the link `{target}` reaches no file"));
             continue;
         }
@@ -149,9 +149,12 @@ fn dead_links(root: &Path, page: &Path, text: &str) -> Vec<String> {
             continue;
         }
         let anchors = anchors_of.entry(file.clone()).or_insert_with(|| {
-            std::fs::read_to_string(&file)
-                .ok()
-                .map(|t| headings(&expand_includes(&file, &t)))
+            let text = if path.is_empty() {
+                Some(text.to_owned())
+            } else {
+                std::fs::read_to_string(&file).ok()
+            };
+            text.map(|t| headings(&expand_includes(&file, &t)))
         });
         if !anchors.as_ref().is_some_and(|a| a.contains(fragment)) {
             problems.push(format!(
@@ -193,8 +196,10 @@ fn expand_includes(file: &Path, text: &str) -> String {
         .collect()
 }
 
-/// Each line outside code blocks, with its number, code spans removed.
-fn prose(text: &str) -> Vec<(usize, String)> {
+/// Each line outside code blocks, with its number: code spans removed
+/// (`keep_code` false: what is between backticks is not a link), or kept
+/// without their backticks (a heading's text).
+fn prose(text: &str, keep_code: bool) -> Vec<(usize, String)> {
     let mut fence: Option<String> = None;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -211,10 +216,9 @@ fn prose(text: &str) -> Vec<(usize, String)> {
         if fence.is_some() {
             continue;
         }
-        // Drop code spans: what is between backticks is not a link.
         let mut kept = String::new();
         for (n, part) in line.split('`').enumerate() {
-            if n % 2 == 0 {
+            if keep_code || n % 2 == 0 {
                 kept.push_str(part);
             }
         }
@@ -227,7 +231,7 @@ fn prose(text: &str) -> Vec<(usize, String)> {
 /// line number; an optional title and angle brackets are dropped.
 fn links(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
-    for (line_no, line) in prose(text) {
+    for (line_no, line) in prose(text, false) {
         let mut rest = line.as_str();
         while let Some(at) = rest.find("](") {
             rest = &rest[at + 2..];
@@ -249,7 +253,7 @@ fn links(text: &str) -> Vec<(usize, String)> {
 fn headings(text: &str) -> BTreeSet<String> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut ids = BTreeSet::new();
-    for (_, line) in prose(text) {
+    for (_, line) in prose(text, true) {
         let hashes = line.chars().take_while(|c| *c == '#').count();
         if !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
             continue;
