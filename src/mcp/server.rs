@@ -300,6 +300,7 @@ impl TokPortalMcp {
                 Ok(held) => hold = held,
                 Err(refused) => {
                     if let super::budget::Refused::Unavailable(e) = &refused {
+                        super::metrics::store_error();
                         tracing::error!(store = %e.store, error = %e.message, "the daily limit cannot be checked: refusing");
                     } else {
                         tracing::info!(tool = op.id, caller = %caller, "refused by the daily credit limit");
