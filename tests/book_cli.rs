@@ -21,7 +21,10 @@ fn the_cli_pages_commands_print_what_the_pages_say() {
     let commands = console_lines(&root.join("docs/src/cli"));
     // A page whose examples were lost, or fenced so trycmd skips them, would
     // pass with nothing run.
-    assert!(commands >= 5, "the CLI pages have {commands} `$` lines in console blocks; expected at least 5");
+    assert!(
+        commands >= 5,
+        "the CLI pages have {commands} `$` lines in console blocks; expected at least 5"
+    );
 
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let sandbox = runtime.block_on(Sandbox::start()).expect("the sandbox starts");
