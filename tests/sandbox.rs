@@ -850,7 +850,7 @@ async fn replays_are_marked_and_reused_keys_refused() {
     assert_eq!(refused.status(), 400);
     assert_eq!(
         refused.json::<Value>().await.unwrap()["error"]["code"],
-        "IDEMPOTENCY_KEY_NOT_ALLOWED"
+        "IDEMPOTENCY_KEY_NOT_ALLOWED_FOR_SENSITIVE_RESPONSE"
     );
 }
 

@@ -109,7 +109,7 @@ impl Replays {
         if op.idempotency_key == IdempotencyKeySupport::Refused {
             return Err(Failure::new(
                 400,
-                "IDEMPOTENCY_KEY_NOT_ALLOWED",
+                "IDEMPOTENCY_KEY_NOT_ALLOWED_FOR_SENSITIVE_RESPONSE",
                 format!(
                     "{} answers with a secret or one-time value and does not take an Idempotency-Key.",
                     op.id
