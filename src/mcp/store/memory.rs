@@ -23,8 +23,8 @@ struct Inner {
     /// Each client's grants, by id.
     by_client: HashMap<String, HashSet<String>>,
     /// Daily budgets: `connection:day` to thousandths of a credit. One
-    /// entry per connection and day; a day's entries are dropped when the
-    /// next day's first is made.
+    /// entry per connection and day; days before yesterday are dropped when
+    /// a new day's first is made.
     budgets: HashMap<String, i64>,
 }
 
@@ -145,9 +145,17 @@ impl Memory {
     pub(super) fn reserve(&self, key: &str, amount: i64, limit: i64) -> Reserved {
         let mut inner = self.lock();
         if !inner.budgets.contains_key(key) {
-            // A new day's first reservation: the days before are over.
-            let day = key.rsplit(':').next().unwrap_or_default().to_owned();
-            inner.budgets.retain(|k, _| k.ends_with(day.as_str()));
+            // A new day's first reservation: the days before yesterday are
+            // over (ISO dates compare as text).
+            let day = key.rsplit(':').next().unwrap_or_default();
+            if let Ok(date) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                && let Some(yesterday) = date.pred_opt()
+            {
+                let keep_from = yesterday.format("%Y-%m-%d").to_string();
+                inner
+                    .budgets
+                    .retain(|k, _| k.rsplit(':').next().is_some_and(|d| d >= keep_from.as_str()));
+            }
         }
         let spent = inner.budgets.get(key).copied().unwrap_or(0);
         if spent.saturating_add(amount) > limit {
