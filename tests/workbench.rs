@@ -269,10 +269,10 @@ fn trigger_checks_every_override_before_it_sends_anything() {
             .len()
     };
     for (set, says) in [
-        ("bundle.nope=1", "createBundle's body has no field `nope`"),
+        ("bundle.nope=1", "create-bundle's body has no field `nope`"),
         ("bundle.country=Atlantis", "country"),
         ("account.username=bad name!", "username"),
-        ("publish.force=true", "publishBundle takes no body"),
+        ("publish.force=true", "publish-bundle takes no body"),
         ("video.description=x", "has no step `video`"),
         ("country=FRA", "is not STEP.FIELD=VALUE"),
     ] {
