@@ -424,7 +424,11 @@ mod tests {
             std::fs::copy(repo.join(rel), to).unwrap();
         }
         copy_dir(&repo.join("src"), &dir.path().join("src"));
-        copy_dir(&repo.join(man::DIR), &dir.path().join(man::DIR));
+        // The book and the pages whose links `--check` follows (book.rs).
+        copy_dir(&repo.join("docs"), &dir.path().join("docs"));
+        for rel in ["README.md", "CONTRIBUTING.md", "CHANGELOG.md"] {
+            std::fs::copy(repo.join(rel), dir.path().join(rel)).unwrap();
+        }
         dir
     }
 
