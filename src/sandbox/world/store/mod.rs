@@ -15,7 +15,10 @@
 //! newer than this build (`PRAGMA user_version`), or in use by another
 //! sandbox (each holds an advisory lock, `flock`, on the file for its life,
 //! released by the kernel even on kill -9; SQLite's own locks are apart, so
-//! `sqlite3` can read the file while the sandbox runs). An
+//! `sqlite3` can read the file while the sandbox runs), or when its schema
+//! holds an object the sandbox never makes (a view, a trigger, a table or
+//! an index: a crafted file). It is opened defensively (SQLite's defensive
+//! flag, `trusted_schema` off). An
 //! older schema is migrated in one transaction after a copy of the file is
 //! kept beside it (`FILE.v2.bak` for a file of schema 2).
 //!
@@ -383,6 +386,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| refused(path, format!("cannot be opened: {e}")))?;
+        harden(&conn).map_err(|e| refused(path, format!("cannot be opened defensively: {e}")))?;
         let read_i32 = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i32>(0));
         let application =
             read_i32("PRAGMA application_id").map_err(|e| refused(path, format!("is not readable as SQLite: {e}")))?;
@@ -411,6 +415,7 @@ impl Store {
             if check != "ok" {
                 return Err(refused(path, format!("is corrupt: {check}")));
             }
+            foreign_objects(&conn, version).map_err(|why| refused(path, why))?;
         }
         // WAL with NORMAL: a commit is durable across a killed process (not
         // a power cut) without an fsync each. An 8 MiB page cache: a larger
@@ -450,6 +455,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| refused(path, format!("cannot be opened twice: {e}")))?;
+        harden(&checkpoints).map_err(|e| refused(path, format!("cannot be opened defensively: {e}")))?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         let truncate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let asked = truncate.clone();
@@ -629,6 +635,47 @@ impl Store {
     }
 }
 
+/// Opens `conn` as for a file someone else may have made: SQLite's
+/// defensive mode (no writes to the schema or shadow tables, whatever a
+/// statement asks) and an untrusted schema (a view or trigger of the file
+/// cannot call functions with side effects).
+fn harden(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+}
+
+/// The schema objects (`type`, `name`, `tbl_name`) of a database, the
+/// internal ones included.
+fn objects(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<(String, String, String)>> {
+    let mut statement = conn.prepare("SELECT type, name, tbl_name FROM sqlite_schema")?;
+    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Refuses a file whose schema holds an object the sandbox's own schema of
+/// `version` does not (a view, a trigger, a table or an index), before
+/// anything of it is run or written: a crafted file is refused untouched.
+fn foreign_objects(conn: &Connection, version: i32) -> Result<(), String> {
+    let own = Connection::open_in_memory().map_err(|e| format!("cannot be checked: {e}"))?;
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+        own.execute_batch(sql)
+            .map_err(|e| format!("cannot be checked against schema {v}: {e}"))?;
+    }
+    let own = objects(&own).map_err(|e| format!("cannot be checked: {e}"))?;
+    let found = objects(conn).map_err(|e| format!("is corrupt: {e}"))?;
+    let foreign: Vec<String> = found
+        .difference(&own)
+        .map(|(kind, name, _)| format!("{kind} `{}`", name.escape_debug()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "holds schema objects that are not the sandbox's own ({}): a state file is never opened with another's",
+        foreign.join(", ")
+    ))
+}
+
 /// Refuses a file whose first bytes are not SQLite's, before SQLite sees it.
 fn check_header(path: &Path) -> Result<(), String> {
     use std::io::Read;
@@ -689,5 +736,47 @@ mod testing {
     /// The statements recorded, without their values.
     pub(super) fn statements(ops: &Ops) -> Vec<&str> {
         ops.0.iter().map(|(sql, _)| sql.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection opened as a state file is: no write to the schema even
+    /// with `writable_schema` asked for, and no trust in the file's schema.
+    #[test]
+    fn a_state_file_is_opened_defensively() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);")
+            .unwrap();
+        harden(&conn).unwrap();
+        let trusted: i64 = conn.query_row("PRAGMA trusted_schema", [], |r| r.get(0)).unwrap();
+        assert_eq!(trusted, 0);
+        assert!(
+            conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE)
+                .unwrap()
+        );
+        let rewritten = conn.execute_batch(
+            "PRAGMA writable_schema = ON; \
+             UPDATE sqlite_schema SET sql = 'CREATE TABLE meta (name TEXT)' WHERE name = 'meta';",
+        );
+        assert!(rewritten.is_err(), "the schema was written");
+    }
+
+    /// The sandbox's own schema of each version holds nothing foreign; one
+    /// view more is named.
+    #[test]
+    fn only_the_sandboxs_own_objects_pass() {
+        for version in 1..=SCHEMA_VERSION {
+            let conn = Connection::open_in_memory().unwrap();
+            for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+                conn.execute_batch(sql).unwrap();
+            }
+            foreign_objects(&conn, version).unwrap();
+            conn.execute_batch("CREATE VIEW peek AS SELECT 1;").unwrap();
+            let why = foreign_objects(&conn, version).unwrap_err();
+            assert!(why.contains("view `peek`"), "{why}");
+        }
     }
 }

@@ -1,0 +1,171 @@
+//! The sandbox's doors (issue 41), each tried as an attacker or a careless
+//! user would: a snapshot restored from what `GET` gave, a fixture reading
+//! a variable it was not given, state files others can read, a crafted
+//! state file, a rebinding `Host` on the API routes, an unknown path's key,
+//! and TokPortal's own code for an idempotency key on a secret-bearing
+//! operation. Everything runs on 127.0.0.1.
+#![cfg(feature = "sandbox")]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const KEY: &str = "sk_test_doors";
+
+/// A `tokportal sandbox` process; killed when dropped.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tokportal sandbox ARGS` under `umask 022` (as most shells have it),
+/// without the caller's TokPortal settings.
+fn sandbox_command(args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_tokportal"))
+        .arg("sandbox")
+        .args(["--port", "0"])
+        .args(args)
+        .env_remove("TOKPORTAL_BASE_URL")
+        .env_remove("TOKPORTAL_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// How a sandbox process began: listening, or refused with its stderr.
+enum Began {
+    Listening(Running),
+    Refused(String),
+}
+
+/// Spawns `command` and reads its first line: `listening on URL`, or the
+/// end of its output when it refused to start.
+fn begin(mut command: Command) -> Began {
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if let Some(url) = line.trim().strip_prefix("listening on ") {
+        return Began::Listening(Running {
+            url: url.to_owned(),
+            child,
+        });
+    }
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    Began::Refused(stderr)
+}
+
+fn listening(command: Command) -> Running {
+    match begin(command) {
+        Began::Listening(running) => running,
+        Began::Refused(said) => panic!("the sandbox did not start: {said}"),
+    }
+}
+
+fn refused(command: Command) -> String {
+    match begin(command) {
+        Began::Listening(running) => panic!("the sandbox started at {}", running.url),
+        Began::Refused(said) => said,
+    }
+}
+
+async fn send(method: reqwest::Method, url: String, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+fn post_bundle(url: &str, key: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (status, made) = send(
+            reqwest::Method::POST,
+            format!("{url}/bundles"),
+            Some(key),
+            Some(json!({"bundle_type": "account_only", "country": "USA"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    });
+}
+
+fn digest(file: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(file).unwrap()))
+}
+
+/// Door 4: a state file whose schema holds what the sandbox never makes (a
+/// view, a trigger, a table or an index of its own) is refused, named, and
+/// left byte for byte as it was.
+#[test]
+fn a_crafted_state_file_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.db");
+    {
+        let running = listening(sandbox_command(&["--state", base.to_str().unwrap()]));
+        post_bundle(&running.url, KEY);
+    }
+    {
+        let conn = rusqlite::Connection::open(&base).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+            .unwrap();
+    }
+    // The untouched file still opens (the check refuses only what is foreign).
+    drop(listening(sandbox_command(&["--state", base.to_str().unwrap()])));
+    {
+        let conn = rusqlite::Connection::open(&base).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+            .unwrap();
+    }
+    let crafted = [
+        ("view.db", "CREATE VIEW everything AS SELECT * FROM keys;"),
+        (
+            "trigger.db",
+            "CREATE TABLE loot (body TEXT); \
+             CREATE TRIGGER steal AFTER INSERT ON bundles BEGIN INSERT INTO loot VALUES (new.body); END;",
+        ),
+        ("table.db", "CREATE TABLE notes (body TEXT);"),
+        ("index.db", "CREATE INDEX bundles_by_body ON bundles (body);"),
+    ];
+    for (name, sql) in crafted {
+        let file = dir.path().join(name);
+        std::fs::copy(&base, &file).unwrap();
+        {
+            let conn = rusqlite::Connection::open(&file).unwrap();
+            conn.execute_batch(sql).unwrap();
+        }
+        let before = digest(&file);
+        let said = refused(sandbox_command(&["--state", file.to_str().unwrap()]));
+        assert!(said.contains(name), "{said}");
+        assert!(said.contains("not the sandbox's own"), "{said}");
+        assert_eq!(digest(&file), before, "{name} was changed");
+    }
+}
