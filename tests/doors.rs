@@ -118,6 +118,22 @@ fn post_bundle(url: &str, key: &str) {
     });
 }
 
+/// Door 3: a state file and its `-wal` and `-shm` are the user's alone
+/// (0600), whatever the umask (022 here).
+#[cfg(unix)]
+#[test]
+fn state_files_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.db");
+    let running = listening(sandbox_command(&["--state", file.to_str().unwrap()]));
+    post_bundle(&running.url, KEY);
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} is {mode:o}");
+    }
+}
+
 fn digest(file: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(file).unwrap()))
 }

@@ -85,7 +85,7 @@ pub(crate) fn command() -> Command {
                 .long("state")
                 .value_name("FILE")
                 .value_parser(clap::value_parser!(std::path::PathBuf))
-                .help("Keep the state in this SQLite file: it survives restarts and kill -9 (made if missing; one sandbox a file)"),
+                .help("Keep the state in this SQLite file: it survives restarts and kill -9 (made 0600 if missing, with its -wal and -shm; one sandbox a file; one with a schema not the sandbox's own is refused)"),
         )
         .arg(
             Arg::new("fixtures")

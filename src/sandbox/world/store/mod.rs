@@ -18,7 +18,8 @@
 //! `sqlite3` can read the file while the sandbox runs), or when its schema
 //! holds an object the sandbox never makes (a view, a trigger, a table or
 //! an index: a crafted file). It is opened defensively (SQLite's defensive
-//! flag, `trusted_schema` off). An
+//! flag, `trusted_schema` off), and it and its `-wal` and `-shm` are made
+//! 0600 (they hold webhook secrets). An
 //! older schema is migrated in one transaction after a copy of the file is
 //! kept beside it (`FILE.v2.bak` for a file of schema 2).
 //!
@@ -367,11 +368,12 @@ impl Store {
         if existing > 0 {
             check_header(path)?;
         }
-        let lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // It holds webhook secrets: made the user's alone, whatever the umask.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let lock = options
             .open(path)
             .map_err(|e| refused(path, format!("cannot be opened: {e}")))?;
         match fs4::FileExt::try_lock(&lock) {
@@ -427,6 +429,7 @@ impl Store {
              PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(|e| refused(path, format!("cannot be set up: {e}")))?;
+        owner_only(path).map_err(|e| refused(path, format!("cannot be made the user's alone: {e}")))?;
         if tables > 0 && version < SCHEMA_VERSION {
             let backup = PathBuf::from(format!("{}.v{version}.bak", path.display()));
             // The copy is of the whole database, WAL included, and written
@@ -440,6 +443,7 @@ impl Store {
                     )
                 });
             copy?;
+            owner_only(&backup).map_err(|e| refused(path, format!("its copy cannot be made the user's alone: {e}")))?;
             tracing::info!(target: "tokportal::sandbox", "state file {} migrated from schema {version}; its copy is {}", path.display(), backup.display());
         }
         let opened = Opened {
@@ -674,6 +678,27 @@ fn foreign_objects(conn: &Connection, version: i32) -> Result<(), String> {
         "holds schema objects that are not the sandbox's own ({}): a state file is never opened with another's",
         foreign.join(", ")
     ))
+}
+
+/// Makes `path` and its `-wal` and `-shm` (when there) readable and
+/// writable by the user alone (0600): they hold webhook secrets.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let name = path.as_os_str();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = name.to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                other => other?,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Refuses a file whose first bytes are not SQLite's, before SQLite sees it.
