@@ -12,8 +12,14 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokportal::sandbox::Sandbox;
 
 const KEY: &str = "sk_test_doors";
+
+/// The journal's name of a key: the first 8 hex digits of its SHA-256.
+fn fingerprint(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))[..8].to_owned()
+}
 
 /// A `tokportal sandbox` process; killed when dropped.
 struct Running {
@@ -99,6 +105,58 @@ async fn send(method: reqwest::Method, url: String, key: Option<&str>, body: Opt
     let answer = request.send().await.unwrap();
     let status = answer.status().as_u16();
     (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// Door 1: what `GET /_sandbox/snapshot` answers (`{"data": {…}}`) is what
+/// `POST /_sandbox/snapshot` restores, as the bare document is.
+#[tokio::test]
+async fn a_snapshot_restores_from_what_get_answered() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let url = sandbox.url().to_owned();
+    let (status, made) = send(
+        reqwest::Method::POST,
+        format!("{url}/bundles"),
+        Some(KEY),
+        Some(json!({"bundle_type": "account_only", "country": "USA"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["data"]["id"].as_str().unwrap().to_owned();
+    let (status, saved) = send(reqwest::Method::GET, format!("{url}/_sandbox/snapshot"), None, None).await;
+    assert_eq!(status, 200);
+    assert!(saved["data"]["kind"].is_string(), "{saved}");
+    for document in [saved.clone(), saved["data"].clone()] {
+        let (status, _) = send(
+            reqwest::Method::POST,
+            format!("{url}/_sandbox/reset"),
+            None,
+            Some(json!({"all": true})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _) = send(reqwest::Method::GET, format!("{url}/bundles/{id}"), Some(KEY), None).await;
+        assert_eq!(status, 404, "the reset kept the bundle");
+        let (status, answer) = send(
+            reqwest::Method::POST,
+            format!("{url}/_sandbox/snapshot"),
+            None,
+            Some(document),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"]["restored"], json!([fingerprint(KEY)]));
+        let (status, bundle) = send(reqwest::Method::GET, format!("{url}/bundles/{id}"), Some(KEY), None).await;
+        assert_eq!(status, 200, "{bundle}");
+    }
+    // An envelope around something else is still refused.
+    let (status, answer) = send(
+        reqwest::Method::POST,
+        format!("{url}/_sandbox/snapshot"),
+        None,
+        Some(json!({"data": {"kind": "something-else"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
 }
 
 fn post_bundle(url: &str, key: &str) {

@@ -19,7 +19,7 @@
 //! | `GET events` | Server-Sent Events: `ready`, then `request`, `delivery`, `webhook`, `cleared` (`kinds`, and the filters of `requests`) |
 //! | `GET`, `POST`, `DELETE clock`; `POST clock/advance`; `POST manager` | a key's clock and the manager ([`super::timeline`]) |
 //! | `GET snapshot` | the whole sandbox (or the `X-API-Key`'s key) as one JSON document ([`crate::sandbox::world::snapshot`]) |
-//! | `POST snapshot` | imports one: each key it names is replaced (only the caller's with `X-API-Key`) |
+//! | `POST snapshot` | imports one, bare or as `GET` answered it (`{"data": {…}}`): each key it names is replaced (only the caller's with `X-API-Key`) |
 //! | `POST verify` | `{"operation"?, "status"?, "event"?, "times"? \| "at_least"? \| "at_most"?, "dry_run"?, "replayed"?}`: 200 when the count holds, 409 with the count and the closest requests otherwise (the key's with `X-API-Key`) |
 //!
 //! When the sandbox listens on loopback these routes answer only requests
@@ -657,6 +657,14 @@ async fn restore(shared: &Arc<Shared>, parts: &Parts, body: Body) -> Result<Valu
         .await
         .map_err(|_| Failure::rule("body", format!("is larger than {MAX_SNAPSHOT} bytes")))?;
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Failure::rule("body", format!("is not JSON: {e}")))?;
+    // What `GET snapshot` answers (`{"data": {…}}`) restores as the bare
+    // document does: saved with curl, restored with curl.
+    let doc = match doc {
+        Value::Object(mut outer) if outer.len() == 1 && outer.get("data").is_some_and(Value::is_object) => {
+            outer.remove("data").unwrap_or_default()
+        }
+        doc => doc,
+    };
     let mut restored = snapshots::read(&doc).map_err(|why| Failure::rule("snapshot", why))?;
     if let Ok(only) = key_of(&parts.headers) {
         restored.retain(|r| r.key == only);
