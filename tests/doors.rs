@@ -243,3 +243,25 @@ fn a_crafted_state_file_is_refused_untouched() {
         assert_eq!(digest(&file), before, "{name} was changed");
     }
 }
+
+/// Door 6: a request to a path the contract does not know is journaled
+/// with its key's fingerprint, so filtering by key shows it.
+#[tokio::test]
+async fn an_unknown_path_keeps_its_key_in_the_journal() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let url = sandbox.url().to_owned();
+    let (status, _) = send(reqwest::Method::GET, format!("{url}/no/such/path"), Some(KEY), None).await;
+    assert_eq!(status, 404);
+    let (status, listed) = send(
+        reqwest::Method::GET,
+        format!("{url}/_sandbox/requests?key={}", fingerprint(KEY)),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    let entries = listed["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["key"], fingerprint(KEY), "{listed}");
+    assert_eq!(entries[0]["path"], "/no/such/path", "{listed}");
+}

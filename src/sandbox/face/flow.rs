@@ -201,6 +201,9 @@ async fn stages(
     body: Body,
     stamp: &mut Stamp,
 ) -> Result<Answer, Failure> {
+    // The key is named before the route is known, so that a path the
+    // contract does not know (404, 405) is journaled as the key's too.
+    stamp.noted.caller = key_of(&parts.headers).ok().map(|t| fingerprint(&t).to_owned());
     let (op, params) = route(&parts.method, path)?;
     stamp.noted.operation = Some(op);
     let tenant = authenticate(op, &parts.headers)?;
