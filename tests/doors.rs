@@ -159,6 +159,72 @@ async fn a_snapshot_restores_from_what_get_answered() {
     assert_eq!(status, 400, "{answer}");
 }
 
+/// Door 2: a fixture reads only `TOKPORTAL_FIXTURE_*` variables; another
+/// name is refused at start-up, naming it and never showing its value.
+#[test]
+fn a_fixture_reads_only_the_variables_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-oauth-value-7f2c";
+    let fixture = |name: &str| {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "key: sk_test_fixture_env\nsteps:\n  - name: launch\n    operation: createBundle\n    body: {{bundle_type: account_only, country: USA, external_ref: \"${{env:{name}}}\"}}\n"
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let stolen = fixture("DOORS_OAUTH_SECRET");
+    let mut command = sandbox_command(&["--fixtures", stolen.to_str().unwrap()]);
+    command.env("DOORS_OAUTH_SECRET", secret);
+    let said = refused(command);
+    assert!(said.contains("DOORS_OAUTH_SECRET"), "{said}");
+    assert!(said.contains("TOKPORTAL_FIXTURE_"), "{said}");
+    assert!(!said.contains(secret), "{said}");
+
+    // A name under TOKPORTAL_FIXTURE_ is read.
+    let allowed = fixture("TOKPORTAL_FIXTURE_REF");
+    let mut command = sandbox_command(&["--fixtures", allowed.to_str().unwrap()]);
+    command.env("TOKPORTAL_FIXTURE_REF", "ref-from-env");
+    let running = listening(command);
+    let state = state_of(&running.url, "sk_test_fixture_env");
+    assert!(state.contains("ref-from-env"), "{state}");
+    drop(running);
+
+    // Another name is read once `--fixture-env` names it.
+    let mut command = sandbox_command(&[
+        "--fixtures",
+        stolen.to_str().unwrap(),
+        "--fixture-env",
+        "DOORS_OAUTH_SECRET",
+    ]);
+    command.env("DOORS_OAUTH_SECRET", "given-on-purpose");
+    let running = listening(command);
+    let state = state_of(&running.url, "sk_test_fixture_env");
+    assert!(state.contains("given-on-purpose"), "{state}");
+}
+
+/// `GET /_sandbox/state` of one key, as text.
+fn state_of(url: &str, key: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (status, state) = send(
+            reqwest::Method::GET,
+            format!("{url}/_sandbox/state?key={}", fingerprint(key)),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{state}");
+        state.to_string()
+    })
+}
+
 fn post_bundle(url: &str, key: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

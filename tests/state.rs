@@ -588,7 +588,7 @@ steps:
   - clock: {frozen_at: "2026-06-01T00:00:00Z"}
   - name: launch
     operation: createBundle
-    body: {bundle_type: account_only, country: USA, external_ref: "${env:FIXTURE_REF|launch-1}"}
+    body: {bundle_type: account_only, country: USA, external_ref: "${env:TOKPORTAL_FIXTURE_REF|launch-1}"}
   - name: profile
     operation: configureBundleAccount
     path: {id: "${launch.data.id}"}

@@ -96,6 +96,13 @@ pub(crate) fn command() -> Command {
                 .help("Seed keys at start-up with these named steps (YAML or JSON; repeatable); a failing step stops start-up"),
         )
         .arg(
+            Arg::new("fixture_env")
+                .long("fixture-env")
+                .value_name("NAME")
+                .action(clap::ArgAction::Append)
+                .help("Let fixtures' ${env:NAME} read this variable too (repeatable); by default they read only TOKPORTAL_FIXTURE_* variables, and a fixture naming another is refused"),
+        )
+        .arg(
             Arg::new("webhook_duplicates")
                 .long("webhook-duplicates")
                 .value_name("RATE")
@@ -125,6 +132,12 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     options.state = m.get_one::<std::path::PathBuf>("state").cloned();
     options.fixtures = m
         .get_many::<std::path::PathBuf>("fixtures")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    options.fixture_env = m
+        .get_many::<String>("fixture_env")
         .into_iter()
         .flatten()
         .cloned()

@@ -11,7 +11,7 @@
 //!   - name: profile
 //!     operation: configureBundleAccount
 //!     path: {id: "${launch.data.id}"}
-//!     body: {username: fixture_brand, visible_name: "${env:BRAND|Fixture Brand}"}
+//!     body: {username: fixture_brand, visible_name: "${env:TOKPORTAL_FIXTURE_BRAND|Fixture Brand}"}
 //!   - name: too_poor
 //!     operation: createBundle
 //!     body: {bundle_type: account_only, country: Atlantis}
@@ -27,7 +27,9 @@
 //! status and error code it must answer, when it is meant to fail).
 //! `${step.json.path}` takes a value from an earlier step's answer
 //! (`${launch.data.id}`, `${list.data.0.id}`), `${env:NAME|default}` one
-//! from the environment; a whole-string reference keeps the value's JSON
+//! from the environment (only `TOKPORTAL_FIXTURE_*` variables and those
+//! named with `--fixture-env NAME`: any other is refused before anything
+//! starts, its value never read); a whole-string reference keeps the value's JSON
 //! type. `clock` sets the key's clock (`frozen_at`, `delays`), `advance`
 //! moves it (`2d`, or `{to: TIME}`).
 //!
@@ -85,8 +87,32 @@ impl Set {
     }
 }
 
-/// Reads and checks fixture files (nothing is sent).
-pub(crate) fn read(files: &[PathBuf]) -> Result<Vec<Set>, String> {
+/// The prefix of the environment variables every fixture may read.
+const ENV_PREFIX: &str = "TOKPORTAL_FIXTURE_";
+
+/// Refuses a set whose `${env:NAME}` names a variable neither under
+/// [`ENV_PREFIX`] nor in `allowed` (`--fixture-env`): a fixture from
+/// someone else's pull request must not read the machine's secrets. The
+/// error names the variable, never its value.
+fn check_env(item: &Value, allowed: &[String]) -> Result<(), String> {
+    for reference in references(item) {
+        let Some(env) = reference.strip_prefix("env:") else {
+            continue;
+        };
+        let name = env.split_once('|').map_or(env, |(n, _)| n);
+        if !name.starts_with(ENV_PREFIX) && !allowed.iter().any(|a| a == name) {
+            return Err(format!(
+                "`${{env:{name}}}` is refused: a fixture reads only variables named {ENV_PREFIX}*, \
+                 or those given with `--fixture-env {name}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks fixture files (nothing is sent); `allowed_env` are the
+/// variables besides `TOKPORTAL_FIXTURE_*` their `${env:NAME}` may read.
+pub(crate) fn read(files: &[PathBuf], allowed_env: &[String]) -> Result<Vec<Set>, String> {
     let mut sets = Vec::new();
     for file in files {
         let at = |why: String| format!("fixtures {}: {why}", file.display());
@@ -104,7 +130,9 @@ pub(crate) fn read(files: &[PathBuf]) -> Result<Vec<Set>, String> {
         };
         for (n, item) in items.into_iter().enumerate() {
             sets.push(
-                read_set(file, &item).map_err(|why| at(if n > 0 { format!("set {}: {why}", n + 1) } else { why }))?,
+                check_env(&item, allowed_env)
+                    .and_then(|()| read_set(file, &item))
+                    .map_err(|why| at(if n > 0 { format!("set {}: {why}", n + 1) } else { why }))?,
             );
         }
     }

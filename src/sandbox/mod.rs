@@ -97,6 +97,10 @@ pub struct SandboxOptions {
     /// state file, only for keys it does not hold yet. A failing step stops
     /// start-up ([`SandboxError::Fixtures`]) and nothing of them is kept.
     pub fixtures: Vec<std::path::PathBuf>,
+    /// Environment variables a fixture's `${env:NAME}` may read besides
+    /// those named `TOKPORTAL_FIXTURE_*` (`--fixture-env NAME`); a fixture
+    /// naming any other is refused at start-up, its value never shown.
+    pub fixture_env: Vec<String>,
 }
 
 impl Default for SandboxOptions {
@@ -116,6 +120,7 @@ impl Default for SandboxOptions {
             journal: 1000,
             state: None,
             fixtures: Vec::new(),
+            fixture_env: Vec::new(),
         }
     }
 }
@@ -230,7 +235,7 @@ impl Sandbox {
     pub async fn start_with(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
         options.check()?;
         // Everything is read and checked before anything is bound or sent.
-        let mut sets = fixtures::read(&options.fixtures).map_err(SandboxError::Fixtures)?;
+        let mut sets = fixtures::read(&options.fixtures, &options.fixture_env).map_err(SandboxError::Fixtures)?;
         let store = match &options.state {
             Some(path) => Some(world::store::Store::open(path).map_err(SandboxError::State)?),
             None => None,
