@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokportal::sandbox::Sandbox;
+use tokportal::sandbox::{Sandbox, SandboxOptions};
 
 const KEY: &str = "sk_test_doors";
 
@@ -310,6 +310,36 @@ fn a_crafted_state_file_is_refused_untouched() {
     }
 }
 
+/// Door 5: on loopback, every route refuses a `Host` that is not a
+/// loopback name (DNS rebinding), with the sandbox's error envelope.
+#[tokio::test]
+async fn every_route_refuses_a_rebinding_host() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let url = sandbox.url().to_owned();
+    let http = reqwest::Client::new();
+    for path in ["/api/ext/me", "/me", "/api/ext/no/such/path", "/_sandbox/health"] {
+        let answer = http
+            .get(format!("{url}{path}"))
+            .header("host", "evil.example")
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "FORBIDDEN", "{path}: {body}");
+        let port = sandbox.addr().port();
+        let answer = http
+            .get(format!("{url}{path}"))
+            .header("host", format!("localhost:{port}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(answer.status(), 403, "{path}");
+    }
+}
+
 /// Door 6: a request to a path the contract does not know is journaled
 /// with its key's fingerprint, so filtering by key shows it.
 #[tokio::test]
@@ -330,4 +360,31 @@ async fn an_unknown_path_keeps_its_key_in_the_journal() {
     assert_eq!(entries.len(), 1, "{listed}");
     assert_eq!(entries[0]["key"], fingerprint(KEY), "{listed}");
     assert_eq!(entries[0]["path"], "/no/such/path", "{listed}");
+}
+
+/// Door 5, for containers and remote use: `allow_hosts` (`--allow-host`)
+/// names a `Host` every route answers; others are still refused.
+#[tokio::test]
+async fn an_allowed_host_is_answered() {
+    let mut options = SandboxOptions::default();
+    options.allow_hosts = vec!["sandbox.internal".into()];
+    let sandbox = Sandbox::start_with(options).await.unwrap();
+    let url = sandbox.url().to_owned();
+    let http = reqwest::Client::new();
+    for path in ["/api/ext/me", "/_sandbox/health"] {
+        for (host, status) in [
+            ("sandbox.internal:8787", 200),
+            ("SANDBOX.internal", 200),
+            ("sandbox.internal.evil.example", 403),
+        ] {
+            let answer = http
+                .get(format!("{url}{path}"))
+                .header("host", host)
+                .header("x-api-key", KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), status, "{path} as {host}");
+        }
+    }
 }

@@ -103,6 +103,13 @@ pub(crate) fn command() -> Command {
                 .help("Let fixtures' ${env:NAME} read this variable too (repeatable); by default they read only TOKPORTAL_FIXTURE_* variables, and a fixture naming another is refused"),
         )
         .arg(
+            Arg::new("allow_host")
+                .long("allow-host")
+                .value_name("NAME")
+                .action(clap::ArgAction::Append)
+                .help("Answer this Host name too (repeatable; for a container or remote use): on loopback, every route refuses any other non-loopback Host (403), against DNS rebinding"),
+        )
+        .arg(
             Arg::new("webhook_duplicates")
                 .long("webhook-duplicates")
                 .value_name("RATE")
@@ -138,6 +145,12 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
         .collect();
     options.fixture_env = m
         .get_many::<String>("fixture_env")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    options.allow_hosts = m
+        .get_many::<String>("allow_host")
         .into_iter()
         .flatten()
         .cloned()

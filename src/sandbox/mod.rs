@@ -101,6 +101,11 @@ pub struct SandboxOptions {
     /// those named `TOKPORTAL_FIXTURE_*` (`--fixture-env NAME`); a fixture
     /// naming any other is refused at start-up, its value never shown.
     pub fixture_env: Vec<String>,
+    /// Names a sandbox listening on loopback answers besides the loopback
+    /// ones (`--allow-host NAME`: a container's or a remote machine's name).
+    /// Any other `Host` is refused on every route (403), so that a
+    /// DNS-rebinding page cannot reach the sandbox.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for SandboxOptions {
@@ -121,6 +126,7 @@ impl Default for SandboxOptions {
             state: None,
             fixtures: Vec::new(),
             fixture_env: Vec::new(),
+            allow_hosts: Vec::new(),
         }
     }
 }

@@ -22,8 +22,9 @@
 //! | `POST snapshot` | imports one, bare or as `GET` answered it (`{"data": {…}}`): each key it names is replaced (only the caller's with `X-API-Key`) |
 //! | `POST verify` | `{"operation"?, "status"?, "event"?, "times"? \| "at_least"? \| "at_most"?, "dry_run"?, "replayed"?}`: 200 when the count holds, 409 with the count and the closest requests otherwise (the key's with `X-API-Key`) |
 //!
-//! When the sandbox listens on loopback these routes answer only requests
-//! addressed to a loopback name (a DNS-rebinding page cannot read the
+//! When the sandbox listens on loopback these routes, like the API's, answer
+//! only requests addressed to a loopback name or one allowed with
+//! `--allow-host` ([`refuse_host`]: a DNS-rebinding page cannot read the
 //! journal), and a change sent from another origin's page is refused.
 
 use std::collections::HashMap;
@@ -67,7 +68,7 @@ pub(in crate::sandbox) fn route(path: &str) -> Option<&str> {
 
 /// Answers a request for `/_sandbox/{route}`.
 pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts: Parts, body: Body) -> Response<Body> {
-    if let Err(refused) = guard(shared, &parts) {
+    if let Err(refused) = guard(&parts) {
         return failure(refused);
     }
     let segments: Vec<&str> = route.trim_end_matches('/').split('/').collect();
@@ -123,21 +124,46 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
     }
 }
 
-/// Refuses what a hostile web page could send: a loopback sandbox answers
-/// only loopback names (DNS rebinding), and a change must come from the
-/// sandbox's own origin or from outside a browser (no `Origin`).
-fn guard(shared: &Shared, parts: &Parts) -> Result<(), Failure> {
-    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
-    if shared.options.host.is_loopback()
-        && let Some(host) = host
-        && !loopback_name(host)
-    {
-        return Err(Failure::new(
-            403,
-            "FORBIDDEN",
-            format!("This sandbox listens on loopback and answers only loopback names, not `{host}`."),
-        ));
+/// Refuses, on every route (the API's and these), a request a DNS-rebinding
+/// page could send: a sandbox listening on loopback answers only loopback
+/// names and those allowed with `--allow-host`. The answer is the sandbox's
+/// error envelope (403 `FORBIDDEN`).
+pub(in crate::sandbox) fn refuse_host(shared: &Shared, headers: &http::HeaderMap) -> Option<Response<Body>> {
+    let host = headers.get(http::header::HOST)?;
+    if !shared.options.host.is_loopback() {
+        return None;
     }
+    let text = host.to_str().unwrap_or_default();
+    if !text.is_empty() && (loopback_name(text) || allowed_name(text, &shared.options.allow_hosts)) {
+        return None;
+    }
+    Some(failure(Failure::new(
+        403,
+        "FORBIDDEN",
+        format!(
+            "This sandbox listens on loopback and answers only loopback names, not `{}`; \
+             start it with `--allow-host NAME` to answer another.",
+            text.escape_debug()
+        ),
+    )))
+}
+
+/// A `Host` (with or without a port) that `--allow-host` names.
+fn allowed_name(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host))
+}
+
+/// Refuses a change a hostile web page could send: it must come from the
+/// sandbox's own origin or from outside a browser (no `Origin`). (The
+/// `Host` is checked for every route first, by [`refuse_host`].)
+fn guard(parts: &Parts) -> Result<(), Failure> {
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
     let changes = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
     if changes && let Some(origin) = parts.headers.get(http::header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();

@@ -17,12 +17,16 @@ use crate::sandbox::face::shared::Shared;
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// The sandbox's own routes under `/_sandbox/`, or the API's flow.
+/// The sandbox's own routes under `/_sandbox/`, or the API's flow; on
+/// loopback, either only for a loopback (or allowed) `Host`.
 async fn answer(
     shared: &Arc<Shared>,
     connection: &Connection,
     request: http::Request<hyper::body::Incoming>,
 ) -> http::Response<axum::body::Body> {
+    if let Some(refused) = admin::refuse_host(shared, request.headers()) {
+        return refused;
+    }
     match admin::route(flow::api_path(request.uri().path())).map(str::to_owned) {
         Some(route) => {
             let (parts, body) = request.into_parts();
