@@ -411,10 +411,18 @@ async fn no_oauth_key_code_or_token_reaches_a_log() {
         .unwrap();
     assert_ne!(me.is_error, Some(true));
     for (tool, arguments) in [
-        ("createBundle", json!({"body": {"bundle_type": "account_only", "country": "USA"}})),
-        ("deleteWebhookEndpoint", json!({"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c"})),
+        (
+            "createBundle",
+            json!({"body": {"bundle_type": "account_only", "country": "USA"}}),
+        ),
+        (
+            "deleteWebhookEndpoint",
+            json!({"id": "9f3a7b2e-1c4d-4e8f-a5b6-7d9e0f1a2b3c"}),
+        ),
     ] {
-        let Value::Object(arguments) = arguments else { unreachable!() };
+        let Value::Object(arguments) = arguments else {
+            unreachable!()
+        };
         agent
             .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
             .await
@@ -422,7 +430,11 @@ async fn no_oauth_key_code_or_token_reaches_a_log() {
     }
     agent.cancel().await.unwrap();
     let audited = std::fs::read_to_string(&audit_log).unwrap();
-    assert_eq!(audited.lines().count(), 2, "a line per paid or destructive call: {audited}");
+    assert_eq!(
+        audited.lines().count(),
+        2,
+        "a line per paid or destructive call: {audited}"
+    );
 
     let log = replica.log.lock().unwrap().join("\n");
     assert!(log.contains("a code was issued"), "the server logged at trace");
@@ -435,6 +447,9 @@ async fn no_oauth_key_code_or_token_reaches_a_log() {
     ];
     for (name, secret) in secrets {
         assert!(!log.contains(&secret), "{name} appears in tokportal-mcp's log");
-        assert!(!audited.contains(&secret), "{name} appears in tokportal-mcp's audit log");
+        assert!(
+            !audited.contains(&secret),
+            "{name} appears in tokportal-mcp's audit log"
+        );
     }
 }

@@ -9,15 +9,15 @@
 //!   naming, `call_operation`'s target in dynamic mode), `outcome` `ok`,
 //!   `error` or `refused` (nothing sent);
 //! - `tokportal_mcp_credits_spent_total{tool}`: credits charged, by
-//!   operation ([`credits_spent`]);
+//!   operation (`credits_spent`);
 //! - `tokportal_mcp_calls_refused_total{reason}`: calls refused before
-//!   anything was sent ([`refused`]);
+//!   anything was sent (`refused`);
 //! - `tokportal_mcp_oauth_grants_total{event}`: OAuth grants `issued`,
-//!   `refreshed`, `revoked` ([`grant`]);
+//!   `refreshed`, `revoked` (`grant`);
 //! - `tokportal_mcp_store_errors_total`: the store could not answer
-//!   ([`store_error`]);
+//!   (`store_error`);
 //! - `tokportal_mcp_sessions_live`: HTTP sessions open now
-//!   ([`session_opened`], [`session_closed`]).
+//!   (`session_opened`, `session_closed`).
 //!
 //! One registry for the process, in a `OnceLock`: the events counted happen
 //! deep in code that holds no handle to the server (the OAuth endpoints,
