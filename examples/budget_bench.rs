@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! cargo build --release --features cli,mcp --bin tokportal --bin tokportal-mcp
-//! cargo run --release --example budget_bench -- target/release/tokportal-mcp target/release/tokportal [CALLS]
+//! cargo run --release --example budget_bench -- target/release/tokportal-mcp target/release/tokportal [CALLS, 500]
 //! ```
 
 #[path = "bench/process.rs"]
@@ -104,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(mcp), Some(cli)) = (args.first(), args.get(1)) else {
         return Err("usage: budget_bench <tokportal-mcp> <tokportal> [CALLS]".into());
     };
-    let calls: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let calls: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(500);
     let sandbox = process::start(
         cli,
         &[
@@ -118,30 +118,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let audit = dir.join("audit.log");
     let off = start(mcp, &sandbox.1, &[])?;
-    let on = start(
-        mcp,
-        &sandbox.1,
-        &[
+    // BUDGET_BENCH_ON overrides the measured side's flags (to take the
+    // limit and the audit log apart).
+    let custom = std::env::var("BUDGET_BENCH_ON").ok();
+    let on_args: Vec<&str> = match &custom {
+        Some(args) => args.split_whitespace().collect(),
+        None => vec![
             "--daily-credit-limit",
             "1000000000",
             "--audit-log",
             audit.to_str().unwrap_or("audit.log"),
         ],
-    )?;
+    };
+    let on = start(mcp, &sandbox.1, &on_args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let http = reqwest::Client::builder().no_proxy().build()?;
     runtime.block_on(async {
         for tool in ["getCurrentUser", "createBundle"] {
-            round(&http, &off.1, "sk_test_bench_off", tool, 100).await;
-            round(&http, &on.1, "sk_test_bench_on", tool, 100).await;
+            // A key a round: the sandbox bounds what one key may hold.
+            let key = |side: &str, n: usize| format!("sk_test_bench_{side}_{tool}_{n}");
+            round(&http, &off.1, &key("off", 9), tool, 100).await;
+            round(&http, &on.1, &key("on", 9), tool, 100).await;
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for n in 0..3 {
                 if n % 2 == 0 {
-                    a.push(round(&http, &off.1, "sk_test_bench_off", tool, calls).await);
-                    b.push(round(&http, &on.1, "sk_test_bench_on", tool, calls).await);
+                    a.push(round(&http, &off.1, &key("off", n), tool, calls).await);
+                    b.push(round(&http, &on.1, &key("on", n), tool, calls).await);
                 } else {
-                    b.push(round(&http, &on.1, "sk_test_bench_on", tool, calls).await);
-                    a.push(round(&http, &off.1, "sk_test_bench_off", tool, calls).await);
+                    b.push(round(&http, &on.1, &key("on", n), tool, calls).await);
+                    a.push(round(&http, &off.1, &key("off", n), tool, calls).await);
                 }
             }
             let (off_median, on_median) = (median(a.clone()), median(b.clone()));
