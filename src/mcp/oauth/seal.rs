@@ -227,6 +227,31 @@ mod tests {
         }
     }
 
+    /// The length bound is 8 KiB, exactly: a long client id (ten long
+    /// redirect URIs) opens, one of exactly the bound is read, one over it
+    /// is refused unread; and the key never shows in `Debug`.
+    #[test]
+    fn the_length_bound_is_exact_and_debug_shows_no_key() {
+        let s = sealer();
+        let mut long = Map::new();
+        long.insert(
+            "r".into(),
+            json!(vec!["https://example.com/".to_owned() + &"a".repeat(300); 10]),
+        );
+        let token = s.seal(Purpose::Client, long, None, None).unwrap();
+        assert!(token.len() > 2000 && token.len() < MAX_TOKEN, "{}", token.len());
+        assert!(s.open(Purpose::Client, &token, None).is_ok());
+        assert_ne!(
+            s.open(Purpose::Client, &"x".repeat(MAX_TOKEN), None).unwrap_err(),
+            "too long"
+        );
+        assert_eq!(
+            s.open(Purpose::Client, &"x".repeat(MAX_TOKEN + 1), None).unwrap_err(),
+            "too long"
+        );
+        assert_eq!(format!("{s:?}"), "Sealer(** redacted)");
+    }
+
     #[test]
     fn an_expired_value_is_refused_and_short_secrets_too() {
         let s = sealer();
