@@ -223,17 +223,36 @@ fn open(path: &Path) -> Result<Connection, String> {
     if !path.exists() {
         // Created 0600 before SQLite opens it: it names grants and keys' fingerprints.
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
+        match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| format!("cannot create {shown}: {e}"))?;
+        {
+            Ok(_) => {}
+            // Another replica starting on the same file made it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {shown}: {e}")),
+        }
     }
     let connection = Connection::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     connection
-        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+        .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| format!("{shown}: {e}"))?;
+    // Two replicas opening a new file at once: SQLite answers "locked" to
+    // one of them at the switch to WAL without waiting (it would deadlock),
+    // so that step is tried again, a bounded number of times.
+    let mut tries = 0;
+    loop {
+        match connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
+            Ok(()) => break,
+            Err(e) if tries < 100 && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("{shown}: {e}")),
+        }
+    }
     connection
         .execute_batch(SCHEMA)
         .map_err(|e| format!("{shown} is not a tokportal-mcp store: {e}"))?;
