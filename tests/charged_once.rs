@@ -44,27 +44,23 @@ fn client(sandbox: &Sandbox, key: &str) -> Client {
         .unwrap()
 }
 
+/// `GET {sandbox}{path}` as `key`: its JSON.
+async fn get(sandbox: &Sandbox, key: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sandbox.url()))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// What a key holds: its balance and how many bundles it has.
 async fn holdings(sandbox: &Sandbox, key: &str) -> (f64, u64) {
-    let http = reqwest::Client::new();
-    let me: Value = http
-        .get(format!("{}/me", sandbox.url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bundles: Value = http
-        .get(format!("{}/bundles", sandbox.url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get(sandbox, key, "/me").await;
+    let bundles = get(sandbox, key, "/bundles").await;
     let balance = me["data"]["credits"]["balance"].as_f64().expect("a balance");
     let count = bundles["pagination"]["total"]
         .as_u64()
@@ -354,15 +350,7 @@ async fn when_every_attempt_is_cut_off_the_error_hands_back_the_key() {
     let sent_key = err.idempotency_key().expect("the error names its key").to_owned();
     assert!(err.to_string().contains(&sent_key), "Display names it: {err}");
 
-    let journal: Value = reqwest::Client::new()
-        .get(format!("{}/_sandbox/requests?operation=createBundle", sandbox.url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = get(&sandbox, key, "/_sandbox/requests?operation=createBundle").await;
     let entries = journal["data"].as_array().expect("journal entries");
     let real: Vec<&Value> = entries.iter().filter(|e| e["dry_run"] != true).collect();
     assert_eq!(real.len() as u32, attempts, "{journal}");
@@ -429,15 +417,7 @@ async fn an_unreadable_dry_run_value_is_refused_unsent() {
         );
     }
     assert_eq!(holdings(&sandbox, key).await, (before, 0));
-    let journal: Value = reqwest::Client::new()
-        .get(format!("{}/_sandbox/requests?operation=createBundle", sandbox.url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = get(&sandbox, key, "/_sandbox/requests?operation=createBundle").await;
     assert_eq!(
         journal["data"].as_array().map(Vec::len),
         Some(0),
@@ -448,15 +428,7 @@ async fn an_unreadable_dry_run_value_is_refused_unsent() {
 /// The key `idempotency_key` of every real `createBundle` the journal of
 /// `key` shows.
 async fn journal_keys(sandbox: &Sandbox, key: &str) -> Vec<String> {
-    let journal: Value = reqwest::Client::new()
-        .get(format!("{}/_sandbox/requests?operation=createBundle", sandbox.url()))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = get(sandbox, key, "/_sandbox/requests?operation=createBundle").await;
     journal["data"]
         .as_array()
         .expect("journal entries")
