@@ -54,7 +54,7 @@ const LAYERS: &[(&str, u8)] = &[
 /// The sandbox's rooms, bottom to top (ARCHITECTURE.md, "The sandbox"): a
 /// room imports only from itself or the rooms below; `sandbox` itself (its
 /// `mod.rs`) puts them together.
-const SANDBOX_ROOMS: &[(&str, u8)] = &[("contract", 0), ("logbook", 1), ("world", 2), ("face", 3)];
+const SANDBOX_ROOMS: &[(&str, u8)] = &[("contract", 0), ("logbook", 1), ("world", 2), ("live", 3), ("face", 4)];
 
 /// The room of a sandbox module (`sandbox::world::state` is `world`).
 fn room(module: &str) -> Option<(&'static str, u8)> {

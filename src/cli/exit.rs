@@ -3,7 +3,8 @@
 //! 0 success, 1 API error (JSON `{"payload", "diagnostics"}` on stderr),
 //! 2 usage error, 3 missing API key, 4 transport failure, 5 a charge
 //! declined at the terminal's question (or refused before it: the balance
-//! cannot pay), 130 interrupted during an upload. A closed stdout (`| head`)
+//! cannot pay), 6 drift found (`tokportal sandbox drift`, `--fail-on-drift`),
+//! 130 interrupted during an upload. A closed stdout (`| head`)
 //! is 0.
 //!
 //! At a terminal, an API error gets one plain line above its JSON that says
@@ -28,6 +29,10 @@ pub const EXIT_TRANSPORT: u8 = 4;
 /// A paid call was declined at the terminal's question, or refused before
 /// it because the balance cannot pay: nothing was charged.
 pub const EXIT_DECLINED: u8 = 5;
+
+/// The live API's answers drifted from the vendored contract (`tokportal
+/// sandbox drift FILE`, or a proxying sandbox stopped with `--fail-on-drift`).
+pub const EXIT_DRIFT: u8 = 6;
 
 /// Interrupted (Ctrl-C) during an upload, as a shell reports SIGINT (128 + 2).
 pub const EXIT_INTERRUPTED: u8 = 130;

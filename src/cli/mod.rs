@@ -87,6 +87,8 @@ where
         Some(("sandbox", sub)) => match sub.subcommand() {
             Some(("clock", clock)) => clock::run(&matches, clock).await,
             Some(("snapshot", snapshot)) => snapshot::run(&matches, snapshot).await,
+            Some(("drift", drift)) => sandbox::drift(drift),
+            Some(("fixtures-from", from)) => sandbox::fixtures_from(from),
             _ => sandbox::run(sub).await,
         },
         Some(("api", sub)) => api::run(&matches, sub).await,

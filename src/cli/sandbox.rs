@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use clap::{Arg, ArgMatches, Command};
 
-use super::exit::{EXIT_USAGE, Failure};
+use super::exit::{EXIT_DRIFT, EXIT_USAGE, Failure};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
 /// The port `tokportal sandbox` listens on unless told: fixed, so that a
@@ -32,6 +32,37 @@ pub(crate) fn command() -> Command {
         .args_conflicts_with_subcommands(true)
         .subcommand(super::clock::command())
         .subcommand(super::snapshot::command())
+        .subcommand(
+            Command::new("drift")
+                .about("Check a recording (HAR: --record's, or a browser's) against the contract; exit 6 on drift with --fail-on-drift")
+                .arg(Arg::new("file").value_name("FILE").required(true).value_parser(clap::value_parser!(std::path::PathBuf)).help("The HAR file"))
+                .arg(
+                    Arg::new("format")
+                        .long("format")
+                        .value_parser(["table", "json"])
+                        .default_value("table")
+                        .help("A table, or the report as JSON (what GET /_sandbox/drift answers)"),
+                )
+                .arg(
+                    Arg::new("fail_on_drift")
+                        .long("fail-on-drift")
+                        .action(clap::ArgAction::SetTrue)
+                        .help("Exit 6 when anything drifted (for a scheduled CI job)"),
+                ),
+        )
+        .subcommand(
+            Command::new("fixtures-from")
+                .about("Write a fixtures file that makes again, through the contract, what a recording's changes made")
+                .arg(Arg::new("file").value_name("FILE").required(true).value_parser(clap::value_parser!(std::path::PathBuf)).help("The HAR file"))
+                .arg(
+                    Arg::new("output")
+                        .long("output")
+                        .short('o')
+                        .value_name("OUT")
+                        .value_parser(clap::value_parser!(std::path::PathBuf))
+                        .help("Write to OUT instead of standard output"),
+                ),
+        )
         .arg(
             Arg::new("port")
                 .long("port")
@@ -110,6 +141,55 @@ pub(crate) fn command() -> Command {
                 .help("Answer this Host name too (repeatable; for a container or remote use): on loopback, every route refuses any other non-loopback Host (403), against DNS rebinding"),
         )
         .arg(
+            Arg::new("proxy")
+                .long("proxy")
+                .value_name("URL")
+                .help_heading("Live API")
+                .help("Pass every API request to the live API at URL (e.g. https://app.tokportal.com/api/ext) with the caller's key, answers unchanged, each checked for drift (GET /_sandbox/drift)"),
+        )
+        .arg(
+            Arg::new("record")
+                .long("record")
+                .value_name("FILE")
+                .requires("proxy")
+                .help_heading("Live API")
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("Append each proxied exchange to FILE as HAR 1.2 (keys and secrets redacted; 0600)"),
+        )
+        .arg(
+            Arg::new("allow_spend")
+                .long("allow-spend")
+                .requires("proxy")
+                .help_heading("Live API")
+                .action(clap::ArgAction::SetTrue)
+                .help("Let paid calls through the proxy (without it they are refused unsent; dry runs always pass)"),
+        )
+        .arg(
+            Arg::new("fail_on_drift")
+                .long("fail-on-drift")
+                .requires("proxy")
+                .help_heading("Live API")
+                .action(clap::ArgAction::SetTrue)
+                .help("On stop, exit 6 if any live answer drifted from the contract"),
+        )
+        .arg(
+            Arg::new("replay")
+                .long("replay")
+                .value_name("FILE")
+                .conflicts_with("proxy")
+                .help_heading("Live API")
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("Answer requests a recording holds (same method, path, query and body) with its answers; others as usual"),
+        )
+        .arg(
+            Arg::new("replay_strict")
+                .long("replay-strict")
+                .requires("replay")
+                .help_heading("Live API")
+                .action(clap::ArgAction::SetTrue)
+                .help("With --replay, answer what the recording does not hold with 404 NOT_RECORDED"),
+        )
+        .arg(
             Arg::new("webhook_duplicates")
                 .long("webhook-duplicates")
                 .value_name("RATE")
@@ -157,6 +237,12 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
         .collect();
     options.webhook_duplicates = m.get_one::<f64>("webhook_duplicates").copied().unwrap_or_default();
     options.journal = m.get_one::<u64>("journal").map_or(options.journal, |n| *n as usize);
+    options.proxy = m.get_one::<String>("proxy").cloned();
+    options.record = m.get_one::<std::path::PathBuf>("record").cloned();
+    options.allow_spend = m.get_flag("allow_spend");
+    options.replay = m.get_one::<std::path::PathBuf>("replay").cloned();
+    options.replay_strict = m.get_flag("replay_strict");
+    let fail_on_drift = m.get_flag("fail_on_drift");
     if !options.host.is_loopback() {
         eprintln!(
             "warning: the sandbox listens on {}, beyond this machine; it has no real data, but anyone who reaches it can read its journal (request bodies, webhook URLs; never keys) at /_sandbox/ and reset it",
@@ -184,14 +270,85 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(started.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
-    eprintln!(
-        "try: TOKPORTAL_BASE_URL={} TOKPORTAL_API_KEY=sk_test_sandbox tokportal get-current-user",
-        sandbox.url()
-    );
-    sandbox
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    let proxying = m.get_one::<String>("proxy");
+    match proxying {
+        Some(live) => eprintln!(
+            "passing requests to {live} with each caller's own key{}; drift at {}/_sandbox/drift",
+            if m.get_flag("allow_spend") {
+                ", paid calls included"
+            } else {
+                " (paid calls refused: --allow-spend lets them through)"
+            },
+            sandbox.url()
+        ),
+        None => eprintln!(
+            "try: TOKPORTAL_BASE_URL={} TOKPORTAL_API_KEY=sk_test_sandbox tokportal get-current-user",
+            sandbox.url()
+        ),
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    let report = sandbox.drift();
+    sandbox.shutdown().await;
+    if proxying.is_some() {
+        eprint!("{}", report.table());
+        if fail_on_drift && !report.is_clean() {
+            return Err(Failure {
+                code: EXIT_DRIFT,
+                message: format!(
+                    "error: the live API drifted from the vendored contract ({} findings)",
+                    report.findings
+                ),
+            });
+        }
+    }
     Ok(())
+}
+
+/// `tokportal sandbox drift FILE`.
+pub(crate) fn drift(m: &ArgMatches) -> Result<(), Failure> {
+    let file = m
+        .get_one::<std::path::PathBuf>("file")
+        .ok_or_else(|| Failure::usage("error: a recording (FILE) is required"))?;
+    let report = crate::sandbox::check_recording(file).map_err(|e| Failure::usage(format!("error: {e}")))?;
+    let text = match m.get_one::<String>("format").map(String::as_str) {
+        Some("json") => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::usage(format!("error: {e}")))?
+        ),
+        _ => report.table(),
+    };
+    super::stdout::write(text.as_bytes())?;
+    if m.get_flag("fail_on_drift") && !report.is_clean() {
+        return Err(Failure {
+            code: EXIT_DRIFT,
+            message: format!(
+                "error: {} finding{} of drift from the vendored contract",
+                report.findings,
+                if report.findings == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `tokportal sandbox fixtures-from FILE`.
+pub(crate) fn fixtures_from(m: &ArgMatches) -> Result<(), Failure> {
+    let file = m
+        .get_one::<std::path::PathBuf>("file")
+        .ok_or_else(|| Failure::usage("error: a recording (FILE) is required"))?;
+    let (yaml, steps) =
+        crate::sandbox::fixtures_from_recording(file).map_err(|e| Failure::usage(format!("error: {e}")))?;
+    match m.get_one::<std::path::PathBuf>("output") {
+        Some(out) => {
+            std::fs::write(out, yaml)
+                .map_err(|e| Failure::usage(format!("error: cannot write {}: {e}", out.display())))?;
+            eprintln!(
+                "wrote {steps} step{} to {}",
+                if steps == 1 { "" } else { "s" },
+                out.display()
+            );
+            Ok(())
+        }
+        None => super::stdout::write(yaml.as_bytes()),
+    }
 }

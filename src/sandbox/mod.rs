@@ -31,6 +31,7 @@ mod contract;
 mod controls;
 mod face;
 mod fixtures;
+mod live;
 mod logbook;
 mod world;
 
@@ -41,6 +42,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use controls::{Advanced, ClockState, PendingStep, SandboxClock, Transition, Verify};
+pub use live::drift::{DriftCount, DriftKind, DriftReport, Finding};
 
 use crate::generated::Client;
 use crate::secret::Secret;
@@ -106,6 +108,24 @@ pub struct SandboxOptions {
     /// Any other `Host` is refused on every route (403), so that a
     /// DNS-rebinding page cannot reach the sandbox.
     pub allow_hosts: Vec<String>,
+    /// The live API's base URL (`--proxy URL`, e.g.
+    /// `https://app.tokportal.com/api/ext`): every API request goes there
+    /// with the caller's own key, and its answer comes back unchanged,
+    /// checked for drift against the contract (`GET /_sandbox/drift`).
+    /// `https`, or `http` to loopback only.
+    pub proxy: Option<String>,
+    /// Appends each proxied exchange to this file as HAR 1.2 (`--record
+    /// FILE`), its credentials and secrets redacted; made 0600.
+    pub record: Option<std::path::PathBuf>,
+    /// Lets a proxied paid call through (`--allow-spend`); without it, one
+    /// is refused unsent with `403 PROXY_SPEND_NOT_ALLOWED` (dry runs pass).
+    pub allow_spend: bool,
+    /// Answers the requests a recording holds with its answers (`--replay
+    /// FILE`); others are served as usual.
+    pub replay: Option<std::path::PathBuf>,
+    /// With `replay`, answers what the recording does not hold with `404
+    /// NOT_RECORDED` (`--replay-strict`).
+    pub replay_strict: bool,
 }
 
 impl Default for SandboxOptions {
@@ -127,6 +147,11 @@ impl Default for SandboxOptions {
             fixtures: Vec::new(),
             fixture_env: Vec::new(),
             allow_hosts: Vec::new(),
+            proxy: None,
+            record: None,
+            allow_spend: false,
+            replay: None,
+            replay_strict: false,
         }
     }
 }
@@ -156,6 +181,21 @@ impl SandboxOptions {
                 "a journal of {} requests is more than the 1000000 kept at most",
                 self.journal
             )));
+        }
+        let refused = |why: &str| Err(SandboxError::InvalidOption(why.to_owned()));
+        if self.proxy.is_none() && (self.record.is_some() || self.allow_spend) {
+            return refused("--record and --allow-spend go with --proxy URL");
+        }
+        if self.proxy.is_some() && self.replay.is_some() {
+            return refused("--proxy and --replay do not go together: record once, then replay offline");
+        }
+        if self.proxy.is_some() && !self.fixtures.is_empty() {
+            return refused(
+                "--fixtures would be sent to the live API through --proxy; start them on a sandbox of its own",
+            );
+        }
+        if self.replay_strict && self.replay.is_none() {
+            return refused("--replay-strict goes with --replay FILE");
         }
         if !(self.initial_credits >= 0.0 && self.initial_credits.is_finite()) {
             return Err(SandboxError::InvalidOption(
@@ -190,6 +230,10 @@ pub enum SandboxError {
     /// names the file and the step; nothing of the fixtures was kept.
     #[error("{0}")]
     Fixtures(String),
+    /// A recording (`--replay`, `sandbox drift`, `fixtures-from`) could not
+    /// be read: it names the file and what is wrong.
+    #[error("{0}")]
+    Recording(String),
     /// A control route (`/_sandbox/clock`, `/_sandbox/verify`) refused, or
     /// the sandbox did not answer (status 0).
     #[error("sandbox control refused ({status} {code}): {message}")]
@@ -216,6 +260,7 @@ pub enum SandboxError {
 /// A running sandbox. It stops when dropped or on [`Sandbox::shutdown`].
 pub struct Sandbox {
     addr: SocketAddr,
+    shared: Arc<face::shared::Shared>,
     url: String,
     /// The controls' client (`clock`, `verify`).
     http: reqwest::Client,
@@ -250,6 +295,7 @@ impl Sandbox {
             // A restart on the same file does not apply them twice.
             sets.retain(|set| !store.holds(&set.state_name()));
         }
+        let live = live::Live::open(&options).map_err(SandboxError::InvalidOption)?;
         let addr = SocketAddr::new(options.host, options.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -263,10 +309,10 @@ impl Sandbox {
         };
         let stop = CancellationToken::new();
         let shared =
-            face::shared::Shared::new(options, url.clone(), stop.clone(), store).map_err(SandboxError::State)?;
+            face::shared::Shared::new(options, url.clone(), stop.clone(), store, live).map_err(SandboxError::State)?;
         let shared = Arc::new(shared);
         face::shared::resume_deliveries(&shared);
-        let served = tokio::spawn(face::server::serve(listener, shared, stop.clone()));
+        let served = tokio::spawn(face::server::serve(listener, shared.clone(), stop.clone()));
         if let Err(why) = fixtures::apply(&url, &sets).await {
             fixtures::undo(&url, &sets).await;
             stop.cancel();
@@ -275,6 +321,7 @@ impl Sandbox {
         }
         Ok(Sandbox {
             addr,
+            shared,
             http: reqwest::Client::new(),
             url,
             stop,
@@ -298,6 +345,13 @@ impl Sandbox {
         Client::builder().base_url(self.url.clone()).api_key(api_key).build()
     }
 
+    /// What the live answers passed through it (`proxy`) had that the
+    /// contract does not say, so far ([`check_recording`] reads a recording
+    /// the same way).
+    pub fn drift(&self) -> DriftReport {
+        self.shared.live.drift.report()
+    }
+
     /// Stops accepting, closes open connections and waits for the listener to end.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
@@ -311,6 +365,47 @@ impl Sandbox {
         signal.await;
         self.shutdown().await;
     }
+}
+
+/// Checks a recording (HAR, ours or a browser's) against the contract, as
+/// a proxying sandbox checks each live answer (`tokportal sandbox drift
+/// FILE`).
+///
+/// ```no_run
+/// let report = tokportal::sandbox::check_recording(std::path::Path::new("live.har"))?;
+/// print!("{}", report.table());
+/// # Ok::<(), tokportal::sandbox::SandboxError>(())
+/// ```
+pub fn check_recording(path: &std::path::Path) -> Result<DriftReport, SandboxError> {
+    let har = live::har::read(path).map_err(SandboxError::Recording)?;
+    let tally = live::drift::Tally::default();
+    for entry in &har.log.entries {
+        let path = entry.api_path();
+        let has_header = |name: &str| entry.response_header(name).is_some();
+        let body = entry.response_body();
+        tally.add(live::drift::check(&live::drift::Answer {
+            method: &entry.request.method.to_ascii_uppercase(),
+            path: &path,
+            status: entry.response.status,
+            has_header: &has_header,
+            content_type: entry.response_header("content-type"),
+            body: body.as_deref(),
+        }));
+    }
+    Ok(tally.report())
+}
+
+/// A fixtures file (YAML) that makes again, through the contract, what the
+/// recorded changes made (`tokportal sandbox fixtures-from FILE`), and the
+/// number of its steps.
+///
+/// ```no_run
+/// let (yaml, steps) = tokportal::sandbox::fixtures_from_recording(std::path::Path::new("live.har"))?;
+/// std::fs::write("fixtures.yaml", yaml).expect("written");
+/// # Ok::<(), tokportal::sandbox::SandboxError>(())
+/// ```
+pub fn fixtures_from_recording(path: &std::path::Path) -> Result<(String, usize), SandboxError> {
+    live::fixtures_from::from_recording(path).map_err(SandboxError::Recording)
 }
 
 impl Drop for Sandbox {

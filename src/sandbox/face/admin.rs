@@ -20,6 +20,7 @@
 //! | `GET`, `POST`, `DELETE clock`; `POST clock/advance`; `POST manager` | a key's clock and the manager ([`super::timeline`]) |
 //! | `GET snapshot` | the whole sandbox (or the `X-API-Key`'s key) as one JSON document ([`crate::sandbox::world::snapshot`]) |
 //! | `POST snapshot` | imports one, bare or as `GET` answered it (`{"data": {…}}`): each key it names is replaced (only the caller's with `X-API-Key`) |
+//! | `GET drift` | what the live answers (`--proxy`) had that the contract does not say: `exchanges`, `findings`, `counts` by kind and operation, the first `examples`, and `proxy` (the live API's base URL, or `null`) |
 //! | `POST verify` | `{"operation"?, "status"?, "event"?, "times"? \| "at_least"? \| "at_most"?, "dry_run"?, "replayed"?}`: 200 when the count holds, 409 with the count and the closest requests otherwise (the key's with `X-API-Key`) |
 //!
 //! When the sandbox listens on loopback these routes, like the API's, answer
@@ -54,6 +55,22 @@ use crate::sandbox::world::deliveries;
 use crate::sandbox::world::keys::{key_of, tenant_of};
 use crate::sandbox::world::snapshot as snapshots;
 use crate::sandbox::world::state::{Delivery, Object, Tenant, fingerprint, str_of};
+
+/// `GET /_sandbox/drift`.
+fn drift(shared: &Shared) -> Value {
+    let mut report = serde_json::to_value(shared.live.drift.report()).unwrap_or_default();
+    report["proxy"] = shared
+        .live
+        .upstream
+        .as_ref()
+        .map_or(Value::Null, |u| Value::String(u.base().to_string()));
+    report["recording"] = Value::Bool(shared.live.recorder.is_some());
+    report["replaying"] = shared.live.replay.as_ref().map_or(
+        Value::Null,
+        |b| json!({"answers": b.len, "strict": shared.live.replay_strict}),
+    );
+    report
+}
 
 /// Entries `GET requests` answers unless told (`limit`, at most the journal's size).
 const DEFAULT_LIMIT: usize = 100;
@@ -110,6 +127,7 @@ pub(in crate::sandbox) async fn handle(shared: &Arc<Shared>, route: &str, parts:
             (Err(f), _) | (_, Err(f)) => Err(f),
         },
         ("POST", ["verify"]) => verify(shared, &parts, body).await,
+        ("GET", ["drift"]) => Ok(drift(shared)),
         ("GET", ["snapshot"]) => Ok(snapshot(shared, &parts)),
         ("POST", ["snapshot"]) => restore(shared, &parts, body).await,
         _ => Err(Failure::new(

@@ -27,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::headers;
 use crate::operations::{Operation, SPEC_VERSION};
+use crate::sandbox::contract::routes::{self, Params, Route};
 use crate::sandbox::contract::{self, Failure, Problem};
 use crate::sandbox::face::faults::{self, Fault};
 use crate::sandbox::face::limits::Verdict;
-use crate::sandbox::face::routes::{self, Params, Route};
 use crate::sandbox::face::shared::{Shared, persist};
+use crate::sandbox::live::replay::Book;
 use crate::sandbox::logbook::journal::{Arrival, Entry, Event, Message, Noted};
 use crate::sandbox::world::behaviour;
 use crate::sandbox::world::deliveries;
@@ -44,6 +45,8 @@ use crate::sandbox::world::vocabulary::{self, Call, Effects, FileSummary, Payloa
 const SANDBOX_WARNING: &str = "x-sandbox-warning";
 /// The largest JSON body taken.
 pub(in crate::sandbox) const MAX_JSON_BODY: usize = 1024 * 1024;
+/// The largest body a replaying sandbox reads to find its recorded answer.
+const MAX_REPLAYED_BODY: usize = 64 * 1024 * 1024;
 /// The largest multipart text field taken.
 const MAX_FORM_FIELD: usize = 64 * 1024;
 /// A file part up to this size is kept as text (a CSV import); larger ones
@@ -65,6 +68,8 @@ struct Stamp {
     rate: Option<Verdict>,
     /// What the journal entry and the log line tell besides the HTTP exchange.
     noted: Noted,
+    /// A body read to look for its recorded answer, and none found.
+    replay_body: Option<Bytes>,
 }
 
 /// The path as the API knows it: the hosted API lives under `/api/ext`, and
@@ -98,12 +103,80 @@ pub(in crate::sandbox) async fn handle(
             request_id,
             rate: None,
             noted: Noted::default(),
+            replay_body: None,
+        },
+    };
+    let body = match &shared.live.replay {
+        None => body,
+        Some(book) => match recorded(shared, book, &parts, &path, body, &mut flight.stamp).await {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                let message = Message::new(&head.headers, &body, body.len() as u64);
+                flight.write(Some((head.status.as_u16(), message)));
+                return Response::from_parts(head, Body::from(body));
+            }
+            Err(Some(failure)) => {
+                let (response, body) = finish(Answer::Failure(failure), &flight.stamp);
+                flight.answered(&response, &body);
+                return response;
+            }
+            Err(None) => Body::from(flight.stamp.replay_body.take().unwrap_or_default()),
         },
     };
     let answer = answer(shared, conn, parts, &path, body, &mut flight.stamp).await;
     let (response, body) = finish(answer, &flight.stamp);
     flight.answered(&response, &body);
     response
+}
+
+/// The recorded answer to a request (`--replay FILE`). `Err(None)`: none
+/// was recorded, and the body read is left in `stamp` for the stages;
+/// `Err(Some)`: none was, under `--replay-strict`, or the body is too large.
+async fn recorded(
+    shared: &Shared,
+    book: &Book,
+    parts: &http::request::Parts,
+    path: &str,
+    body: Body,
+    stamp: &mut Stamp,
+) -> Result<Response<Bytes>, Option<Failure>> {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REPLAYED_BODY).await else {
+        return Err(Some(Failure::new(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            format!("A replaying sandbox reads bodies up to {MAX_REPLAYED_BODY} bytes."),
+        )));
+    };
+    let Some(answer) = book.answer(parts.method.as_str(), path, parts.uri.query(), &parts.headers, &bytes) else {
+        if shared.live.replay_strict {
+            return Err(Some(Failure::new(
+                404,
+                "NOT_RECORDED",
+                format!(
+                    "No recorded answer to {} {path} with this query and body (--replay-strict answers only what the recording holds).",
+                    parts.method
+                ),
+            )));
+        }
+        stamp.replay_body = Some(bytes);
+        return Err(None);
+    };
+    stamp.noted.source = Some("recording");
+    stamp.noted.caller = key_of(&parts.headers).ok().map(|t| fingerprint(&t).to_owned());
+    if let Route::Operation(op, _) = routes::route(parts.method.as_str(), path) {
+        stamp.noted.operation = Some(op);
+    }
+    let mut response = Response::new(Bytes::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    Ok(response)
 }
 
 /// A request on its way, for the journal: written when it is answered, or,

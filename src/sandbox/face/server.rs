@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::face::admin;
 use crate::sandbox::face::flow::{self, Connection};
+use crate::sandbox::face::relay;
 use crate::sandbox::face::shared::Shared;
 
 /// At most this many connections are served at once; the next ones wait.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// The sandbox's own routes under `/_sandbox/`, or the API's flow; on
+/// The sandbox's own routes under `/_sandbox/`, or the API's flow (the
+/// live API's, when proxying); on
 /// loopback, either only for a loopback (or allowed) `Host`.
 async fn answer(
     shared: &Arc<Shared>,
@@ -32,7 +34,10 @@ async fn answer(
             let (parts, body) = request.into_parts();
             admin::handle(shared, &route, parts, axum::body::Body::new(body)).await
         }
-        None => flow::handle(shared, connection, request).await,
+        None => match &shared.live.upstream {
+            Some(upstream) => relay::handle(shared, upstream, request).await,
+            None => flow::handle(shared, connection, request).await,
+        },
     }
 }
 

@@ -26,6 +26,7 @@ use crate::sandbox::SandboxOptions;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::face::faults::{self, Dice};
 use crate::sandbox::face::limits::Buckets;
+use crate::sandbox::live::Live;
 use crate::sandbox::logbook::journal::Journal;
 use crate::sandbox::logbook::verify::Tally;
 use crate::sandbox::world::deliveries::{self, Courier};
@@ -53,6 +54,9 @@ pub(in crate::sandbox) struct Shared {
     pub(in crate::sandbox) tally: Arc<Tally>,
     /// Followers of `/_sandbox/events` at once (each holds a connection).
     pub(in crate::sandbox) followers: Arc<tokio::sync::Semaphore>,
+    /// The live API (`--proxy`, `--record`), the drift found, the replayed
+    /// recording (`--replay`).
+    pub(in crate::sandbox) live: Live,
 }
 
 impl Shared {
@@ -63,6 +67,7 @@ impl Shared {
         url: String,
         stop: CancellationToken,
         store: Option<(Store, Loaded)>,
+        live: Live,
     ) -> Result<Self, String> {
         let (store, (loaded, kept)) = match store {
             Some((store, loaded)) => (Some(Arc::new(store)), loaded),
@@ -105,6 +110,7 @@ impl Shared {
             )),
             options,
             url,
+            live,
         })
     }
 }

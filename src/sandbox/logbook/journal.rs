@@ -55,6 +55,9 @@ pub(in crate::sandbox) struct Noted {
     pub(in crate::sandbox) violations: Vec<Value>,
     /// Answered from the idempotency store.
     pub(in crate::sandbox) replayed: bool,
+    /// Answered by the live API (`live`, `--proxy`) or a recording
+    /// (`recording`, `--replay`) rather than by the sandbox.
+    pub(in crate::sandbox) source: Option<&'static str>,
 }
 
 /// A request or an answer as kept: its headers (secrets redacted) and its
@@ -121,6 +124,9 @@ pub(in crate::sandbox) struct Summary {
     pub(in crate::sandbox) key: Option<String>,
     pub(in crate::sandbox) idempotency_key: Option<String>,
     pub(in crate::sandbox) replayed: bool,
+    /// `live` (passed to the live API) or `recording` (a recorded answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(in crate::sandbox) source: Option<&'static str>,
     pub(in crate::sandbox) dry_run: bool,
     pub(in crate::sandbox) fault: Option<String>,
     /// The first [`MAX_NAMED`] (the answer's body names them all).
@@ -188,6 +194,7 @@ impl Entry {
             key: noted.caller,
             idempotency_key: header("idempotency-key").map(|k| k.chars().take(256).collect()),
             replayed: noted.replayed,
+            source: noted.source,
             dry_run,
             fault: noted.fault,
             violations: noted.violations,

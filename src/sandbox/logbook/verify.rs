@@ -326,6 +326,7 @@ mod tests {
             key: Some(key.into()),
             idempotency_key: None,
             replayed: false,
+            source: None,
             dry_run,
             fault: None,
             violations: Vec::new(),

@@ -265,11 +265,24 @@
     }));
   }
 
+  // What the live API's answers (--proxy) had that the contract does not say.
+  async function loadDrift() {
+    const d = await api("drift");
+    $("drift").hidden = !d.proxy && !d.findings;
+    $("drift-summary").textContent = "(" + d.findings + " in " + d.exchanges + " live answers" + (d.proxy ? " from " + d.proxy : "") + ")";
+    $("drift-counts").tBodies[0].replaceChildren(...d.counts.map((c) => {
+      const tr = el("tr");
+      tr.append(el("td", c.kind), el("td", c.operation, "path"), el("td", c.count));
+      return tr;
+    }));
+    $("drift-examples").replaceChildren(...d.examples.map((f) => el("li", f.kind + " " + f.operation + (f.at ? " " + f.at : "") + ": " + f.detail)));
+  }
+
   // Refreshes after a burst, at most every 300 ms.
   let pending = null;
   const refresh = () => {
     if (pending) return;
-    pending = setTimeout(() => { pending = null; loadState().catch(() => {}); loadDeliveries().catch(() => {}); }, 300);
+    pending = setTimeout(() => { pending = null; loadState().catch(() => {}); loadDeliveries().catch(() => {}); loadDrift().catch(() => {}); }, 300);
   };
 
   // ---- the changes ------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! The contract as a server enforces it: requests checked against the
 //! operation's schemas with every failing field named, the error envelope,
-//! and the answers' shapes.
+//! and the answers' shapes; [`routes`] matches a request to its operation.
+
+pub(in crate::sandbox) mod routes;
 
 use serde_json::{Map, Value, json};
 

@@ -1,0 +1,230 @@
+//! A request passed to the live API (`--proxy URL`) and its answer passed
+//! back unchanged (status, headers and body, streamed as it arrives), then
+//! recorded, checked for drift and journalled once its last byte is in.
+//!
+//! The answer is read to its end even when the caller has gone, so a paid
+//! answer is always recorded. A paid call is refused here, unsent, unless
+//! the sandbox was started with `--allow-spend`
+//! ([`upstream::spend_refusal`]); its refusal is the sandbox's own
+//! `403 PROXY_SPEND_NOT_ALLOWED` (TokPortal names no such code).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use http::{HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+
+use crate::headers;
+use crate::sandbox::contract::Failure;
+use crate::sandbox::contract::routes::{self, Route};
+use crate::sandbox::face::flow::api_path;
+use crate::sandbox::face::shared::Shared;
+use crate::sandbox::live::drift;
+use crate::sandbox::live::har::{self, Entry as HarEntry};
+use crate::sandbox::live::upstream::{Upstream, hop_header, spend_refusal};
+use crate::sandbox::live::{Exchange, redact};
+use crate::sandbox::logbook::journal::{Arrival, Entry, Message, Noted};
+
+/// The largest request body passed on.
+const MAX_REQUEST: usize = 64 * 1024 * 1024;
+/// Chunks of an answer waiting for a slow caller.
+const CHUNKS_AHEAD: usize = 16;
+
+/// Passes one request to the live API.
+pub(in crate::sandbox) async fn handle(
+    shared: &Arc<Shared>,
+    upstream: &Upstream,
+    request: http::Request<Incoming>,
+) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let path = api_path(parts.uri.path()).to_owned();
+    let (arrival, body) = Arrival::new(&parts, body);
+    let op = match routes::route(parts.method.as_str(), &path) {
+        Route::Operation(op, _) => Some(op),
+        Route::WrongMethod(_) | Route::NotFound => None,
+    };
+    let noted = Noted {
+        operation: op,
+        caller: parts.headers.get(headers::API_KEY).map(|key| {
+            let mut hash = hex::encode(Sha256::digest(key.as_bytes()));
+            hash.truncate(8);
+            hash
+        }),
+        source: Some("live"),
+        ..Noted::default()
+    };
+    let refuse = |failure: Failure, arrival: Arrival, noted: Noted| {
+        let body = Bytes::from(failure.body().to_string());
+        let mut response = Response::new(Body::from(body.clone()));
+        *response.status_mut() = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+        let message = Message::new(response.headers(), &body, body.len() as u64);
+        let entry = Entry::new(arrival, request_id, noted, Some((failure.status, message)));
+        shared.tally.request(&entry.summary);
+        shared.journal.record(entry);
+        response
+    };
+    if let Some(why) = spend_refusal(op, &parts.method, &parts.headers).filter(|_| !shared.live.allow_spend) {
+        return refuse(Failure::new(403, "PROXY_SPEND_NOT_ALLOWED", why), arrival, noted);
+    }
+    let sent = match axum::body::to_bytes(body, MAX_REQUEST).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let failure = Failure::new(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                format!("The proxy passes bodies up to {MAX_REQUEST} bytes."),
+            );
+            return refuse(failure, arrival, noted);
+        }
+    };
+    let url = upstream.url(&path, parts.uri.query());
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let answer = match upstream
+        .send(parts.method.clone(), url.clone(), &parts.headers, sent.clone())
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            // The cause without the URL's query (reqwest's Display names the URL).
+            let why = e.without_url().to_string();
+            let failure = Failure::new(
+                502,
+                "PROXY_UPSTREAM_UNREACHABLE",
+                format!("The live API at {} did not answer: {why}", upstream.base()),
+            );
+            return refuse(failure, arrival, noted);
+        }
+    };
+    let wait_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    let status = answer.status();
+    let mut response_headers = http::HeaderMap::with_capacity(answer.headers().len());
+    for (name, value) in answer.headers() {
+        if !hop_header(name) || name == http::header::CONTENT_LENGTH {
+            response_headers.append(name.clone(), value.clone());
+        }
+    }
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
+    let mut response = Response::new(Body::from_stream(rx));
+    *response.status_mut() = status;
+    *response.headers_mut() = response_headers.clone();
+    let exchange = Exchange {
+        started,
+        elapsed_ms: 0.0,
+        wait_ms,
+        method: parts.method.to_string(),
+        url,
+        path,
+        request_headers: parts.headers,
+        request_body: sent,
+        status: status.as_u16(),
+        response_headers,
+        response_body: Bytes::new(),
+        response_size: 0,
+        key: noted.caller.clone(),
+    };
+    tokio::spawn(read_through(
+        shared.clone(),
+        answer,
+        tx,
+        exchange,
+        clock,
+        arrival,
+        noted,
+    ));
+    response
+}
+
+/// Reads the answer to its end (even when the caller has gone), passing
+/// each chunk on, then [`finish`]es the exchange.
+async fn read_through(
+    shared: Arc<Shared>,
+    answer: reqwest::Response,
+    mut tx: futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    mut exchange: Exchange,
+    clock: Instant,
+    arrival: Arrival,
+    noted: Noted,
+) {
+    let mut kept = BytesMut::new();
+    let mut size: u64 = 0;
+    let mut caller_here = true;
+    let mut stream = answer.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                size += chunk.len() as u64;
+                let room = har::BODY_RECORDED.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if caller_here && tx.send(Ok(chunk)).await.is_err() {
+                    caller_here = false;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.without_url()))).await;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    exchange.elapsed_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    exchange.response_body = kept.freeze();
+    exchange.response_size = size;
+    finish(&shared, exchange, arrival, noted);
+}
+
+/// An exchange ended: checked for drift, recorded, journalled.
+fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Noted) {
+    let whole = exchange.response_size == exchange.response_body.len() as u64;
+    let has_header = |name: &str| exchange.response_headers.contains_key(name);
+    let content_type = exchange
+        .response_headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let findings = drift::check(&drift::Answer {
+        method: &exchange.method,
+        path: &exchange.path,
+        status: exchange.status,
+        has_header: &has_header,
+        content_type,
+        body: whole.then_some(&exchange.response_body[..]),
+    });
+    for f in &findings {
+        tracing::info!(
+            target: "tokportal::sandbox",
+            "drift: {} {} {}: {}",
+            f.kind.as_str(),
+            f.operation,
+            f.at,
+            f.detail
+        );
+    }
+    shared.live.drift.add(findings);
+    if let Some(recorder) = &shared.live.recorder {
+        recorder.append(&HarEntry::of(&exchange, noted.operation));
+    }
+    let request_id = exchange
+        .response_headers
+        .get(headers::TOKPORTAL_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
+    // The journal keeps what the recording keeps: no secret of the answer.
+    let secret = redact::secret_bearing(noted.operation) && (200..300).contains(&exchange.status);
+    let body = match redact::body(&exchange.response_body, secret) {
+        redact::Body::Text(text, _) => Bytes::from(text),
+        redact::Body::Binary => exchange.response_body.clone(),
+        redact::Body::Withheld => Bytes::from_static(redact::REDACTED.as_bytes()),
+    };
+    let message = Message::new(&exchange.response_headers, &body, exchange.response_size);
+    let entry = Entry::new(arrival, request_id, noted, Some((exchange.status, message)));
+    shared.tally.request(&entry.summary);
+    shared.journal.record(entry);
+}

@@ -1,0 +1,92 @@
+//! What the sandbox learns from the live API (`tokportal sandbox --proxy
+//! URL`): each exchange passed through, written down as HAR 1.2 with its
+//! secrets redacted, checked against the contract for drift, and played
+//! back offline.
+//!
+//! - `redact`: what of an exchange never reaches a recording (credential
+//!   headers, secret-named fields and query parameters, the answers of the
+//!   secret-bearing operations);
+//! - `har`: the HAR 1.2 document, read and appended to (the file is a
+//!   whole HAR document after every exchange);
+//! - `drift`: an answer against the contract (an unknown operation, an
+//!   undocumented status, a field the schema does not name, a type or enum
+//!   mismatch, a missing field or documented header), and the tally of
+//!   what was found;
+//! - `upstream`: the live origin and the rules of what is sent to it (paid
+//!   calls only with `--allow-spend`);
+//! - `replay`: the recorded answers by request (`--replay FILE`);
+//! - `fixtures_from`: a recording turned into a fixtures file.
+//!
+//! The room reads the contract below it and nothing else of the sandbox;
+//! the face (`face/relay`, `face/flow`) calls it.
+
+pub(in crate::sandbox) mod drift;
+pub(in crate::sandbox) mod fixtures_from;
+pub(in crate::sandbox) mod har;
+pub(in crate::sandbox) mod redact;
+pub(in crate::sandbox) mod replay;
+pub(in crate::sandbox) mod upstream;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+/// One exchange with the live API, as it went: the request as sent
+/// upstream (its key included) and the answer as received. Only
+/// [`har::Entry::of`] turns it into something kept, redacted.
+pub(in crate::sandbox) struct Exchange {
+    pub(in crate::sandbox) started: DateTime<Utc>,
+    /// From the request sent to the answer's last byte.
+    pub(in crate::sandbox) elapsed_ms: f64,
+    /// Until the answer's head arrived.
+    pub(in crate::sandbox) wait_ms: f64,
+    pub(in crate::sandbox) method: String,
+    /// The URL the request went to.
+    pub(in crate::sandbox) url: url::Url,
+    /// The path below the API's base (`/bundles/b_1`).
+    pub(in crate::sandbox) path: String,
+    pub(in crate::sandbox) request_headers: http::HeaderMap,
+    pub(in crate::sandbox) request_body: Bytes,
+    pub(in crate::sandbox) status: u16,
+    pub(in crate::sandbox) response_headers: http::HeaderMap,
+    /// The answer's body, up to [`har::BODY_RECORDED`] bytes.
+    pub(in crate::sandbox) response_body: Bytes,
+    /// The answer's whole size.
+    pub(in crate::sandbox) response_size: u64,
+    /// The key's fingerprint (8 hex digits of its SHA-256), as the journal shows it.
+    pub(in crate::sandbox) key: Option<String>,
+}
+
+/// What a sandbox holds of the live API: the origin it passes requests to,
+/// the recording, the drift found, and the answers it replays.
+pub(in crate::sandbox) struct Live {
+    /// `--proxy URL`.
+    pub(in crate::sandbox) upstream: Option<upstream::Upstream>,
+    /// `--record FILE`.
+    pub(in crate::sandbox) recorder: Option<har::Recorder>,
+    /// `--allow-spend`: paid calls pass.
+    pub(in crate::sandbox) allow_spend: bool,
+    /// What the live answers had that the contract does not say.
+    pub(in crate::sandbox) drift: drift::Tally,
+    /// `--replay FILE`.
+    pub(in crate::sandbox) replay: Option<replay::Book>,
+    /// `--replay-strict`: what the recording does not hold is 404.
+    pub(in crate::sandbox) replay_strict: bool,
+}
+
+impl Live {
+    /// Opens what `options` name (the recording is created, the replayed
+    /// one read) before anything is bound.
+    pub(in crate::sandbox) fn open(options: &crate::sandbox::SandboxOptions) -> Result<Self, String> {
+        let upstream = options.proxy.as_deref().map(upstream::Upstream::new).transpose()?;
+        let replay = options.replay.as_deref().map(replay::Book::open).transpose()?;
+        let recorder = options.record.as_deref().map(har::Recorder::open).transpose()?;
+        Ok(Self {
+            upstream,
+            recorder,
+            allow_spend: options.allow_spend,
+            drift: drift::Tally::default(),
+            replay,
+            replay_strict: options.replay_strict,
+        })
+    }
+}
