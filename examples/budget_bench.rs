@@ -9,7 +9,10 @@
 //!   anything);
 //! - `createBundle` (paid: under a limit, its price comes from a dry run and
 //!   is reserved in the store before the paid request is sent, then an
-//!   audit line is written).
+//!   audit line is written);
+//! - `createBundle` previewed (`dry_run: true`, then the same call), as the
+//!   tools' descriptions ask of an agent: under a limit the preview's price
+//!   is used, so the limit adds no request (paid calls a second).
 //!
 //! ```text
 //! cargo build --release --features cli,mcp --bin tokportal --bin tokportal-mcp
@@ -57,34 +60,52 @@ fn start(binary: &str, sandbox: &str, extra: &[&str]) -> Result<Server, Box<dyn 
     Ok(Server(child, origin))
 }
 
-/// `calls` tools/call of `tool`, 8 at a time: calls a second.
+/// `calls` tools/call of `tool`, 8 at a time: calls a second. For
+/// `createBundle+preview`, each call is a preview then the same call, and
+/// the paid calls are counted.
 async fn round(http: &reqwest::Client, origin: &str, key: &str, tool: &str, calls: usize) -> f64 {
-    let arguments = match tool {
+    let (name, previewed) = match tool.strip_suffix("+preview") {
+        Some(name) => (name, true),
+        None => (tool, false),
+    };
+    let arguments = match name {
         "createBundle" => json!({"body": {"bundle_type": "account_only", "country": "USA"}}),
         _ => json!({}),
     };
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": tool, "arguments": arguments}});
+    let body = |arguments: &serde_json::Value| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+    };
+    let real = body(&arguments);
+    let mut preview_arguments = arguments.clone();
+    preview_arguments["dry_run"] = json!(true);
+    let preview = body(&preview_arguments);
+    let send = |key: String, body: serde_json::Value| async move {
+        let answer: serde_json::Value = match http
+            .post(format!("{origin}/mcp"))
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => return true,
+        };
+        answer["result"]["isError"] == true
+    };
     let started = Instant::now();
     let failed = futures::stream::iter(0..calls)
         .map(|n| {
-            let body = body.clone();
             // A key every 50 calls: the sandbox's dry run slows as a key's
             // bundles grow, which is the sandbox's cost, not the server's.
             let key = format!("{key}_{}", n / 50);
+            let (real, preview) = (real.clone(), preview.clone());
             async move {
-                let answer: serde_json::Value = match http
-                    .post(format!("{origin}/mcp"))
-                    .bearer_auth(&key)
-                    .header("accept", "application/json, text/event-stream")
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.json().await.unwrap_or_default(),
-                    Err(_) => return true,
-                };
-                answer["result"]["isError"] == true
+                if previewed && send(key.clone(), preview).await {
+                    return true;
+                }
+                send(key, real).await
             }
         })
         .buffer_unordered(8)
@@ -137,9 +158,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let http = reqwest::Client::builder().no_proxy().build()?;
     runtime.block_on(async {
-        for tool in ["getCurrentUser", "createBundle"] {
+        for tool in ["getCurrentUser", "createBundle", "createBundle+preview"] {
             // A key a round: the sandbox bounds what one key may hold.
-            let key = |side: &str, n: usize| format!("sk_test_bench_{side}_{tool}_{n}");
+            let key = |side: &str, n: usize| format!("sk_test_bench_{side}_{}_{n}", tool.replace('+', "_"));
             round(&http, &off.1, &key("off", 9), tool, 100).await;
             round(&http, &on.1, &key("on", 9), tool, 100).await;
             let (mut a, mut b) = (Vec::new(), Vec::new());

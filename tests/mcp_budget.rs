@@ -279,3 +279,37 @@ async fn a_consented_limit_holds_for_its_grant() {
     let own = call(&replica.origin, KEY, "createBundle", bundle()).await;
     assert_ne!(own["isError"], true, "{own}");
 }
+
+/// An agent that previews a paid call, then sends it: the limit takes the
+/// preview's price, so the sandbox sees one dry run and one paid call, not
+/// a second dry run (and a different call still gets its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previewed_call_is_held_at_its_previews_price_without_a_second_dry_run() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let server = McpHttp::start(sandbox.url(), &["--daily-credit-limit", "1000"], &[]);
+    let key = "sk_test_budget_preview";
+    let mut preview = bundle();
+    preview["dry_run"] = json!(true);
+    let previewed = call(&server.origin, key, "createBundle", preview).await;
+    assert_ne!(previewed["isError"], true, "{previewed}");
+    let sent = call(&server.origin, key, "createBundle", bundle()).await;
+    assert_ne!(sent["isError"], true, "{sent}");
+    sandbox
+        .verify(Verify::operation("createBundle").key(key).dry_run(true).times(1))
+        .await
+        .expect("one dry run: the agent's own");
+    sandbox
+        .verify(Verify::operation("createBundle").key(key).dry_run(false).times(1))
+        .await
+        .expect("one paid call");
+    // Used once: the same call again is priced by a dry run of its own.
+    let again = call(&server.origin, key, "createBundle", bundle()).await;
+    assert_ne!(again["isError"], true, "{again}");
+    sandbox
+        .verify(Verify::operation("createBundle").key(key).dry_run(true).times(2))
+        .await
+        .expect("the second paid call had its own dry run");
+    let me = call(&server.origin, key, "getCurrentUser", json!({})).await;
+    let spent = me["structuredContent"]["tokportal_mcp"]["budget"]["spent_today"].as_f64();
+    assert_eq!(spent, Some(2.0 * call_preview(&sandbox, key).await), "{me}");
+}

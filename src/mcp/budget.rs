@@ -14,9 +14,17 @@
 //! back when nothing was charged (an error answer), trimmed to what was
 //! charged, and kept when it is unknown whether anything was (a lost answer).
 //!
+//! The dry run costs one more request; an agent that previewed the very
+//! same call (`dry_run: true`, as the tools' descriptions ask) in the last
+//! minute has its preview's price used instead ([`Previews`]), once.
+//!
 //! Amounts are kept in thousandths of a credit (prices may be fractional).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use serde_json::{Value, json};
 
@@ -52,6 +60,68 @@ pub struct Budgets {
     store: Arc<Store>,
     /// `--daily-credit-limit`.
     default_limit: Option<u64>,
+    /// The prices of this replica's recent previews.
+    pub previews: Arc<Previews>,
+}
+
+/// How long a preview's price stands in for a dry run.
+const PREVIEW_KEPT: Duration = Duration::from_secs(60);
+/// Previews remembered at most (the oldest go first).
+const MAX_PREVIEWS: usize = 10_000;
+
+/// The prices of the previews connections asked for (`dry_run: true`), by
+/// connection, tool and arguments (without `dry_run` and
+/// `idempotency_key`), each kept a minute and used once: the paid call
+/// that follows its own preview is held at that price without a second dry
+/// run. In this replica's memory only; a call that reaches another replica
+/// gets its own dry run.
+#[derive(Debug, Default)]
+pub struct Previews {
+    seen: Mutex<HashMap<[u8; 32], (f64, Instant)>>,
+}
+
+impl Previews {
+    /// What a call is remembered by.
+    fn key(budget_id: &str, tool: &str, arguments: &serde_json::Map<String, Value>) -> [u8; 32] {
+        let mut fields: Vec<(&String, &Value)> = arguments
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "dry_run" | "idempotency_key"))
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let mut hash = Sha256::new();
+        for part in [budget_id, "\0", tool, "\0"] {
+            hash.update(part.as_bytes());
+        }
+        for (k, v) in fields {
+            hash.update(k.as_bytes());
+            hash.update(b"\0");
+            hash.update(v.to_string().as_bytes());
+            hash.update(b"\0");
+        }
+        hash.finalize().into()
+    }
+
+    /// Remembers the price of a preview.
+    pub fn remember(&self, budget_id: &str, tool: &str, arguments: &serde_json::Map<String, Value>, price: f64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_PREVIEWS {
+            seen.retain(|_, (_, at)| at.elapsed() < PREVIEW_KEPT);
+            if seen.len() >= MAX_PREVIEWS
+                && let Some(oldest) = seen.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+            {
+                seen.remove(&oldest);
+            }
+        }
+        seen.insert(Self::key(budget_id, tool, arguments), (price, Instant::now()));
+    }
+
+    /// The price of the same call's preview of the last minute, if there
+    /// was one; it is used up.
+    pub fn take(&self, budget_id: &str, tool: &str, arguments: &serde_json::Map<String, Value>) -> Option<f64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (price, at) = seen.remove(&Self::key(budget_id, tool, arguments))?;
+        (at.elapsed() < PREVIEW_KEPT).then_some(price)
+    }
 }
 
 /// A price held against a connection's day, until the call's outcome is known.
@@ -133,7 +203,11 @@ fn today() -> (String, i64) {
 impl Budgets {
     /// Budgets kept in `store`, with `--daily-credit-limit`'s default.
     pub fn new(store: Arc<Store>, default_limit: Option<u64>) -> Self {
-        Self { store, default_limit }
+        Self {
+            store,
+            default_limit,
+            previews: Arc::default(),
+        }
     }
 
     /// The limit that holds for `connection`: the lower of the consented
@@ -204,6 +278,29 @@ impl Budgets {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_preview_is_found_by_its_call_once_and_only_for_its_connection() {
+        let previews = Previews::default();
+        let args = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let preview = args(json!({"body": {"bundle_type": "account_only"}, "dry_run": true}));
+        previews.remember("grant_a", "createBundle", &preview, 10.0);
+        let real = args(json!({"idempotency_key": "k1", "body": {"bundle_type": "account_only"}}));
+        assert_eq!(
+            previews.take("grant_b", "createBundle", &real),
+            None,
+            "another connection's"
+        );
+        assert_eq!(previews.take("grant_a", "publishBundle", &real), None, "another tool's");
+        let other = args(json!({"body": {"bundle_type": "account_and_videos"}}));
+        assert_eq!(
+            previews.take("grant_a", "createBundle", &other),
+            None,
+            "other arguments"
+        );
+        assert_eq!(previews.take("grant_a", "createBundle", &real), Some(10.0));
+        assert_eq!(previews.take("grant_a", "createBundle", &real), None, "used once");
+    }
     use super::*;
 
     #[tokio::test]

@@ -285,13 +285,17 @@ impl TokPortalMcp {
             && let Some(budgets) = &self.settings.budgets
             && budgets.limit(&connection).is_some()
         {
-            let mut preview_args = arguments.clone();
-            preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
-            preview_args.remove(flat_keys::IDEMPOTENCY_KEY);
-            match client.call_operation(op.id, preview_args).await {
-                Ok(preview) => price = preview.dry_run_preview().and_then(|p| p.credits_would_charge),
-                // The dry run's own refusal (a 402, a bad field): nothing was charged.
-                Err(e) => return Ok(error_result(&e).into()),
+            let budget_id = connection.budget_id(&caller.to_string());
+            price = budgets.previews.take(&budget_id, op.id, &arguments);
+            if price.is_none() {
+                let mut preview_args = arguments.clone();
+                preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
+                preview_args.remove(flat_keys::IDEMPOTENCY_KEY);
+                match client.call_operation(op.id, preview_args).await {
+                    Ok(preview) => price = preview.dry_run_preview().and_then(|p| p.credits_would_charge),
+                    // The dry run's own refusal (a 402, a bad field): nothing was charged.
+                    Err(e) => return Ok(error_result(&e).into()),
+                }
             }
             match budgets
                 .hold(&connection, &caller.to_string(), price.unwrap_or(0.0))
@@ -322,6 +326,12 @@ impl TokPortalMcp {
             }
         }
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
+        // A paid call's preview is remembered by its arguments (below).
+        let arguments_seen = if previewing && op.hints().spends_credits.is_some() {
+            arguments.clone()
+        } else {
+            JsonObject::new()
+        };
         let limit = self.gate.limits().timeout;
         // What the SDK logs during the call reaches this client as
         // notifications/message, before the answer.
@@ -360,6 +370,21 @@ impl TokPortalMcp {
         };
         if let (Some(budgets), Some(hold)) = (&self.settings.budgets, hold) {
             budgets.settle(hold, charged).await;
+        }
+        // An agent's own preview of a paid call: its price stands in for the
+        // dry run the limit would make before the same call, sent next.
+        if previewing
+            && op.hints().spends_credits.is_some()
+            && let (Some(budgets), Ok(response)) = (&self.settings.budgets, &outcome)
+            && budgets.limit(&connection).is_some()
+            && let Some(price) = response.dry_run_preview().and_then(|p| p.credits_would_charge)
+        {
+            budgets.previews.remember(
+                &connection.budget_id(&caller.to_string()),
+                op.id,
+                &arguments_seen,
+                price,
+            );
         }
         if !previewing {
             let (request_id, key) = match &outcome {
