@@ -286,7 +286,7 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
             sandbox.url()
         ),
     }
-    let _ = tokio::signal::ctrl_c().await;
+    stopped().await;
     let report = sandbox.drift();
     sandbox.shutdown().await;
     if proxying.is_some() {
@@ -304,16 +304,33 @@ pub(crate) async fn run(m: &ArgMatches) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Ctrl-C, or (on Unix) SIGTERM, as `docker stop`, `kill` and CI runners
+/// send: either stops the sandbox the same way.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// `tokportal sandbox drift FILE`.
 pub(crate) fn drift(m: &ArgMatches) -> Result<(), Failure> {
     let file = m
         .get_one::<std::path::PathBuf>("file")
         .ok_or_else(|| Failure::usage("error: a recording (FILE) is required"))?;
-    let report = crate::sandbox::check_recording(file).map_err(|e| Failure::usage(format!("error: {e}")))?;
+    let report = crate::sandbox::check_recording(file).map_err(|e| Failure::usage(e.to_string()))?;
     let text = match m.get_one::<String>("format").map(String::as_str) {
         Some("json") => format!(
             "{}\n",
-            serde_json::to_string_pretty(&report).map_err(|e| Failure::usage(format!("error: {e}")))?
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::usage(e.to_string()))?
         ),
         _ => report.table(),
     };
@@ -336,12 +353,10 @@ pub(crate) fn fixtures_from(m: &ArgMatches) -> Result<(), Failure> {
     let file = m
         .get_one::<std::path::PathBuf>("file")
         .ok_or_else(|| Failure::usage("error: a recording (FILE) is required"))?;
-    let (yaml, steps) =
-        crate::sandbox::fixtures_from_recording(file).map_err(|e| Failure::usage(format!("error: {e}")))?;
+    let (yaml, steps) = crate::sandbox::fixtures_from_recording(file).map_err(|e| Failure::usage(e.to_string()))?;
     match m.get_one::<std::path::PathBuf>("output") {
         Some(out) => {
-            std::fs::write(out, yaml)
-                .map_err(|e| Failure::usage(format!("error: cannot write {}: {e}", out.display())))?;
+            std::fs::write(out, yaml).map_err(|e| Failure::usage(format!("cannot write {}: {e}", out.display())))?;
             eprintln!(
                 "wrote {steps} step{} to {}",
                 if steps == 1 { "" } else { "s" },

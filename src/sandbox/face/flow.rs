@@ -176,6 +176,14 @@ async fn recorded(
             response.headers_mut().append(name, value);
         }
     }
+    // A recording is a file from anywhere: what it holds is never run as a
+    // page of the sandbox's origin (where `/_sandbox/` lives).
+    let h = response.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
     Ok(response)
 }
 

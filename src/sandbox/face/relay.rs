@@ -41,11 +41,24 @@ pub(in crate::sandbox) async fn handle(
     request: http::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let path = api_path(parts.uri.path()).to_owned();
-    let (arrival, body) = Arrival::new(&parts, body);
-    let op = match routes::route(parts.method.as_str(), &path) {
-        Route::Operation(op, _) => Some(op),
-        Route::WrongMethod(_) | Route::NotFound => None,
+    let (mut arrival, body) = Arrival::new(&parts, body);
+    // A dot segment (`/./`, `/%2e%2e/`) would be read one way here and
+    // another by the origin: refused, as no client of the API sends one.
+    let api = api_path(parts.uri.path());
+    let canonical = !api.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    });
+    let url = upstream.url(api, parts.uri.query());
+    let path = canonical.then(|| api.to_owned());
+    arrival.keep_instead(
+        redact::target(parts.uri.path(), parts.uri.query()),
+        redact::headers(&parts.headers),
+        None,
+    );
+    let op = match path.as_deref().map(|p| routes::route(parts.method.as_str(), p)) {
+        Some(Route::Operation(op, _)) => Some(op),
+        _ => None,
     };
     let noted = Noted {
         operation: op,
@@ -71,6 +84,17 @@ pub(in crate::sandbox) async fn handle(
         shared.journal.record(entry);
         response
     };
+    let Some(path) = path else {
+        let failure = Failure::new(
+            400,
+            "PROXY_PATH_NOT_CANONICAL",
+            format!(
+                "The path has a `.` or `..` segment; the proxy sends only plain paths below the live API's base ({}).",
+                upstream.base()
+            ),
+        );
+        return refuse(failure, arrival, noted);
+    };
     if let Some(why) = spend_refusal(op, &parts.method, &parts.headers).filter(|_| !shared.live.allow_spend) {
         return refuse(Failure::new(403, "PROXY_SPEND_NOT_ALLOWED", why), arrival, noted);
     }
@@ -85,7 +109,19 @@ pub(in crate::sandbox) async fn handle(
             return refuse(failure, arrival, noted);
         }
     };
-    let url = upstream.url(&path, parts.uri.query());
+    if let redact::Body::Text(text, _) = redact::body(&sent, false) {
+        arrival.keep_instead(
+            redact::target(parts.uri.path(), parts.uri.query()),
+            redact::headers(&parts.headers),
+            Some(text.as_bytes()),
+        );
+    } else {
+        arrival.keep_instead(
+            redact::target(parts.uri.path(), parts.uri.query()),
+            redact::headers(&parts.headers),
+            Some(redact::REDACTED.as_bytes()),
+        );
+    }
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let answer = match upstream
@@ -181,9 +217,15 @@ async fn read_through(
     finish(&shared, exchange, arrival, noted);
 }
 
-/// An exchange ended: checked for drift, recorded, journalled.
+/// An exchange ended: checked for drift, recorded, journalled; what is
+/// checked, logged and journalled is what the recording keeps, secrets
+/// redacted.
 fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Noted) {
-    let whole = exchange.response_size == exchange.response_body.len() as u64;
+    let whole_body = exchange.response_size == exchange.response_body.len() as u64;
+    let kept = match redact::body(&exchange.response_body, redact::whole(noted.operation, exchange.status)) {
+        redact::Body::Text(text, _) => Bytes::from(text),
+        redact::Body::Withheld => Bytes::from_static(redact::REDACTED.as_bytes()),
+    };
     let has_header = |name: &str| exchange.response_headers.contains_key(name);
     let content_type = exchange
         .response_headers
@@ -195,7 +237,7 @@ fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Not
         status: exchange.status,
         has_header: &has_header,
         content_type,
-        body: whole.then_some(&exchange.response_body[..]),
+        body: whole_body.then_some(&kept[..]),
     });
     for f in &findings {
         tracing::info!(
@@ -216,14 +258,11 @@ fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Not
         .get(headers::TOKPORTAL_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
-    // The journal keeps what the recording keeps: no secret of the answer.
-    let secret = redact::secret_bearing(noted.operation) && (200..300).contains(&exchange.status);
-    let body = match redact::body(&exchange.response_body, secret) {
-        redact::Body::Text(text, _) => Bytes::from(text),
-        redact::Body::Binary => exchange.response_body.clone(),
-        redact::Body::Withheld => Bytes::from_static(redact::REDACTED.as_bytes()),
-    };
-    let message = Message::new(&exchange.response_headers, &body, exchange.response_size);
+    let message = Message::new(
+        &redact::headers(&exchange.response_headers),
+        &kept,
+        exchange.response_size,
+    );
     let entry = Entry::new(arrival, request_id, noted, Some((exchange.status, message)));
     shared.tally.request(&entry.summary);
     shared.journal.record(entry);

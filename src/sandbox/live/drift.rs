@@ -101,7 +101,8 @@ pub struct Finding {
     /// Where: a field's path (`data.events[].type`), a header's name or a
     /// status; empty for an unknown operation.
     pub at: String,
-    /// What was found, in words (the value, never more than 100 characters of it).
+    /// What was found, in words: types, and for an enum mismatch the value
+    /// (at most 100 characters); never the value of an unknown field.
     pub detail: String,
 }
 
@@ -365,12 +366,25 @@ fn shown(value: &Value) -> String {
     text
 }
 
+/// `at.name`, the name's control characters (and line and paragraph
+/// separators) escaped: it reaches log lines and pages.
 fn join(at: &str, name: &str) -> String {
-    if at.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{at}.{name}")
+    let mut name: String = name
+        .chars()
+        .take(100)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if name.is_empty() {
+        name.push_str("\"\"");
     }
+    if at.is_empty() { name } else { format!("{at}.{name}") }
 }
 
 /// The differences between `value` and `schema` (a JSON Schema of the
@@ -451,11 +465,8 @@ fn walk(schema: &Value, value: &Value, at: &str, out: &mut Vec<(DriftKind, Strin
                     (None, Some(Value::Bool(true))) => {}
                     // A schema that names no field names nothing unknown.
                     (None, _) if properties.is_none() => {}
-                    (None, _) => out.push((
-                        DriftKind::UnknownField,
-                        join(at, name),
-                        format!("{} (a {})", shown(field), type_of(field)),
-                    )),
+                    // Its type, never its value: a new field may hold a secret.
+                    (None, _) => out.push((DriftKind::UnknownField, join(at, name), format!("a {}", type_of(field)))),
                 }
             }
         }
@@ -566,6 +577,25 @@ mod tests {
             )),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn names_cannot_forge_a_log_line_and_values_are_not_shown() {
+        let mut body = me();
+        body["data"]["x\nINFO forged"] = json!("sk_live_secret_value");
+        let bytes = body.to_string().into_bytes();
+        let has = |name: &str| ALL.contains(&name);
+        let found = check(&Answer {
+            method: "GET",
+            path: "/me",
+            status: 200,
+            has_header: &has,
+            content_type: Some("application/json"),
+            body: Some(&bytes),
+        });
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].at, "data.x\\u{a}INFO forged");
+        assert_eq!(found[0].detail, "a string");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub(in crate::sandbox) fn from_recording(path: &Path) -> Result<(String, usize),
     }
     let yaml = serde_norway::to_string(&Value::Array(sets)).map_err(|e| e.to_string())?;
     text.push_str(&yaml);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     Ok((text, steps))
 }
 

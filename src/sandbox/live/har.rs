@@ -27,7 +27,7 @@ pub(in crate::sandbox) const BODY_RECORDED: usize = 8 * 1024 * 1024;
 /// A recording stops growing at this size: later exchanges are still
 /// passed through and checked, and the log says once that they are not
 /// recorded.
-const MAX_RECORDING: u64 = 1024 * 1024 * 1024;
+const MAX_RECORDING: u64 = 256 * 1024 * 1024;
 /// The largest recording read (`--replay`, `sandbox drift`, `fixtures-from`).
 const MAX_READ: u64 = MAX_RECORDING;
 
@@ -214,25 +214,30 @@ impl Entry {
         }
         let post_data = (!exchange.request_body.is_empty()).then(|| {
             let mime_type = content_type(&exchange.request_headers);
-            match redact::body(&exchange.request_body, false) {
+            let recorded = if exchange.request_body.len() > BODY_RECORDED {
+                redact::Body::Withheld
+            } else {
+                redact::body(&exchange.request_body, false)
+            };
+            let text = match recorded {
                 redact::Body::Text(text, changed) => {
                     if changed {
                         redacted.push("request.body".to_owned());
                     }
-                    PostData {
-                        mime_type,
-                        text,
-                        encoding: None,
-                    }
+                    text
                 }
-                redact::Body::Binary | redact::Body::Withheld => PostData {
-                    mime_type,
-                    text: base64::engine::general_purpose::STANDARD.encode(&exchange.request_body),
-                    encoding: Some("base64".into()),
-                },
+                redact::Body::Withheld => {
+                    redacted.push("request.body".to_owned());
+                    REDACTED.to_owned()
+                }
+            };
+            PostData {
+                mime_type,
+                text,
+                encoding: None,
             }
         });
-        let whole = redact::secret_bearing(op) && (200..300).contains(&exchange.status);
+        let whole = redact::whole(op, exchange.status);
         let truncated = exchange.response_size > exchange.response_body.len() as u64;
         let mut content = Content {
             size: i64::try_from(exchange.response_size).unwrap_or(i64::MAX),
@@ -248,13 +253,10 @@ impl Entry {
                 }
                 content.text = Some(text);
             }
-            redact::Body::Binary => {
-                content.text = Some(base64::engine::general_purpose::STANDARD.encode(&exchange.response_body));
-                content.encoding = Some("base64".into());
-            }
             redact::Body::Withheld => {
                 redacted.push("response.body".to_owned());
                 content.text = Some(REDACTED.to_owned());
+                content.comment = Some("not recorded: not text, or a secret-bearing answer".to_owned());
             }
         }
         let status_text = http::StatusCode::from_u16(exchange.status)

@@ -29,19 +29,33 @@ const SECRET_WORDS: &[&str] = &[
     "token",
     "password",
     "passwd",
+    "passphrase",
     "apikey",
     "authorization",
     "cookie",
     "credential",
     "signature",
+    "session",
+    "bearer",
 ];
+/// Words that do when they are a whole word (`pin`, not `pinned`).
+const SECRET_WHOLE_WORDS: &[&str] = &["otp", "totp", "mfa", "pass", "pin", "jwt", "auth", "sig", "cvv"];
 /// Pairs of words that do (`api_key`, `X-Api-Key`, `verificationCode`).
 const SECRET_PAIRS: &[(&str, &str)] = &[
     ("api", "key"),
     ("verification", "code"),
     ("private", "key"),
     ("access", "key"),
+    ("signing", "key"),
+    ("backup", "codes"),
+    ("recovery", "codes"),
+    ("two", "fa"),
 ];
+/// Query parameters that are secret by their bare name (`?key=…`, `?sig=…`).
+const SECRET_QUERY_NAMES: &[&str] = &["key", "code", "sig"];
+/// Prefixes of TokPortal's secrets, found in any text (an error message, a
+/// field of any name): API keys and webhook signing secrets.
+const SECRET_PREFIXES: &[&str] = &["sk_", "whsec_"];
 
 /// The lower-case words of a name: split at anything not a letter or
 /// digit, and before an upper-case letter that follows a lower-case one.
@@ -86,7 +100,7 @@ pub(in crate::sandbox) fn secret_name(name: &str) -> bool {
     let words = words(name);
     words
         .iter()
-        .any(|w| w == "otp" || SECRET_WORDS.iter().any(|s| w.starts_with(s)))
+        .any(|w| SECRET_WHOLE_WORDS.contains(&w.as_str()) || SECRET_WORDS.iter().any(|s| w.starts_with(s)))
         || words
             .windows(2)
             .any(|pair| SECRET_PAIRS.iter().any(|(a, b)| pair[0] == *a && pair[1] == *b))
@@ -97,23 +111,106 @@ pub(in crate::sandbox) fn secret_bearing(op: Option<&Operation>) -> bool {
     op.is_some_and(|op| op.idempotency_key == IdempotencyKeySupport::Refused)
 }
 
-/// A header's value as recorded.
+/// Whether an answer of `status` to `op` is redacted whole (all but ids,
+/// statuses, types and times): the success of a secret-bearing operation,
+/// and that of an operation the contract does not know (`None`), which may
+/// be one.
+pub(in crate::sandbox) fn whole(op: Option<&Operation>, status: u16) -> bool {
+    (op.is_none() || secret_bearing(op)) && (200..300).contains(&status)
+}
+
+/// `text` with every word that starts like one of TokPortal's secrets
+/// (`sk_…`, `whsec_…`) redacted, whatever field or message holds it.
+pub(in crate::sandbox) fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = SECRET_PREFIXES.iter().filter_map(|p| find_word(rest, p)).min() {
+        out.push_str(&rest[..at]);
+        let end = rest[at..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(rest.len(), |n| at + n);
+        out.push_str(REDACTED);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where `prefix` starts a word of `text` (not inside another word).
+fn find_word(text: &str, prefix: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(n) = text[from..].find(prefix) {
+        let at = from + n;
+        let before = text[..at].chars().next_back();
+        if before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
+            return Some(at);
+        }
+        from = at + prefix.len();
+    }
+    None
+}
+
+/// A header's value as recorded: secret-named headers redacted, secrets
+/// found in any other's value too, and a URL's secret query parameters
+/// (`Location: …?token=…`).
 pub(in crate::sandbox) fn header(name: &str, value: &[u8]) -> String {
     if secret_name(name) {
-        REDACTED.to_owned()
-    } else {
-        String::from_utf8_lossy(value).into_owned()
+        return REDACTED.to_owned();
     }
+    let text = String::from_utf8_lossy(value);
+    if let Ok(mut url) = url::Url::parse(&text)
+        && url.query().is_some()
+    {
+        let pairs = query(url.query());
+        url.query_pairs_mut().clear().extend_pairs(&pairs);
+        return scrub(url.as_str());
+    }
+    scrub(&text)
+}
+
+/// Whether a query parameter called `name` holds a secret.
+fn secret_query_name(name: &str) -> bool {
+    secret_name(name) || SECRET_QUERY_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// A query string's pairs as recorded (secret-named values redacted).
 pub(in crate::sandbox) fn query(raw: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .map(|(name, value)| {
-            let value = if secret_name(&name) { REDACTED.into() } else { value };
-            (name.into_owned(), value.into_owned())
+            let value = if secret_query_name(&name) {
+                REDACTED.to_owned()
+            } else {
+                scrub(&value)
+            };
+            (name.into_owned(), value)
         })
         .collect()
+}
+
+/// A request target (`/path?query`) with its query redacted.
+pub(in crate::sandbox) fn target(path: &str, raw_query: Option<&str>) -> String {
+    match raw_query {
+        Some(q) if !q.is_empty() => {
+            let pairs = query(Some(q));
+            let text = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            format!("{path}?{text}")
+        }
+        _ => path.to_owned(),
+    }
+}
+
+/// Headers as a journal or a recording keeps them.
+pub(in crate::sandbox) fn headers(map: &http::HeaderMap) -> http::HeaderMap {
+    let mut kept = http::HeaderMap::with_capacity(map.len());
+    for (name, value) in map {
+        let shown = header(name.as_str(), value.as_bytes());
+        if let Ok(v) = http::HeaderValue::from_str(&shown) {
+            kept.append(name.clone(), v);
+        }
+    }
+    kept
 }
 
 /// `value` with its secret-named fields redacted; with `whole`, every
@@ -124,10 +221,10 @@ pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) {
             for (name, field) in map.iter_mut() {
                 if secret_name(name) {
                     // `api_key: {id, name}` describes a key without holding
-                    // it: an object's own fields decide; anything else under
-                    // a secret name is hidden.
+                    // it: its own fields decide. Anything else under a
+                    // secret name (`credentials: {…}`) is hidden whole.
                     match field {
-                        Value::Object(_) => json(field, whole),
+                        Value::Object(_) if describes_a_key(name) => json(field, whole),
                         _ => hide(field),
                     }
                 } else if whole && !kept_in_secret_answer(name) {
@@ -142,8 +239,26 @@ pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|item| json(item, whole)),
+        Value::String(text) if SECRET_PREFIXES.iter().any(|p| text.contains(p)) => *text = scrub(text),
         _ => {}
     }
+}
+
+/// Whether an object under this secret name describes a key or a scheme
+/// rather than holding a secret (`api_key: {id, name}`, `signature:
+/// {header, scheme}`): its own fields then decide. Objects under the other
+/// secret names (`credentials`, `secrets`, `tokens`) are hidden whole.
+fn describes_a_key(name: &str) -> bool {
+    let words = words(name);
+    words
+        .windows(2)
+        .any(|pair| pair[1] == "key" && matches!(pair[0].as_str(), "api" | "access" | "signing"))
+        || words.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "apikey" | "signature" | "signing" | "auth" | "authorization" | "session"
+            )
+        })
 }
 
 /// Every value below `value` redacted (its shape kept).
@@ -157,14 +272,19 @@ fn hide(value: &mut Value) {
 }
 
 /// A body as recorded: JSON with its secrets redacted (`whole` for a
-/// secret-bearing answer); text that is not JSON kept unless `whole`;
-/// anything else `None` (recorded base64-encoded by the caller, or withheld
-/// when `whole`). The second value says whether something was redacted.
+/// secret-bearing answer); a form (`a=1&b=2`) with its secret-named fields
+/// redacted; other text scrubbed of secrets unless `whole`; anything that
+/// is not text (a compressed answer, bytes that are not UTF-8) withheld,
+/// since nothing in it can be redacted. The flag says whether something
+/// was redacted.
 pub(in crate::sandbox) fn body(bytes: &[u8], whole: bool) -> Body {
     if bytes.is_empty() {
         return Body::Text(String::new(), false);
     }
-    if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Body::Withheld;
+    };
+    if let Ok(mut value) = serde_json::from_str::<Value>(text) {
         let before = value.clone();
         json(&mut value, whole);
         let changed = value != before;
@@ -173,10 +293,17 @@ pub(in crate::sandbox) fn body(bytes: &[u8], whole: bool) -> Body {
     if whole {
         return Body::Withheld;
     }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Body::Text(text.to_owned(), false),
-        Err(_) => Body::Binary,
-    }
+    let form = !text.contains(char::is_whitespace) && text.contains('=');
+    let kept = if form {
+        let pairs = query(Some(text));
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish()
+    } else {
+        scrub(text)
+    };
+    let changed = kept != text;
+    Body::Text(if changed { kept } else { text.to_owned() }, changed)
 }
 
 /// A body as [`body`] makes it recordable.
@@ -185,9 +312,8 @@ pub(in crate::sandbox) enum Body {
     /// Text (JSON re-serialized when it was JSON), and whether something of
     /// it was redacted.
     Text(String, bool),
-    /// Bytes that are not text: recorded as base64.
-    Binary,
-    /// A secret-bearing answer that is not JSON: not recorded at all.
+    /// A body not recorded at all: not text, or a secret-bearing answer
+    /// that is not JSON.
     Withheld,
 }
 
@@ -200,12 +326,14 @@ mod tests {
     fn secret_names_are_found_at_any_depth() {
         let mut v = json!({"data": {"id": "w_1", "secret": "whsec_x", "nested": [{"api_key": 5, "name": "n"}],
                                      "tokens": ["t1", "t2"], "api_key": {"id": "k_1", "name": "ci", "secret": "s"},
+                                     "credentials": {"user": "u", "pass": "p"},
                                      "error": {"code": "NOT_FOUND"}}});
         json(&mut v, false);
         assert_eq!(
             v,
             json!({"data": {"id": "w_1", "secret": "[redacted]", "nested": [{"api_key": "[redacted]", "name": "n"}],
                             "tokens": ["[redacted]", "[redacted]"], "api_key": {"id": "k_1", "name": "ci", "secret": "[redacted]"},
+                            "credentials": {"user": "[redacted]", "pass": "[redacted]"},
                             "error": {"code": "NOT_FOUND"}}})
         );
     }
@@ -272,6 +400,37 @@ mod tests {
         );
         assert_eq!(body(b"plain", false), Body::Text("plain".into(), false));
         assert_eq!(body(b"plain", true), Body::Withheld);
-        assert_eq!(body(&[0xff, 0xfe], false), Body::Binary);
+        assert_eq!(
+            body(&[0xff, 0xfe], false),
+            Body::Withheld,
+            "not text: nothing in it can be redacted"
+        );
+        assert_eq!(
+            body(b"user=a&password=p", false),
+            Body::Text(format!("user=a&password={}", "%5Bredacted%5D"), true)
+        );
+        assert_eq!(
+            body(b"bad key sk_live_abc-1 here", false),
+            Body::Text("bad key [redacted] here".into(), true)
+        );
+    }
+
+    #[test]
+    fn secrets_are_found_by_their_prefix_in_any_text() {
+        assert_eq!(
+            scrub("key sk_live_x1, whsec_y; task_sk_z"),
+            "key [redacted], [redacted]; task_sk_z"
+        );
+        let mut v = json!({"error": {"code": "X", "message": "sk_live_ab is revoked"}, "key": "whsec_1"});
+        json(&mut v, false);
+        assert_eq!(
+            v,
+            json!({"error": {"code": "X", "message": "[redacted] is revoked"}, "key": "[redacted]"})
+        );
+        assert_eq!(
+            header("location", b"https://x.example/a?token=t&page=2"),
+            "https://x.example/a?token=%5Bredacted%5D&page=2"
+        );
+        assert_eq!(target("/me", Some("key=abc&page=1")), "/me?key=%5Bredacted%5D&page=1");
     }
 }

@@ -18,8 +18,8 @@ use http::{HeaderMap, HeaderName};
 
 use crate::operations::Operation;
 
-/// Headers of one hop, never passed on (RFC 9110 §7.6.1, and those the
-/// client sets itself).
+/// Headers never passed on: those of one hop (RFC 9110 §7.6.1), those the
+/// client sets itself, and method overrides.
 const HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -33,6 +33,11 @@ const HOP: &[&str] = &[
     "host",
     "content-length",
     "accept-encoding",
+    // A method other than the one checked: an origin that honours them
+    // would turn a free GET into a paid POST past `spend_refusal`.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// Whether `name` is a header of the hop.
@@ -158,6 +163,22 @@ mod tests {
             up.url("/bundles/b", Some("page=2")).as_str(),
             "https://app.tokportal.com/api/ext/bundles/b?page=2"
         );
+    }
+
+    #[test]
+    fn a_method_override_never_reaches_the_origin() {
+        for name in [
+            "x-http-method-override",
+            "X-HTTP-Method",
+            "x-method-override",
+            "connection",
+            "host",
+        ] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            assert!(hop_header(&name), "{name}");
+        }
+        assert!(!hop_header(&HeaderName::from_static("x-api-key")));
+        assert!(!hop_header(&HeaderName::from_static("x-tokportal-dry-run")));
     }
 
     #[test]
