@@ -683,3 +683,66 @@ async fn a_replayed_answer_never_runs_as_a_page_of_the_sandbox() {
     );
     replay.shutdown().await;
 }
+
+/// `--fail-on-drift` holds when the proxy is stopped as `docker stop` and CI
+/// runners stop it: SIGTERM, exit 6, the drift table on stderr.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_drifting_proxy_with_exit_6() {
+    use std::io::{BufRead, BufReader};
+    let stand_in = stand_in().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokportal"))
+        .args(["sandbox", "--port", "0", "--fail-on-drift", "--proxy"])
+        .arg(format!("http://{}/api/ext", stand_in.addr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tokportal runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the first line");
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("its address")
+        .to_owned();
+    let answer = reqwest::Client::new()
+        .get(format!("{url}/api/ext/me"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200);
+    // The drift is counted once the answer's last byte is in.
+    let http = reqwest::Client::new();
+    let mut counted = false;
+    for _ in 0..200 {
+        let report: Value = http
+            .get(format!("{url}/_sandbox/drift"))
+            .send()
+            .await
+            .expect("an answer")
+            .json()
+            .await
+            .expect("JSON");
+        if report["data"]["findings"] == 1 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(counted, "the drift was counted");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("it stops");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("unknown_field") && stderr.contains("getCurrentUser"),
+        "{stderr}"
+    );
+}
