@@ -166,6 +166,17 @@ async fn stand_in() -> StandIn {
     }
 }
 
+/// A GET answered with JSON.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// One request of the flow.
 struct Step {
     method: http::Method,
@@ -323,27 +334,13 @@ async fn a_recorded_flow_is_unchanged_reports_its_drift_and_plays_back_offline()
     );
 
     // 3. Every planted drift is reported, and nothing else.
-    let report: Value = http
-        .get(format!("{}/_sandbox/drift", proxy.url()))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+    let report: Value = get_json(&http, format!("{}/_sandbox/drift", proxy.url())).await;
     assert_eq!(drift_set(&report["data"]), planted(), "{report}");
     assert_eq!(report["data"]["exchanges"], 7, "{report}");
     assert_eq!(proxy.drift().findings, 4);
 
     // 4. The journal names the key's fingerprint and the source.
-    let journal: Value = http
-        .get(format!("{}/_sandbox/requests?limit=20", proxy.url()))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+    let journal: Value = get_json(&http, format!("{}/_sandbox/requests?limit=20", proxy.url())).await;
     let entries = journal["data"].as_array().expect("entries");
     assert_eq!(entries.len(), 8);
     assert!(
@@ -402,14 +399,7 @@ async fn a_recorded_flow_is_unchanged_reports_its_drift_and_plays_back_offline()
     let (status, _, body) = send(&http, replay.url(), &paid).await;
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("NOT_RECORDED"));
-    let journal: Value = http
-        .get(format!("{}/_sandbox/requests?limit=20", replay.url()))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+    let journal: Value = get_json(&http, format!("{}/_sandbox/requests?limit=20", replay.url())).await;
     let sources: Vec<&Value> = journal["data"]
         .as_array()
         .expect("entries")
@@ -622,22 +612,12 @@ async fn no_secret_reaches_the_journal_or_the_drift_and_paths_are_read_as_the_or
         assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
         assert!(answer.contains("PROXY_PATH_NOT_CANONICAL"), "{target}: {answer}");
     }
-    let journal = http
-        .get(format!("{}/_sandbox/requests?limit=20", proxy.url()))
-        .send()
+    let journal = get_json(&http, format!("{}/_sandbox/requests?limit=20", proxy.url()))
         .await
-        .expect("an answer")
-        .text()
+        .to_string();
+    let drift = get_json(&http, format!("{}/_sandbox/drift", proxy.url()))
         .await
-        .expect("text");
-    let drift = http
-        .get(format!("{}/_sandbox/drift", proxy.url()))
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("text");
+        .to_string();
     proxy.shutdown().await;
     let recorded = std::fs::read_to_string(&recording).expect("the recording");
     for secret in ["QSECRET1", "HSECRET2", "BSECRET3", "BSECRET4", "BSECRET5", KEY] {
@@ -718,14 +698,7 @@ async fn sigterm_stops_a_drifting_proxy_with_exit_6() {
     let http = reqwest::Client::new();
     let mut counted = false;
     for _ in 0..200 {
-        let report: Value = http
-            .get(format!("{url}/_sandbox/drift"))
-            .send()
-            .await
-            .expect("an answer")
-            .json()
-            .await
-            .expect("JSON");
+        let report: Value = get_json(&http, format!("{url}/_sandbox/drift")).await;
         if report["data"]["findings"] == 1 {
             counted = true;
             break;
