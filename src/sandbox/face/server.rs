@@ -60,6 +60,9 @@ pub(in crate::sandbox) async fn serve(listener: TcpListener, shared: Arc<Shared>
                 }
             },
         };
+        // An answer streamed in several writes (a proxied one) must not wait
+        // on Nagle's algorithm for the client's delayed ACK (40 ms each).
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = stop.clone();
         connections.spawn(async move {
