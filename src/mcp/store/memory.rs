@@ -201,6 +201,80 @@ mod tests {
         assert_eq!(m.use_code("late", 102, 161), Once::Again);
     }
 
+    /// A used code is held until the second it expires, not in it (as
+    /// SQLite's `expires_at <= now` has it).
+    #[test]
+    fn a_code_is_held_until_its_expiry() {
+        let m = Memory::default();
+        assert_eq!(m.use_code("c", 100, 160), Once::First);
+        assert_eq!(m.use_code("c", 159, 160), Once::Again);
+        assert_eq!(m.use_code("c", 160, 220), Once::First);
+    }
+
+    /// At most [`MAX_GRANTS`] grants: full of live ones, a new grant is
+    /// refused (closed, never open); expired ones are dropped to make room,
+    /// nothing of them left behind.
+    #[test]
+    fn grants_are_bounded_and_expired_ones_make_room() {
+        let m = Memory::default();
+        {
+            // All but the last as creations would leave them (one grant a
+            // client: the per-client bound stays out of the way), made
+            // directly: a creation each would take long.
+            let mut inner = m.lock();
+            for n in 0..MAX_GRANTS - 1 {
+                let (id, client) = (format!("g{n}"), format!("c{n}"));
+                let g = Grant {
+                    id: id.clone(),
+                    client: client.clone(),
+                    client_name: "Claude".into(),
+                    key_id: "k1".into(),
+                    scope: "tokportal:full".into(),
+                    generation: 0,
+                    created_at: 0,
+                    expires_at: 10,
+                    revoked: false,
+                };
+                inner.grants.insert(id.clone(), g);
+                inner.by_client.entry(client).or_default().insert(id);
+            }
+        }
+        let mut last = grant("last", "last", 0);
+        last.expires_at = 10;
+        assert_eq!(m.create_grant(&last, 0), Created::Created, "the last place");
+        assert_eq!(
+            m.create_grant(&grant("late", "other", 9), 9),
+            Created::TooMany,
+            "full of live grants: closed"
+        );
+        assert_eq!(
+            m.create_grant(&grant("late", "other", 10), 10),
+            Created::Created,
+            "expired ones make room"
+        );
+        let inner = m.lock();
+        assert_eq!((inner.grants.len(), inner.by_client.len()), (1, 1));
+        assert!(inner.grants.contains_key("late") && inner.by_client.contains_key("other"));
+    }
+
+    /// A new day's first reservation forgets the days before yesterday.
+    #[test]
+    fn a_new_day_forgets_the_days_before_yesterday() {
+        let m = Memory::default();
+        assert_eq!(m.reserve("conn:2026-12-01", 5, 10), Reserved::Reserved { spent: 5 });
+        assert_eq!(m.reserve("conn:2026-12-02", 6, 10), Reserved::Reserved { spent: 6 });
+        assert_eq!(m.spent("conn:2026-12-01"), 5, "yesterday is kept");
+        assert_eq!(m.reserve("conn:2026-12-03", 7, 10), Reserved::Reserved { spent: 7 });
+        assert_eq!(
+            (
+                m.spent("conn:2026-12-01"),
+                m.spent("conn:2026-12-02"),
+                m.spent("conn:2026-12-03")
+            ),
+            (0, 6, 7)
+        );
+    }
+
     #[test]
     fn expired_grants_leave_and_free_their_clients_room() {
         let m = Memory::default();

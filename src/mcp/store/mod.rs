@@ -467,6 +467,22 @@ mod tests {
     }
 
     #[test]
+    fn every_redis_scheme_is_a_redis_store_and_debug_shows_what_display_does() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://:hunter2@cache.example:6380",
+            "redis+unix:///run/redis/redis.sock",
+        ] {
+            let parsed: StoreUrl = url.parse().unwrap();
+            assert!(matches!(parsed, StoreUrl::Redis(_)), "{url}");
+            assert_eq!(format!("{parsed:?}"), parsed.to_string(), "{url}");
+        }
+        let tls: StoreUrl = "rediss://:hunter2@cache.example:6380".parse().unwrap();
+        assert_eq!(format!("{tls:?}"), "rediss://:redacted@cache.example:6380");
+        assert_eq!(format!("{:?}", Store::memory()), "Store { url: memory, .. }");
+    }
+
+    #[test]
     fn rotation_rules() {
         let now = 1_000;
         let g = Grant {
@@ -615,7 +631,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_memory_store_keeps_the_rules() {
-        conformance(&Store::memory()).await;
+        let store = Store::memory();
+        assert!(store.forgets_on_restart());
+        conformance(&store).await;
     }
 
     /// Debian's `redis-server` on a socket of its own (no port to race
@@ -658,6 +676,7 @@ mod tests {
         };
         let store = Store::open(&url).await.unwrap();
         store.ping().await.unwrap();
+        assert!(!store.forgets_on_restart());
         conformance(&store).await;
         // Two stores on one server (two replicas) share the rules: a code
         // used through one is used for the other.
@@ -671,12 +690,21 @@ mod tests {
         let e = store.use_code("after", now + 60).await.unwrap_err();
         assert!(e.store.starts_with("redis+unix://"), "{e}");
         assert!(store.is_live("chain").await.is_err());
+        assert!(store.ping().await.is_err(), "/readyz sees a stopped store");
+        // A server that is not there at start: refused, saying why.
+        let gone = StoreUrl::Redis(
+            url::Url::parse(&format!("redis+unix://{}", dir.path().join("none.sock").display())).unwrap(),
+        );
+        let e = Store::open(&gone).await.unwrap_err();
+        assert!(e.message.contains("No such file or directory"), "{e}");
     }
 
     #[tokio::test]
     async fn the_sqlite_store_keeps_the_rules() {
         let dir = tempfile::tempdir().unwrap();
         let url = StoreUrl::Sqlite(dir.path().join("store.db"));
-        conformance(&Store::open(&url).await.unwrap()).await;
+        let store = Store::open(&url).await.unwrap();
+        assert!(!store.forgets_on_restart());
+        conformance(&store).await;
     }
 }

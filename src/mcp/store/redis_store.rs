@@ -297,3 +297,63 @@ impl Redis {
         Ok(grants)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{grant, redis_server};
+    use super::super::{StoreUrl, now};
+    use super::*;
+
+    async fn connected(dir: &std::path::Path) -> Option<(std::process::Child, Redis)> {
+        let (server, url) = redis_server(dir)?;
+        let StoreUrl::Redis(url) = url else {
+            unreachable!("redis_server names a Redis store")
+        };
+        Some((server, Redis::connect(&url).await.unwrap()))
+    }
+
+    /// A grant is live until the second it expires, not in it, and leaves
+    /// the listing then (as `Grant::is_live` and the other stores have it).
+    #[tokio::test]
+    async fn a_grant_ends_at_its_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((mut server, redis)) = connected(dir.path()).await else {
+            return;
+        };
+        let now = now();
+        let g = grant("g", "c", now);
+        assert_eq!(redis.create_grant(&g, now).await.unwrap(), Created::Created);
+        assert!(redis.is_live("g", g.expires_at - 1).await.unwrap());
+        assert!(!redis.is_live("g", g.expires_at).await.unwrap());
+        assert_eq!(redis.grants(g.expires_at - 1).await.unwrap().len(), 1);
+        assert!(redis.grants(g.expires_at).await.unwrap().is_empty());
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+
+    /// A code handed over at or past its expiry (a replica whose clock is
+    /// ahead) is still held for the rest of the second, never not at all:
+    /// Redis drops a key whose `EXAT` has passed, and refuses an `EXAT` of 0.
+    #[tokio::test]
+    async fn a_code_at_its_expiry_is_still_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((mut server, redis)) = connected(dir.path()).await else {
+            return;
+        };
+        let mut seen = None;
+        for attempt in 0..100 {
+            let now = now();
+            let id = format!("late-{attempt}");
+            let first = redis.use_code(&id, now, now).await.unwrap();
+            let again = redis.use_code(&id, now, 0).await.unwrap();
+            // Only a try that stayed within one second says anything.
+            if super::super::now() == now {
+                seen = Some((first, again));
+                break;
+            }
+        }
+        assert_eq!(seen, Some((Once::First, Once::Again)));
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+}

@@ -320,6 +320,31 @@ mod tests {
     }
 }
 
+#[cfg(all(test, unix))]
+mod open_tests {
+    use super::super::{Store, StoreUrl};
+
+    /// A file another replica made between the check and the creation is
+    /// opened, not refused (a dangling symlink stands in for that replica:
+    /// `exists` does not see the file, `create_new` finds the name taken);
+    /// any other failure to create the file is refused, naming it.
+    #[tokio::test]
+    async fn a_file_made_meanwhile_is_opened_and_other_failures_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("made-by-the-other-replica.db"), &link).unwrap();
+        assert!(!link.exists());
+        let store = Store::open(&StoreUrl::Sqlite(link)).await.unwrap();
+        store.ping().await.unwrap();
+        let missing = dir.path().join("no-such-folder").join("s.db");
+        let e = Store::open(&StoreUrl::Sqlite(missing.clone())).await.unwrap_err();
+        assert!(
+            e.message.starts_with(&format!("cannot create {}", missing.display())),
+            "{e}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod shared_tests {
     use super::super::tests::grant;
