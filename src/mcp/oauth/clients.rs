@@ -603,6 +603,56 @@ mod more_tests {
     }
 
     #[test]
+    fn an_app_s_own_scheme_is_letters_digits_and_hyphens_in_dotted_labels() {
+        assert!(reverse_domain("com.example-app") && reverse_domain("com.example.app2"));
+        for odd in [
+            "com.example+app",
+            "com.exa_mple",
+            "com.example app",
+            "com",
+            "com.",
+            ".com",
+        ] {
+            assert!(!reverse_domain(odd), "{odd}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_uri_may_be_two_thousand_characters_long() {
+        let at = |len: usize| {
+            let uri = "https://a.example/".to_owned();
+            let pad = "x".repeat(len - uri.len());
+            uri + &pad
+        };
+        assert_eq!(check_redirect(&at(MAX_FIELD), &[]), Ok(()));
+        assert_eq!(
+            check_redirect(&at(MAX_FIELD + 1), &[]),
+            Err("a redirect URI is too long".into())
+        );
+    }
+
+    #[test]
+    fn grant_types_are_authorization_code_and_refresh_token_only() {
+        let s = Sealer::new("a test secret of at least thirty-two bytes", "https://mcp.example").unwrap();
+        let asked = |grants: Value| {
+            register(
+                &s,
+                &[],
+                &json!({"redirect_uris": ["https://a.example/cb"], "grant_types": grants}),
+            )
+        };
+        assert!(asked(json!(["authorization_code", "refresh_token"])).is_ok());
+        let e = asked(json!(["authorization_code", "client_credentials"])).unwrap_err();
+        assert_eq!(e.code, "invalid_client_metadata");
+        assert!(e.description.contains("client_credentials"), "{e:?}");
+    }
+
+    #[test]
+    fn spaces_of_every_kind_fold_into_one() {
+        assert_eq!(clean_name("a\u{00A0}\u{3000}\u{2003} b"), "a b");
+    }
+
+    #[test]
     fn only_globally_reachable_addresses_are_public() {
         for ip in [
             "127.0.0.1",
@@ -635,11 +685,26 @@ mod more_tests {
         }
     }
 
+    /// The ranges are IANA's, not a pattern of segments: 64:ff9b:1::/48 is
+    /// local NAT64, 2606:4700:1::/48 is not; fec0::/10 is site-local,
+    /// 100::/16 (beside 100::/64) is not.
+    #[test]
+    fn only_the_registry_s_ranges_are_refused() {
+        for ip in ["2606:4700:1::1", "100:0:0:1::1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["64:ff9b:1::1", "fef0::1", "feff::1"] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
     #[test]
     fn cache_control_is_honoured_and_the_cache_bounded() {
         assert_eq!(cache_lifetime(None), DEFAULT_CACHE);
         assert_eq!(cache_lifetime(Some("public, max-age=60")), Duration::from_secs(60));
         assert_eq!(cache_lifetime(Some("max-age=99999999")), LONGEST_CACHE);
+        assert_eq!(LONGEST_CACHE, Duration::from_secs(86_400), "a day");
+        assert_eq!(cache_lifetime(Some("max-age=86401")), Duration::from_secs(86_400));
         for none in ["no-store", "no-cache", "private, max-age=60", "max-age=x"] {
             assert_eq!(cache_lifetime(Some(none)), Duration::ZERO, "{none}");
         }
@@ -669,5 +734,179 @@ mod more_tests {
             .unwrap_err();
         assert_eq!(e.code, "temporarily_unavailable", "{e:?}");
         drop(held);
+    }
+}
+
+#[cfg(test)]
+mod document_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const REDIRECT: &str = "http://127.0.0.1:4321/callback";
+
+    /// A page: its path, status, `Cache-Control` and body.
+    type Page = (&'static str, u16, Option<&'static str>, String);
+    /// A page's status, `Cache-Control` and body.
+    type Answer = (u16, Option<&'static str>, String);
+
+    /// Serves `pages` (given the server's origin) on 127.0.0.1: its origin
+    /// and how many requests it answered.
+    async fn serve(pages: impl FnOnce(&str) -> Vec<Page>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let pages: Arc<HashMap<&'static str, Answer>> = Arc::new(
+            pages(&origin)
+                .into_iter()
+                .map(|(path, status, cache, body)| (path, (status, cache, body)))
+                .collect(),
+        );
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&fetches);
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let (pages, counted) = (Arc::clone(&pages), Arc::clone(&counted));
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut headers = axum::http::HeaderMap::new();
+                let Some((status, cache, body)) = pages.get(uri.path()).cloned() else {
+                    return (axum::http::StatusCode::NOT_FOUND, headers, String::new());
+                };
+                if let Some(cache) = cache {
+                    headers.insert(
+                        axum::http::header::CACHE_CONTROL,
+                        axum::http::HeaderValue::from_static(cache),
+                    );
+                }
+                (axum::http::StatusCode::from_u16(status).unwrap(), headers, body)
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (origin, fetches)
+    }
+
+    /// A document naming itself `origin` + `path`, with `fields` added.
+    fn doc(origin: &str, path: &str, fields: Value) -> String {
+        let mut doc = json!({"client_id": format!("{origin}{path}"), "redirect_uris": [REDIRECT]});
+        if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), fields) {
+            doc.extend(fields);
+        }
+        doc.to_string()
+    }
+
+    /// `doc`, padded with spaces (still JSON) to `len` bytes.
+    fn padded(origin: &str, path: &str, len: usize) -> String {
+        let mut body = doc(origin, path, json!({}));
+        body.push_str(&" ".repeat(len - body.len()));
+        body
+    }
+
+    async fn fetch(documents: &Documents, local: bool, id: &str) -> Result<Client, OAuthError> {
+        let sealer = Sealer::new("a test secret of at least thirty-two bytes", "https://mcp.example").unwrap();
+        resolve(&sealer, documents, local, &[], id).await
+    }
+
+    async fn refusal(documents: &Documents, id: &str) -> String {
+        let e = fetch(documents, true, id).await.unwrap_err();
+        assert_eq!(e.code, "invalid_client", "{id}: {e:?}");
+        e.description
+    }
+
+    #[tokio::test]
+    async fn a_document_is_fetched_checked_and_kept_as_it_says() {
+        let (origin, fetches) = serve(|o| {
+            let eleven: Vec<String> = (0..=MAX_REDIRECTS).map(|n| format!("http://127.0.0.1/cb{n}")).collect();
+            vec![
+                (
+                    "/good.json",
+                    200,
+                    Some("max-age=60"),
+                    doc(o, "/good.json", json!({"client_name": "A\u{202E}documented client"})),
+                ),
+                (
+                    "/nameless.json",
+                    200,
+                    Some("no-store"),
+                    doc(o, "/nameless.json", json!({})),
+                ),
+                (
+                    "/eleven.json",
+                    200,
+                    None,
+                    doc(o, "/eleven.json", json!({"redirect_uris": eleven})),
+                ),
+                ("/exact.json", 200, None, padded(o, "/exact.json", MAX_DOCUMENT)),
+                ("/over.json", 200, None, padded(o, "/over.json", MAX_DOCUMENT + 1)),
+                (
+                    "/liar.json",
+                    200,
+                    None,
+                    doc("https://someone.else", "/client.json", json!({})),
+                ),
+                ("/gone.json", 404, None, doc(o, "/gone.json", json!({}))),
+                (
+                    "/no-redirects.json",
+                    200,
+                    None,
+                    json!({"client_id": format!("{o}/no-redirects.json")}).to_string(),
+                ),
+                (
+                    "/elsewhere.json",
+                    200,
+                    None,
+                    doc(
+                        o,
+                        "/elsewhere.json",
+                        json!({"redirect_uris": ["http://example.com/cb"]}),
+                    ),
+                ),
+                ("/page.json", 200, None, "<html></html>".into()),
+            ]
+        })
+        .await;
+        let documents = Documents::default();
+        let good = format!("{origin}/good.json");
+        let expected = Client {
+            id: good.clone(),
+            name: "A documented client".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            by_document: true,
+        };
+        assert_eq!(fetch(&documents, true, &good).await.unwrap(), expected);
+        assert_eq!(fetch(&documents, true, &good).await.unwrap(), expected, "kept");
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "max-age=60: fetched once");
+
+        let nameless = format!("{origin}/nameless.json");
+        assert_eq!(
+            fetch(&documents, true, &nameless).await.unwrap().name,
+            "127.0.0.1",
+            "its host"
+        );
+        fetch(&documents, true, &nameless).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 3, "no-store: fetched each time");
+
+        let eleven = fetch(&documents, true, &format!("{origin}/eleven.json")).await.unwrap();
+        assert_eq!(eleven.redirect_uris.len(), MAX_REDIRECTS);
+        assert_eq!(eleven.redirect_uris[0], "http://127.0.0.1/cb0");
+        fetch(&documents, true, &format!("{origin}/exact.json")).await.unwrap();
+        assert_eq!(documents.len(), 3, "good, eleven and exact are kept; nameless is not");
+
+        for (path, why) in [
+            ("/over.json", "is over 65536 bytes"),
+            ("/liar.json", "its client_id is not its own URL"),
+            ("/gone.json", "answered 404 Not Found"),
+            ("/no-redirects.json", "lists no redirect_uris"),
+            ("/elsewhere.json", "http is allowed on loopback only"),
+            ("/page.json", "is not JSON"),
+            ("/", "must name a document"),
+            ("/good.json#top", "must name a document"),
+        ] {
+            let said = refusal(&Documents::default(), &format!("{origin}{path}")).await;
+            assert!(said.contains(why), "{path}: {said}");
+        }
+        // A server that is not itself on loopback reads no http document,
+        // on loopback or not.
+        let e = fetch(&Documents::default(), false, &good).await.unwrap_err();
+        assert!(e.description.contains("must be https"), "{e:?}");
     }
 }
