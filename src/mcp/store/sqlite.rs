@@ -242,14 +242,10 @@ fn open(path: &Path) -> Result<Connection, String> {
     // Two replicas opening a new file at once: SQLite answers "locked" to
     // one of them at the switch to WAL without waiting (it would deadlock),
     // so that step is tried again, a bounded number of times.
-    let mut tries = 0;
-    loop {
+    for tries in 0.. {
         match connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
             Ok(()) => break,
-            Err(e) if tries < 100 && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            Err(e) if try_again(tries, &e) => std::thread::sleep(std::time::Duration::from_millis(10)),
             Err(e) => return Err(format!("{shown}: {e}")),
         }
     }
@@ -257,6 +253,15 @@ fn open(path: &Path) -> Result<Connection, String> {
         .execute_batch(SCHEMA)
         .map_err(|e| format!("{shown} is not a tokportal-mcp store: {e}"))?;
     Ok(connection)
+}
+
+/// The switch to WAL is tried this many times at most.
+const WAL_TRIES: u32 = 100;
+
+/// Whether the switch to WAL is tried again after `error` on try `tries`
+/// (from 0): only when SQLite answered "busy", and a bounded number of times.
+fn try_again(tries: u32, error: &rusqlite::Error) -> bool {
+    tries + 1 < WAL_TRIES && error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 fn read(c: &Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
@@ -288,6 +293,20 @@ mod tests {
     use super::super::tests::grant;
     use super::super::{Store, StoreUrl};
     use super::*;
+
+    /// The switch to WAL is tried again only on "busy", 100 times in all.
+    #[test]
+    fn only_a_busy_answer_is_tried_again_and_a_bounded_number_of_times() {
+        let sqlite = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let busy = sqlite(rusqlite::ffi::SQLITE_BUSY);
+        let corrupt = sqlite(rusqlite::ffi::SQLITE_CORRUPT);
+        assert!(try_again(0, &busy));
+        assert!(try_again(98, &busy), "the 99th try is followed by a 100th");
+        assert!(!try_again(99, &busy), "100 tries in all");
+        assert!(!try_again(0, &corrupt), "another error is not tried again");
+        let tries = (0..).take_while(|n| try_again(*n, &busy)).count();
+        assert_eq!(tries + 1, WAL_TRIES as usize);
+    }
 
     /// A restart (a new store on the same file) keeps what was used and
     /// revoked: a used code, a rotated refresh, a revoked grant.
