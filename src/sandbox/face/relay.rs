@@ -34,6 +34,33 @@ const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// Chunks of an answer waiting for a slow caller.
 const CHUNKS_AHEAD: usize = 16;
 
+/// `path` when it is plain: a dot segment (`/./`, `/%2e%2e/`) would be read
+/// one way here and another by the origin, so it is refused, as no client
+/// of the API sends one.
+fn plain(path: &str) -> Option<String> {
+    let dotted = path.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    });
+    (!dotted).then(|| path.to_owned())
+}
+
+/// A refusal of the proxy's own, journalled (nothing was sent).
+fn refused(shared: &Shared, failure: &Failure, arrival: Arrival, noted: Noted) -> Response<Body> {
+    let body = Bytes::from(failure.body().to_string());
+    let mut response = Response::new(Body::from(body.clone()));
+    *response.status_mut() = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let message = Message::new(response.headers(), &body, body.len() as u64);
+    let entry = Entry::new(arrival, request_id, noted, Some((failure.status, message)));
+    shared.tally.request(&entry.summary);
+    shared.journal.record(entry);
+    response
+}
+
 /// Passes one request to the live API.
 pub(in crate::sandbox) async fn handle(
     shared: &Arc<Shared>,
@@ -42,15 +69,9 @@ pub(in crate::sandbox) async fn handle(
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let (mut arrival, body) = Arrival::new(&parts, body);
-    // A dot segment (`/./`, `/%2e%2e/`) would be read one way here and
-    // another by the origin: refused, as no client of the API sends one.
     let api = api_path(parts.uri.path());
-    let canonical = !api.split('/').any(|segment| {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-        decoded == "." || decoded == ".."
-    });
     let url = upstream.url(api, parts.uri.query());
-    let path = canonical.then(|| api.to_owned());
+    let path = plain(api);
     arrival.keep_instead(
         redact::target(parts.uri.path(), parts.uri.query()),
         redact::headers(&parts.headers),
@@ -70,20 +91,7 @@ pub(in crate::sandbox) async fn handle(
         source: Some("live"),
         ..Noted::default()
     };
-    let refuse = |failure: Failure, arrival: Arrival, noted: Noted| {
-        let body = Bytes::from(failure.body().to_string());
-        let mut response = Response::new(Body::from(body.clone()));
-        *response.status_mut() = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
-        let message = Message::new(response.headers(), &body, body.len() as u64);
-        let entry = Entry::new(arrival, request_id, noted, Some((failure.status, message)));
-        shared.tally.request(&entry.summary);
-        shared.journal.record(entry);
-        response
-    };
+    let refuse = |failure: Failure, arrival: Arrival, noted: Noted| refused(shared, &failure, arrival, noted);
     let Some(path) = path else {
         let failure = Failure::new(
             400,
@@ -109,19 +117,15 @@ pub(in crate::sandbox) async fn handle(
             return refuse(failure, arrival, noted);
         }
     };
-    if let redact::Body::Text(text, _) = redact::body(&sent, false) {
-        arrival.keep_instead(
-            redact::target(parts.uri.path(), parts.uri.query()),
-            redact::headers(&parts.headers),
-            Some(text.as_bytes()),
-        );
-    } else {
-        arrival.keep_instead(
-            redact::target(parts.uri.path(), parts.uri.query()),
-            redact::headers(&parts.headers),
-            Some(redact::REDACTED.as_bytes()),
-        );
-    }
+    let kept = match redact::body(&sent, false) {
+        redact::Body::Text(text, _) => text,
+        redact::Body::Withheld => redact::REDACTED.to_owned(),
+    };
+    arrival.keep_instead(
+        redact::target(parts.uri.path(), parts.uri.query()),
+        redact::headers(&parts.headers),
+        Some(kept.as_bytes()),
+    );
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let answer = match upstream
