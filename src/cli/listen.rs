@@ -88,7 +88,7 @@ pub(crate) async fn run(top: &ArgMatches, m: &ArgMatches) -> Result<(), Failure>
         query.push(("key", fingerprint(key)));
     }
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-    let http = reqwest::Client::builder()
+    let http = crate::client::http_builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)

@@ -65,7 +65,7 @@ impl Sandbox {
                 format!("{base} is the TokPortal API; nothing was sent"),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::client::http_builder()
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(super::IDENTIFIER)

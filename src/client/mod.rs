@@ -145,6 +145,11 @@ impl ClientBuilder {
     /// never reaches another origin; give yours [`redirect_policy`] (or
     /// `reqwest::redirect::Policy::none()`) to keep that guarantee, since reqwest
     /// only strips its standard credential headers on a redirect.
+    ///
+    /// The SDK's reqwest has rustls without a crypto provider: build yours
+    /// once one is installed (the SDK installs ring's,
+    /// `rustls::crypto::ring::default_provider().install_default()`, when it
+    /// builds a client of its own), or with your reqwest's `rustls` feature.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -210,7 +215,7 @@ impl ClientBuilder {
         };
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
+            None => http_builder()
                 .connect_timeout(self.connect_timeout)
                 .redirect(redirect_policy())
                 .user_agent(self.identifier.clone())
@@ -230,6 +235,19 @@ impl ClientBuilder {
         }));
         Ok(Client::new_with_client(&base, http, state))
     }
+}
+
+/// A `reqwest::ClientBuilder` whose TLS has a crypto provider: rustls'
+/// process default if one is installed, ring's otherwise, installed as that
+/// default. The crate's reqwest comes without a provider of its own
+/// (`rustls-no-provider`) and would panic building a client without one:
+/// every reqwest client of the crate starts here.
+pub(crate) fn http_builder() -> reqwest::ClientBuilder {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An Err is another thread's provider, installed in between: as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
 }
 
 /// A redirect policy that follows same-origin redirects only (at most 5), so

@@ -168,7 +168,7 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
             .map(|_| ())
             .map_err(|e| ServeError::Transport(e.to_string()));
     };
-    let http = reqwest::Client::builder()
+    let http = crate::client::http_builder()
         .redirect(redirect_policy())
         .connect_timeout(std::time::Duration::from_secs(10))
         .build()

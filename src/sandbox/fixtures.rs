@@ -343,7 +343,7 @@ type Expect = Option<(Option<u16>, Option<String>)>;
 /// Applies `sets` against the sandbox at `base`; the first failure, named
 /// (file, key's fingerprint, step, what it answered).
 pub(crate) async fn apply(base: &str, sets: &[Set]) -> Result<(), String> {
-    let http = reqwest::Client::new();
+    let http = crate::client::http_builder().build().unwrap_or_default();
     for set in sets {
         let mut answers: HashMap<String, Value> = HashMap::new();
         for (n, step) in set.steps.iter().enumerate() {
@@ -489,7 +489,7 @@ fn as_expected(status: u16, body: &Value, expect: &Expect) -> Result<(), String>
 
 /// Takes back what fixtures did: the sets' keys are reset.
 pub(crate) async fn undo(base: &str, sets: &[Set]) {
-    let http = reqwest::Client::new();
+    let http = crate::client::http_builder().build().unwrap_or_default();
     for set in sets {
         let _ = http
             .post(format!("{base}/_sandbox/reset"))

@@ -322,7 +322,7 @@ impl Sandbox {
         Ok(Sandbox {
             addr,
             shared,
-            http: reqwest::Client::new(),
+            http: crate::client::http_builder().build().unwrap_or_default(),
             url,
             stop,
             served: Some(served),

@@ -385,7 +385,7 @@ async fn document(local: bool, allowed: &[String], id: &str) -> Result<(Client, 
     }) else {
         return Err(bad("resolves to no public address".into()));
     };
-    let http = reqwest::Client::builder()
+    let http = crate::client::http_builder()
         // HTTPS_PROXY would send the fetch elsewhere, and the checked address would mean nothing.
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

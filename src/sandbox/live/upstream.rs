@@ -76,7 +76,7 @@ impl Upstream {
                 "--proxy {base}: give the API's base URL alone (no user, password or query)"
             ));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::client::http_builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(300))

@@ -83,7 +83,7 @@ impl Courier {
         store: Option<Arc<Store>>,
         stop: CancellationToken,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::client::http_builder()
             .timeout(timeout)
             // A receiver's redirect is its failure, as with TokPortal.
             .redirect(reqwest::redirect::Policy::none())
