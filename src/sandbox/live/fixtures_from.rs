@@ -58,10 +58,7 @@ fn sets(entries: &[Entry]) -> (Vec<Value>, Vec<String>, usize) {
         let Route::Operation(op, params) = routes::route(&method, &path) else {
             continue;
         };
-        let dry_run = entry.request.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case(crate::headers::DRY_RUN) && h.value.trim().eq_ignore_ascii_case("true")
-        });
-        if op.method.is_read_only() || dry_run || !(200..300).contains(&entry.response.status) {
+        if op.method.is_read_only() || entry.dry_run() || !(200..300).contains(&entry.response.status) {
             continue;
         }
         if op.is_multipart() {
@@ -76,7 +73,7 @@ fn sets(entries: &[Entry]) -> (Vec<Value>, Vec<String>, usize) {
             .unwrap_or_else(|| "unknown".to_owned());
         let known = ids.entry(key.clone()).or_default();
         let steps = by_key.entry(key).or_default();
-        let name = format!("s{}_{}", steps.len() + 1, snake(op.id));
+        let name = format!("s{}_{}", steps.len() + 1, op.rust_method);
         let Some(step) = step(entry, op, &params, &name, known) else {
             left_out.push(format!("entry {} ({}): a value holds `${{`", n + 1, op.id));
             continue;
@@ -144,18 +141,6 @@ fn step(
     Some(step)
 }
 
-/// `createBundle` as `create_bundle`.
-fn snake(id: &str) -> String {
-    let mut out = String::new();
-    for c in id.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn holds_reference(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains("${"),
@@ -208,12 +193,6 @@ fn refer(value: &mut Value, known: &HashMap<String, String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_snake_case() {
-        assert_eq!(snake("createBundle"), "create_bundle");
-        assert_eq!(snake("configureBundleAccount"), "configure_bundle_account");
-    }
 
     #[test]
     fn ids_become_references() {

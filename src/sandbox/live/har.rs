@@ -351,6 +351,23 @@ impl Entry {
         }
     }
 
+    /// Whether the request was a dry run, by the one rule of
+    /// `X-TokPortal-Dry-Run` ([`crate::headers::is_dry_run`]).
+    pub(in crate::sandbox) fn dry_run(&self) -> bool {
+        let mut asked = http::HeaderMap::new();
+        for h in self
+            .request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(crate::headers::DRY_RUN))
+        {
+            if let Ok(value) = http::HeaderValue::from_str(&h.value) {
+                asked.append(crate::headers::DRY_RUN, value);
+            }
+        }
+        crate::headers::is_dry_run(&asked)
+    }
+
     /// A header of the answer.
     pub(in crate::sandbox) fn response_header(&self, name: &str) -> Option<&str> {
         self.response
@@ -549,6 +566,27 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_dry_run_is_read_by_the_one_rule() {
+        let mut entry = Entry::of(&exchange(200, "{}"), None);
+        let with = |entry: &mut Entry, values: &[&str]| {
+            entry.request.headers = values
+                .iter()
+                .map(|v| Pair {
+                    name: "X-TokPortal-Dry-Run".into(),
+                    value: (*v).into(),
+                })
+                .collect();
+            entry.dry_run()
+        };
+        assert!(with(&mut entry, &["true"]) && with(&mut entry, &[" TRUE "]));
+        assert!(!with(&mut entry, &["false"]) && !with(&mut entry, &["1"]) && !with(&mut entry, &[]));
+        assert!(
+            !with(&mut entry, &["true", "false"]),
+            "two that disagree are no preview"
+        );
     }
 
     #[test]

@@ -91,14 +91,11 @@ impl Book {
             let Some(body) = entry.response_body() else {
                 continue;
             };
-            let dry_run = entry.request.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case(crate::headers::DRY_RUN) && h.value.trim().eq_ignore_ascii_case("true")
-            });
             let key = asked(
                 &entry.request.method,
                 &entry.api_path(),
                 entry.query().as_deref(),
-                dry_run,
+                entry.dry_run(),
                 &entry.request_body(),
             );
             let headers = entry
