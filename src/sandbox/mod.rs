@@ -54,6 +54,10 @@ use crate::secret::Secret;
 /// (the answer waits, 2 s by default, at most 120 s).
 pub const FAULT_HEADER: &str = "x-sandbox-fault";
 
+/// How long `Sandbox::shutdown` waits for proxied answers still being read
+/// and recorded.
+const RELAYS_AT_STOP: Duration = Duration::from_secs(30);
+
 /// How a sandbox runs. The defaults suit a developer's machine and tests.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -352,12 +356,16 @@ impl Sandbox {
         self.shared.live.drift.report()
     }
 
-    /// Stops accepting, closes open connections and waits for the listener to end.
+    /// Stops accepting, closes open connections and waits for the listener to
+    /// end, and (with `proxy`) for the exchanges in flight to be recorded:
+    /// 30 seconds at most, since a live answer may never end.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
         if let Some(served) = self.served.take() {
             let _ = served.await;
         }
+        self.shared.live.relays.close();
+        let _ = tokio::time::timeout(RELAYS_AT_STOP, self.shared.live.relays.wait()).await;
     }
 
     /// Serves until `signal` completes, then shuts down.
@@ -377,22 +385,7 @@ impl Sandbox {
 /// # Ok::<(), tokportal::sandbox::SandboxError>(())
 /// ```
 pub fn check_recording(path: &std::path::Path) -> Result<DriftReport, SandboxError> {
-    let har = live::har::read(path).map_err(SandboxError::Recording)?;
-    let tally = live::drift::Tally::default();
-    for entry in &har.log.entries {
-        let path = entry.api_path();
-        let has_header = |name: &str| entry.response_header(name).is_some();
-        let body = entry.response_body();
-        tally.add(live::drift::check(&live::drift::Answer {
-            method: &entry.request.method.to_ascii_uppercase(),
-            path: &path,
-            status: entry.response.status,
-            has_header: &has_header,
-            content_type: entry.response_header("content-type"),
-            body: body.as_deref(),
-        }));
-    }
-    Ok(tally.report())
+    live::check_recording(path).map_err(SandboxError::Recording)
 }
 
 /// A fixtures file (YAML) that makes again, through the contract, what the

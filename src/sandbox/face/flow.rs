@@ -81,6 +81,12 @@ pub(in crate::sandbox) fn api_path(full_path: &str) -> &str {
         .unwrap_or(full_path)
 }
 
+/// A request id of the sandbox's own (`req_` and 32 hex digits), for an
+/// answer that has none.
+pub(in crate::sandbox) fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Answers one API request through the contract's [`stages`], journalled.
 pub(in crate::sandbox) async fn handle(
     shared: &Arc<Shared>,
@@ -94,7 +100,7 @@ pub(in crate::sandbox) async fn handle(
         .get(headers::REQUEST_ID)
         .filter(|v| crate::idempotency::validate_request_id(v.as_bytes()).is_ok() && v.len() <= 128)
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     let (arrival, body) = Arrival::new(&parts, body);
     let mut flight = InFlight {
         shared: shared.clone(),

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::headers;
 use crate::sandbox::contract::Failure;
 use crate::sandbox::contract::routes::{self, Route};
-use crate::sandbox::face::flow::api_path;
+use crate::sandbox::face::flow::{api_path, new_request_id};
 use crate::sandbox::face::shared::Shared;
 use crate::sandbox::live::drift;
 use crate::sandbox::live::har::{self, Entry as HarEntry};
@@ -53,7 +53,7 @@ fn refused(shared: &Shared, failure: &Failure, arrival: Arrival, noted: Noted) -
     response
         .headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let request_id = new_request_id();
     let message = Message::new(response.headers(), &body, body.len() as u64);
     let entry = Entry::new(arrival, request_id, noted, Some((failure.status, message)));
     shared.tally.request(&entry.summary);
@@ -75,7 +75,6 @@ pub(in crate::sandbox) async fn handle(
     arrival.keep_instead(
         redact::target(parts.uri.path(), parts.uri.query()),
         redact::headers(&parts.headers),
-        None,
     );
     let op = match path.as_deref().map(|p| routes::route(parts.method.as_str(), p)) {
         Some(Route::Operation(op, _)) => Some(op),
@@ -117,15 +116,9 @@ pub(in crate::sandbox) async fn handle(
             return refuse(failure, arrival, noted);
         }
     };
-    let kept = match redact::body(&sent, false) {
-        redact::Body::Text(text, _) => text,
-        redact::Body::Withheld => redact::REDACTED.to_owned(),
-    };
-    arrival.keep_instead(
-        redact::target(parts.uri.path(), parts.uri.query()),
-        redact::headers(&parts.headers),
-        Some(kept.as_bytes()),
-    );
+    // Redacted once: the journal now, the recording when the answer is in.
+    let request_recorded = har::recorded_request(&sent);
+    arrival.keep_body_instead(request_recorded.recorded().0.as_bytes());
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let answer = match upstream
@@ -171,15 +164,17 @@ pub(in crate::sandbox) async fn handle(
         response_size: 0,
         key: noted.caller.clone(),
     };
-    tokio::spawn(read_through(
-        shared.clone(),
-        answer,
-        tx,
+    let passing = Passing {
         exchange,
+        request_recorded,
         clock,
         arrival,
         noted,
-    ));
+    };
+    shared
+        .live
+        .relays
+        .spawn(read_through(shared.clone(), answer, tx, passing));
     response
 }
 
@@ -189,10 +184,7 @@ async fn read_through(
     shared: Arc<Shared>,
     answer: reqwest::Response,
     mut tx: futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    mut exchange: Exchange,
-    clock: Instant,
-    arrival: Arrival,
-    noted: Noted,
+    mut passing: Passing,
 ) {
     let mut kept = BytesMut::new();
     let mut size: u64 = 0;
@@ -215,21 +207,49 @@ async fn read_through(
         }
     }
     drop(tx);
-    exchange.elapsed_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    let exchange = &mut passing.exchange;
+    exchange.elapsed_ms = passing.clock.elapsed().as_secs_f64() * 1000.0;
     exchange.response_body = kept.freeze();
     exchange.response_size = size;
-    finish(&shared, exchange, arrival, noted);
+    if let Some(entry) = finish(&shared, passing) {
+        // A file write (up to two 8 MiB bodies): off the runtime's workers,
+        // and awaited, so that `Sandbox::shutdown` waits for it.
+        let recording = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(recorder) = &recording.live.recorder {
+                recorder.append(&entry);
+            }
+        })
+        .await;
+    }
 }
 
-/// An exchange ended: checked for drift, recorded, journalled; what is
-/// checked, logged and journalled is what the recording keeps, secrets
-/// redacted.
-fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Noted) {
+/// An exchange on its way back: what it sent, and what the journal keeps of
+/// its request.
+struct Passing {
+    exchange: Exchange,
+    /// The request's body as recorded (redacted once, in [`handle`]).
+    request_recorded: redact::Body,
+    clock: Instant,
+    arrival: Arrival,
+    noted: Noted,
+}
+
+/// An exchange ended: checked for drift, journalled, and its HAR entry made
+/// when there is a recording; what is checked, logged and journalled is what
+/// the recording keeps, secrets redacted.
+fn finish(shared: &Arc<Shared>, passing: Passing) -> Option<HarEntry> {
+    let Passing {
+        exchange,
+        request_recorded,
+        arrival,
+        noted,
+        ..
+    } = passing;
     let whole_body = exchange.response_size == exchange.response_body.len() as u64;
-    let kept = match redact::body(&exchange.response_body, redact::whole(noted.operation, exchange.status)) {
-        redact::Body::Text(text, _) => Bytes::from(text),
-        redact::Body::Withheld => Bytes::from_static(redact::REDACTED.as_bytes()),
-    };
+    // Redacted once, for the drift check, the journal and the recording.
+    let response_recorded = har::recorded_response(&exchange.response_body, noted.operation, exchange.status);
+    let kept = response_recorded.recorded().0.as_bytes();
     let has_header = |name: &str| exchange.response_headers.contains_key(name);
     let content_type = exchange
         .response_headers
@@ -241,7 +261,7 @@ fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Not
         status: exchange.status,
         has_header: &has_header,
         content_type,
-        body: whole_body.then_some(&kept[..]),
+        body: whole_body.then_some(kept),
     });
     for f in &findings {
         tracing::info!(
@@ -254,20 +274,23 @@ fn finish(shared: &Arc<Shared>, exchange: Exchange, arrival: Arrival, noted: Not
         );
     }
     shared.live.drift.add(findings);
-    if let Some(recorder) = &shared.live.recorder {
-        recorder.append(&HarEntry::of(&exchange, noted.operation));
-    }
     let request_id = exchange
         .response_headers
         .get(headers::TOKPORTAL_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()), str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     let message = Message::new(
         &redact::headers(&exchange.response_headers),
-        &kept,
+        kept,
         exchange.response_size,
     );
+    let recorded = shared
+        .live
+        .recorder
+        .is_some()
+        .then(|| HarEntry::of_redacted(&exchange, noted.operation, &request_recorded, &response_recorded));
     let entry = Entry::new(arrival, request_id, noted, Some((exchange.status, message)));
     shared.tally.request(&entry.summary);
     shared.journal.record(entry);
+    recorded
 }

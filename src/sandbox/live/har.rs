@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exchange;
-use super::redact::{self, REDACTED};
+use super::redact;
 use crate::operations::Operation;
 
 /// An answer's body is recorded up to this many bytes (beyond, the entry
@@ -185,6 +185,22 @@ fn unknown() -> i64 {
     -1
 }
 
+/// A request's body as a recording keeps it: redacted, and withheld past
+/// [`BODY_RECORDED`].
+pub(in crate::sandbox) fn recorded_request(body: &[u8]) -> redact::Body {
+    if body.len() > BODY_RECORDED {
+        redact::Body::Withheld
+    } else {
+        redact::body(body, false)
+    }
+}
+
+/// An answer's body as a recording keeps it: redacted, whole for a
+/// secret-bearing or unknown operation's success ([`redact::whole`]).
+pub(in crate::sandbox) fn recorded_response(body: &[u8], op: Option<&Operation>, status: u16) -> redact::Body {
+    redact::body(body, redact::whole(op, status))
+}
+
 /// HAR's `headers` of `map`, secrets redacted.
 fn pairs(map: &http::HeaderMap) -> Vec<Pair> {
     map.iter()
@@ -205,7 +221,22 @@ fn content_type(map: &http::HeaderMap) -> String {
 impl Entry {
     /// `exchange` as recorded: credentials, secret-named fields and the
     /// answer of a secret-bearing operation redacted.
+    #[cfg(test)]
     pub(in crate::sandbox) fn of(exchange: &Exchange, op: Option<&Operation>) -> Self {
+        let request = recorded_request(&exchange.request_body);
+        let response = recorded_response(&exchange.response_body, op, exchange.status);
+        Self::of_redacted(exchange, op, &request, &response)
+    }
+
+    /// `exchange` as recorded, its bodies already redacted by
+    /// [`recorded_request`] and [`recorded_response`] (a proxy redacts them
+    /// once for the recording, the journal and the drift check).
+    pub(in crate::sandbox) fn of_redacted(
+        exchange: &Exchange,
+        op: Option<&Operation>,
+        request: &redact::Body,
+        response: &redact::Body,
+    ) -> Self {
         let mut redacted = Vec::new();
         let query = redact::query(exchange.url.query());
         let mut url = exchange.url.clone();
@@ -213,52 +244,32 @@ impl Entry {
             url.query_pairs_mut().clear().extend_pairs(&query);
         }
         let post_data = (!exchange.request_body.is_empty()).then(|| {
-            let mime_type = content_type(&exchange.request_headers);
-            let recorded = if exchange.request_body.len() > BODY_RECORDED {
-                redact::Body::Withheld
-            } else {
-                redact::body(&exchange.request_body, false)
-            };
-            let text = match recorded {
-                redact::Body::Text(text, changed) => {
-                    if changed {
-                        redacted.push("request.body".to_owned());
-                    }
-                    text
-                }
-                redact::Body::Withheld => {
-                    redacted.push("request.body".to_owned());
-                    REDACTED.to_owned()
-                }
-            };
+            let (text, changed) = request.recorded();
+            if changed {
+                redacted.push("request.body".to_owned());
+            }
             PostData {
-                mime_type,
-                text,
+                mime_type: content_type(&exchange.request_headers),
+                text: text.to_owned(),
                 encoding: None,
             }
         });
-        let whole = redact::whole(op, exchange.status);
         let truncated = exchange.response_size > exchange.response_body.len() as u64;
-        let mut content = Content {
+        let (text, changed) = response.recorded();
+        if changed {
+            redacted.push("response.body".to_owned());
+        }
+        let comment = match response {
+            redact::Body::Withheld => Some("not recorded: not text, or a secret-bearing answer".to_owned()),
+            redact::Body::Text(..) => truncated.then(|| format!("cut at {} bytes", exchange.response_body.len())),
+        };
+        let content = Content {
             size: i64::try_from(exchange.response_size).unwrap_or(i64::MAX),
             mime_type: content_type(&exchange.response_headers),
-            text: None,
+            text: Some(text.to_owned()),
             encoding: None,
-            comment: truncated.then(|| format!("cut at {} bytes", exchange.response_body.len())),
+            comment,
         };
-        match redact::body(&exchange.response_body, whole) {
-            redact::Body::Text(text, changed) => {
-                if changed {
-                    redacted.push("response.body".to_owned());
-                }
-                content.text = Some(text);
-            }
-            redact::Body::Withheld => {
-                redacted.push("response.body".to_owned());
-                content.text = Some(REDACTED.to_owned());
-                content.comment = Some("not recorded: not text, or a secret-bearing answer".to_owned());
-            }
-        }
         let status_text = http::StatusCode::from_u16(exchange.status)
             .ok()
             .and_then(|s| s.canonical_reason())

@@ -56,6 +56,27 @@ pub(in crate::sandbox) struct Exchange {
     pub(in crate::sandbox) key: Option<String>,
 }
 
+/// The drift of every answer a recording holds, as a proxy checks each
+/// live answer.
+pub(in crate::sandbox) fn check_recording(path: &std::path::Path) -> Result<drift::DriftReport, String> {
+    let har = har::read(path)?;
+    let tally = drift::Tally::default();
+    for entry in &har.log.entries {
+        let path = entry.api_path();
+        let has_header = |name: &str| entry.response_header(name).is_some();
+        let body = entry.response_body();
+        tally.add(drift::check(&drift::Answer {
+            method: &entry.request.method.to_ascii_uppercase(),
+            path: &path,
+            status: entry.response.status,
+            has_header: &has_header,
+            content_type: entry.response_header("content-type"),
+            body: body.as_deref(),
+        }));
+    }
+    Ok(tally.report())
+}
+
 /// What a sandbox holds of the live API: the origin it passes requests to,
 /// the recording, the drift found, and the answers it replays.
 pub(in crate::sandbox) struct Live {
@@ -71,6 +92,10 @@ pub(in crate::sandbox) struct Live {
     pub(in crate::sandbox) replay: Option<replay::Book>,
     /// `--replay-strict`: what the recording does not hold is 404.
     pub(in crate::sandbox) replay_strict: bool,
+    /// The exchanges still being read, recorded and journalled after their
+    /// answer began: `Sandbox::shutdown` waits for them, so that no
+    /// answer, a paid one least of all, is left out of the recording.
+    pub(in crate::sandbox) relays: tokio_util::task::TaskTracker,
 }
 
 impl Live {
@@ -87,6 +112,7 @@ impl Live {
             drift: drift::Tally::default(),
             replay,
             replay_strict: options.replay_strict,
+            relays: tokio_util::task::TaskTracker::new(),
         })
     }
 }

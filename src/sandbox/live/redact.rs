@@ -215,11 +215,13 @@ pub(in crate::sandbox) fn headers(map: &http::HeaderMap) -> http::HeaderMap {
 
 /// `value` with its secret-named fields redacted; with `whole`, every
 /// value but those [`kept_in_secret_answer`] (a secret-bearing answer).
-pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) {
+/// Whether anything was.
+pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) -> bool {
     match value {
         Value::Object(map) => {
+            let mut changed = false;
             for (name, field) in map.iter_mut() {
-                if secret_name(name) {
+                changed |= if secret_name(name) {
                     // `api_key: {id, name}` describes a key without holding
                     // it: its own fields decide. Anything else under a
                     // secret name (`credentials: {…}`) is hidden whole.
@@ -230,17 +232,24 @@ pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) {
                 } else if whole && !kept_in_secret_answer(name) {
                     match field {
                         Value::Object(_) | Value::Array(_) => json(field, whole),
-                        Value::Null => {}
-                        _ => *field = Value::String(REDACTED.into()),
+                        _ => hide(field),
                     }
                 } else {
-                    json(field, whole);
-                }
+                    json(field, whole)
+                };
             }
+            changed
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| json(item, whole)),
-        Value::String(text) if SECRET_PREFIXES.iter().any(|p| text.contains(p)) => *text = scrub(text),
-        _ => {}
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| json(item, whole) | changed),
+        Value::String(text) if SECRET_PREFIXES.iter().any(|p| text.contains(p)) => {
+            let scrubbed = scrub(text);
+            let changed = scrubbed != *text;
+            *text = scrubbed;
+            changed
+        }
+        _ => false,
     }
 }
 
@@ -261,13 +270,18 @@ fn describes_a_key(name: &str) -> bool {
         })
 }
 
-/// Every value below `value` redacted (its shape kept).
-fn hide(value: &mut Value) {
+/// Every value below `value` redacted (its shape kept); whether one was
+/// not already.
+fn hide(value: &mut Value) -> bool {
     match value {
-        Value::Object(map) => map.values_mut().for_each(hide),
-        Value::Array(items) => items.iter_mut().for_each(hide),
-        Value::Null => {}
-        _ => *value = Value::String(REDACTED.into()),
+        Value::Object(map) => map.values_mut().fold(false, |changed, v| hide(v) | changed),
+        Value::Array(items) => items.iter_mut().fold(false, |changed, v| hide(v) | changed),
+        Value::Null => false,
+        Value::String(text) if text == REDACTED => false,
+        _ => {
+            *value = Value::String(REDACTED.into());
+            true
+        }
     }
 }
 
@@ -285,9 +299,7 @@ pub(in crate::sandbox) fn body(bytes: &[u8], whole: bool) -> Body {
         return Body::Withheld;
     };
     if let Ok(mut value) = serde_json::from_str::<Value>(text) {
-        let before = value.clone();
-        json(&mut value, whole);
-        let changed = value != before;
+        let changed = json(&mut value, whole);
         return Body::Text(value.to_string(), changed);
     }
     if whole {
@@ -317,6 +329,17 @@ pub(in crate::sandbox) enum Body {
     Withheld,
 }
 
+impl Body {
+    /// What is kept of it (`[redacted]` for a withheld body), and whether
+    /// something was redacted.
+    pub(in crate::sandbox) fn recorded(&self) -> (&str, bool) {
+        match self {
+            Body::Text(text, changed) => (text, *changed),
+            Body::Withheld => (REDACTED, true),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,7 +351,7 @@ mod tests {
                                      "tokens": ["t1", "t2"], "api_key": {"id": "k_1", "name": "ci", "secret": "s"},
                                      "credentials": {"user": "u", "pass": "p"},
                                      "error": {"code": "NOT_FOUND"}}});
-        json(&mut v, false);
+        assert!(json(&mut v, false), "something was redacted");
         assert_eq!(
             v,
             json!({"data": {"id": "w_1", "secret": "[redacted]", "nested": [{"api_key": "[redacted]", "name": "n"}],
@@ -343,7 +366,7 @@ mod tests {
         let mut v = json!({"data": {"id": "a_1", "account_id": "a_2", "username": "u", "password": "p",
                                      "code": 123456, "expires_at": "2026-01-01T00:00:00Z", "status": "ok",
                                      "upload_url": "https://x/?sig=1", "nothing": null}});
-        json(&mut v, true);
+        assert!(json(&mut v, true), "something was redacted");
         assert_eq!(
             v,
             json!({"data": {"id": "a_1", "account_id": "a_2", "username": "[redacted]", "password": "[redacted]",
@@ -393,6 +416,14 @@ mod tests {
     }
 
     #[test]
+    fn a_value_with_nothing_secret_is_left_as_it_was() {
+        let mut v = json!({"data": {"id": "b_1", "tags": ["a"], "secret": "[redacted]"}});
+        let before = v.clone();
+        assert!(!json(&mut v, false), "nothing new was redacted");
+        assert_eq!(v, before);
+    }
+
+    #[test]
     fn bodies() {
         assert_eq!(
             body(b"{\"token\":\"t\"}", false),
@@ -422,7 +453,7 @@ mod tests {
             "key [redacted], [redacted]; task_sk_z"
         );
         let mut v = json!({"error": {"code": "X", "message": "sk_live_ab is revoked"}, "key": "whsec_1"});
-        json(&mut v, false);
+        assert!(json(&mut v, false), "something was redacted");
         assert_eq!(
             v,
             json!({"error": {"code": "X", "message": "[redacted] is revoked"}, "key": "[redacted]"})

@@ -475,17 +475,19 @@ impl Arrival {
 }
 
 impl Arrival {
-    /// Keeps `target`, `headers` and `body` instead of what arrived: a
-    /// proxy's request carries real secrets, and the journal keeps only
-    /// what its recording keeps (already redacted by the caller). The
-    /// body's whole size read stays as counted.
-    pub(in crate::sandbox) fn keep_instead(&mut self, target: String, headers: HeaderMap, body: Option<&[u8]>) {
+    /// Keeps `target` and `headers` instead of what arrived: a proxy's
+    /// request carries real secrets, and the journal keeps only what its
+    /// recording keeps (already redacted by the caller).
+    pub(in crate::sandbox) fn keep_instead(&mut self, target: String, headers: HeaderMap) {
         self.target = target;
         self.headers = headers;
-        if let Some(body) = body {
-            let mut kept = self.body.0.lock().unwrap_or_else(|p| p.into_inner());
-            kept.0 = body[..body.len().min(BODY_KEPT)].to_vec();
-        }
+    }
+
+    /// Keeps `body` instead of the body read (redacted by the caller); the
+    /// whole size read stays as counted.
+    pub(in crate::sandbox) fn keep_body_instead(&mut self, body: &[u8]) {
+        let mut kept = self.body.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.0 = body[..body.len().min(BODY_KEPT)].to_vec();
     }
 }
 
