@@ -326,8 +326,17 @@ impl TokPortalMcp {
             }
         }
         tracing::info!(tool = op.id, caller = %caller, "tools/call");
-        // A paid call's preview is remembered by its arguments (below).
-        let arguments_seen = if previewing && op.hints().spends_credits.is_some() {
+        // A paid call's preview under a limit is remembered by its
+        // arguments (below): its price stands in for the dry run the limit
+        // would make before the same call, sent next.
+        let remember_preview = previewing
+            && op.hints().spends_credits.is_some()
+            && self
+                .settings
+                .budgets
+                .as_ref()
+                .is_some_and(|b| b.limit(&connection).is_some());
+        let arguments_seen = if remember_preview {
             arguments.clone()
         } else {
             JsonObject::new()
@@ -371,12 +380,8 @@ impl TokPortalMcp {
         if let (Some(budgets), Some(hold)) = (&self.settings.budgets, hold) {
             budgets.settle(hold, charged).await;
         }
-        // An agent's own preview of a paid call: its price stands in for the
-        // dry run the limit would make before the same call, sent next.
-        if previewing
-            && op.hints().spends_credits.is_some()
+        if remember_preview
             && let (Some(budgets), Ok(response)) = (&self.settings.budgets, &outcome)
-            && budgets.limit(&connection).is_some()
             && let Some(price) = response.dry_run_preview().and_then(|p| p.credits_would_charge)
         {
             budgets.previews.remember(
