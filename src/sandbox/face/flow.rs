@@ -68,8 +68,6 @@ struct Stamp {
     rate: Option<Verdict>,
     /// What the journal entry and the log line tell besides the HTTP exchange.
     noted: Noted,
-    /// A body read to look for its recorded answer, and none found.
-    replay_body: Option<Bytes>,
 }
 
 /// The path as the API knows it: the hosted API lives under `/api/ext`, and
@@ -109,24 +107,23 @@ pub(in crate::sandbox) async fn handle(
             request_id,
             rate: None,
             noted: Noted::default(),
-            replay_body: None,
         },
     };
     let body = match &shared.live.replay {
         None => body,
         Some(book) => match recorded(shared, book, &parts, &path, body, &mut flight.stamp).await {
-            Ok(response) => {
+            Replay::Answer(response) => {
                 let (head, body) = response.into_parts();
                 let message = Message::new(&head.headers, &body, body.len() as u64);
                 flight.write(Some((head.status.as_u16(), message)));
                 return Response::from_parts(head, Body::from(body));
             }
-            Err(Some(failure)) => {
+            Replay::Refused(failure) => {
                 let (response, body) = finish(Answer::Failure(failure), &flight.stamp);
                 flight.answered(&response, &body);
                 return response;
             }
-            Err(None) => Body::from(flight.stamp.replay_body.take().unwrap_or_default()),
+            Replay::NotRecorded(body) => Body::from(body),
         },
     };
     let answer = answer(shared, conn, parts, &path, body, &mut flight.stamp).await;
@@ -135,9 +132,17 @@ pub(in crate::sandbox) async fn handle(
     response
 }
 
-/// The recorded answer to a request (`--replay FILE`). `Err(None)`: none
-/// was recorded, and the body read is left in `stamp` for the stages;
-/// `Err(Some)`: none was, under `--replay-strict`, or the body is too large.
+/// What `--replay` makes of a request.
+enum Replay {
+    /// Its recorded answer.
+    Answer(Response<Bytes>),
+    /// None was recorded, under `--replay-strict`; or its body is too large.
+    Refused(Failure),
+    /// None was recorded: the body read, for the stages.
+    NotRecorded(Bytes),
+}
+
+/// The recorded answer to a request (`--replay FILE`).
 async fn recorded(
     shared: &Shared,
     book: &Book,
@@ -145,27 +150,26 @@ async fn recorded(
     path: &str,
     body: Body,
     stamp: &mut Stamp,
-) -> Result<Response<Bytes>, Option<Failure>> {
+) -> Replay {
     let Ok(bytes) = axum::body::to_bytes(body, MAX_REPLAYED_BODY).await else {
-        return Err(Some(Failure::new(
+        return Replay::Refused(Failure::new(
             413,
             "PAYLOAD_TOO_LARGE",
             format!("A replaying sandbox reads bodies up to {MAX_REPLAYED_BODY} bytes."),
-        )));
+        ));
     };
     let Some(answer) = book.answer(parts.method.as_str(), path, parts.uri.query(), &parts.headers, &bytes) else {
         if shared.live.replay_strict {
-            return Err(Some(Failure::new(
+            return Replay::Refused(Failure::new(
                 404,
                 "NOT_RECORDED",
                 format!(
                     "No recorded answer to {} {path} with this query and body (--replay-strict answers only what the recording holds).",
                     parts.method
                 ),
-            )));
+            ));
         }
-        stamp.replay_body = Some(bytes);
-        return Err(None);
+        return Replay::NotRecorded(bytes);
     };
     stamp.noted.source = Some("recording");
     stamp.noted.caller = key_of(&parts.headers).ok().map(|t| fingerprint(&t).to_owned());
@@ -190,7 +194,7 @@ async fn recorded(
         "content-security-policy",
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    Ok(response)
+    Replay::Answer(response)
 }
 
 /// A request on its way, for the journal: written when it is answered, or,
