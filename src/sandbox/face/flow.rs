@@ -151,11 +151,14 @@ async fn recorded(
     body: Body,
     stamp: &mut Stamp,
 ) -> Replay {
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_REPLAYED_BODY).await else {
+    let room = shared.live.room_for_body(&parts.headers, MAX_REPLAYED_BODY).await;
+    let Ok(bytes) = axum::body::to_bytes(body, room.limit).await else {
         return Replay::Refused(Failure::new(
             413,
             "PAYLOAD_TOO_LARGE",
-            format!("A replaying sandbox reads bodies up to {MAX_REPLAYED_BODY} bytes."),
+            format!(
+                "A replaying sandbox reads bodies up to {MAX_REPLAYED_BODY} bytes, and no longer than their Content-Length."
+            ),
         ));
     };
     let Some(answer) = book.answer(parts.method.as_str(), path, parts.uri.query(), &parts.headers, &bytes) else {

@@ -26,7 +26,7 @@ use crate::sandbox::face::shared::Shared;
 use crate::sandbox::live::drift;
 use crate::sandbox::live::har::{self, Entry as HarEntry};
 use crate::sandbox::live::upstream::{Upstream, hop_header, spend_refusal};
-use crate::sandbox::live::{Exchange, redact};
+use crate::sandbox::live::{BodyRoom, Exchange, redact};
 use crate::sandbox::logbook::journal::{Arrival, Entry, Message, Noted};
 
 /// The largest request body passed on.
@@ -105,13 +105,14 @@ pub(in crate::sandbox) async fn handle(
     if let Some(why) = spend_refusal(op, &parts.method, &parts.headers).filter(|_| !shared.live.allow_spend) {
         return refuse(Failure::new(403, "PROXY_SPEND_NOT_ALLOWED", why), arrival, noted);
     }
-    let sent = match axum::body::to_bytes(body, MAX_REQUEST).await {
+    let room = shared.live.room_for_body(&parts.headers, MAX_REQUEST).await;
+    let sent = match axum::body::to_bytes(body, room.limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
             let failure = Failure::new(
                 413,
                 "PAYLOAD_TOO_LARGE",
-                format!("The proxy passes bodies up to {MAX_REQUEST} bytes."),
+                format!("The proxy passes bodies up to {MAX_REQUEST} bytes, and no longer than their Content-Length."),
             );
             return refuse(failure, arrival, noted);
         }
@@ -166,6 +167,7 @@ pub(in crate::sandbox) async fn handle(
     };
     let passing = Passing {
         exchange,
+        _room: room,
         request_recorded,
         clock,
         arrival,
@@ -228,6 +230,8 @@ async fn read_through(
 /// its request.
 struct Passing {
     exchange: Exchange,
+    /// The request body's room in memory, held until it is recorded.
+    _room: BodyRoom,
     /// The request's body as recorded (redacted once, in [`handle`]).
     request_recorded: redact::Body,
     clock: Instant,

@@ -77,6 +77,19 @@ pub(in crate::sandbox) fn check_recording(path: &std::path::Path) -> Result<drif
     Ok(tally.report())
 }
 
+/// Request bodies a proxying or replaying sandbox holds in memory at once,
+/// in KiB (256 MiB): more callers wait their turn rather than exhaust it.
+const BODIES_HELD_KIB: usize = 256 * 1024;
+
+/// A request body's room in memory, held while it is: a caller can never
+/// take more than its share from the others.
+pub(in crate::sandbox) struct BodyRoom {
+    /// The most bytes the body may have (its `Content-Length`, or the
+    /// largest taken when it names none).
+    pub(in crate::sandbox) limit: usize,
+    _held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What a sandbox holds of the live API: the origin it passes requests to,
 /// the recording, the drift found, and the answers it replays.
 pub(in crate::sandbox) struct Live {
@@ -96,6 +109,8 @@ pub(in crate::sandbox) struct Live {
     /// answer began: `Sandbox::shutdown` waits for them, so that no
     /// answer, a paid one least of all, is left out of the recording.
     pub(in crate::sandbox) relays: tokio_util::task::TaskTracker,
+    /// Room for the request bodies held at once ([`BODIES_HELD_KIB`]).
+    bodies: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Live {
@@ -113,6 +128,59 @@ impl Live {
             replay,
             replay_strict: options.replay_strict,
             relays: tokio_util::task::TaskTracker::new(),
+            bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(BODIES_HELD_KIB)),
         })
+    }
+
+    /// Room for a request body of at most `largest` bytes: as much as its
+    /// `Content-Length` says (the body may not be longer), or `largest`;
+    /// waits while the sandbox holds its [`BODIES_HELD_KIB`] already.
+    pub(in crate::sandbox) async fn room_for_body(&self, headers: &http::HeaderMap, largest: usize) -> BodyRoom {
+        let limit = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(largest, |n| n.min(largest));
+        let kib = u32::try_from(limit.div_ceil(1024).clamp(1, BODIES_HELD_KIB)).unwrap_or(u32::MAX);
+        let held = self.bodies.clone().acquire_many_owned(kib).await.ok();
+        BodyRoom { limit, _held: held }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn a_body_s_room_is_its_length_and_the_sandbox_s_is_bounded() {
+        let live = Live::open(&crate::sandbox::SandboxOptions::default()).expect("no live API");
+        let mut sized = http::HeaderMap::new();
+        sized.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("2048"));
+        assert_eq!(live.room_for_body(&sized, 1 << 20).await.limit, 2048);
+        assert_eq!(
+            live.room_for_body(&http::HeaderMap::new(), 1 << 20).await.limit,
+            1 << 20
+        );
+        let mut huge = http::HeaderMap::new();
+        huge.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("999999999999"),
+        );
+        assert_eq!(
+            live.room_for_body(&huge, 1 << 20).await.limit,
+            1 << 20,
+            "never more than the largest"
+        );
+        // All of it held: the next caller waits, and goes once it is given back.
+        let all = live
+            .room_for_body(&http::HeaderMap::new(), BODIES_HELD_KIB * 1024)
+            .await;
+        assert!(
+            live.room_for_body(&sized, 1 << 20).now_or_never().is_none(),
+            "waits its turn"
+        );
+        drop(all);
+        assert!(live.room_for_body(&sized, 1 << 20).now_or_never().is_some());
     }
 }
