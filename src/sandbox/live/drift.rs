@@ -599,6 +599,21 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_is_named_in_reports_as_in_json() {
+        for kind in [
+            DriftKind::UnknownOperation,
+            DriftKind::UndocumentedStatus,
+            DriftKind::UnknownField,
+            DriftKind::TypeMismatch,
+            DriftKind::EnumMismatch,
+            DriftKind::MissingField,
+            DriftKind::MissingHeader,
+        ] {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(json!(kind.as_str())));
+        }
+    }
+
+    #[test]
     fn redacted_values_match_anything() {
         let mut body = me();
         body["data"]["credits"]["balance"] = json!(REDACTED);
