@@ -151,7 +151,10 @@ async fn recorded(
     body: Body,
     stamp: &mut Stamp,
 ) -> Replay {
-    let room = shared.live.room_for_body(&parts.headers, MAX_REPLAYED_BODY).await;
+    let room = shared
+        .live
+        .room_for_body(&http_body::Body::size_hint(&body), MAX_REPLAYED_BODY)
+        .await;
     let Ok(bytes) = axum::body::to_bytes(body, room.limit).await else {
         return Replay::Refused(Failure::new(
             413,

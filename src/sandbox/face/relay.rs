@@ -105,7 +105,10 @@ pub(in crate::sandbox) async fn handle(
     if let Some(why) = spend_refusal(op, &parts.method, &parts.headers).filter(|_| !shared.live.allow_spend) {
         return refuse(Failure::new(403, "PROXY_SPEND_NOT_ALLOWED", why), arrival, noted);
     }
-    let room = shared.live.room_for_body(&parts.headers, MAX_REQUEST).await;
+    let room = shared
+        .live
+        .room_for_body(&http_body::Body::size_hint(&body), MAX_REQUEST)
+        .await;
     let sent = match axum::body::to_bytes(body, room.limit).await {
         Ok(bytes) => bytes,
         Err(_) => {

@@ -132,15 +132,20 @@ impl Live {
         })
     }
 
-    /// Room for a request body of at most `largest` bytes: as much as its
-    /// `Content-Length` says (the body may not be longer), or `largest`;
-    /// waits while the sandbox holds its [`BODIES_HELD_KIB`] already.
-    pub(in crate::sandbox) async fn room_for_body(&self, headers: &http::HeaderMap, largest: usize) -> BodyRoom {
-        let limit = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
+    /// Room for a request body of at most `largest` bytes: as much as
+    /// hyper knows it holds (its `Content-Length`; the body may not be
+    /// longer), or `largest` when it is chunked; waits while the sandbox
+    /// holds its [`BODIES_HELD_KIB`] already. A request with no body (a GET
+    /// names neither length nor chunks, RFC 9112 §6.3) takes no room, so it
+    /// never waits.
+    pub(in crate::sandbox) async fn room_for_body(&self, size: &http_body::SizeHint, largest: usize) -> BodyRoom {
+        let limit = size
+            .upper()
+            .and_then(|n| usize::try_from(n).ok())
             .map_or(largest, |n| n.min(largest));
+        if limit == 0 {
+            return BodyRoom { limit, _held: None };
+        }
         let kib = u32::try_from(limit.div_ceil(1024).clamp(1, BODIES_HELD_KIB)).unwrap_or(u32::MAX);
         let held = self.bodies.clone().acquire_many_owned(kib).await.ok();
         BodyRoom { limit, _held: held }
@@ -155,30 +160,27 @@ mod tests {
     #[tokio::test]
     async fn a_body_s_room_is_its_length_and_the_sandbox_s_is_bounded() {
         let live = Live::open(&crate::sandbox::SandboxOptions::default()).expect("no live API");
-        let mut sized = http::HeaderMap::new();
-        sized.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("2048"));
+        let sized = http_body::SizeHint::with_exact(2048);
         assert_eq!(live.room_for_body(&sized, 1 << 20).await.limit, 2048);
-        assert_eq!(
-            live.room_for_body(&http::HeaderMap::new(), 1 << 20).await.limit,
-            1 << 20
-        );
-        let mut huge = http::HeaderMap::new();
-        huge.insert(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from_static("999999999999"),
-        );
+        let chunked = http_body::SizeHint::new();
+        assert_eq!(live.room_for_body(&chunked, 1 << 20).await.limit, 1 << 20);
+        let empty = http_body::SizeHint::with_exact(0);
+        assert_eq!(live.room_for_body(&empty, 1 << 20).await.limit, 0, "no body");
+        let huge = http_body::SizeHint::with_exact(999_999_999_999);
         assert_eq!(
             live.room_for_body(&huge, 1 << 20).await.limit,
             1 << 20,
             "never more than the largest"
         );
         // All of it held: the next caller waits, and goes once it is given back.
-        let all = live
-            .room_for_body(&http::HeaderMap::new(), BODIES_HELD_KIB * 1024)
-            .await;
+        let all = live.room_for_body(&chunked, BODIES_HELD_KIB * 1024).await;
         assert!(
             live.room_for_body(&sized, 1 << 20).now_or_never().is_none(),
             "waits its turn"
+        );
+        assert!(
+            live.room_for_body(&empty, 1 << 20).now_or_never().is_some(),
+            "a request with no body never waits for room"
         );
         drop(all);
         assert!(live.room_for_body(&sized, 1 << 20).now_or_never().is_some());

@@ -498,6 +498,9 @@ struct Captured(Arc<Mutex<(Vec<u8>, u64)>>);
 
 impl Captured {
     /// `body`, with what passes through it copied into the returned capture.
+    /// The body keeps its size hint (its `Content-Length`, or none when it is
+    /// chunked), which the room a body is given is taken from; `map_frame`
+    /// would forget it.
     fn tee<B>(body: B) -> (axum::body::Body, Captured)
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -505,23 +508,58 @@ impl Captured {
     {
         use http_body_util::BodyExt;
         let captured = Captured::default();
-        let sink = captured.clone();
-        let body = body.map_frame(move |frame| {
-            if let Some(data) = frame.data_ref() {
-                let mut kept = sink.0.lock().unwrap_or_else(|p| p.into_inner());
-                kept.1 += data.len() as u64;
-                let room = BODY_KEPT.saturating_sub(kept.0.len());
-                kept.0.extend_from_slice(&data[..data.len().min(room)]);
-            }
-            frame
-        });
-        (axum::body::Body::new(body), captured)
+        let tee = Tee {
+            inner: body.map_err(Into::into).boxed_unsync(),
+            sink: captured.clone(),
+        };
+        (axum::body::Body::new(tee), captured)
+    }
+
+    /// Counts `data` and keeps its first bytes, up to [`BODY_KEPT`].
+    fn copy(&self, data: &[u8]) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.1 += data.len() as u64;
+        let room = BODY_KEPT.saturating_sub(kept.0.len());
+        kept.0.extend_from_slice(&data[..data.len().min(room)]);
     }
 
     /// What was kept, and the whole size read.
     fn taken(&self) -> (Vec<u8>, u64) {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (std::mem::take(&mut kept.0), kept.1)
+    }
+}
+
+/// A request body passed through untouched, each data frame copied into
+/// its [`Captured`]; its end and its size hint are the body's own.
+struct Tee {
+    inner: http_body_util::combinators::UnsyncBoxBody<Bytes, axum::BoxError>,
+    sink: Captured,
+}
+
+impl http_body::Body for Tee {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.sink.copy(data);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -547,6 +585,18 @@ mod tests {
         assert_eq!(read.len(), body);
         let response = status.map(|s| (s, Message::new(&HeaderMap::new(), b"{\"secret\":\"whsec_x\"}", 20)));
         Entry::new(arrival, "req_1".into(), noted, response)
+    }
+
+    #[test]
+    fn a_teed_body_keeps_its_size_hint() {
+        use http_body::Body as _;
+        let (parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let sized = http_body_util::Full::new(Bytes::from_static(b"0123456789"));
+        let (_, body) = Arrival::new(&parts, sized);
+        assert_eq!(body.size_hint().exact(), Some(10), "its length");
+        let (_, body) = Arrival::new(&parts, http_body_util::Empty::<Bytes>::new());
+        assert_eq!(body.size_hint().exact(), Some(0), "no body");
+        assert!(body.is_end_stream());
     }
 
     #[test]
