@@ -278,38 +278,83 @@ async fn a_paid_call_is_confirmed_through_elicitation_both_ways() {
     assert_eq!(world.balance().await, start - 42.0);
 }
 
+/// `handler` connected over stateless HTTP to `url` with `key` as Bearer:
+/// a 2026-07-28 client discovers (server/discover) instead of initializing.
+async fn connect_http(url: String, key: String, handler: Asked) -> RunningService<RoleClient, Asked> {
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url).auth_header(key));
+    match handler.version.clone() {
+        Some(v) if v == rmcp::model::ProtocolVersion::V_2026_07_28 => handler
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![v],
+                },
+            )
+            .await
+            .unwrap(),
+        _ => handler.serve(transport).await.unwrap(),
+    }
+}
+
+/// Under a daily limit, a paid call the user was asked about is held at the
+/// price of the dry run made to ask: the sandbox sees one dry run and one
+/// paid call, over stdio (elicitation/create within the call) and over
+/// stateless HTTP (an input-required result, then the answer's round), not
+/// a second dry run for the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_call_under_a_limit_is_held_at_the_price_it_was_asked_about() {
+    let world = World::new("sk_test_workflows_confirm_limit").await;
+    let start = world.balance().await;
+    let limit = ["--daily-credit-limit", "100"];
+
+    let agent = world.agent(asked(Some(ElicitationAction::Accept)), &limit).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    agent.cancel().await.unwrap();
+    assert_eq!(
+        world.count("createBundle", true).await,
+        1,
+        "one dry run: the question's"
+    );
+    assert_eq!(world.count("createBundle", false).await, 1);
+
+    let server = common::mcp_http::McpHttp::start(world.sandbox.url(), &limit, &[]);
+    let modern = Asked {
+        version: Some(rmcp::model::ProtocolVersion::V_2026_07_28),
+        ..asked(Some(ElicitationAction::Accept))
+    };
+    let agent = connect_http(server.mcp(), world.key.clone(), modern.clone()).await;
+    let result = call(&agent, "createBundle", bundle()).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(modern.questions.lock().unwrap().len(), 1);
+    assert_eq!(
+        world.count("createBundle", true).await,
+        2,
+        "one more dry run: the question's"
+    );
+    assert_eq!(world.count("createBundle", false).await, 2);
+    assert_eq!(world.balance().await, start - 28.0);
+    // Held and settled at the price asked about.
+    let me = call(&agent, "getCurrentUser", json!({})).await;
+    let budget = &me.structured_content.unwrap()["tokportal_mcp"]["budget"];
+    assert_eq!(budget["spent_today"], 14.0, "{budget}");
+    assert_eq!(budget["left_today"], 86.0, "{budget}");
+}
+
 /// Over stateless HTTP a 2026-07-28 client is asked with an input-required
 /// result (MRTR): declined, nothing is charged; accepted, once. A client of
 /// an older version there cannot be asked, and is served as always.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stateless_http_asks_a_2026_07_28_client_with_an_input_required_result() {
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     let world = World::new("sk_test_workflows_mrtr").await;
     let server = common::mcp_http::McpHttp::start(world.sandbox.url(), &[], &[]);
     let url = server.mcp();
     let start = world.balance().await;
-    let connect = |handler: Asked| {
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(world.key.clone()),
-        );
-        async move {
-            use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
-            // A 2026-07-28 client discovers (server/discover) instead of initializing.
-            match handler.version.clone() {
-                Some(v) if v == rmcp::model::ProtocolVersion::V_2026_07_28 => handler
-                    .serve_with_lifecycle(
-                        transport,
-                        ClientLifecycleMode::Discover {
-                            preferred_versions: vec![v],
-                        },
-                    )
-                    .await
-                    .unwrap(),
-                _ => handler.serve(transport).await.unwrap(),
-            }
-        }
-    };
+    let connect = |handler: Asked| connect_http(url.clone(), world.key.clone(), handler);
     let modern = |action| Asked {
         version: Some(rmcp::model::ProtocolVersion::V_2026_07_28),
         ..asked(Some(action))

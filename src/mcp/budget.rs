@@ -14,9 +14,13 @@
 //! back when nothing was charged (an error answer), trimmed to what was
 //! charged, and kept when it is unknown whether anything was (a lost answer).
 //!
-//! The dry run costs one more request; an agent that previewed the very
+//! The dry run costs one more request, so it is sent only when no price
+//! is at hand. A call the user was asked about is held at the price of
+//! the dry run made to ask (within the call, or remembered from the
+//! question's round for the answer's); an agent that previewed the very
 //! same call (`dry_run: true`, as the tools' descriptions ask) in the last
-//! minute has its preview's price used instead ([`Previews`]), once.
+//! minute has its preview's price used ([`Previews`], once, on the replica
+//! that saw the preview).
 //!
 //! Amounts are kept in thousandths of a credit (prices may be fractional).
 

@@ -57,12 +57,34 @@ const PROCEED: &str = "proceed";
 
 /// What to do with a tool call.
 pub(crate) enum Verdict {
-    /// Send it, with these arguments.
-    Send(JsonObject),
+    /// Send it, with these arguments; `price` is what the dry run made to
+    /// ask the user said it would charge (a daily limit holds that rather
+    /// than send a second dry run).
+    Send {
+        /// The call's arguments (an idempotency key added when asked).
+        arguments: JsonObject,
+        /// The confirmed price, when a dry run was sent to ask.
+        price: Option<f64>,
+    },
     /// Answer this instead: nothing paid was sent.
     Answer(CallToolResult),
-    /// Ask the client first (2026-07-28): nothing paid was sent.
-    Ask(InputRequiredResult),
+    /// Ask the client first (2026-07-28): nothing paid was sent. The dry
+    /// run's price is handed back with the arguments asked about, so that
+    /// the answer's round (which sends no dry run) can be held at it.
+    Ask {
+        /// The input-required result.
+        input: InputRequiredResult,
+        /// The arguments asked about.
+        arguments: JsonObject,
+        /// What their dry run said the call would charge.
+        price: Option<f64>,
+    },
+}
+
+impl Verdict {
+    fn send(arguments: JsonObject) -> Self {
+        Self::Send { arguments, price: None }
+    }
 }
 
 /// A call's MRTR round: the client's answers and the state this server gave.
@@ -121,18 +143,18 @@ pub(crate) async fn before_spending(
 ) -> Verdict {
     let hints = op.hints();
     if hints.spends_credits.is_none() && !hints.destructive {
-        return Verdict::Send(arguments);
+        return Verdict::send(arguments);
     }
     let dry_run = arguments.get(flat_keys::DRY_RUN) == Some(&Value::Bool(true));
     if setting == ConfirmSpending::Never || dry_run {
-        return Verdict::Send(arguments);
+        return Verdict::send(arguments);
     }
     let modern = context
         .protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
     if modern {
         if !declares_form(context.client_capabilities()) {
-            return Verdict::Send(arguments);
+            return Verdict::send(arguments);
         }
         // The second round: the answer to the question this server asked.
         if let Some(key) = state_key(round.state, op, &arguments)
@@ -149,7 +171,7 @@ pub(crate) async fn before_spending(
         .supported_elicitation_modes()
         .contains(&ElicitationMode::Form)
     {
-        return Verdict::Send(arguments);
+        return Verdict::send(arguments);
     }
     let (message, preview, schema) = match hints.spends_credits {
         Some(what) => {
@@ -196,7 +218,11 @@ pub(crate) async fn before_spending(
         let mut requests = InputRequests::new();
         requests.insert(ASKED.into(), InputRequest::Elicitation(ElicitRequest::new(params)));
         let state = format!("{STATE}:{}:{key}", digest(op, &arguments));
-        return Verdict::Ask(InputRequiredResult::new(Some(requests), Some(state)));
+        return Verdict::Ask {
+            input: InputRequiredResult::new(Some(requests), Some(state)),
+            arguments,
+            price: preview.and_then(|p| p.credits_would_charge),
+        };
     }
     let asked = context.peer.create_elicitation(params).await;
     match asked {
@@ -231,7 +257,10 @@ fn decided(
                 let key = key.unwrap_or_else(crate::idempotency::generate_key);
                 arguments.insert(flat_keys::IDEMPOTENCY_KEY.into(), Value::String(key));
             }
-            Verdict::Send(arguments)
+            Verdict::Send {
+                arguments,
+                price: preview.and_then(|p| p.credits_would_charge),
+            }
         }
         ElicitationAction::Accept => Verdict::Answer(stopped(op, "the user unticked the charge", preview)),
         ElicitationAction::Decline => Verdict::Answer(stopped(op, "the user declined", preview)),

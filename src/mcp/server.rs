@@ -240,7 +240,7 @@ impl TokPortalMcp {
         };
         let _running = self.gate.enter(caller)?;
         let connection = self.connection(context);
-        let arguments = match confirm::before_spending(
+        let (arguments, confirmed_price) = match confirm::before_spending(
             op,
             arguments,
             &client,
@@ -250,7 +250,7 @@ impl TokPortalMcp {
         )
         .await
         {
-            confirm::Verdict::Send(arguments) => arguments,
+            confirm::Verdict::Send { arguments, price } => (arguments, price),
             confirm::Verdict::Answer(result) => {
                 let declined = result
                     .structured_content
@@ -273,7 +273,21 @@ impl TokPortalMcp {
                 }
                 return Ok(result.into());
             }
-            confirm::Verdict::Ask(input) => return Ok(CallToolResponse::InputRequired(input)),
+            confirm::Verdict::Ask {
+                input,
+                arguments,
+                price,
+            } => {
+                // The answer comes in a second round, which sends no dry
+                // run: under a limit, this one's price is remembered for it.
+                if let (Some(budgets), Some(price)) = (&self.settings.budgets, price)
+                    && budgets.limit(&connection).is_some()
+                {
+                    let budget_id = connection.budget_id(&caller.to_string());
+                    budgets.previews.remember(&budget_id, op.id, &arguments, price);
+                }
+                return Ok(CallToolResponse::InputRequired(input));
+            }
         };
         // A paid call under a daily limit: its price, from its dry run,
         // held in the store before anything paid is sent.
@@ -285,8 +299,14 @@ impl TokPortalMcp {
             && let Some(budgets) = &self.settings.budgets
             && budgets.limit(&connection).is_some()
         {
-            let budget_id = connection.budget_id(&caller.to_string());
-            price = budgets.previews.take(&budget_id, op.id, &arguments);
+            // The price the user was asked about in this call, or a
+            // preview's of the last minute (the agent's own, or the
+            // question's of an earlier round), or a dry run now.
+            price = confirmed_price.or_else(|| {
+                budgets
+                    .previews
+                    .take(&connection.budget_id(&caller.to_string()), op.id, &arguments)
+            });
             if price.is_none() {
                 let mut preview_args = arguments.clone();
                 preview_args.insert(flat_keys::DRY_RUN.into(), Value::Bool(true));
