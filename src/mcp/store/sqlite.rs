@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS budgets (
 impl Sqlite {
     pub(super) async fn open(path: &Path) -> Result<Sqlite, String> {
         let path: PathBuf = path.to_owned();
-        let connection = tokio::task::spawn_blocking(move || open(&path))
+        let connection = tokio::task::spawn_blocking(move || open(&path, BUSY_TIMEOUT))
             .await
             .map_err(|e| e.to_string())??;
         Ok(Sqlite {
@@ -217,7 +218,13 @@ impl Sqlite {
     }
 }
 
-fn open(path: &Path) -> Result<Connection, String> {
+/// How long a statement waits for another connection's lock before SQLite
+/// answers "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens (creating) the store's file, waiting `busy_timeout` for another
+/// connection's lock at each statement ([`BUSY_TIMEOUT`]; shorter in tests).
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, String> {
     let shown = path.display();
     #[cfg(unix)]
     if !path.exists() {
@@ -237,7 +244,7 @@ fn open(path: &Path) -> Result<Connection, String> {
     }
     let connection = Connection::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     connection
-        .busy_timeout(std::time::Duration::from_secs(5))
+        .busy_timeout(busy_timeout)
         .map_err(|e| format!("{shown}: {e}"))?;
     // Two replicas opening a new file at once: SQLite answers "locked" to
     // one of them at the switch to WAL without waiting (it would deadlock),
@@ -245,7 +252,7 @@ fn open(path: &Path) -> Result<Connection, String> {
     for tries in 0.. {
         match connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
             Ok(()) => break,
-            Err(e) if try_again(tries, &e) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if try_again(tries, &e) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("{shown}: {e}")),
         }
     }
@@ -306,6 +313,60 @@ mod tests {
         assert!(!try_again(0, &corrupt), "another error is not tried again");
         let tries = (0..).take_while(|n| try_again(*n, &busy)).count();
         assert_eq!(tries + 1, WAL_TRIES as usize);
+    }
+
+    /// A file that is not a database is refused at once: SQLite's "not a
+    /// database" (at the switch to WAL) is no "busy", and is not tried
+    /// again.
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_not_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, "not a SQLite database, only text; ".repeat(200)).unwrap();
+        let e = open(&path, BUSY_TIMEOUT).unwrap_err();
+        assert_eq!(e, format!("{}: file is not a database", path.display()));
+    }
+
+    /// Another connection holding the file locked for ten busy timeouts:
+    /// SQLite answers "busy" at the switch to WAL, and the switch is tried
+    /// again until the lock is let go, then the store opens.
+    #[test]
+    fn a_lock_held_past_the_busy_timeout_is_waited_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE kept (x INTEGER); BEGIN EXCLUSIVE; INSERT INTO kept VALUES (1);")
+            .unwrap();
+        let mode: String = holder.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            mode, "delete",
+            "a rollback journal: an exclusive lock shuts readers out"
+        );
+        // What `open` meets while the lock is held.
+        let probe = Connection::open(&path).unwrap();
+        probe.busy_timeout(Duration::ZERO).unwrap();
+        let busy = probe.execute_batch("PRAGMA journal_mode = WAL;").unwrap_err();
+        assert_eq!(
+            busy.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy),
+            "{busy}"
+        );
+        drop(probe);
+        let busy_timeout = Duration::from_millis(50);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(busy_timeout * 10);
+            holder.execute_batch("COMMIT;").unwrap();
+        });
+        let opened = open(&path, busy_timeout);
+        release.join().unwrap();
+        let connection = opened.unwrap();
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let kept: i64 = connection
+            .query_row("SELECT count(*) FROM kept", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1, "the holder's transaction was committed first");
     }
 
     /// A restart (a new store on the same file) keeps what was used and
