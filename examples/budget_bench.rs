@@ -12,7 +12,12 @@
 //!   audit line is written);
 //! - `createBundle` previewed (`dry_run: true`, then the same call), as the
 //!   tools' descriptions ask of an agent: under a limit the preview's price
-//!   is used, so the limit adds no request (paid calls a second).
+//!   is used, so the limit adds no request (paid calls a second);
+//! - `createBundle` confirmed: a second pair of servers that ask before
+//!   spending (the default), called by rmcp's client speaking 2026-07-28
+//!   and accepting every question (an input-required result, then the
+//!   answer's round): under a limit the question's price is held, so the
+//!   limit adds no request here either.
 //!
 //! ```text
 //! cargo build --release --features cli,mcp --bin tokportal --bin tokportal-mcp
@@ -40,8 +45,15 @@ impl Drop for Server {
 }
 
 fn start(binary: &str, sandbox: &str, extra: &[&str]) -> Result<Server, Box<dyn std::error::Error>> {
+    let asks = extra.first() == Some(&ASK);
+    let extra = if asks { &extra[1..] } else { extra };
     let mut child = Command::new(binary)
-        .args(["--http", "127.0.0.1:0", "--confirm-spending", "never"])
+        .args(["--http", "127.0.0.1:0"])
+        .args(if asks {
+            &[][..]
+        } else {
+            &["--confirm-spending", "never"][..]
+        })
         .args(extra)
         .env("TOKPORTAL_BASE_URL", sandbox)
         .env_remove("TOKPORTAL_API_KEY")
@@ -118,6 +130,80 @@ async fn round(http: &reqwest::Client, origin: &str, key: &str, tool: &str, call
     calls as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Marks a server that asks before spending (`start`'s first argument).
+const ASK: &str = "ask";
+
+/// A client that accepts every question, as a user who says yes would.
+#[derive(Clone)]
+struct Accepting;
+
+impl rmcp::ClientHandler for Accepting {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = rmcp::model::ClientCapabilities::builder().enable_elicitation().build();
+        rmcp::model::ClientConfig::new(capabilities, rmcp::model::Implementation::new("budget-bench", "1"))
+            .with_protocol_version(rmcp::model::ProtocolVersion::V_2026_07_28)
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let mut result = rmcp::model::ElicitResult::new(rmcp::model::ElicitationAction::Accept);
+        result.content = Some(json!({"charge": true}));
+        Ok(result)
+    }
+}
+
+/// `calls` confirmed `createBundle` calls, by 8 rmcp clients at a time
+/// (a key each): calls a second.
+async fn confirmed_round(origin: &str, key: &str, calls: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut agents = Vec::new();
+    for n in 0..8 {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(format!("{origin}/mcp")).auth_header(format!("{key}_{n}")),
+        );
+        let lifecycle = ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        };
+        agents.push(Accepting.serve_with_lifecycle(transport, lifecycle).await?);
+    }
+    let serde_json::Value::Object(arguments) = json!({"body": {"bundle_type": "account_only", "country": "USA"}})
+    else {
+        return Err("arguments".into());
+    };
+    let started = Instant::now();
+    let each = calls / 8;
+    let failed: usize = futures::future::join_all(agents.iter().map(|agent| {
+        let arguments = arguments.clone();
+        async move {
+            let mut failed = 0;
+            for _ in 0..each {
+                let params = rmcp::model::CallToolRequestParams::new("createBundle").with_arguments(arguments.clone());
+                match agent.call_tool(params).await {
+                    Ok(result) if result.is_error != Some(true) => {}
+                    _ => failed += 1,
+                }
+            }
+            failed
+        }
+    }))
+    .await
+    .into_iter()
+    .sum();
+    let rate = (each * 8) as f64 / started.elapsed().as_secs_f64();
+    for agent in agents {
+        let _ = agent.cancel().await;
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} confirmed createBundle calls failed", each * 8);
+    }
+    Ok(rate)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -180,7 +266,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     });
-    let lines = std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0);
+    drop((off, on));
+    // The same, with servers that ask before spending.
+    let audit_asking = dir.join("audit-asking.log");
+    let off = start(mcp, &sandbox.1, &[ASK])?;
+    let on = start(
+        mcp,
+        &sandbox.1,
+        &[
+            ASK,
+            "--daily-credit-limit",
+            "1000000000",
+            "--audit-log",
+            audit_asking.to_str().unwrap_or("audit-asking.log"),
+        ],
+    )?;
+    runtime.block_on(async {
+        let key = |side: &str, n: usize| format!("sk_test_bench_{side}_confirmed_{n}");
+        confirmed_round(&off.1, &key("off", 9), 96).await?;
+        confirmed_round(&on.1, &key("on", 9), 96).await?;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for n in 0..3 {
+            if n % 2 == 0 {
+                a.push(confirmed_round(&off.1, &key("off", n), calls).await?);
+                b.push(confirmed_round(&on.1, &key("on", n), calls).await?);
+            } else {
+                b.push(confirmed_round(&on.1, &key("on", n), calls).await?);
+                a.push(confirmed_round(&off.1, &key("off", n), calls).await?);
+            }
+        }
+        let (off_median, on_median) = (median(a.clone()), median(b.clone()));
+        println!(
+            "createBundle confirmed: both off {off_median:.0}/s {a:.0?}; limit and audit log on {on_median:.0}/s {b:.0?}; ratio {:.3}",
+            on_median / off_median
+        );
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    let lines = std::fs::read_to_string(&audit).map(|t| t.lines().count()).unwrap_or(0)
+        + std::fs::read_to_string(&audit_asking)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
     println!("audit lines written: {lines}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
