@@ -247,9 +247,13 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, String> {
         .busy_timeout(busy_timeout)
         .map_err(|e| format!("{shown}: {e}"))?;
     // Two replicas opening a new file at once: SQLite answers "locked" to
-    // one of them at the switch to WAL without waiting (it would deadlock),
-    // so that step is tried again, a bounded number of times.
-    for tries in 0.. {
+    // one of them at the switch to WAL without waiting (it would deadlock);
+    // or another connection holds the file past the busy timeout. Either
+    // way SQLite answers "busy", and the switch is tried again, at most
+    // WAL_TRIES times (try_again refuses the last try, so the loop ends in
+    // the break or the return; the range bounds it all the same). Any
+    // other error is final.
+    for tries in 0..WAL_TRIES {
         match connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
             Ok(()) => break,
             Err(e) if try_again(tries, &e) => std::thread::sleep(Duration::from_millis(10)),
@@ -315,9 +319,10 @@ mod tests {
         assert_eq!(tries + 1, WAL_TRIES as usize);
     }
 
-    /// A file that is not a database is refused at once: SQLite's "not a
-    /// database" (at the switch to WAL) is no "busy", and is not tried
-    /// again.
+    /// A file that is not a database is refused at once, by the switch to
+    /// WAL: SQLite's "not a database" is no "busy", and is not tried again
+    /// (tried again, it would be refused WAL_TRIES times, then by the
+    /// schema step, in other words).
     #[test]
     fn a_file_that_is_not_a_database_is_refused_not_tried_again() {
         let dir = tempfile::tempdir().unwrap();
