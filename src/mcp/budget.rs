@@ -72,16 +72,22 @@ pub struct Budgets {
 const PREVIEW_KEPT: Duration = Duration::from_secs(60);
 /// Previews remembered at most (the oldest go first).
 const MAX_PREVIEWS: usize = 10_000;
+/// Previews of one and the same call counted at most: as many paid calls
+/// are held at their price (an agent running a few at once).
+const MAX_SAME_PREVIEWS: u32 = 64;
 
 /// The prices of the previews connections asked for (`dry_run: true`), by
 /// connection, tool and arguments (without `dry_run` and
 /// `idempotency_key`), each kept a minute and used once: the paid call
 /// that follows its own preview is held at that price without a second dry
-/// run. In this replica's memory only; a call that reaches another replica
-/// gets its own dry run.
+/// run. The same call previewed n times at once (eight agents' tasks making
+/// the same bundle) stands in for n paid calls, at the newest price. In
+/// this replica's memory only; a call that reaches another replica gets its
+/// own dry run.
 #[derive(Debug, Default)]
 pub struct Previews {
-    seen: Mutex<HashMap<[u8; 32], (f64, Instant)>>,
+    /// Price, when last previewed, and how many previews are unused.
+    seen: Mutex<HashMap<[u8; 32], (f64, Instant, u32)>>,
 }
 
 impl Previews {
@@ -109,21 +115,37 @@ impl Previews {
     pub fn remember(&self, budget_id: &str, tool: &str, arguments: &serde_json::Map<String, Value>, price: f64) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= MAX_PREVIEWS {
-            seen.retain(|_, (_, at)| at.elapsed() < PREVIEW_KEPT);
+            seen.retain(|_, (_, at, _)| at.elapsed() < PREVIEW_KEPT);
             if seen.len() >= MAX_PREVIEWS
-                && let Some(oldest) = seen.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+                && let Some(oldest) = seen.iter().min_by_key(|(_, (_, at, _))| *at).map(|(k, _)| *k)
             {
                 seen.remove(&oldest);
             }
         }
-        seen.insert(Self::key(budget_id, tool, arguments), (price, Instant::now()));
+        let now = Instant::now();
+        seen.entry(Self::key(budget_id, tool, arguments))
+            .and_modify(|(kept, at, count)| {
+                *count = if at.elapsed() < PREVIEW_KEPT {
+                    (*count + 1).min(MAX_SAME_PREVIEWS)
+                } else {
+                    1
+                };
+                (*kept, *at) = (price, now);
+            })
+            .or_insert((price, now, 1));
     }
 
     /// The price of the same call's preview of the last minute, if there
     /// was one; it is used up.
     pub fn take(&self, budget_id: &str, tool: &str, arguments: &serde_json::Map<String, Value>) -> Option<f64> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (price, at) = seen.remove(&Self::key(budget_id, tool, arguments))?;
+        let key = Self::key(budget_id, tool, arguments);
+        let (price, at, count) = *seen.get(&key)?;
+        if count > 1 && at.elapsed() < PREVIEW_KEPT {
+            seen.insert(key, (price, at, count - 1));
+        } else {
+            seen.remove(&key);
+        }
         (at.elapsed() < PREVIEW_KEPT).then_some(price)
     }
 }
@@ -304,6 +326,27 @@ mod tests {
         );
         assert_eq!(previews.take("grant_a", "createBundle", &real), Some(10.0));
         assert_eq!(previews.take("grant_a", "createBundle", &real), None, "used once");
+    }
+
+    /// The same call previewed three times at once (before any is sent)
+    /// stands in for three paid calls, at the newest price, and no more.
+    #[test]
+    fn the_same_call_previewed_n_times_stands_in_for_n_calls() {
+        let previews = Previews::default();
+        let args = json!({"body": {"bundle_type": "account_only"}});
+        let args = args.as_object().cloned().unwrap_or_default();
+        for price in [10.0, 10.0, 12.0] {
+            previews.remember("grant_a", "createBundle", &args, price);
+        }
+        for n in 0..3 {
+            assert_eq!(previews.take("grant_a", "createBundle", &args), Some(12.0), "call {n}");
+        }
+        assert_eq!(previews.take("grant_a", "createBundle", &args), None, "three, not four");
+        for _ in 0..1000 {
+            previews.remember("grant_a", "createBundle", &args, 10.0);
+        }
+        let held = std::iter::from_fn(|| previews.take("grant_a", "createBundle", &args)).count();
+        assert_eq!(held, MAX_SAME_PREVIEWS as usize, "bounded");
     }
     use super::*;
 
