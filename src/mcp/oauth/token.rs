@@ -1066,34 +1066,40 @@ mod tests {
         granted(&token(&oauth, &refreshing(tokens.text("refresh_token"))).await);
     }
 
-    /// A refresh token revokes its grant, whatever the hint says: 200 and
-    /// no-store, the grant no longer live, its tokens refused.
+    /// Revokes a fresh grant by its `kind` of token (`refresh_token` or
+    /// `access_token`) under `hint`: 200 and no-store, the grant no longer
+    /// live, its refresh token and its access token refused.
+    async fn revoke_by(oauth: &Arc<OAuth>, kind: &str, hint: Option<&str>) {
+        let tokens = sign_in(oauth).await;
+        let id = text(&refresh_claims(oauth, &tokens), "gid").unwrap().to_owned();
+        let answer = revoking(
+            oauth,
+            &with(vec![("token", tokens.text(kind))], "token_type_hint", hint),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, &answer.body),
+            (StatusCode::OK, &Value::Null),
+            "{kind} {hint:?}"
+        );
+        assert!(answer.no_store);
+        assert!(!is_live(oauth, &id).await, "{kind} {hint:?}");
+        let again = token(oauth, &refreshing(tokens.text("refresh_token"))).await;
+        refused(
+            &again,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the grant was revoked",
+        );
+        assert!(oauth.check_bearer(tokens.text("access_token")).await.is_err());
+    }
+
+    /// A refresh token revokes its grant, whatever the hint says.
     #[tokio::test]
     async fn revoking_a_refresh_token_ends_its_grant() {
         let oauth = server();
         for hint in [None, Some("refresh_token"), Some("access_token"), Some("other")] {
-            let tokens = sign_in(&oauth).await;
-            let id = text(&refresh_claims(&oauth, &tokens), "gid").unwrap().to_owned();
-            let answer = revoking(
-                &oauth,
-                &with(vec![("token", tokens.text("refresh_token"))], "token_type_hint", hint),
-            )
-            .await;
-            assert_eq!(
-                (answer.status, &answer.body),
-                (StatusCode::OK, &Value::Null),
-                "{hint:?}"
-            );
-            assert!(answer.no_store);
-            assert!(!is_live(&oauth, &id).await, "{hint:?}");
-            let again = token(&oauth, &refreshing(tokens.text("refresh_token"))).await;
-            refused(
-                &again,
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the grant was revoked",
-            );
-            assert!(oauth.check_bearer(tokens.text("access_token")).await.is_err());
+            revoke_by(&oauth, "refresh_token", hint).await;
         }
     }
 
@@ -1103,27 +1109,7 @@ mod tests {
     async fn revoking_an_access_token_ends_its_grant() {
         let oauth = server();
         for hint in [None, Some("access_token"), Some("refresh_token")] {
-            let tokens = sign_in(&oauth).await;
-            let id = text(&access_claims(&oauth, &tokens), "gid").unwrap().to_owned();
-            let answer = revoking(
-                &oauth,
-                &with(vec![("token", tokens.text("access_token"))], "token_type_hint", hint),
-            )
-            .await;
-            assert_eq!(
-                (answer.status, &answer.body),
-                (StatusCode::OK, &Value::Null),
-                "{hint:?}"
-            );
-            assert!(answer.no_store);
-            assert!(!is_live(&oauth, &id).await, "{hint:?}");
-            let again = token(&oauth, &refreshing(tokens.text("refresh_token"))).await;
-            refused(
-                &again,
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the grant was revoked",
-            );
+            revoke_by(&oauth, "access_token", hint).await;
         }
         let tokens = sign_in(&oauth).await;
         let id = text(&access_claims(&oauth, &tokens), "gid").unwrap().to_owned();
