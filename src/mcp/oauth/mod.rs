@@ -424,3 +424,398 @@ async fn register(State(oauth): State<Arc<OAuth>>, body: axum::body::Bytes) -> R
         Err(e) => e.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The settings, the bearer check, the errors and the routes of
+    //! discovery and registration, on an `OAuth` built in this process.
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    const SECRET: &str = "a test secret of at least thirty-two bytes";
+
+    fn settings(public_url: &str) -> OAuthSettings {
+        OAuthSettings {
+            public_url: Url::parse(public_url).unwrap(),
+            secret: Secret::new(SECRET),
+            access_ttl: ACCESS_TTL,
+            refresh_ttl: REFRESH_TTL,
+            code_ttl: CODE_TTL,
+            redirect_schemes: vec!["cursor".into()],
+            daily_credit_limit: Some(250),
+        }
+    }
+
+    fn server(public_url: &str) -> Arc<OAuth> {
+        let store = Arc::new(Store::memory());
+        Arc::new(OAuth::new(settings(public_url), reqwest::Client::new(), None, store).unwrap())
+    }
+
+    #[test]
+    fn a_scope_grants_full_access_only_when_it_names_full() {
+        for (scope, access) in [
+            (SCOPE_FULL, Access::Full),
+            ("tokportal:read_only tokportal:full", Access::Full),
+            (SCOPE_READ_ONLY, Access::ReadOnly),
+            ("", Access::ReadOnly),
+            ("tokportal:full_or_not", Access::ReadOnly),
+        ] {
+            assert_eq!(Access::of_scope(scope), access, "{scope:?}");
+        }
+        assert_eq!(Access::Full.scope(), "tokportal:full");
+        assert_eq!(Access::ReadOnly.scope(), "tokportal:read_only");
+        for access in [Access::Full, Access::ReadOnly] {
+            assert_eq!(Access::of_scope(access.scope()), access);
+        }
+    }
+
+    /// The settings and the server show themselves in logs, never the
+    /// sealing secret.
+    #[test]
+    fn debug_shows_the_settings_never_the_secret() {
+        let oauth = server("https://mcp.example/");
+        for shown in [format!("{:?}", oauth.settings), format!("{oauth:?}")] {
+            assert!(shown.contains("public_url: \"https://mcp.example/\""), "{shown}");
+            assert!(shown.contains("redirect_schemes: [\"cursor\"]"), "{shown}");
+            assert!(shown.contains("daily_credit_limit: Some(250)"), "{shown}");
+            assert!(shown.contains("secret: Secret("), "{shown}");
+            assert!(!shown.contains(SECRET), "{shown}");
+        }
+        assert!(format!("{oauth:?}").starts_with("OAuth {"));
+    }
+
+    #[test]
+    fn loopback_is_a_loopback_address_localhost_or_a_name_under_it() {
+        for (url, loopback) in [
+            ("http://127.0.0.1:8080/", true),
+            ("http://127.9.9.9/", true),
+            ("http://[::1]:8080/", true),
+            ("http://localhost/", true),
+            ("http://LocalHost./", true),
+            ("http://mcp.tokportal.localhost/", true),
+            ("http://10.0.0.1/", false),
+            ("http://[2001:db8::1]/", false),
+            ("https://mcp.example/", false),
+            ("http://localhost.example/", false),
+            ("http://notlocalhost/", false),
+            ("file:///tmp/x", false),
+        ] {
+            assert_eq!(is_loopback_host(&Url::parse(url).unwrap()), loopback, "{url}");
+        }
+    }
+
+    #[test]
+    fn tokens_last_an_hour_refresh_tokens_30_days_codes_a_minute() {
+        assert_eq!(ACCESS_TTL, Duration::from_secs(3600));
+        assert_eq!(REFRESH_TTL, Duration::from_secs(2_592_000));
+        assert_eq!(CODE_TTL, Duration::from_secs(60));
+    }
+
+    /// What an error answer says: its status, its JSON, never cached, and
+    /// `Retry-After` only when the store could not answer.
+    async fn answer(error: OAuthError) -> (StatusCode, header::HeaderMap, Value) {
+        let response = error.into_response();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_are_uncached_json_and_only_a_503_asks_to_retry() {
+        let store_down = StoreError {
+            store: "redis://store.example".into(),
+            message: "connection refused".into(),
+        };
+        for (error, status, code, retry) in [
+            (
+                OAuthError::new("invalid_client", "who?"),
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                false,
+            ),
+            (
+                OAuthError::new("invalid_grant", "no"),
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                false,
+            ),
+            (
+                OAuthError::server("cannot seal"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                false,
+            ),
+            (
+                OAuthError::unavailable(&store_down),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                true,
+            ),
+        ] {
+            let description = error.description.clone();
+            let (got, headers, body) = answer(error).await;
+            assert_eq!(got, status, "{body}");
+            assert_eq!(body, json!({"error": code, "error_description": description}));
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+            assert_eq!(headers[header::PRAGMA], "no-cache");
+            assert_eq!(
+                headers.get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()),
+                retry.then_some("5"),
+                "{body}"
+            );
+        }
+        let unavailable = OAuthError::unavailable(&store_down);
+        assert!(unavailable.description.contains("nothing was accepted"));
+        assert!(
+            !unavailable.description.contains("store.example"),
+            "the store stays in the log"
+        );
+    }
+
+    /// Every address follows the public URL, under its path; cookies are
+    /// `Secure` on https.
+    #[test]
+    fn addresses_follow_the_public_url() {
+        let oauth = server("https://mcp.example/base/");
+        assert_eq!(oauth.path_prefix(), "/base");
+        assert_eq!(oauth.issuer(), "https://mcp.example/base");
+        assert_eq!(oauth.resource(), "https://mcp.example/base/mcp");
+        assert_eq!(
+            oauth.resource_metadata(),
+            "https://mcp.example/base/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(oauth.secure_cookies());
+        assert!(!oauth.is_local());
+        let local = server("http://localhost:8080/");
+        assert_eq!(local.path_prefix(), "");
+        assert_eq!(local.issuer(), "http://localhost:8080");
+        assert!(!local.secure_cookies());
+        assert!(local.is_local());
+        let store = Arc::new(Store::memory());
+        let oauth = OAuth::new(
+            settings("https://mcp.example/"),
+            reqwest::Client::new(),
+            None,
+            Arc::clone(&store),
+        )
+        .unwrap();
+        assert!(Arc::ptr_eq(oauth.store(), &store));
+    }
+
+    #[test]
+    fn a_public_url_must_be_https_off_loopback_without_query_or_fragment() {
+        for (url, refused) in [
+            ("ftp://mcp.example/", Some("an http(s) address")),
+            ("http://mcp.example/", Some("must be https off loopback")),
+            ("https://mcp.example/?a=1", Some("no query or fragment")),
+            ("https://mcp.example/#a", Some("no query or fragment")),
+            ("http://127.0.0.1:9/", None),
+            ("https://mcp.example/", None),
+        ] {
+            let store = Arc::new(Store::memory());
+            let made = OAuth::new(settings(url), reqwest::Client::new(), None, store);
+            match refused {
+                Some(why) => assert!(made.unwrap_err().contains(why), "{url}"),
+                None => assert!(made.is_ok(), "{url}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_challenge_names_the_metadata_and_scopes_and_why_a_token_failed() {
+        let oauth = server("https://mcp.example/");
+        let bare = "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", \
+                    scope=\"tokportal:full tokportal:read_only\"";
+        assert_eq!(oauth.challenge(None), bare);
+        assert_eq!(
+            oauth.challenge(Some("expired")),
+            format!("{bare}, error=\"invalid_token\", error_description=\"expired\"").as_str()
+        );
+        assert_eq!(oauth.challenge(Some("a\nb")), "Bearer", "never a broken header");
+    }
+
+    #[test]
+    fn only_a_paseto_local_token_is_taken_for_one_of_ours() {
+        assert!(OAuth::is_sealed("v4.local.abc"));
+        assert!(!OAuth::is_sealed("sk_live_abc"));
+        assert!(!OAuth::is_sealed("v4.public.abc"));
+    }
+
+    /// An access token as `/token` seals it, for `audience`, with `claims`.
+    fn access_token(oauth: &OAuth, audience: &str, claims: &[(&str, Value)]) -> String {
+        let claims = claims.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        oauth
+            .sealer
+            .seal(seal::Purpose::Access, claims, Some(ACCESS_TTL), Some(audience))
+            .unwrap()
+    }
+
+    #[track_caller]
+    fn invalid(checked: Result<(Secret, Access, crate::mcp::budget::Connection), Bearer>, why: &str) {
+        match checked {
+            Err(Bearer::Invalid(got)) => assert!(got.contains(why), "{got:?}, not {why:?}"),
+            other => panic!("{other:?}, not refused for {why:?}"),
+        }
+    }
+
+    /// A bearer token lets its caller in only when it is one of this
+    /// server's access tokens, for its `/mcp`, with a key and a live grant.
+    #[tokio::test]
+    async fn a_bearer_token_is_an_access_token_for_this_mcp_of_a_live_grant() {
+        let oauth = server("https://mcp.example/");
+        let now = crate::mcp::store::now();
+        oauth
+            .store
+            .create_grant(&crate::mcp::store::NewGrant {
+                id: "g1".into(),
+                client: "digest".into(),
+                client_name: "Claude".into(),
+                key_id: "kid".into(),
+                scope: SCOPE_READ_ONLY.into(),
+                created_at: now,
+                expires_at: now + 3600,
+            })
+            .await
+            .unwrap();
+        let full = [
+            ("k", json!("sk_test_key")),
+            ("gid", json!("g1")),
+            ("sc", json!(SCOPE_READ_ONLY)),
+            ("cid", json!("client-a")),
+            ("cn", json!("Claude")),
+            ("lim", json!(70)),
+        ];
+        let resource = "https://mcp.example/mcp";
+        let (key, access, connection) = oauth
+            .check_bearer(&access_token(&oauth, resource, &full))
+            .await
+            .unwrap();
+        assert_eq!((key.expose(), access), ("sk_test_key", Access::ReadOnly));
+        assert_eq!(
+            connection,
+            crate::mcp::budget::Connection {
+                grant: Some("g1".into()),
+                client: Some(token::client_digest("client-a")),
+                client_name: Some("Claude".into()),
+                limit: Some(70),
+            }
+        );
+        invalid(oauth.check_bearer("v4.local.nope").await, "not a token");
+        invalid(
+            oauth
+                .check_bearer(&access_token(&oauth, "https://other.example/mcp", &full))
+                .await,
+            "another resource",
+        );
+        invalid(
+            oauth.check_bearer(&access_token(&oauth, resource, &full[1..])).await,
+            "no key",
+        );
+        let no_grant = [full[0].clone(), full[2].clone()];
+        invalid(
+            oauth.check_bearer(&access_token(&oauth, resource, &no_grant)).await,
+            "not of a grant",
+        );
+        let other_grant = [full[0].clone(), ("gid", json!("g2"))];
+        invalid(
+            oauth.check_bearer(&access_token(&oauth, resource, &other_grant)).await,
+            "revoked",
+        );
+        assert!(oauth.store.revoke("g1").await.unwrap());
+        invalid(
+            oauth.check_bearer(&access_token(&oauth, resource, &full)).await,
+            "revoked",
+        );
+    }
+
+    async fn call(oauth: &Arc<OAuth>, request: Request<Body>) -> (StatusCode, header::HeaderMap, Value) {
+        let response = Arc::clone(oauth).routes().oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+        Request::post(path).body(body.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_metadata_documents_name_this_server_s_endpoints() {
+        let oauth = server("https://mcp.example/base/");
+        let resource = json!({
+            "resource": "https://mcp.example/base/mcp",
+            "authorization_servers": ["https://mcp.example/base"],
+            "scopes_supported": [SCOPE_FULL, SCOPE_READ_ONLY],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "TokPortal (tokportal-mcp)",
+        });
+        for path in [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+        ] {
+            let (status, _, body) = call(&oauth, get(path)).await;
+            assert_eq!((status, body), (StatusCode::OK, resource.clone()), "{path}");
+        }
+        let (status, _, body) = call(&oauth, get("/.well-known/oauth-authorization-server")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["issuer"], "https://mcp.example/base");
+        for (name, path) in [
+            ("authorization_endpoint", "authorize"),
+            ("token_endpoint", "token"),
+            ("registration_endpoint", "register"),
+            ("revocation_endpoint", "revoke"),
+        ] {
+            assert_eq!(body[name], format!("https://mcp.example/base/{path}"), "{name}");
+        }
+        assert_eq!(body["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(body["token_endpoint_auth_methods_supported"], json!(["none"]));
+        assert_eq!(
+            body["grant_types_supported"],
+            json!(["authorization_code", "refresh_token"])
+        );
+        assert_eq!(body["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(body["client_id_metadata_document_supported"], true);
+    }
+
+    /// `/register` answers 201 with a client id that `/authorize` knows,
+    /// uncached; a body that is not JSON is refused; a body over 64 KiB
+    /// is refused unread, one of exactly 64 KiB read.
+    #[tokio::test]
+    async fn register_answers_a_client_and_bodies_end_at_64_kib() {
+        let oauth = server("https://mcp.example/");
+        let metadata = r#"{"client_name": "Claude", "redirect_uris": ["https://c.example/cb"]}"#;
+        // JSON, padded with spaces to `len` bytes.
+        let padded = |len: usize| format!("{metadata}{}", " ".repeat(len - metadata.len()));
+        let (status, _, _) = call(&oauth, post("/register", padded(64 * 1024 + 1))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let padded = padded(64 * 1024);
+        let (status, headers, body) = call(&oauth, post("/register", padded)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(body["client_name"], "Claude");
+        assert_eq!(body["redirect_uris"], json!(["https://c.example/cb"]));
+        let client = clients::resolve(
+            &oauth.sealer,
+            &oauth.documents,
+            false,
+            &[],
+            body["client_id"].as_str().unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(client.redirect_uris, ["https://c.example/cb"]);
+        let (status, _, body) = call(&oauth, post("/register", "client_name=Claude")).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_client_metadata"))
+        );
+    }
+}
