@@ -479,7 +479,21 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    //! The page and the answer driven directly, on an `OAuth` built in this
+    //! process; the key is checked with an httpmock TokPortal.
+
+    use httpmock::Method::GET;
+    use httpmock::MockServer;
+
     use super::*;
+    use crate::mcp::oauth::OAuthSettings;
+    use crate::mcp::store::Store;
+    use crate::secret::Secret;
+
+    const REDIRECT: &str = "https://client.example/cb";
+    /// RFC 7636 appendix B's S256 challenge.
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const KEY: &str = "sk_test_the_users_key";
 
     #[test]
     fn names_are_escaped_and_redirects_carry_state_and_iss() {
@@ -493,6 +507,552 @@ mod tests {
         assert_eq!(
             to,
             "https://c.example/cb?a=1&code=C&state=s+t&iss=https%3A%2F%2Fmcp.example"
+        );
+    }
+
+    /// The page says where the code goes: a host, or an app's own scheme.
+    #[test]
+    fn the_destination_is_the_host_or_the_app_s_scheme() {
+        assert_eq!(destination("https://client.example:8443/cb?x=1"), "client.example");
+        assert_eq!(destination("com.example.app:/cb"), "the app com.example.app");
+        assert_eq!(destination("not a url\u{202e}"), "not a url");
+    }
+
+    fn server_at(public_url: &str, upstream: Option<String>) -> Arc<OAuth> {
+        let settings = OAuthSettings {
+            public_url: Url::parse(public_url).unwrap(),
+            secret: Secret::new("a test secret of at least thirty-two bytes"),
+            access_ttl: super::super::ACCESS_TTL,
+            refresh_ttl: super::super::REFRESH_TTL,
+            code_ttl: super::super::CODE_TTL,
+            redirect_schemes: Vec::new(),
+            daily_credit_limit: Some(250),
+        };
+        let oauth = OAuth::new(settings, reqwest::Client::new(), upstream, Arc::new(Store::memory()));
+        Arc::new(oauth.unwrap())
+    }
+
+    fn server() -> Arc<OAuth> {
+        server_at("https://mcp.example/", None)
+    }
+
+    /// A client registered with `name`, redirecting to [`REDIRECT`] or to
+    /// an app's own scheme.
+    fn client(oauth: &OAuth, name: &str) -> String {
+        let body = json!({"client_name": name, "redirect_uris": [REDIRECT, "com.example.app:/cb"]});
+        let answer = clients::register(&oauth.sealer, &[], &body).unwrap();
+        answer["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A whole authorization request of `client_id` (no scope).
+    fn request(client_id: &str) -> HashMap<String, String> {
+        [
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("state", "st-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// `q` with `name` set to `value` (`None`: left out).
+    fn with(mut q: HashMap<String, String>, name: &str, value: Option<&str>) -> HashMap<String, String> {
+        match value {
+            Some(v) => q.insert(name.to_owned(), v.to_owned()),
+            None => q.remove(name),
+        };
+        q
+    }
+
+    /// A page, or a redirect.
+    #[derive(Debug)]
+    struct Seen {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: String,
+    }
+
+    impl Seen {
+        fn header(&self, name: header::HeaderName) -> &str {
+            self.headers.get(&name).map_or("", |v| v.to_str().unwrap())
+        }
+
+        /// The form's CSRF token.
+        fn csrf(&self) -> &str {
+            let after = self.body.split("name=\"csrf\" value=\"").nth(1).expect("a form");
+            after.split('"').next().unwrap()
+        }
+
+        /// The consent cookie's value.
+        fn nonce(&self) -> &str {
+            let cookie = self.header(header::SET_COOKIE);
+            let value = cookie.strip_prefix("tokportal_consent=").expect("the consent cookie");
+            value.split(';').next().unwrap()
+        }
+
+        /// A page that shows `problem`, framed by nobody, uncached, and
+        /// that sent nobody anywhere.
+        #[track_caller]
+        fn shows(&self, status: StatusCode, problem: &str) {
+            assert_eq!(self.status, status, "{self:?}");
+            assert!(self.body.contains(problem), "{problem:?} not in {}", self.body);
+            assert!(self.headers.get(header::LOCATION).is_none(), "{self:?}");
+            assert_eq!(self.header(header::X_FRAME_OPTIONS), "DENY");
+            assert_eq!(self.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            assert_eq!(self.header(header::REFERRER_POLICY), "no-referrer");
+            assert_eq!(self.header(header::CACHE_CONTROL), "no-store");
+            let csp = self.header(header::CONTENT_SECURITY_POLICY);
+            assert!(
+                csp.starts_with("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ")
+                    && csp.ends_with("; frame-ancestors 'none'; base-uri 'none'"),
+                "{csp}"
+            );
+        }
+
+        /// Where a redirect sends the browser: its URL and query.
+        #[track_caller]
+        fn sent_to(&self) -> (String, HashMap<String, String>) {
+            assert_eq!(self.status, StatusCode::SEE_OTHER, "{self:?}");
+            assert_eq!(self.header(header::CACHE_CONTROL), "no-store");
+            assert_eq!(self.header(header::REFERRER_POLICY), "no-referrer");
+            let to = Url::parse(self.header(header::LOCATION)).unwrap();
+            let query = to.query_pairs().into_owned().collect();
+            (to[..url::Position::AfterPath].to_owned(), query)
+        }
+    }
+
+    async fn seen(response: Response) -> Seen {
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = String::from_utf8(bytes.to_vec()).unwrap();
+        Seen { status, headers, body }
+    }
+
+    /// GET `/authorize?q`.
+    async fn get(oauth: &Arc<OAuth>, q: HashMap<String, String>) -> Seen {
+        seen(page(State(Arc::clone(oauth)), Query(q)).await).await
+    }
+
+    /// POST `/authorize` with `form`, and `cookie` as the `Cookie` header.
+    async fn post(oauth: &Arc<OAuth>, form: &[(&str, &str)], cookie: Option<&str>) -> Seen {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut headers = HeaderMap::new();
+        if let Some(cookie) = cookie {
+            headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        }
+        seen(decide(State(Arc::clone(oauth)), headers, body.into()).await).await
+    }
+
+    /// The page of a good request: the client named, where the code goes,
+    /// both choices with full access checked, the server's limit, a form
+    /// posting to this server under its path, a CSRF token bound to a
+    /// `SameSite=Strict`, `HttpOnly`, `Secure` cookie, and the client's
+    /// origin as the only other place a form may go.
+    #[tokio::test]
+    async fn a_good_request_draws_the_page_with_its_cookie_and_guards() {
+        let oauth = server_at("https://mcp.example/base/", None);
+        let page = get(&oauth, request(&client(&oauth, "Claude"))).await;
+        page.shows(
+            StatusCode::OK,
+            "<h1>Connect <span id=\"client\">Claude</span> to TokPortal</h1>",
+        );
+        assert!(page.body.contains("you go back to <b>client.example</b>"));
+        assert!(page.body.contains("<form method=\"post\" action=\"/base/authorize\">"));
+        assert!(page.body.contains("name=\"access\" value=\"full\" checked>"));
+        assert!(page.body.contains("name=\"access\" value=\"read_only\">"));
+        assert!(page.body.contains("beyond this server's own, 250 credits a day"));
+        assert!(!page.body.contains("id=\"problem\""));
+        assert_eq!(
+            page.header(header::CONTENT_SECURITY_POLICY),
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://client.example; \
+             frame-ancestors 'none'; base-uri 'none'"
+        );
+        let nonce = page.nonce().to_owned();
+        assert_eq!(nonce.len(), 32, "{nonce}");
+        assert_eq!(
+            page.header(header::SET_COOKIE),
+            format!("tokportal_consent={nonce}; Path=/base/authorize; Max-Age=600; HttpOnly; SameSite=Strict; Secure")
+        );
+        let claims = oauth.sealer.open(Purpose::Consent, page.csrf(), None).unwrap();
+        assert_eq!(text(&claims, "n"), Some(nonce.as_str()));
+        assert_eq!(text(&claims, "ru"), Some(REDIRECT));
+        assert_eq!(text(&claims, "st"), Some("st-1"));
+        assert_eq!(text(&claims, "cc"), Some(CHALLENGE));
+        assert_eq!(claims.get("full"), Some(&json!(true)));
+        // On plain http (loopback), the cookie cannot be Secure.
+        let local = server_at("http://127.0.0.1:8080", None);
+        let page = get(&local, request(&client(&local, "Claude"))).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.header(header::SET_COOKIE).ends_with("SameSite=Strict"), "{page:?}");
+        // An app's own scheme: the page names the app; the form may go there.
+        let q = with(
+            request(&client(&oauth, "Claude")),
+            "redirect_uri",
+            Some("com.example.app:/cb"),
+        );
+        let page = get(&oauth, q).await;
+        page.shows(StatusCode::OK, "you go back to <b>the app com.example.app</b>");
+        assert!(
+            page.header(header::CONTENT_SECURITY_POLICY)
+                .contains("form-action 'self' com.example.app:;")
+        );
+    }
+
+    /// A client's name is cleaned of control and bidi characters and
+    /// escaped wherever the page shows it.
+    #[tokio::test]
+    async fn a_hostile_client_name_is_cleaned_and_escaped() {
+        let oauth = server();
+        let name = "<script>alert(\"x\")</script> & 'co'\u{202e}\u{7}";
+        let page = get(&oauth, request(&client(&oauth, name))).await;
+        page.shows(
+            StatusCode::OK,
+            "<title>Connect &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;co&#39; to TokPortal</title>",
+        );
+        assert!(!page.body.contains("<script>"), "{}", page.body);
+        assert!(!page.body.contains('\u{202e}') && !page.body.contains('\u{7}'));
+    }
+
+    /// Every fault of a request is said on this server's page, never sent
+    /// to the redirect URI; and what it quotes is escaped.
+    #[tokio::test]
+    async fn a_bad_request_is_said_on_this_server_s_page() {
+        let oauth = server();
+        let good = request(&client(&oauth, "Claude"));
+        for (name, value, says) in [
+            ("client_id", None, "The request names no client (client_id)."),
+            ("client_id", Some("  "), "The request names no client (client_id)."),
+            (
+                "client_id",
+                Some("v4.local.forged"),
+                "This client is not known: unknown client",
+            ),
+            ("redirect_uri", None, "The request names no redirect_uri."),
+            (
+                "redirect_uri",
+                Some("https://client.example/<b>"),
+                "https://client.example/&lt;b&gt; is not a redirect URI registered for Claude.",
+            ),
+            (
+                "response_type",
+                None,
+                "(unsupported_response_type): response_type must be code.",
+            ),
+            ("response_type", Some("token"), "(unsupported_response_type)"),
+            (
+                "code_challenge",
+                None,
+                "(invalid_request): PKCE is required: code_challenge.",
+            ),
+            ("code_challenge_method", None, "code_challenge_method=S256"),
+            ("code_challenge_method", Some("plain"), "code_challenge_method=S256"),
+            (
+                "code_challenge",
+                Some(&CHALLENGE[1..]),
+                "code_challenge is not an S256 challenge",
+            ),
+            (
+                "code_challenge",
+                Some(&format!("{CHALLENGE}A")),
+                "code_challenge is not an S256 challenge",
+            ),
+            (
+                "code_challenge",
+                Some(&format!(".{}", &CHALLENGE[1..])),
+                "code_challenge is not an S256 challenge",
+            ),
+            (
+                "scope",
+                Some("tokportal:admin"),
+                "(invalid_scope): unknown scope tokportal:admin.",
+            ),
+            (
+                "scope",
+                Some("tokportal:full <i>"),
+                "(invalid_scope): unknown scope &lt;i&gt;.",
+            ),
+            (
+                "resource",
+                Some("https://other.example/mcp"),
+                "(invalid_target): this server issues tokens for its own /mcp only.",
+            ),
+        ] {
+            let page = get(&oauth, with(good.clone(), name, value)).await;
+            page.shows(StatusCode::BAD_REQUEST, says);
+            assert!(
+                page.header(header::CONTENT_SECURITY_POLICY)
+                    .contains("form-action 'self' ;")
+            );
+            assert!(page.headers.get(header::SET_COOKIE).is_none(), "{name}: {page:?}");
+            assert!(
+                !page.body.contains("<b>") && !page.body.contains("<i>"),
+                "{}",
+                page.body
+            );
+        }
+    }
+
+    /// What a good request may hold: a challenge of every allowed
+    /// character, either scope or both, its own resource; the scopes
+    /// decide whether full access is offered.
+    #[tokio::test]
+    async fn the_scopes_asked_for_decide_whether_full_access_is_offered() {
+        let oauth = server();
+        let good = request(&client(&oauth, "Claude"));
+        let underscored = format!("_-{}", &CHALLENGE[2..]);
+        for (name, value, full) in [
+            ("code_challenge", Some(underscored.as_str()), true),
+            ("scope", None, true),
+            ("scope", Some(SCOPE_FULL), true),
+            ("scope", Some("tokportal:read_only  tokportal:full"), true),
+            ("scope", Some(SCOPE_READ_ONLY), false),
+            ("resource", Some("https://mcp.example/mcp"), true),
+            ("resource", Some("https://mcp.example/mcp/"), true),
+        ] {
+            let page = get(&oauth, with(good.clone(), name, value)).await;
+            assert_eq!(page.status, StatusCode::OK, "{name}={value:?}: {}", page.body);
+            assert_eq!(page.body.contains("value=\"full\" checked"), full, "{name}={value:?}");
+            assert_eq!(page.body.contains("value=\"full\""), full, "{name}={value:?}");
+            assert_eq!(
+                page.body.contains("value=\"read_only\" checked"),
+                !full,
+                "{name}={value:?}"
+            );
+            let claims = oauth.sealer.open(Purpose::Consent, page.csrf(), None).unwrap();
+            assert_eq!(claims.get("full"), Some(&json!(full)));
+        }
+    }
+
+    /// A page for `q` on `oauth`: its CSRF token and cookie.
+    async fn consent(oauth: &Arc<OAuth>, q: HashMap<String, String>) -> (String, String) {
+        let page = get(oauth, q).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        (page.csrf().to_owned(), format!("tokportal_consent={}", page.nonce()))
+    }
+
+    /// Deny sends the user back with `access_denied`, the state and the
+    /// issuer; the cookie is found among others.
+    #[tokio::test]
+    async fn deny_sends_the_user_back_with_access_denied() {
+        let oauth = server();
+        let (csrf, cookie) = consent(&oauth, request(&client(&oauth, "Claude"))).await;
+        let cookies = format!("theme=dark; {cookie}; other=1");
+        let answer = post(&oauth, &[("csrf", &csrf), ("decision", "deny")], Some(&cookies)).await;
+        let (to, query) = answer.sent_to();
+        assert_eq!(to, REDIRECT);
+        assert_eq!(
+            query,
+            [
+                ("error", "access_denied"),
+                ("error_description", "the user denied access"),
+                ("state", "st-1"),
+                ("iss", "https://mcp.example"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        );
+    }
+
+    /// An answer counts only with a form this server drew and the cookie
+    /// of the same page, in the same browser.
+    #[tokio::test]
+    async fn an_answer_without_its_page_s_seal_and_cookie_is_refused() {
+        let oauth = server();
+        let q = request(&client(&oauth, "Claude"));
+        let (csrf, cookie) = consent(&oauth, q.clone()).await;
+        let (_, other_cookie) = consent(&oauth, q).await;
+        // The very claims of the page, sealed with another secret.
+        let mut claims = oauth.sealer.open(Purpose::Consent, &csrf, None).unwrap();
+        claims.retain(|k, _| !matches!(k.as_str(), "exp" | "iat" | "nbf" | "jti"));
+        let other = super::super::seal::Sealer::new("another secret, also of thirty-two bytes", "https://mcp.example");
+        let forged = other
+            .unwrap()
+            .seal(Purpose::Consent, claims, Some(PAGE_TTL), None)
+            .unwrap();
+        let expired = "This form has expired or did not come from this server";
+        let elsewhere = "This form did not come from this browser&#39;s session";
+        let renamed = cookie.replacen('=', "_x=", 1);
+        for (csrf, cookie, says) in [
+            (None, Some(cookie.as_str()), expired),
+            (Some("v4.local.nope"), Some(cookie.as_str()), expired),
+            (Some(forged.as_str()), Some(cookie.as_str()), expired),
+            (Some(csrf.as_str()), None, elsewhere),
+            (Some(csrf.as_str()), Some(other_cookie.as_str()), elsewhere),
+            (Some(csrf.as_str()), Some(renamed.as_str()), elsewhere),
+        ] {
+            let mut form = vec![("decision", "deny")];
+            form.extend(csrf.map(|c| ("csrf", c)));
+            post(&oauth, &form, cookie).await.shows(StatusCode::BAD_REQUEST, says);
+        }
+        // A sealed form that lacks what it must hold.
+        let mut claims = Map::new();
+        claims.insert("n".into(), json!("n1"));
+        let incomplete = oauth
+            .sealer
+            .seal(Purpose::Consent, claims, Some(PAGE_TTL), None)
+            .unwrap();
+        post(&oauth, &[("csrf", &incomplete)], Some("tokportal_consent=n1"))
+            .await
+            .shows(StatusCode::BAD_REQUEST, "This form is incomplete");
+    }
+
+    /// A TokPortal whose `/me` accepts [`KEY`] only, refusing the keys
+    /// `sk_401`, `sk_403` and `sk_400` with those statuses.
+    async fn tokportal() -> MockServer {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(GET).path("/me").header("x-api-key", KEY);
+                then.status(200).json_body(json!({"data": {
+                    "id": "6f1c1e9e-7b7a-4d7e-9d8e-2f8f1c1e9e7b",
+                    "email": "user@example.com",
+                    "credits": {"balance": 10},
+                    "api_key": {"id": "7f1c1e9e-7b7a-4d7e-9d8e-2f8f1c1e9e7b", "name": "mine"},
+                }}));
+            })
+            .await;
+        for status in [401, 403, 400] {
+            server
+                .mock_async(|when, then| {
+                    when.method(GET).path("/me").header("x-api-key", format!("sk_{status}"));
+                    then.status(status)
+                        .json_body(json!({"error": {"code": "REFUSED", "message": format!("Refused {status}.")}}));
+                })
+                .await;
+        }
+        server
+    }
+
+    /// The code's claims, from where the browser is sent (with the state
+    /// and the issuer).
+    #[track_caller]
+    fn code_of(oauth: &OAuth, answer: &Seen) -> Map<String, Value> {
+        let (to, query) = answer.sent_to();
+        assert_eq!(to, REDIRECT);
+        assert_eq!(query["state"], "st-1");
+        assert_eq!(query["iss"], "https://mcp.example");
+        oauth.sealer.open(Purpose::Code, &query["code"], None).unwrap()
+    }
+
+    /// Allow, with a key TokPortal accepts: a code for this client, its
+    /// redirect URI and challenge, the access and limit chosen, and the
+    /// key (trimmed); a limit is a whole number up to a billion, or none.
+    #[tokio::test]
+    async fn allow_with_a_good_key_issues_a_code_of_the_choices() {
+        let tokportal = tokportal().await;
+        let oauth = server_at("https://mcp.example/", Some(tokportal.base_url()));
+        let client_id = client(&oauth, "Claude");
+        for (access, limit, scope, lim) in [
+            ("full", "500", SCOPE_FULL, Some(500)),
+            ("read_only", "", SCOPE_READ_ONLY, None),
+            ("full", "  ", SCOPE_FULL, None),
+            ("full", "1000000000", SCOPE_FULL, Some(1_000_000_000)),
+        ] {
+            let (csrf, cookie) = consent(&oauth, request(&client_id)).await;
+            let form = [
+                ("csrf", csrf.as_str()),
+                ("decision", "allow"),
+                ("access", access),
+                ("daily_credit_limit", limit),
+                ("api_key", &format!(" {KEY} ")),
+            ];
+            let code = code_of(&oauth, &post(&oauth, &form, Some(&cookie)).await);
+            assert_eq!(text(&code, "cid"), Some(client_id.as_str()));
+            assert_eq!(text(&code, "ru"), Some(REDIRECT));
+            assert_eq!(text(&code, "cc"), Some(CHALLENGE));
+            assert_eq!(text(&code, "cn"), Some("Claude"));
+            assert_eq!(text(&code, "k"), Some(KEY));
+            assert_eq!(text(&code, "sc"), Some(scope), "{access} {limit:?}");
+            assert_eq!(code.get("lim").and_then(Value::as_u64), lim, "{limit:?}");
+        }
+    }
+
+    /// Each answer the page cannot take is said on a new page of the same
+    /// request (with a new cookie), before TokPortal is asked anything.
+    #[tokio::test]
+    async fn a_wrong_choice_limit_or_missing_key_redraws_the_page() {
+        let tokportal = MockServer::start_async().await;
+        let asked = tokportal
+            .mock_async(|when, then| {
+                when.any_request();
+                then.status(500);
+            })
+            .await;
+        let oauth = server_at("https://mcp.example/", Some(tokportal.base_url()));
+        let client_id = client(&oauth, "Claude");
+        let read_only = with(request(&client_id), "scope", Some(SCOPE_READ_ONLY));
+        let whole = "The daily credit limit is a whole number of credits (or empty, for none).";
+        for (q, access, limit, key, says) in [
+            (
+                &read_only,
+                Some("full"),
+                "",
+                KEY,
+                "This client asked for read-only access only.",
+            ),
+            (&read_only, None, "", KEY, "Choose what the client may do."),
+            (&read_only, Some("admin"), "", KEY, "Choose what the client may do."),
+            (&read_only, Some("read_only"), "1000000001", KEY, whole),
+            (&read_only, Some("read_only"), "-1", KEY, whole),
+            (&read_only, Some("read_only"), "ten", KEY, whole),
+            (&read_only, Some("read_only"), "", "  ", "Enter your TokPortal API key."),
+        ] {
+            let (csrf, cookie) = consent(&oauth, q.clone()).await;
+            let mut form = vec![
+                ("csrf", csrf.as_str()),
+                ("decision", "allow"),
+                ("daily_credit_limit", limit),
+                ("api_key", key),
+            ];
+            form.extend(access.map(|a| ("access", a)));
+            let page = post(&oauth, &form, Some(&cookie)).await;
+            page.shows(
+                StatusCode::BAD_REQUEST,
+                &format!("role=\"alert\" id=\"problem\">{}</p>", escape(says)),
+            );
+            assert!(page.body.contains("aria-describedby=\"problem\""));
+            assert!(!page.body.contains("value=\"full\""), "still read-only");
+            assert_ne!(format!("tokportal_consent={}", page.nonce()), cookie);
+        }
+        let (csrf, cookie) = consent(&oauth, read_only).await;
+        let page = post(&oauth, &[("csrf", &csrf), ("access", "read_only")], Some(&cookie)).await;
+        page.shows(StatusCode::BAD_REQUEST, "Enter your TokPortal API key.");
+        asked.assert_calls_async(0).await;
+    }
+
+    /// A key TokPortal refuses is said on the page: 401 when TokPortal
+    /// says it is not a key (401) or not allowed (403), else 400; no code.
+    #[tokio::test]
+    async fn a_key_tokportal_refuses_is_said_on_the_page() {
+        let tokportal = tokportal().await;
+        let oauth = server_at("https://mcp.example/", Some(tokportal.base_url()));
+        let client_id = client(&oauth, "Claude");
+        for (key, status) in [
+            ("sk_401", StatusCode::UNAUTHORIZED),
+            ("sk_403", StatusCode::UNAUTHORIZED),
+            ("sk_400", StatusCode::BAD_REQUEST),
+        ] {
+            let (csrf, cookie) = consent(&oauth, request(&client_id)).await;
+            let form = [("csrf", csrf.as_str()), ("access", "full"), ("api_key", key)];
+            let page = post(&oauth, &form, Some(&cookie)).await;
+            page.shows(status, "TokPortal refused this key: ");
+            assert!(page.body.contains("Refused"), "{key}: {}", page.body);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_page_escapes_its_message() {
+        let page = seen(error_page("<img src=x onerror=alert(1)>")).await;
+        page.shows(
+            StatusCode::BAD_REQUEST,
+            "<p role=\"alert\">&lt;img src=x onerror=alert(1)&gt;</p>",
         );
     }
 }
