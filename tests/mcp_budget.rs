@@ -311,5 +311,34 @@ async fn a_previewed_call_is_held_at_its_previews_price_without_a_second_dry_run
         .expect("the second paid call had its own dry run");
     let me = call(&server.origin, key, "getCurrentUser", json!({})).await;
     let spent = me["structuredContent"]["tokportal_mcp"]["budget"]["spent_today"].as_f64();
-    assert_eq!(spent, Some(2.0 * call_preview(&sandbox, key).await), "{me}");
+    let price = call_preview(&sandbox, key).await;
+    assert_eq!(spent, Some(2.0 * price), "{me}");
+
+    // The same call sent again under its idempotency key (a retry, as the
+    // docs advise after a timeout) is replayed by TokPortal and charges
+    // nothing again: the limit counts it once.
+    let mut keyed = bundle();
+    keyed["idempotency_key"] = json!("budget-replay-1");
+    for _ in 0..3 {
+        let sent = call(&server.origin, key, "createBundle", keyed.clone()).await;
+        assert_ne!(sent["isError"], true, "{sent}");
+    }
+    let me = call(&server.origin, key, "getCurrentUser", json!({})).await;
+    let spent = me["structuredContent"]["tokportal_mcp"]["budget"]["spent_today"].as_f64();
+    assert_eq!(spent, Some(3.0 * price), "charged once, counted once: {me}");
+
+    // One replica on the memory store says the limit is its own.
+    let warned = (0..500).any(|_| {
+        let found = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("--daily-credit-limit with --store memory"));
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        found
+    });
+    assert!(warned, "{:?}", server.log.lock().unwrap());
 }

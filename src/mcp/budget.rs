@@ -157,6 +157,8 @@ pub struct Hold {
     day: String,
     /// Thousandths of a credit.
     amount: i64,
+    /// When the day's count may be forgotten (Unix seconds).
+    expires: i64,
 }
 
 /// Why a paid call was refused before sending.
@@ -173,6 +175,10 @@ pub enum Refused {
     },
     /// The store could not say.
     Unavailable(StoreError),
+    /// The dry run named no price the limit can hold (none, not a number,
+    /// negative): the call is not sent, as a limit that counted it as free
+    /// would not be one.
+    NoPrice,
 }
 
 impl Refused {
@@ -191,6 +197,16 @@ impl Refused {
                     "daily_credit_limit": limit,
                     "spent_today": spent,
                     "cost": cost,
+                }
+            }),
+            Refused::NoPrice => json!({
+                "charged": false,
+                "error": {
+                    "code": "PRICE_UNKNOWN",
+                    "message": format!(
+                        "{tool} was not sent: its dry run named no price (credits_would_charge), so this \
+                         connection's daily limit cannot hold it; nothing was charged"
+                    ),
                 }
             }),
             Refused::Unavailable(_) => json!({
@@ -247,19 +263,32 @@ impl Budgets {
 
     /// Holds `cost` credits of `connection`'s day, or says why not.
     /// `None`: no limit applies, nothing held.
-    pub async fn hold(&self, connection: &Connection, key_id: &str, cost: f64) -> Result<Option<Hold>, Refused> {
+    pub async fn hold(
+        &self,
+        connection: &Connection,
+        key_id: &str,
+        cost: Option<f64>,
+    ) -> Result<Option<Hold>, Refused> {
         let Some(limit) = self.limit(connection) else {
             return Ok(None);
         };
+        let Some(cost) = cost.filter(|c| c.is_finite() && *c >= 0.0) else {
+            return Err(Refused::NoPrice);
+        };
         let (day, expires) = today();
         let id = connection.budget_id(key_id);
-        let amount = milli(cost.max(0.0));
+        let amount = milli(cost);
         match self
             .store
             .reserve(&id, &day, amount, milli(limit as f64), expires)
             .await
         {
-            Ok(Reserved::Reserved { .. }) => Ok(Some(Hold { id, day, amount })),
+            Ok(Reserved::Reserved { .. }) => Ok(Some(Hold {
+                id,
+                day,
+                amount,
+                expires,
+            })),
             Ok(Reserved::Over { spent }) => Err(Refused::OverLimit {
                 limit,
                 spent: credits(spent),
@@ -270,10 +299,33 @@ impl Budgets {
     }
 
     /// The call's outcome is known: `charged` credits (`None`: unknown, the
-    /// whole hold is kept). What was held beyond it is given back.
+    /// whole hold is kept). What was held beyond it is given back; what was
+    /// charged beyond it (the price changed between the dry run and the
+    /// call) is counted too, past the limit if it must be: the day's count
+    /// is what was spent, and the next call is refused.
     pub async fn settle(&self, hold: Hold, charged: Option<f64>) {
-        let Some(charged) = charged else { return };
-        let back = hold.amount - milli(charged).clamp(0, hold.amount);
+        let Some(charged) = charged.filter(|c| c.is_finite()) else {
+            return;
+        };
+        // Bounded (a trillion credits), so that no answer's figure overflows a count.
+        let charged = milli(charged.clamp(0.0, 1e12));
+        if charged > hold.amount {
+            let more = charged - hold.amount;
+            tracing::warn!(
+                held = credits(hold.amount),
+                charged = credits(charged),
+                "a call charged more than its dry run said: counted as charged"
+            );
+            if let Err(e) = self
+                .store
+                .reserve(&hold.id, &hold.day, more, i64::MAX, hold.expires)
+                .await
+            {
+                tracing::error!(store = %e.store, error = %e.message, "what a call charged past its hold could not be counted");
+            }
+            return;
+        }
+        let back = hold.amount - charged;
         if back > 0
             && let Err(e) = self.store.release(&hold.id, &hold.day, back).await
         {
@@ -368,27 +420,58 @@ mod tests {
         assert_eq!(budgets.limit(&wider), Some(25));
         assert_eq!(Budgets::new(Arc::new(Store::memory()), None).limit(&key), None);
 
-        let first = budgets.hold(&consented, "k", 10.0).await.unwrap().unwrap();
-        match budgets.hold(&consented, "k", 10.0).await {
+        let first = budgets.hold(&consented, "k", Some(10.0)).await.unwrap().unwrap();
+        match budgets.hold(&consented, "k", Some(10.0)).await {
             Err(Refused::OverLimit { limit, spent, cost }) => assert_eq!((limit, spent, cost), (15, 10.0, 10.0)),
             other => panic!("{other:?}"),
         }
         // Another connection of the same key has its own day.
-        assert!(budgets.hold(&key, "k", 20.0).await.unwrap().is_some());
+        assert!(budgets.hold(&key, "k", Some(20.0)).await.unwrap().is_some());
         // Nothing charged: given back, and the next call fits.
         budgets.settle(first, Some(0.0)).await;
-        let second = budgets.hold(&consented, "k", 12.5).await.unwrap().unwrap();
+        let second = budgets.hold(&consented, "k", Some(12.5)).await.unwrap().unwrap();
         // Charged less than held: the rest comes back.
         budgets.settle(second, Some(10.0)).await;
         assert_eq!(budgets.today(&consented, "k").await.unwrap()["spent_today"], 10.0);
         // Unknown: kept whole.
-        let third = budgets.hold(&consented, "k", 5.0).await.unwrap().unwrap();
+        let third = budgets.hold(&consented, "k", Some(5.0)).await.unwrap().unwrap();
         budgets.settle(third, None).await;
         let today = budgets.today(&consented, "k").await.unwrap();
         assert_eq!(
             (today["spent_today"].as_f64(), today["left_today"].as_f64()),
             (Some(15.0), Some(0.0))
         );
+        // A dry run that named no usable price: refused, nothing held.
+        let fresh = Connection {
+            grant: Some("priceless".into()),
+            ..Connection::default()
+        };
+        for price in [None, Some(f64::NAN), Some(f64::INFINITY), Some(-1.0)] {
+            match budgets.hold(&fresh, "k", price).await {
+                Err(Refused::NoPrice) => {}
+                other => panic!("{price:?}: {other:?}"),
+            }
+        }
+        assert_eq!(budgets.today(&fresh, "k").await.unwrap()["spent_today"], 0.0);
+        assert_eq!(Refused::NoPrice.body("createBundle")["error"]["code"], "PRICE_UNKNOWN");
+        // Charged more than held (the price changed): counted as charged,
+        // past the limit, and the next call is refused.
+        let held = budgets.hold(&fresh, "k", Some(1.0)).await.unwrap().unwrap();
+        budgets.settle(held, Some(20.0)).await;
+        assert_eq!(budgets.today(&fresh, "k").await.unwrap()["spent_today"], 20.0);
+        assert!(matches!(
+            budgets.hold(&fresh, "k", Some(6.0)).await,
+            Err(Refused::OverLimit { .. })
+        ));
+        // An absurd charge is counted, bounded, without overflowing the count.
+        let huge = Connection {
+            grant: Some("huge".into()),
+            ..Connection::default()
+        };
+        let held = budgets.hold(&huge, "k", Some(1.0)).await.unwrap().unwrap();
+        budgets.settle(held, Some(1e300)).await;
+        assert_eq!(budgets.today(&huge, "k").await.unwrap()["spent_today"], 1e12);
+
         let body = Refused::OverLimit {
             limit: 15,
             spent: 15.0,

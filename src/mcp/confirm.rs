@@ -243,12 +243,13 @@ fn decided(
     preview: Option<&DryRunPreview>,
     key: Option<String>,
 ) -> Verdict {
+    // Left out, the box stays ticked (its default); given, only `true` is a
+    // yes: `"false"`, `0` or anything else a client sends is not.
     let ticked = answer
         .content
         .as_ref()
         .and_then(|c| c.get(CHARGE).or_else(|| c.get(PROCEED)))
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+        .is_none_or(|v| v.as_bool() == Some(true));
     match answer.action {
         ElicitationAction::Accept if ticked => {
             if op.idempotency_key == IdempotencyKeySupport::Accepted
@@ -325,6 +326,33 @@ fn stopped(op: &Operation, why: &str, preview: Option<&DryRunPreview>) -> CallTo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a ticked box (`true`) or none at all is a yes: a string, a
+    /// number or null sent in its place charges nothing.
+    #[test]
+    fn only_true_or_nothing_is_a_yes() {
+        let op = crate::operations::find("createBundle").unwrap();
+        let answer = |content: Option<Value>| {
+            let mut answer = ElicitResult::new(ElicitationAction::Accept);
+            answer.content = content;
+            answer
+        };
+        for (content, yes) in [
+            (None, true),
+            (Some(json!({})), true),
+            (Some(json!({"charge": true})), true),
+            (Some(json!({"charge": false})), false),
+            (Some(json!({"charge": "false"})), false),
+            (Some(json!({"charge": "true"})), false),
+            (Some(json!({"charge": 0})), false),
+            (Some(json!({"charge": 1})), false),
+            (Some(json!({"charge": null})), false),
+            (Some(json!({"proceed": "no"})), false),
+        ] {
+            let verdict = decided(op, JsonObject::new(), answer(content.clone()), None, None);
+            assert_eq!(matches!(verdict, Verdict::Send { .. }), yes, "{content:?}");
+        }
+    }
 
     #[test]
     fn the_question_names_the_credits_and_the_breakdown() {

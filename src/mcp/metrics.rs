@@ -137,10 +137,12 @@ tokio::task_local! {
 /// Counts `credits` charged by a call of `tool` (the operation's id).
 /// Call it once the paid request was sent and answered with its charge.
 pub(crate) fn credits_spent(tool: &str, credits: f64) {
+    // Counted by the call itself, nothing included: the answer's own
+    // figures are not read again.
+    let _ = MARKS.try_with(|m| m.credits.set(true));
     if !(credits.is_finite() && credits > 0.0) {
         return;
     }
-    let _ = MARKS.try_with(|m| m.credits.set(true));
     metrics()
         .credits
         .get_or_create(&[("tool", tool.to_owned())])
@@ -266,16 +268,15 @@ fn outcome(answer: &Result<CallToolResponse, McpError>, tool: &str, credits_coun
             Some("insufficient_scope") => "read_only_scope",
             Some("NOT_CONFIRMED") => "unconfirmed",
             Some("DAILY_CREDIT_LIMIT") => "daily_credit_limit",
+            Some("PRICE_UNKNOWN") => "price_unknown",
             _ => return "error",
         };
         refused(reason);
         return "refused";
     }
-    let charged = structured.and_then(|v| {
-        v.get("credits_charged")
-            .or_else(|| v.get("data").and_then(|d| d.get("credits_charged")))
-            .and_then(Value::as_f64)
-    });
+    // The contract's top-level figure: a bundle's `data.credits_charged`
+    // is what it has cost so far, not this call.
+    let charged = structured.and_then(|v| v.get("credits_charged").and_then(Value::as_f64));
     if !credits_counted && let Some(charged) = charged {
         credits_spent(tool, charged);
     }
@@ -358,8 +359,17 @@ mod tests {
         timed_call(tool.clone(), async { read_only }).await.unwrap();
         let over = result(json!({"error": {"code": "DAILY_CREDIT_LIMIT"}}), true);
         timed_call(tool.clone(), async { over }).await.unwrap();
+        // A bundle's own running total is not this call's charge.
         let nested = result(json!({"data": {"credits_charged": 0.5}}), false);
         timed_call(tool.clone(), async { nested }).await.unwrap();
+        // Counted by the call as nothing (a replayed answer): not read again.
+        let replayed = result(json!({"credits_charged": 4.0}), false);
+        timed_call(tool.clone(), async {
+            credits_spent("unitTestMetricsTool", 0.0);
+            replayed
+        })
+        .await
+        .unwrap();
         let failed = result(json!({"error": {"code": "REQUEST_FAILED"}}), true);
         timed_call(tool.clone(), async { failed }).await.unwrap();
         let marked = result(json!({"error": {"code": "ANYTHING"}}), true);
@@ -373,7 +383,7 @@ mod tests {
         let text = render();
         assert_eq!(
             line(&text, "tokportal_mcp_credits_spent_total{tool=\"unitTestMetricsTool\"}"),
-            Some(9.0),
+            Some(8.5),
             "{text}"
         );
         let count = |outcome: &str| {
@@ -386,7 +396,7 @@ mod tests {
         };
         assert_eq!(
             (count("ok"), count("refused"), count("error")),
-            (Some(3.0), Some(3.0), Some(1.0)),
+            (Some(4.0), Some(3.0), Some(1.0)),
             "{text}"
         );
         assert_eq!(

@@ -209,6 +209,13 @@ pub async fn run(options: Options) -> Result<(), ServeError> {
     say(format_args!(
         "tokportal-mcp: {mode}; probes at http://{local}/healthz and /readyz"
     ));
+    if options.daily_credit_limit.is_some() && store.as_ref().is_some_and(|s| s.forgets_on_restart()) {
+        say(format_args!(
+            "tokportal-mcp: warning: --daily-credit-limit with --store memory: this replica counts only its own \
+             spending, and a restart forgets it; replicas behind one address need --store redis://HOST:PORT \
+             (or sqlite:PATH on one host) to hold the limit together"
+        ));
+    }
     let oauth = match options.oauth.clone() {
         Some(o) => {
             let public = o.public_url.to_string();

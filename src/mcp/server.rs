@@ -283,7 +283,7 @@ impl TokPortalMcp {
                 if let (Some(budgets), Some(price)) = (&self.settings.budgets, price)
                     && budgets.limit(&connection).is_some()
                 {
-                    let budget_id = connection.budget_id(&caller.to_string());
+                    let budget_id = connection.budget_id(&caller.hex());
                     budgets.previews.remember(&budget_id, op.id, &arguments, price);
                 }
                 return Ok(CallToolResponse::InputRequired(input));
@@ -305,7 +305,7 @@ impl TokPortalMcp {
             price = confirmed_price.or_else(|| {
                 budgets
                     .previews
-                    .take(&connection.budget_id(&caller.to_string()), op.id, &arguments)
+                    .take(&connection.budget_id(&caller.hex()), op.id, &arguments)
             });
             if price.is_none() {
                 let mut preview_args = arguments.clone();
@@ -317,17 +317,20 @@ impl TokPortalMcp {
                     Err(e) => return Ok(error_result(&e).into()),
                 }
             }
-            match budgets
-                .hold(&connection, &caller.to_string(), price.unwrap_or(0.0))
-                .await
-            {
+            match budgets.hold(&connection, &caller.hex(), price).await {
                 Ok(held) => hold = held,
                 Err(refused) => {
-                    if let super::budget::Refused::Unavailable(e) = &refused {
-                        super::metrics::store_error();
-                        tracing::error!(store = %e.store, error = %e.message, "the daily limit cannot be checked: refusing");
-                    } else {
-                        tracing::info!(tool = op.id, caller = %caller, "refused by the daily credit limit");
+                    match &refused {
+                        super::budget::Refused::Unavailable(e) => {
+                            super::metrics::store_error();
+                            tracing::error!(store = %e.store, error = %e.message, "the daily limit cannot be checked: refusing");
+                        }
+                        super::budget::Refused::NoPrice => {
+                            tracing::warn!(tool = op.id, caller = %caller, "the dry run named no price: refused under the daily limit");
+                        }
+                        super::budget::Refused::OverLimit { .. } => {
+                            tracing::info!(tool = op.id, caller = %caller, "refused by the daily credit limit");
+                        }
                     }
                     self.audit(
                         op,
@@ -380,6 +383,7 @@ impl TokPortalMcp {
         while let Ok(message) = messages.try_recv() {
             notify(context, message).await;
         }
+        let timed_out = timed.is_err();
         let outcome = match timed {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout {
@@ -388,15 +392,10 @@ impl TokPortalMcp {
                 idempotency_key: None,
             }),
         };
-        // What the call charged: the answer's `credits_charged` (the
-        // price when it names none); nothing on an error answer; unknown
-        // when no answer came.
-        let charged = match &outcome {
-            Ok(response) => Some(charged_by(&response.body).or(price).unwrap_or(0.0)),
-            Err(Error::Api(_)) => Some(0.0),
-            Err(e) if e.idempotency_key().is_none() && e.status().is_none() => Some(0.0),
-            Err(_) => None,
-        };
+        let charged = charged(&outcome, price, timed_out);
+        if !previewing && op.hints().spends_credits.is_some() {
+            super::metrics::credits_spent(op.id, charged.unwrap_or(0.0));
+        }
         if let (Some(budgets), Some(hold)) = (&self.settings.budgets, hold) {
             budgets.settle(hold, charged).await;
         }
@@ -404,12 +403,9 @@ impl TokPortalMcp {
             && let (Some(budgets), Ok(response)) = (&self.settings.budgets, &outcome)
             && let Some(price) = response.dry_run_preview().and_then(|p| p.credits_would_charge)
         {
-            budgets.previews.remember(
-                &connection.budget_id(&caller.to_string()),
-                op.id,
-                &arguments_seen,
-                price,
-            );
+            budgets
+                .previews
+                .remember(&connection.budget_id(&caller.hex()), op.id, &arguments_seen, price);
         }
         if !previewing {
             let (request_id, key) = match &outcome {
@@ -435,7 +431,7 @@ impl TokPortalMcp {
             );
         }
         let budget_today = match (&self.settings.budgets, op.id) {
-            (Some(budgets), "getCurrentUser") => budgets.today(&connection, &caller.to_string()).await,
+            (Some(budgets), "getCurrentUser") => budgets.today(&connection, &caller.hex()).await,
             _ => None,
         };
         Ok(match outcome {
@@ -478,9 +474,30 @@ impl TokPortalMcp {
 /// under `data`).
 fn charged_by(body: &ResponseBody) -> Option<f64> {
     let ResponseBody::Json(v) = body else { return None };
-    v.get("credits_charged")
-        .or_else(|| v.get("data").and_then(|d| d.get("credits_charged")))
-        .and_then(Value::as_f64)
+    // The contract's top-level field (`CreateBundleResponse`); a bundle's
+    // own `data.credits_charged` is what it has cost so far, not this call.
+    v.get("credits_charged").and_then(Value::as_f64)
+}
+
+/// What a paid call charged, as its daily limit counts it:
+/// - an answer: its `credits_charged`, else the price it was held at; an
+///   answer replayed for its idempotency key charged nothing again;
+/// - an error answer below 500 (a refusal): nothing;
+/// - no answer, a 5xx, or this server's own timeout (the request may have
+///   reached TokPortal and been done there): unknown (`None`), and the
+///   whole hold is kept: a connection may spend less than it could, never
+///   more;
+/// - an error before anything was sent: nothing.
+fn charged(outcome: &Result<crate::OperationResponse, Error>, price: Option<f64>, timed_out: bool) -> Option<f64> {
+    match outcome {
+        Ok(response) if response.meta.idempotent_replayed => Some(0.0),
+        Ok(response) => Some(charged_by(&response.body).or(price).unwrap_or(0.0)),
+        Err(_) if timed_out => None,
+        Err(Error::Api(api)) if api.status >= 500 => None,
+        Err(Error::Api(_)) => Some(0.0),
+        Err(e) if e.idempotency_key().is_none() && e.status().is_none() => Some(0.0),
+        Err(_) => None,
+    }
 }
 
 /// Sends one log message to the calling client; a client that has gone
@@ -747,5 +764,70 @@ impl ServerHandler for TokPortalMcp {
             request.method,
             None,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: Value, replayed: bool) -> Result<crate::OperationResponse, Error> {
+        Ok(crate::OperationResponse {
+            meta: crate::ResponseMeta {
+                idempotent_replayed: replayed,
+                ..crate::ResponseMeta::default()
+            },
+            body: ResponseBody::Json(body),
+        })
+    }
+
+    fn api(status: u16) -> Result<crate::OperationResponse, Error> {
+        let status = http::StatusCode::from_u16(status).unwrap();
+        Err(Error::Api(Box::new(crate::ApiError::from_parts(
+            status,
+            &http::HeaderMap::new(),
+            b"{}",
+        ))))
+    }
+
+    /// What a daily limit counts a paid call as having charged.
+    #[test]
+    fn what_a_paid_call_charged() {
+        // The contract's top-level figure; the price when it names none;
+        // a bundle's own running total is not this call's charge.
+        assert_eq!(
+            charged(&answer(json!({"credits_charged": 12.0}), false), Some(10.0), false),
+            Some(12.0)
+        );
+        assert_eq!(
+            charged(
+                &answer(json!({"data": {"credits_charged": 27.0}}), false),
+                Some(0.0),
+                false
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            charged(&answer(json!({"data": {}}), false), Some(10.0), false),
+            Some(10.0)
+        );
+        // Replayed for its idempotency key: charged nothing again.
+        assert_eq!(
+            charged(&answer(json!({"credits_charged": 10.0}), true), Some(10.0), false),
+            Some(0.0)
+        );
+        // A refusal charged nothing; a 5xx or this server's timeout may have: unknown.
+        for status in [400, 402, 404, 409, 429] {
+            assert_eq!(charged(&api(status), Some(10.0), false), Some(0.0), "{status}");
+        }
+        for status in [500, 502, 503, 504] {
+            assert_eq!(charged(&api(status), Some(10.0), false), None, "{status}");
+        }
+        let timeout = Err(Error::Timeout {
+            after: None,
+            source: None,
+            idempotency_key: None,
+        });
+        assert_eq!(charged(&timeout, Some(10.0), true), None, "our own timeout");
     }
 }
