@@ -1,6 +1,72 @@
-//! A string that must never be printed: API keys and webhook signing secrets.
+//! A string that must never be printed: API keys and webhook signing
+//! secrets; and the scrubbing of such secrets out of text someone else wrote
+//! (an error message that echoes a key).
 
 use std::fmt;
+
+/// What a scrubbed secret becomes.
+const REDACTED: &str = "[redacted]";
+/// Prefixes of TokPortal's secrets, found in any text (an error message, a
+/// field of any name): API keys and webhook signing secrets.
+const SECRET_PREFIXES: &[&str] = &["sk_", "whsec_"];
+
+/// `text` with every word that starts like one of TokPortal's secrets
+/// (`sk_…`, `whsec_…`) replaced by `[redacted]`, whatever holds it.
+#[cfg_attr(not(any(feature = "sandbox", feature = "mcp")), allow(dead_code))]
+pub(crate) fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = SECRET_PREFIXES.iter().filter_map(|p| find_word(rest, p)).min() {
+        out.push_str(&rest[..at]);
+        let end = rest[at..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(rest.len(), |n| at + n);
+        out.push_str(REDACTED);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `text` holds something [`scrub`] would change (a cheap test first).
+#[cfg_attr(not(any(feature = "sandbox", feature = "mcp")), allow(dead_code))]
+pub(crate) fn may_hold_secret(text: &str) -> bool {
+    SECRET_PREFIXES.iter().any(|p| text.contains(p))
+}
+
+/// Every string in `value` (keys and values, at any depth) [`scrub`]bed.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn scrub_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if may_hold_secret(s) => *s = scrub(s),
+        Value::Array(items) => items.iter_mut().for_each(scrub_json),
+        Value::Object(map) => {
+            let fields = std::mem::take(map);
+            for (k, mut v) in fields {
+                scrub_json(&mut v);
+                let k = if may_hold_secret(&k) { scrub(&k) } else { k };
+                map.insert(k, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where `prefix` starts a word of `text` (not inside another word).
+#[cfg_attr(not(any(feature = "sandbox", feature = "mcp")), allow(dead_code))]
+fn find_word(text: &str, prefix: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(n) = text[from..].find(prefix) {
+        let at = from + n;
+        let before = text[..at].chars().next_back();
+        if before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
+            return Some(at);
+        }
+        from = at + prefix.len();
+    }
+    None
+}
 
 /// A secret string (an API key, a webhook signing secret).
 ///
@@ -167,5 +233,26 @@ mod tests {
             "accept: application/json\nx-custom: ** redacted (length=7) **\nx-bytes: (4 bytes, not text)"
         );
         assert_eq!(HeaderLines(&http::HeaderMap::new()).to_string(), "");
+    }
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed_from_text_and_json() {
+        assert_eq!(
+            scrub("key sk_live_x1, whsec_y; task_sk_z"),
+            "key [redacted], [redacted]; task_sk_z"
+        );
+        let mut v = serde_json::json!({"error": {"message": "sk_live_ab is revoked",
+            "details": {"sk_test_k": ["whsec_1", 5, "plain"]}}});
+        scrub_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"message": "[redacted] is revoked",
+                "details": {"[redacted]": ["[redacted]", 5, "plain"]}}})
+        );
     }
 }

@@ -136,7 +136,32 @@ pub fn error_result(error: &Error) -> CallToolResult {
             None => json!({"error": {"code": "REQUEST_FAILED", "message": other.to_string()}}),
         },
     };
+    // What the API wrote is the API's: a key or a webhook secret it echoes
+    // (`Invalid API key sk_live_…`) never reaches the agent.
+    let mut value = value;
+    crate::secret::scrub_json(&mut value);
     let mut result = CallToolResult::error(vec![ContentBlock::text(value.to_string())]);
     result.structured_content = Some(value);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API error that echoes the caller's key or a webhook secret reaches
+    /// the agent without them, in the text and the structured content.
+    #[test]
+    fn an_error_answer_never_carries_a_secret() {
+        let body = br#"{"error":{"code":"UNAUTHORIZED","message":"Invalid API key sk_live_LEAKME123",
+            "details":{"key":"sk_live_LEAKME123","hint":"whsec_abcSECRET"}}}"#;
+        let api = crate::ApiError::from_parts(http::StatusCode::UNAUTHORIZED, &http::HeaderMap::new(), body);
+        let result = error_result(&Error::Api(Box::new(api)));
+        let structured = result.structured_content.clone().unwrap().to_string();
+        let text = serde_json::to_string(&result.content).unwrap();
+        for shown in [&structured, &text] {
+            assert!(!shown.contains("LEAKME") && !shown.contains("abcSECRET"), "{shown}");
+            assert!(shown.contains("Invalid API key [redacted]"), "{shown}");
+        }
+    }
 }

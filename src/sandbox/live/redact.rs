@@ -53,9 +53,6 @@ const SECRET_PAIRS: &[(&str, &str)] = &[
 ];
 /// Query parameters that are secret by their bare name (`?key=…`, `?sig=…`).
 const SECRET_QUERY_NAMES: &[&str] = &["key", "code", "sig"];
-/// Prefixes of TokPortal's secrets, found in any text (an error message, a
-/// field of any name): API keys and webhook signing secrets.
-const SECRET_PREFIXES: &[&str] = &["sk_", "whsec_"];
 
 /// The lower-case words of a name: split at anything not a letter or
 /// digit, and before an upper-case letter that follows a lower-case one.
@@ -122,32 +119,7 @@ pub(in crate::sandbox) fn whole(op: Option<&Operation>, status: u16) -> bool {
 /// `text` with every word that starts like one of TokPortal's secrets
 /// (`sk_…`, `whsec_…`) redacted, whatever field or message holds it.
 pub(in crate::sandbox) fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = SECRET_PREFIXES.iter().filter_map(|p| find_word(rest, p)).min() {
-        out.push_str(&rest[..at]);
-        let end = rest[at..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(rest.len(), |n| at + n);
-        out.push_str(REDACTED);
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Where `prefix` starts a word of `text` (not inside another word).
-fn find_word(text: &str, prefix: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(n) = text[from..].find(prefix) {
-        let at = from + n;
-        let before = text[..at].chars().next_back();
-        if before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
-            return Some(at);
-        }
-        from = at + prefix.len();
-    }
-    None
+    crate::secret::scrub(text)
 }
 
 /// A header's value as recorded: secret-named headers redacted, secrets
@@ -243,7 +215,7 @@ pub(in crate::sandbox) fn json(value: &mut Value, whole: bool) -> bool {
         Value::Array(items) => items
             .iter_mut()
             .fold(false, |changed, item| json(item, whole) | changed),
-        Value::String(text) if SECRET_PREFIXES.iter().any(|p| text.contains(p)) => {
+        Value::String(text) if crate::secret::may_hold_secret(text) => {
             let scrubbed = scrub(text);
             let changed = scrubbed != *text;
             *text = scrubbed;
