@@ -212,6 +212,12 @@ impl TokPortalMcp {
             result.structured_content = Some(value);
             return Ok(result.into());
         }
+        // The two arguments a price's dry run does not carry (it sets one and
+        // drops the other), checked before it is sent: a call they would
+        // refuse costs no request.
+        if let Some(refused) = preview_blind_spots(op, &arguments) {
+            return Ok(error_result(&refused).into());
+        }
         if op.is_multipart()
             && let Some(Value::String(path)) = arguments.get(flat_keys::FILE_PATH)
         {
@@ -477,6 +483,30 @@ fn charged_by(body: &ResponseBody) -> Option<f64> {
     // The contract's top-level field (`CreateBundleResponse`); a bundle's
     // own `data.credits_charged` is what it has cost so far, not this call.
     v.get("credits_charged").and_then(Value::as_f64)
+}
+
+/// What `dry_run` and `idempotency_key` would be refused for, checked as
+/// the SDK checks them: a dry run made to price or confirm the call sets
+/// the one and drops the other, so it would pass where the call would not.
+fn preview_blind_spots(op: &Operation, arguments: &JsonObject) -> Option<Error> {
+    let invalid = |field: &str, message: String| Error::InvalidArgument {
+        operation: Some(op.id.to_owned()),
+        field: Some(field.to_owned()),
+        message,
+        others: Vec::new(),
+    };
+    match arguments.get(flat_keys::DRY_RUN) {
+        None | Some(Value::Bool(_)) => {}
+        Some(_) if op.method.is_read_only() => {}
+        Some(_) => return Some(invalid(flat_keys::DRY_RUN, "must be a boolean".into())),
+    }
+    match arguments.get(flat_keys::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(Value::String(key)) => crate::idempotency::validate_key(key.as_bytes())
+            .err()
+            .map(|why| invalid(flat_keys::IDEMPOTENCY_KEY, why)),
+        Some(_) => Some(invalid(flat_keys::IDEMPOTENCY_KEY, "must be a string".into())),
+    }
 }
 
 /// What a paid call charged, as its daily limit counts it:
@@ -788,6 +818,27 @@ mod tests {
             &http::HeaderMap::new(),
             b"{}",
         ))))
+    }
+
+    /// `dry_run` that is not a boolean, or an idempotency key the SDK would
+    /// refuse, is refused before any dry run is sent.
+    #[test]
+    fn what_a_dry_run_would_not_catch_is_caught_first() {
+        let op = crate::operations::find("createBundle").unwrap();
+        let args = |v: Value| v.as_object().cloned().unwrap();
+        for bad in [
+            json!({"dry_run": "true"}),
+            json!({"dry_run": 1}),
+            json!({"dry_run": null}),
+            json!({"idempotency_key": "a\nb"}),
+            json!({"idempotency_key": ""}),
+            json!({"idempotency_key": 5}),
+        ] {
+            assert!(preview_blind_spots(op, &args(bad.clone())).is_some(), "{bad}");
+        }
+        for good in [json!({}), json!({"dry_run": false, "idempotency_key": "k-1"})] {
+            assert!(preview_blind_spots(op, &args(good.clone())).is_none(), "{good}");
+        }
     }
 
     /// What a daily limit counts a paid call as having charged.
