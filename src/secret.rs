@@ -16,13 +16,19 @@ const SECRET_PREFIXES: &[&str] = &["sk_", "whsec_"];
 pub(crate) fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = SECRET_PREFIXES.iter().filter_map(|p| find_word(rest, p)).min() {
+    while let Some((at, prefix)) = SECRET_PREFIXES
+        .iter()
+        .filter_map(|p| find_word(rest, p).map(|at| (at, p.len())))
+        .min()
+    {
         out.push_str(&rest[..at]);
-        let end = rest[at..]
+        // The word goes on past its prefix (always consumed: the loop ends).
+        let tail = &rest[at + prefix..];
+        let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(rest.len(), |n| at + n);
+            .unwrap_or(tail.len());
         out.push_str(REDACTED);
-        rest = &rest[end..];
+        rest = &tail[end..];
     }
     out.push_str(rest);
     out
@@ -246,6 +252,11 @@ mod scrub_tests {
             scrub("key sk_live_x1, whsec_y; task_sk_z"),
             "key [redacted], [redacted]; task_sk_z"
         );
+        assert_eq!(scrub("sk_live_a-b.c"), "[redacted].c", "a word runs through - and _");
+        assert_eq!(scrub("(whsec_1)sk_"), "([redacted])[redacted]");
+        assert_eq!(scrub("xsk_1 2sk_2 _sk_3 -sk_4"), "xsk_1 2sk_2 _sk_3 -[redacted]");
+        assert_eq!(scrub("plain"), "plain");
+        assert!(may_hold_secret("a whsec_") && may_hold_secret("sk_") && !may_hold_secret("s k_"));
         let mut v = serde_json::json!({"error": {"message": "sk_live_ab is revoked",
             "details": {"sk_test_k": ["whsec_1", 5, "plain"]}}});
         scrub_json(&mut v);
