@@ -35,7 +35,7 @@ pub(crate) fn scrub(text: &str) -> String {
 }
 
 /// Whether `text` holds something [`scrub`] would change (a cheap test first).
-#[cfg_attr(not(any(feature = "sandbox", feature = "mcp")), allow(dead_code))]
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 pub(crate) fn may_hold_secret(text: &str) -> bool {
     SECRET_PREFIXES.iter().any(|p| text.contains(p))
 }
@@ -45,14 +45,13 @@ pub(crate) fn may_hold_secret(text: &str) -> bool {
 pub(crate) fn scrub_json(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
-        Value::String(s) if may_hold_secret(s) => *s = scrub(s),
+        Value::String(s) => *s = scrub(s),
         Value::Array(items) => items.iter_mut().for_each(scrub_json),
         Value::Object(map) => {
             let fields = std::mem::take(map);
             for (k, mut v) in fields {
                 scrub_json(&mut v);
-                let k = if may_hold_secret(&k) { scrub(&k) } else { k };
-                map.insert(k, v);
+                map.insert(scrub(&k), v);
             }
         }
         _ => {}
@@ -62,16 +61,12 @@ pub(crate) fn scrub_json(value: &mut serde_json::Value) {
 /// Where `prefix` starts a word of `text` (not inside another word).
 #[cfg_attr(not(any(feature = "sandbox", feature = "mcp")), allow(dead_code))]
 fn find_word(text: &str, prefix: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(n) = text[from..].find(prefix) {
-        let at = from + n;
-        let before = text[..at].chars().next_back();
-        if before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
-            return Some(at);
-        }
-        from = at + prefix.len();
-    }
-    None
+    text.match_indices(prefix).map(|(at, _)| at).find(|&at| {
+        text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+    })
 }
 
 /// A secret string (an API key, a webhook signing secret).
