@@ -128,6 +128,11 @@ impl TokPortalMcp {
             .unwrap_or_default()
     }
 
+    /// The budgets, when a daily limit holds for `connection`.
+    fn limited(&self, connection: &super::budget::Connection) -> Option<&super::budget::Budgets> {
+        self.settings.budgets.as_ref().filter(|b| b.limit(connection).is_some())
+    }
+
     /// Writes the audit line of a paid or destructive call.
     #[allow(clippy::too_many_arguments)]
     fn audit(
@@ -286,9 +291,7 @@ impl TokPortalMcp {
             } => {
                 // The answer comes in a second round, which sends no dry
                 // run: under a limit, this one's price is remembered for it.
-                if let (Some(budgets), Some(price)) = (&self.settings.budgets, price)
-                    && budgets.limit(&connection).is_some()
-                {
+                if let (Some(budgets), Some(price)) = (self.limited(&connection), price) {
                     let budget_id = connection.budget_id(&caller.hex());
                     budgets.previews.remember(&budget_id, op.id, &arguments, price);
                 }
@@ -302,8 +305,7 @@ impl TokPortalMcp {
         let mut hold = None;
         if op.hints().spends_credits.is_some()
             && !previewing
-            && let Some(budgets) = &self.settings.budgets
-            && budgets.limit(&connection).is_some()
+            && let Some(budgets) = self.limited(&connection)
         {
             // The price the user was asked about in this call, or a
             // preview's of the last minute (the agent's own, or the
@@ -358,13 +360,7 @@ impl TokPortalMcp {
         // A paid call's preview under a limit is remembered by its
         // arguments (below): its price stands in for the dry run the limit
         // would make before the same call, sent next.
-        let remember_preview = previewing
-            && op.hints().spends_credits.is_some()
-            && self
-                .settings
-                .budgets
-                .as_ref()
-                .is_some_and(|b| b.limit(&connection).is_some());
+        let remember_preview = previewing && op.hints().spends_credits.is_some() && self.limited(&connection).is_some();
         let arguments_seen = if remember_preview {
             arguments.clone()
         } else {

@@ -233,7 +233,7 @@ async fn read_through(
 /// its request.
 struct Passing {
     exchange: Exchange,
-    /// The request body's room in memory, held until it is recorded.
+    /// The request body's room in memory, held until the exchange ends.
     _room: BodyRoom,
     /// The request's body as recorded (redacted once, in [`handle`]).
     request_recorded: redact::Body,

@@ -84,8 +84,8 @@ const BODIES_HELD_KIB: usize = 256 * 1024;
 /// A request body's room in memory, held while it is: a caller can never
 /// take more than its share from the others.
 pub(in crate::sandbox) struct BodyRoom {
-    /// The most bytes the body may have (its `Content-Length`, or the
-    /// largest taken when it names none).
+    /// The most bytes the body may have (its `Content-Length`; the largest
+    /// taken when it is chunked; 0 when it has none).
     pub(in crate::sandbox) limit: usize,
     _held: Option<tokio::sync::OwnedSemaphorePermit>,
 }

@@ -15,6 +15,7 @@
 //! drift check takes it as matching any schema. Replay redacts an incoming
 //! request the same way before comparing it with the recorded one.
 
+use crate::secret::scrub;
 use serde_json::Value;
 
 use crate::operations::{IdempotencyKeySupport, Operation};
@@ -114,12 +115,6 @@ pub(in crate::sandbox) fn secret_bearing(op: Option<&Operation>) -> bool {
 /// be one.
 pub(in crate::sandbox) fn whole(op: Option<&Operation>, status: u16) -> bool {
     (op.is_none() || secret_bearing(op)) && (200..300).contains(&status)
-}
-
-/// `text` with every word that starts like one of TokPortal's secrets
-/// (`sk_…`, `whsec_…`) redacted, whatever field or message holds it.
-pub(in crate::sandbox) fn scrub(text: &str) -> String {
-    crate::secret::scrub(text)
 }
 
 /// A header's value as recorded: secret-named headers redacted, secrets
